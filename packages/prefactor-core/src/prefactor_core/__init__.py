@@ -1,0 +1,1 @@
+"""prefactor_core."""
