@@ -49,7 +49,12 @@ _MAX_RANDOM = (1 << 80) - 1
 
 
 class Pfid(NamedTuple):
-    """The three fields of a parsed PFID."""
+    """The three fields of a parsed PFID.
+
+    Example:
+        >>> parse_pfid(generate_pfid(7, now_ms=1_000, rand=5))
+        Pfid(timestamp_ms=1000, partition=7, random=5)
+    """
 
     timestamp_ms: int
     partition: int

@@ -1,0 +1,1 @@
+"""The delivery engine: ids, wire rendering and the background dispatcher (private)."""

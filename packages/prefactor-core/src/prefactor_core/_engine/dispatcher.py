@@ -1,0 +1,641 @@
+"""The dispatcher: takes queued operations and delivers them, in order, in batches.
+
+Shape of the engine::
+
+    caller ──put──► Queue ──reader──► lanes (one FIFO per agent instance) ──► senders ──► API
+
+* **Order.** Every operation of an agent instance goes through that instance's lane,
+  and a lane has at most one request in flight. So for one instance the server sees
+  register, start, span creates and finishes in the order the caller made them, and a
+  retried request is retried before anything behind it. Different instances proceed
+  concurrently.
+* **Batches.** When the server supports bulk, one request carries the head operations
+  of many lanes (up to ``batch_size`` operations and the server's byte cap); otherwise
+  each lane sends one operation per request, ``num_workers`` lanes at a time. A span
+  create that was never attempted and whose finish sits in the same batch goes out as
+  one create that already carries the terminal status, result and both timestamps.
+* **Retries.** Transient failures (connection errors, timeouts, 429, 5xx) put the
+  operations back at the head of their lanes and back off exponentially with jitter,
+  honouring ``Retry-After``. Each operation keeps its idempotency key, so a retry of a
+  request the server had already stored is answered from the server's idempotency
+  table instead of storing a duplicate. A permanent failure (another 4xx) is reported
+  to the client, which latches it; from then on operations are dropped and counted.
+* **Never raises.** Everything here runs in background tasks; errors are logged and
+  counted, and reach the agent only through the client's failure latch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
+
+from prefactor_core._engine.wire import BULK_ACTIONS, render_bulk_item, render_single
+from prefactor_core.config import QueueConfig
+from prefactor_core.operations import Operation, OperationType
+from prefactor_core.queue.base import Queue, QueueClosedError
+from prefactor_http.exceptions import PrefactorApiError, is_transient_http_error
+
+__all__ = ["DeliveryStatistics", "Dispatcher", "ItemError", "Sender"]
+
+logger = logging.getLogger("prefactor_core.delivery")
+
+# Operations for which a 409 means "already in the state you asked for": the instance
+# was finished or terminated, or the span already finished. Nothing is lost by not
+# applying them again, so they count as delivered instead of failing telemetry.
+_CONFLICT_IS_DONE = frozenset(
+    {
+        OperationType.START_AGENT_INSTANCE,
+        OperationType.FINISH_AGENT_INSTANCE,
+        OperationType.FINISH_SPAN,
+    }
+)
+# Error codes in bulk outputs that describe a passing condition, not a bad request.
+_TRANSIENT_ITEM_CODES = frozenset({"rate_limited", "unavailable", "internal_error", "timeout"})
+# The HTTP status the single endpoint would have answered for a bulk item's error code.
+_ITEM_STATUS = {
+    "unauthorized": 401,
+    "bad_authtoken": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+    "request_too_large": 413,
+    "validation_error": 422,
+    "validation_errors": 422,
+    "invalid_value": 422,
+    "unknown_span_type": 422,
+    "rate_limited": 429,
+}
+
+
+class Sender(Protocol):
+    """What the dispatcher needs from the HTTP layer: one POST, one attempt."""
+
+    async def post(self, path: str, body: bytes) -> dict[str, Any]:
+        """POST ``body`` (JSON) to ``path`` and return the JSON object answered.
+
+        Raises the ``prefactor_http`` errors for failures.
+        """
+        ...
+
+
+class ItemError(PrefactorApiError):
+    """A bulk item that the server answered with an error."""
+
+
+class DeliveryStatistics(NamedTuple):
+    """Counters of the delivery engine.
+
+    Attributes:
+        queued: Operations waiting (in the queue or in a lane).
+        in_flight: Operations in requests that have not been answered yet.
+        sent: Operations the server has acknowledged.
+        retried: Operation attempts that failed transiently and were retried.
+        dropped: Operations given up on (telemetry failure, full queue, close deadline).
+        requests: HTTP requests made.
+        failed_requests: HTTP requests that failed (transiently or not).
+    """
+
+    queued: int
+    in_flight: int
+    sent: int
+    retried: int
+    dropped: int
+    requests: int
+    failed_requests: int
+
+
+@dataclass(slots=True)
+class _Batch:
+    ops: list[tuple[str, Operation]]
+    texts: list[str]
+    lanes: set[str]
+
+
+class Dispatcher:
+    """Moves operations from the queue to the API; see the module docstring."""
+
+    def __init__(
+        self,
+        queue: Queue[Operation],
+        sender: Sender,
+        config: QueueConfig,
+        *,
+        on_permanent_failure: Callable[[Exception, Operation], None],
+        on_delivered: Callable[[list[Operation]], Awaitable[None]] | None = None,
+        on_control: Callable[[str, str | None], None] | None = None,
+    ) -> None:
+        self._queue = queue
+        self._sender = sender
+        self._config = config
+        self._on_permanent_failure = on_permanent_failure
+        self._on_delivered = on_delivered
+        self._on_control = on_control
+
+        self._lanes: dict[str, deque[Operation]] = {}
+        self._busy: set[str] = set()
+        self._attempted: set[int] = set()  # id() of operations sent at least once
+        self._pending = 0
+
+        # Set by configure(): None until the server's capabilities are known.
+        self._bulk: bool | None = None
+        self._bulk_max_items = config.batch_size
+        self._bulk_max_bytes = 10 * 1024 * 1024
+
+        self._failures_in_a_row = 0
+        self._not_before = 0.0
+        self._latched = False
+
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._reader: asyncio.Task[None] | None = None
+        self._scheduler: asyncio.Task[None] | None = None
+        self._idle_waiters: list[asyncio.Future[None]] = []
+        self._linger_since: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+        self._sent = 0
+        self._retried = 0
+        self._dropped = 0
+        self._in_flight = 0
+        self._requests = 0
+        self._failed_requests = 0
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the reader and scheduler tasks."""
+        self._reader = asyncio.create_task(self._read(), name="prefactor-delivery-reader")
+        self._scheduler = asyncio.create_task(self._schedule(), name="prefactor-delivery")
+
+    def configure(
+        self, *, bulk: bool, max_items: int | None = None, max_bytes: int | None = None
+    ) -> None:
+        """Set how to send (bulk or single requests), once the server is known."""
+        self._bulk = bulk
+        if max_items:
+            self._bulk_max_items = max(1, min(self._config.batch_size, max_items))
+        if max_bytes:
+            self._bulk_max_bytes = max_bytes
+        self._poke()
+
+    @property
+    def configured(self) -> bool:
+        """True once ``configure()`` was called."""
+        return self._bulk is not None
+
+    async def drain(self, timeout: float) -> int:
+        """Deliver what is left within ``timeout`` seconds, then stop.
+
+        Call after the queue was closed. Returns how many operations could not be
+        delivered; they are counted as dropped.
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                if self._reader is not None:
+                    await asyncio.shield(self._reader)
+                await self.wait_idle()
+        return await self.stop()
+
+    async def stop(self) -> int:
+        """Stop at once; operations not yet delivered are counted as dropped."""
+        for task in (self._reader, self._scheduler, *self._tasks):
+            if task is not None and not task.done():
+                task.cancel()
+        tasks = [t for t in (self._reader, self._scheduler, *self._tasks) if t is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._timer is not None:
+            self._timer.cancel()
+        left = self._pending + self._in_flight + self._queue.size()
+        self._pending = 0
+        self._in_flight = 0
+        self._lanes.clear()
+        self._dropped += left
+        self._resolve_idle()
+        return left
+
+    # -- flushing -----------------------------------------------------------------
+
+    def idle(self) -> bool:
+        """True when nothing is queued, waiting or in flight."""
+        return self._pending == 0 and self._in_flight == 0 and self._queue.size() == 0
+
+    async def wait_idle(self) -> None:
+        """Wait until everything accepted so far has been delivered or dropped."""
+        while not self.idle():
+            waiter = asyncio.get_running_loop().create_future()
+            self._idle_waiters.append(waiter)
+            self._poke()
+            await waiter
+
+    def _resolve_idle(self) -> None:
+        if self._idle_waiters and (self.idle() or self._stopped()):
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def _stopped(self) -> bool:
+        return self._scheduler is not None and self._scheduler.done()
+
+    # -- statistics -----------------------------------------------------------------
+
+    def statistics(self) -> DeliveryStatistics:
+        """Return the engine's counters."""
+        return DeliveryStatistics(
+            queued=self._pending + self._queue.size(),
+            in_flight=self._in_flight,
+            sent=self._sent,
+            retried=self._retried,
+            dropped=self._dropped,
+            requests=self._requests,
+            failed_requests=self._failed_requests,
+        )
+
+    def count_dropped(self, n: int = 1) -> None:
+        """Count operations dropped before they reached the engine."""
+        self._dropped += n
+
+    # -- failure latch ------------------------------------------------------------
+
+    def drop_everything(self) -> int:
+        """Drop every waiting operation (after a permanent failure); return how many."""
+        self._latched = True
+        dropped = self._pending
+        self._lanes.clear()
+        self._pending = 0
+        self._dropped += dropped
+        self._resolve_idle()
+        return dropped
+
+    # -- the reader: queue → lanes --------------------------------------------------
+
+    async def _read(self) -> None:
+        queue = self._queue
+        while True:
+            try:
+                op = await queue.get()
+            except QueueClosedError:
+                self._poke()
+                return
+            self._accept(op)
+            # Take whatever else is already there in one go, then wake the scheduler once.
+            while queue.size():
+                try:
+                    self._accept(await queue.get())
+                except QueueClosedError:
+                    break
+            self._poke()
+
+    def _accept(self, op: Operation) -> None:
+        if self._latched:
+            self._dropped += 1
+            return
+        lane_id: str = op.payload["instance_id"]
+        lane = self._lanes.get(lane_id)
+        if lane is None:
+            lane = self._lanes[lane_id] = deque()
+        lane.append(op)
+        self._pending += 1
+
+    # -- the scheduler: lanes → requests ------------------------------------------
+
+    def _poke(self) -> None:
+        self._wake.set()
+
+    def _poke_at(self, when: float) -> None:
+        loop = asyncio.get_running_loop()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_at(when, self._poke)
+
+    async def _schedule(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._reader is not None and self._reader.done() and self.idle():
+                self._resolve_idle()
+                return
+            self._resolve_idle()
+            if self._bulk is None or not self._pending:
+                self._linger_since = None
+                continue
+            now = loop.time()
+            if now < self._not_before:
+                self._poke_at(self._not_before)
+                continue
+            if self._bulk:
+                self._dispatch_bulk(now)
+            else:
+                self._dispatch_single()
+
+    def _dispatch_bulk(self, now: float) -> None:
+        # Wait briefly for a fuller batch, unless one is full already, something is in
+        # flight (its answer will wake us), or the queue is closing.
+        closing = self._reader is not None and self._reader.done()
+        if self._pending < self._bulk_max_items and not self._tasks and not closing:
+            if self._linger_since is None:
+                self._linger_since = now
+            deadline = self._linger_since + self._config.batch_linger
+            if now < deadline:
+                self._poke_at(deadline)
+                return
+        self._linger_since = None
+        while len(self._tasks) < self._config.num_workers:
+            batch = self._take_bulk_batch()
+            if batch is None:
+                return
+            self._spawn(self._send_bulk(batch))
+
+    def _dispatch_single(self) -> None:
+        for lane_id, lane in self._lanes.items():
+            if len(self._tasks) >= self._config.num_workers:
+                return
+            if lane_id in self._busy or not lane:
+                continue
+            op = lane.popleft()
+            self._pending -= 1
+            self._in_flight += 1
+            self._busy.add(lane_id)
+            self._spawn(self._send_single(lane_id, op))
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # pragma: no cover - a bug
+            logger.error("delivery task failed", exc_info=task.exception())
+        self._poke()
+
+    def _take_bulk_batch(self) -> _Batch | None:
+        ops: list[tuple[str, Operation]] = []
+        texts: list[str] = []
+        lanes: set[str] = set()
+        # Characters, not bytes: keep a margin for non-ASCII text.
+        budget = int(self._bulk_max_bytes * 0.9) - 16
+        room = self._bulk_max_items
+        for lane_id, lane in self._lanes.items():
+            if room <= 0 or budget <= 0:
+                break
+            if lane_id in self._busy or not lane:
+                continue
+            taken: list[Operation] = []
+            while lane and len(taken) < room:
+                taken.append(lane.popleft())
+            self._pending -= len(taken)
+            merged = self._merge(taken)
+            for index, op in enumerate(merged):
+                text = render_bulk_item(op)
+                if ops and len(text) + 1 > budget:
+                    rest = merged[index:]
+                    lane.extendleft(reversed(rest))
+                    self._pending += len(rest)
+                    budget = 0
+                    break
+                ops.append((lane_id, op))
+                texts.append(text)
+                budget -= len(text) + 1
+                lanes.add(lane_id)
+            room = self._bulk_max_items - len(ops)
+        if not ops:
+            return None
+        self._busy.update(lanes)
+        self._in_flight += len(ops)
+        return _Batch(ops, texts, lanes)
+
+    def _merge(self, ops: list[Operation]) -> list[Operation]:
+        """Fold each span finish into its create when the create was never sent."""
+        creates: dict[str, int] = {}
+        out: list[Operation] = []
+        for op in ops:
+            if (
+                op.type is OperationType.CREATE_SPAN
+                and id(op) not in self._attempted
+                and not op.metadata.get("no_merge")
+            ):
+                creates[op.payload["span_id"]] = len(out)
+                out.append(op)
+            elif op.type is OperationType.FINISH_SPAN and op.payload["span_id"] in creates:
+                index = creates.pop(op.payload["span_id"])
+                out[index] = _merged(out[index], op)
+            else:
+                out.append(op)
+        return out
+
+    # -- sending --------------------------------------------------------------------
+
+    async def _send_bulk(self, batch: _Batch) -> None:
+        body = ('{"items":[' + ",".join(batch.texts) + "]}").encode()
+        for _, op in batch.ops:
+            self._attempted.add(id(op))
+        self._requests += 1
+        try:
+            response = await self._sender.post("/api/v1/bulk", body)
+        except Exception as error:
+            self._failed_requests += 1
+            self._settle_failed(batch.ops, error)
+        else:
+            await self._settle_bulk(batch.ops, response)
+        finally:
+            self._in_flight -= len(batch.ops)
+            self._busy.difference_update(batch.lanes)
+            self._resolve_idle()
+
+    async def _settle_bulk(
+        self, ops: list[tuple[str, Operation]], response: dict[str, Any]
+    ) -> None:
+        outputs = response.get("outputs")
+        if not isinstance(outputs, dict):
+            outputs = {}
+        delivered: list[Operation] = []
+        unprocessed: list[tuple[str, Operation]] = []
+        transient: Exception | None = None
+        failed: tuple[Exception, Operation, int] | None = None
+        for position, (lane_id, op) in enumerate(ops):
+            output = outputs.get(op.idempotency_key)
+            if not isinstance(output, dict):
+                unprocessed.append((lane_id, op))
+                continue
+            if output.get("status") == "success":
+                delivered.append(op)
+                self._check_control(op, output)
+                continue
+            code = str(output.get("code") or "unknown")
+            message = str(output.get("message") or "bulk item failed")
+            if code == "conflict" and op.type in _CONFLICT_IS_DONE:
+                logger.debug("%s already applied (%s); counted as delivered", op.type.name, message)
+                delivered.append(op)
+                continue
+            item_error = ItemError(
+                message,
+                code,
+                _ITEM_STATUS.get(code, 400),
+                output.get("errors") or {},
+                method="POST",
+                path=f"/api/v1/bulk [{BULK_ACTIONS[op.type]}]",
+            )
+            if code in _TRANSIENT_ITEM_CODES:
+                transient = item_error
+                unprocessed.extend(ops[position:])
+                break
+            failed = (item_error, op, len(ops) - position)
+            break
+        self._sent += sum(_weight(op) for op in delivered)
+        if delivered:
+            self._failures_in_a_row = 0
+            self._forget(delivered)
+            if self._on_delivered is not None:
+                await self._on_delivered(delivered)
+        if failed is not None:
+            error, op, lost = failed
+            self._dropped += lost
+            self._forget(op for _, op in ops)
+            self._permanent(error, op)
+            return
+        if unprocessed:
+            self._requeue(unprocessed)
+            if transient is not None:
+                self._retried += len(unprocessed)
+                self._back_off(transient)
+
+    async def _send_single(self, lane_id: str, op: Operation) -> None:
+        path, body = render_single(op)
+        self._attempted.add(id(op))
+        self._requests += 1
+        try:
+            response = await self._sender.post(path, body.encode())
+        except PrefactorApiError as error:
+            if error.status_code == 409 and op.type in _CONFLICT_IS_DONE:
+                await self._delivered_one(op, {})
+            else:
+                self._failed_requests += 1
+                self._settle_failed([(lane_id, op)], error)
+        except Exception as error:
+            self._failed_requests += 1
+            self._settle_failed([(lane_id, op)], error)
+        else:
+            await self._delivered_one(op, response)
+        finally:
+            self._in_flight -= 1
+            self._busy.discard(lane_id)
+            self._resolve_idle()
+
+    async def _delivered_one(self, op: Operation, response: dict[str, Any]) -> None:
+        self._sent += _weight(op)
+        self._failures_in_a_row = 0
+        self._check_control(op, response)
+        self._forget([op])
+        if self._on_delivered is not None:
+            await self._on_delivered([op])
+
+    def _settle_failed(self, ops: list[tuple[str, Operation]], error: Exception) -> None:
+        if isinstance(error, PrefactorApiError) and error.status_code == 413 and len(ops) > 1:
+            # The batch was too big for the server: send smaller ones.
+            self._bulk_max_items = max(1, len(ops) // 2)
+            logger.info(
+                "server refused a batch as too large; batches now hold %d", self._bulk_max_items
+            )
+            self._requeue(ops)
+            return
+        if _is_transient(error):
+            self._retried += len(ops)
+            self._requeue(ops)
+            self._back_off(error)
+            return
+        if isinstance(error, PrefactorApiError) or not _is_unexpected(error):
+            self._dropped += len(ops)
+            self._forget(op for _, op in ops)
+            self._permanent(error, ops[0][1])
+            return
+        # Not an HTTP error at all (a bug, a broken response): retry a few times.
+        self._failures_in_a_row += 1
+        if self._failures_in_a_row > self._config.max_retries:
+            logger.error("dropping %d operation(s) after %r", len(ops), error)
+            self._dropped += len(ops)
+            self._forget(op for _, op in ops)
+            return
+        self._retried += len(ops)
+        self._requeue(ops)
+        self._back_off(error)
+
+    def _permanent(self, error: Exception, op: Operation) -> None:
+        logger.error("telemetry failed permanently on %s: %s", op.type.name, error)
+        self._on_permanent_failure(error, op)
+
+    def _requeue(self, ops: Iterable[tuple[str, Operation]]) -> None:
+        """Put operations back at the head of their lanes, in their original order."""
+        by_lane: dict[str, list[Operation]] = {}
+        for lane_id, op in ops:
+            by_lane.setdefault(lane_id, []).append(op)
+        for lane_id, lane_ops in by_lane.items():
+            if self._latched:
+                self._dropped += len(lane_ops)
+                continue
+            lane = self._lanes.get(lane_id)
+            if lane is None:
+                lane = self._lanes[lane_id] = deque()
+            lane.extendleft(reversed(lane_ops))
+            self._pending += len(lane_ops)
+
+    def _forget(self, ops: Iterable[Operation]) -> None:
+        for op in ops:
+            self._attempted.discard(id(op))
+        # Drop empty lanes so memory does not grow with the number of instances.
+        for lane_id in [k for k, lane in self._lanes.items() if not lane and k not in self._busy]:
+            del self._lanes[lane_id]
+
+    def _back_off(self, error: Exception) -> None:
+        self._failures_in_a_row += 1
+        delay = min(
+            self._config.retry_delay_base * 2 ** (self._failures_in_a_row - 1),
+            self._config.max_retry_delay,
+        ) * random.uniform(0.75, 1.25)
+        retry_after = getattr(error, "retry_after", None)
+        if isinstance(retry_after, int | float) and retry_after > 0:
+            delay = min(float(retry_after), self._config.max_retry_delay)
+        self._not_before = asyncio.get_running_loop().time() + delay
+        logger.warning("delivery failed (%s); retrying in %.2fs", error, delay)
+
+    def _check_control(self, op: Operation, response: dict[str, Any]) -> None:
+        control = response.get("control")
+        if self._on_control is not None and isinstance(control, dict) and control.get("terminate"):
+            reason = control.get("reason")
+            self._on_control(op.payload["instance_id"], reason if isinstance(reason, str) else None)
+
+
+def _is_transient(error: Exception) -> bool:
+    return is_transient_http_error(error) or isinstance(error, TimeoutError | OSError)
+
+
+def _is_unexpected(error: Exception) -> bool:
+    return not isinstance(error, PrefactorApiError | json.JSONDecodeError)
+
+
+def _weight(op: Operation) -> int:
+    """How many queued operations ``op`` stands for (a merged create stands for two)."""
+    return 2 if "merged_finish" in op.metadata else 1
+
+
+def _merged(create: Operation, finish: Operation) -> Operation:
+    """A span create that already carries its finish."""
+    payload = dict(create.payload)
+    payload["status"] = finish.payload["status"]
+    payload["result_json"] = finish.payload.get("result_json")
+    payload["finished_at"] = finish.payload.get("timestamp")
+    return Operation(
+        type=OperationType.CREATE_SPAN,
+        payload=payload,
+        timestamp=create.timestamp,
+        idempotency_key=create.idempotency_key,
+        metadata={**create.metadata, "merged_finish": finish.idempotency_key},
+    )

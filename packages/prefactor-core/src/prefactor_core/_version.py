@@ -1,0 +1,3 @@
+"""The installed version of prefactor-core."""
+
+__version__ = "0.6.0"

@@ -1,0 +1,704 @@
+"""PrefactorCoreClient: the SDK's entry point."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Generator
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Literal
+
+import httpx
+
+from prefactor_core._engine.dispatcher import DeliveryStatistics, Dispatcher
+from prefactor_core._engine.ids import IdFactory, check_client_id
+from prefactor_core._engine.sender import HttpSender
+from prefactor_core._engine.wire import BULK_ACTIONS
+from prefactor_core._version import __version__
+from prefactor_core.config import PrefactorCoreConfig
+from prefactor_core.exceptions import (
+    ClientAlreadyInitializedError,
+    ClientNotInitializedError,
+    PrefactorTelemetryFailureError,
+)
+from prefactor_core.managers.agent_instance import AgentInstanceHandle, AgentInstanceManager
+from prefactor_core.managers.span import SpanManager
+from prefactor_core.operations import Operation
+from prefactor_core.queue.base import Queue, QueueClosedError, QueueFullError
+from prefactor_core.queue.memory import InMemoryQueue
+from prefactor_core.runtime import build_runtime_environment
+from prefactor_core.span_context import SpanContext
+from prefactor_core.utils import generate_idempotency_key
+from prefactor_http import PrefactorHttpClient
+from prefactor_http.exceptions import is_permanent_http_error
+from prefactor_http.pfid import MAX_PARTITION, is_pfid, parse_pfid
+
+__all__ = ["InstanceCreation", "PrefactorCoreClient"]
+
+logger = logging.getLogger("prefactor_core")
+
+InstancePurpose = Literal["live", "smoke_test", "eval"]
+_CORE_SDK_ENTRY = f"prefactor-core@{__version__}"
+_CLOSED_SPAN_ERROR = {
+    "type": "PrefactorClientClosed",
+    "message": "the client was closed before the span finished",
+}
+
+
+def _check_schema_name(schema_name: object) -> None:
+    if not isinstance(schema_name, str) or not schema_name:
+        raise ValueError(f"schema_name must be a non-empty string, got {schema_name!r}")
+
+
+class InstanceCreation:
+    """What ``create_agent_instance`` returns: await it, or use it with ``async with``.
+
+    ``await client.create_agent_instance(...)`` gives the ``AgentInstanceHandle``;
+    ``async with client.create_agent_instance(...) as instance`` does too, and finishes
+    the instance on exit if the block did not.
+    """
+
+    __slots__ = ("_client", "_handle", "_kwargs")
+
+    def __init__(self, client: PrefactorCoreClient, kwargs: dict[str, Any]) -> None:
+        self._client = client
+        self._kwargs = kwargs
+        self._handle: AgentInstanceHandle | None = None
+
+    def __await__(self) -> Generator[Any, None, AgentInstanceHandle]:
+        return self._client._create_instance(**self._kwargs).__await__()
+
+    async def __aenter__(self) -> AgentInstanceHandle:
+        self._handle = await self._client._create_instance(**self._kwargs)
+        return self._handle
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._handle is not None:
+            await self._handle.__aexit__(exc_type, exc, tb)
+
+
+class PrefactorCoreClient:
+    """Records agent runs and their spans, and ships them to the Prefactor API.
+
+    Every call on the agent's path only does local work and queues an operation; a
+    background engine delivers operations in causal order (batched through the bulk
+    endpoint when the server offers it), retries transient failures without creating
+    duplicates, and never raises into the agent. The one exception is a permanent
+    failure such as a rejected token: it is latched as ``PrefactorTelemetryFailureError``
+    and raised at the next call that would queue work.
+
+    Example::
+
+        config = PrefactorCoreConfig(
+            http_config=HttpClientConfig(api_url="http://127.0.0.1:8000", api_token=token),
+            schema_registry=registry,
+        )
+        async with PrefactorCoreClient(config) as client:
+            instance = await client.create_agent_instance(
+                agent_id="my-agent", agent_version={"name": "My Agent"}
+            )
+            await instance.start()
+            async with instance.span("agent:llm") as span:
+                await span.start({"model": "gpt-4", "prompt": "Hi"})
+                await span.complete({"response": "Hello"})
+            await instance.finish()
+
+    Args:
+        config: The client's configuration.
+        queue: The queue between the agent and the delivery engine; a bounded
+            ``InMemoryQueue`` (or the SQLite spool, with ``config.spool_path``) by default.
+        sdk_header_entry: An adapter's ``name@version`` entry for the ``X-Prefactor-SDK``
+            header (e.g. ``prefactor-langchain@0.3.0``).
+        transport: An httpx transport for the API (tests pass an in-process one).
+    """
+
+    def __init__(
+        self,
+        config: PrefactorCoreConfig,
+        queue: Queue[Operation] | None = None,
+        sdk_header_entry: str | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not isinstance(config, PrefactorCoreConfig):
+            raise TypeError(f"config must be a PrefactorCoreConfig, got {type(config).__name__}")
+        self._config = config
+        self._custom_queue = queue
+        self._sdk_header_entry = sdk_header_entry
+        self._transport = transport
+        self._state: Literal["new", "open", "closed"] = "new"
+        self._pid = os.getpid()
+
+        self._ids = IdFactory()
+        self._queue: Queue[Operation] | None = None
+        self._http: PrefactorHttpClient | None = None
+        self._dispatcher: Dispatcher | None = None
+        self._instance_manager: AgentInstanceManager | None = None
+        self._span_manager: SpanManager | None = None
+        self._discovery: asyncio.Task[None] | None = None
+        self._learn_partition = False
+
+        self._failure: PrefactorTelemetryFailureError | None = None
+        self._failure_seen = False
+        self._dropped_before_failure = 0
+        self._warned_full = False
+        self._open_instances: dict[str, AgentInstanceHandle] = {}
+        self._terminated: dict[str, str | None] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> PrefactorCoreClient:
+        await self.initialize()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self.close()
+        except PrefactorTelemetryFailureError:
+            if exc is None:
+                raise
+
+    async def initialize(self) -> None:
+        """Open the HTTP client, start the delivery engine, and find out about the API.
+
+        Waits at most ``config.startup_timeout`` for the API's first answer; an API that
+        is down or slow does not stop the agent (delivery starts when it answers). A
+        rejected token is latched as a telemetry failure.
+
+        Raises:
+            ClientAlreadyInitializedError: If the client was initialised already.
+            ClientNotInitializedError: If the client was closed.
+        """
+        if self._state == "open":
+            raise ClientAlreadyInitializedError("the client is already initialized")
+        if self._state == "closed":
+            raise ClientNotInitializedError("the client was closed; make a new one")
+        config = self._config
+        qc = config.queue_config
+        self._queue = self._custom_queue or InMemoryQueue(
+            qc.max_queue_size, put_timeout=qc.put_timeout
+        )
+        self._instance_manager = AgentInstanceManager(None, self._enqueue, new_id=self._ids.new_id)
+        self._span_manager = SpanManager(
+            None,
+            self._enqueue,
+            new_id=self._ids.new_id,
+            check_schema=self._check_schema,
+            on_failure_seen=self._mark_failure_seen,
+        )
+        self._state = "open"
+        if not config.enabled:
+            return
+        self._http = PrefactorHttpClient(
+            config.http_config, sdk_header=self._sdk_header(), transport=self._transport
+        )
+        await self._http.open()
+        self._instance_manager._http = self._http
+        self._span_manager._http = self._http
+        self._dispatcher = Dispatcher(
+            self._queue,
+            HttpSender(self._http),
+            qc,
+            on_permanent_failure=self._latch,
+            on_control=self._on_control,
+        )
+        self._dispatcher.start()
+        self._discovery = asyncio.create_task(self._discover(), name="prefactor-discovery")
+        try:
+            async with asyncio.timeout(config.startup_timeout):
+                await asyncio.shield(self._discovery)
+        except TimeoutError:
+            logger.warning(
+                "the Prefactor API did not answer within %.1fs; the agent carries on and "
+                "operations are delivered when it answers",
+                config.startup_timeout,
+            )
+
+    async def close(self) -> None:
+        """Finish what is open, deliver what is queued, and release resources.
+
+        Spans and instances still open are finished as ``failed`` (spans with a reason
+        in their result). Delivery goes on for at most ``config.close_timeout`` seconds;
+        what could not be delivered by then is logged and counted as dropped. Closing
+        twice does nothing.
+
+        Raises:
+            PrefactorTelemetryFailureError: If telemetry failed permanently and the
+                error has not been raised to the caller before.
+        """
+        if self._state != "open":
+            self._state = "closed"
+            return
+        await self._finish_open_work()
+        self._state = "closed"
+        queue = self._queue
+        assert queue is not None
+        if not queue.closed():
+            await queue.close(num_waiters=self._config.queue_config.num_workers)
+        if self._discovery is not None and not self._discovery.done():
+            # Give discovery the close deadline too: without it nothing can be sent.
+            try:
+                async with asyncio.timeout(self._config.close_timeout):
+                    await asyncio.shield(self._discovery)
+            except TimeoutError:
+                self._discovery.cancel()
+        if self._dispatcher is not None:
+            left = await self._dispatcher.drain(self._config.close_timeout)
+            if left:
+                logger.warning(
+                    "closed with %d operation(s) undelivered after %.1fs",
+                    left,
+                    self._config.close_timeout,
+                )
+        if self._http is not None:
+            await self._http.aclose()
+        if self._failure is not None and not self._failure_seen:
+            self._failure_seen = True
+            raise self._refresh_failure()
+
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued so far has been delivered (or dropped).
+
+        Args:
+            timeout: The most seconds to wait; no limit when None.
+
+        Returns:
+            True when everything was delivered in time, False on timeout.
+        """
+        if self._dispatcher is None:
+            return True
+        try:
+            async with asyncio.timeout(timeout):
+                await self._dispatcher.wait_idle()
+        except TimeoutError:
+            return False
+        return True
+
+    def statistics(self) -> DeliveryStatistics:
+        """Return delivery counters: queued, in flight, sent, retried, dropped, ..."""
+        if self._dispatcher is None:
+            size = self._queue.size() if self._queue is not None else 0
+            return DeliveryStatistics(size, 0, 0, 0, 0, 0, 0)
+        return self._dispatcher.statistics()
+
+    @property
+    def instance_manager(self) -> AgentInstanceManager | None:
+        """The agent instance manager (None before ``initialize()``)."""
+        return self._instance_manager
+
+    @property
+    def span_manager(self) -> SpanManager | None:
+        """The span manager (None before ``initialize()``)."""
+        return self._span_manager
+
+    # -- instances ------------------------------------------------------------------------
+
+    def create_agent_instance(
+        self,
+        agent_id: str | None = None,
+        agent_version: dict[str, Any] | None = None,
+        agent_schema_version: dict[str, Any] | None = None,
+        instance_id: str | None = None,
+        external_schema_version_id: str | None = None,
+        *,
+        environment_id: str | None = None,
+        purpose: InstancePurpose | None = None,
+        external_identifier: str | None = None,
+    ) -> InstanceCreation:
+        """Register a new agent instance (one run of an agent) and return its handle.
+
+        Returns at once: the id is made on the client and registration is queued.
+        Await the result for the handle, or use it with ``async with``.
+
+        Args:
+            agent_id: The agent this is a run of.
+            agent_version: The agent version (``name``, ``external_identifier``, ...);
+                the SDK adds ``runtime_environment`` when it is missing.
+            agent_schema_version: The run's span types. When None, the configured
+                schema registry's span types are used.
+            instance_id: An id of your own (1 to 64 letters, digits, ``_`` or ``-``).
+            external_schema_version_id: The schema version's identifier when it comes
+                from the registry; by default one derived from the registry's content,
+                so an unchanged registry reuses the same stored schema version.
+            environment_id: The environment, for account-scoped tokens.
+            purpose: ``live``, ``smoke_test`` or ``eval``.
+            external_identifier: The run's id in another system.
+
+        Raises:
+            ClientNotInitializedError: If the client is not initialised.
+            ValueError: If no schema version is given and no registry is configured.
+            PrefactorTelemetryFailureError: If telemetry failed permanently.
+        """
+        return InstanceCreation(
+            self,
+            {
+                "agent_id": agent_id,
+                "agent_version": agent_version,
+                "agent_schema_version": agent_schema_version,
+                "instance_id": instance_id,
+                "external_schema_version_id": external_schema_version_id,
+                "environment_id": environment_id,
+                "purpose": purpose,
+                "external_identifier": external_identifier,
+            },
+        )
+
+    async def _create_instance(
+        self,
+        *,
+        agent_id: str | None,
+        agent_version: dict[str, Any] | None,
+        agent_schema_version: dict[str, Any] | None,
+        instance_id: str | None,
+        external_schema_version_id: str | None,
+        environment_id: str | None,
+        purpose: InstancePurpose | None,
+        external_identifier: str | None,
+    ) -> AgentInstanceHandle:
+        manager = self._require_open()
+        self._raise_if_failed()
+        if agent_version is None:
+            raise ValueError("agent_version is required (e.g. {'name': 'My Agent'})")
+        if not isinstance(agent_version, dict):
+            raise TypeError(f"agent_version must be a dict, got {type(agent_version).__name__}")
+        if instance_id is not None:
+            check_client_id(instance_id, "instance_id")
+        schema_version = self._schema_version(
+            agent_id, agent_schema_version, external_schema_version_id
+        )
+        version = dict(agent_version)
+        version.setdefault("runtime_environment", build_runtime_environment(self._sdk_header_entry))
+        if instance_id is None and self._learn_partition:
+            instance_id = await self._register_for_partition(
+                agent_id, version, schema_version, environment_id, purpose, external_identifier
+            )
+            if instance_id is not None:
+                return self._track(AgentInstanceHandle(instance_id, self))
+        new_id = await manager.register(
+            agent_id,
+            version,
+            schema_version,
+            instance_id,
+            environment_id=environment_id,
+            purpose=purpose,
+            external_identifier=external_identifier,
+        )
+        return self._track(AgentInstanceHandle(new_id, self))
+
+    def _track(self, handle: AgentInstanceHandle) -> AgentInstanceHandle:
+        self._open_instances[handle.id] = handle
+        return handle
+
+    def _instance_closed(self, instance_id: str) -> None:
+        self._open_instances.pop(instance_id, None)
+
+    def _schema_version(
+        self,
+        agent_id: str | None,
+        given: dict[str, Any] | None,
+        external_id: str | None,
+    ) -> dict[str, Any]:
+        if given is not None:
+            if not isinstance(given, dict):
+                raise TypeError(f"agent_schema_version must be a dict, got {type(given).__name__}")
+            return given
+        registry = self._config.schema_registry
+        if registry is None:
+            raise ValueError(
+                "no agent_schema_version was given and no schema_registry is configured"
+            )
+        identifier = external_id or f"auto-{agent_id or 'deployment'}-{registry.fingerprint()}"
+        version: dict[str, Any] = registry.to_agent_schema_version(identifier)
+        return version
+
+    async def _register_for_partition(
+        self,
+        agent_id: str | None,
+        version: dict[str, Any],
+        schema_version: dict[str, Any],
+        environment_id: str | None,
+        purpose: InstancePurpose | None,
+        external_identifier: str | None,
+    ) -> str | None:
+        """Register once, awaited, to learn the id partition of an API that does not
+        announce it. Returns the instance id, or None to fall back to a queued register.
+        """
+        self._learn_partition = False
+        assert self._http is not None
+        try:
+            async with asyncio.timeout(self._config.startup_timeout or None):
+                instance = await self._http.agent_instances.register(
+                    agent_version=version,
+                    agent_schema_version=schema_version,
+                    agent_id=agent_id,
+                    environment_id=environment_id,
+                    purpose=purpose,
+                    external_identifier=external_identifier,
+                    idempotency_key=generate_idempotency_key(),
+                    retry=False,
+                )
+        except Exception as error:
+            if is_permanent_http_error(error):
+                self._latch(error, None)
+                self._raise_if_failed()
+            logger.info("could not learn the id partition (%s); using partition 0", error)
+            return None
+        if is_pfid(instance.id):
+            self._ids.set_partition(parse_pfid(instance.id).partition)
+        return instance.id
+
+    async def record_quality(
+        self, instance_id: str, name: str, payload: dict[str, Any] | None = None
+    ) -> None:
+        """Queue a named quality record for an instance."""
+        await self._require_open().record_quality(instance_id, name, payload)
+
+    def _termination_reason(self, instance_id: str) -> str | None:
+        return self._terminated.get(instance_id)
+
+    # -- spans --------------------------------------------------------------------------
+
+    def span(
+        self,
+        instance_id: str,
+        schema_name: str,
+        parent_span_id: str | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> SpanContext:
+        """Open a span in an instance; use the result with ``async with``.
+
+        The span's parent is ``parent_span_id``, or else the innermost span open in
+        this task. See ``SpanContext`` for its lifecycle.
+
+        Args:
+            instance_id: The agent instance.
+            schema_name: The span type, e.g. ``agent:llm``.
+            parent_span_id: An explicit parent.
+            payload: The params used if ``start()`` is never called.
+
+        Raises:
+            ClientNotInitializedError: If the client is not initialised.
+            ValueError: If the registry is strict and does not know ``schema_name``.
+            TypeError: If ``payload`` is not a JSON-serialisable dict.
+            PrefactorTelemetryFailureError: If telemetry failed permanently.
+        """
+        manager = self._span_manager
+        if manager is None or self._state != "open":
+            raise ClientNotInitializedError("the client is not initialized")
+        if self._failure is not None:
+            self._raise_if_failed()
+        return manager.context(instance_id, schema_name, parent_span_id, payload)
+
+    async def create_span(
+        self,
+        instance_id: str,
+        schema_name: str,
+        parent_span_id: str | None = None,
+        payload: dict[str, Any] | None = None,
+        started_at: datetime | None = None,
+    ) -> str:
+        """Create and start a span that stays open until ``finish_span``; return its id."""
+        manager = self._require_span_manager()
+        self._raise_if_failed()
+        return await manager.create(
+            instance_id, schema_name, parent_span_id, payload, started_at=started_at
+        )
+
+    async def finish_span(
+        self,
+        span_id: str,
+        result_payload: dict[str, Any] | None = None,
+        timestamp: datetime | None = None,
+    ) -> None:
+        """Finish a span made with ``create_span`` as ``complete``.
+
+        Raises:
+            SpanNotFoundError: If no open span has this id.
+        """
+        await self._require_span_manager().finish(span_id, result_payload, timestamp=timestamp)
+
+    def _check_schema(self, schema_name: str) -> None:
+        _check_schema_name(schema_name)
+        registry = self._config.schema_registry
+        if (
+            registry is not None
+            and getattr(registry, "strict", False)
+            and not registry.knows(schema_name)
+        ):
+            raise ValueError(f"span type {schema_name!r} is not registered in the schema registry")
+
+    # -- the queue ----------------------------------------------------------------------
+
+    async def _enqueue(self, op: Operation) -> None:
+        if self._failure is not None:
+            self._failure.dropped_operations += 1
+            self._raise_if_failed()
+        if self._pid != os.getpid():
+            raise ClientNotInitializedError(
+                "this client was created in another process; create a new client after fork"
+            )
+        queue = self._queue
+        if queue is None or self._state == "new":
+            raise ClientNotInitializedError("the client is not initialized")
+        if self._dispatcher is None:
+            return  # disabled: a quiet no-op
+        try:
+            await queue.put(op)
+        except QueueFullError:
+            self._dispatcher.count_dropped()
+            if not self._warned_full:
+                self._warned_full = True
+                logger.warning(
+                    "the telemetry queue is full (%d operations); new operations are dropped "
+                    "until there is room (this warning is logged once)",
+                    self._config.queue_config.max_queue_size,
+                )
+        except QueueClosedError:
+            raise ClientNotInitializedError("the client is closed") from None
+
+    # -- failures and control -------------------------------------------------------------
+
+    def _latch(self, error: Exception, op: Operation | None) -> None:
+        if self._failure is None:
+            operation_type = op.type.name if op is not None else None
+            self._failure = PrefactorTelemetryFailureError(
+                f"telemetry failed permanently: {error}",
+                cause=error,
+                operation_type=operation_type,
+            )
+            stats = self.statistics()
+            self._dropped_before_failure = stats.dropped - (1 if op is not None else 0)
+        if self._dispatcher is not None:
+            self._dispatcher.drop_everything()
+        self._refresh_failure()
+
+    def _refresh_failure(self) -> PrefactorTelemetryFailureError:
+        failure = self._failure
+        assert failure is not None
+        if self._dispatcher is not None:
+            dropped = self._dispatcher.statistics().dropped - self._dropped_before_failure
+            failure.dropped_operations = max(failure.dropped_operations, dropped)
+        return failure
+
+    def _raise_if_failed(self) -> None:
+        if self._failure is not None:
+            self._failure_seen = True
+            raise self._refresh_failure()
+
+    def _mark_failure_seen(self) -> None:
+        self._failure_seen = True
+
+    def _on_control(self, instance_id: str, reason: str | None) -> None:
+        if instance_id not in self._terminated:
+            self._terminated[instance_id] = reason
+            logger.warning(
+                "agent instance %s was terminated by the platform: %s", instance_id, reason
+            )
+
+    # -- discovery ------------------------------------------------------------------------
+
+    async def _discover(self) -> None:
+        """Ask the API what it supports; retry until it answers."""
+        assert self._http is not None
+        assert self._dispatcher is not None
+        qc = self._config.queue_config
+        delay = qc.retry_delay_base
+        while True:
+            try:
+                info = await self._http.validate_token(retry=False)
+            except Exception as error:
+                if is_permanent_http_error(error):
+                    logger.error("the Prefactor API rejected the client: %s", error)
+                    self._latch(error, None)
+                    self._dispatcher.configure(bulk=False)
+                    return
+                logger.info(
+                    "the Prefactor API is not answering yet (%s); retrying in %.1fs", error, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, qc.max_retry_delay)
+                continue
+            self._apply_capabilities(info)
+            return
+
+    def _apply_capabilities(self, info: dict[str, Any]) -> None:
+        assert self._dispatcher is not None
+        caps = info.get("capabilities")
+        if not isinstance(caps, dict):
+            self._learn_partition = True
+            self._dispatcher.configure(bulk=False)
+            return
+        actions = caps.get("bulk_actions")
+        bulk = isinstance(actions, list) and set(BULK_ACTIONS.values()) <= set(actions)
+        partition = caps.get("pfid_partition")
+        if isinstance(partition, int) and 0 <= partition <= MAX_PARTITION:
+            self._ids.set_partition(partition)
+        else:
+            self._learn_partition = True
+        max_items = caps.get("bulk_max_items")
+        max_bytes = caps.get("bulk_max_bytes")
+        self._dispatcher.configure(
+            bulk=bulk,
+            max_items=max_items if isinstance(max_items, int) else None,
+            max_bytes=max_bytes if isinstance(max_bytes, int) else None,
+        )
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _sdk_header(self) -> str:
+        entry = (self._sdk_header_entry or "").strip()
+        return f"{entry} {_CORE_SDK_ENTRY}" if entry else _CORE_SDK_ENTRY
+
+    def _set_sdk_header_entry(self, sdk_header_entry: str | None) -> None:
+        """Set the adapter's entry of the ``X-Prefactor-SDK`` header (replacing any)."""
+        self._sdk_header_entry = sdk_header_entry
+        if self._http is not None:
+            self._http.sdk_header = self._sdk_header()
+
+    def _require_open(self) -> AgentInstanceManager:
+        if self._state != "open" or self._instance_manager is None:
+            raise ClientNotInitializedError("the client is not initialized")
+        return self._instance_manager
+
+    def _require_span_manager(self) -> SpanManager:
+        if self._state != "open" or self._span_manager is None:
+            raise ClientNotInitializedError("the client is not initialized")
+        return self._span_manager
+
+    async def _finish_open_work(self) -> None:
+        """Finish spans and instances left open, so nothing dangles on the server."""
+        if self._failure is not None:
+            return  # nothing can be sent any more
+        manager = self._span_manager
+        for ctx in manager.open_spans() if manager is not None else []:
+            try:
+                await ctx.fail({"error": dict(_CLOSED_SPAN_ERROR)})
+            except Exception as error:
+                logger.debug("could not finish span %s at close: %s", ctx.id, error)
+        for handle in list(self._open_instances.values()):
+            try:
+                logger.info("finishing agent instance %s left open at close as failed", handle.id)
+                await handle.finish("failed")
+            except Exception as error:
+                logger.debug("could not finish instance %s at close: %s", handle.id, error)
+
+    @property
+    def config(self) -> PrefactorCoreConfig:
+        """The client's configuration."""
+        return self._config
+
+    def __repr__(self) -> str:
+        url = self._config.http_config.api_url
+        return f"<PrefactorCoreClient {self._state} api_url={url!r}>"

@@ -1,0 +1,15 @@
+"""Queue infrastructure: the queue interface, the in-memory queue, the worker pool."""
+
+from prefactor_core.queue.base import Queue, QueueClosedError, QueueFullError
+from prefactor_core.queue.executor import ExecutorStatistics, TaskExecutor
+from prefactor_core.queue.memory import InMemoryQueue, QueueStatistics
+
+__all__ = [
+    "ExecutorStatistics",
+    "InMemoryQueue",
+    "Queue",
+    "QueueClosedError",
+    "QueueFullError",
+    "QueueStatistics",
+    "TaskExecutor",
+]

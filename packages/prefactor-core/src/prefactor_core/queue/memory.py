@@ -1,0 +1,188 @@
+"""The default queue: in memory, bounded, with a put that never blocks for long."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import NamedTuple, TypeVar
+
+from prefactor_core.queue.base import Queue, QueueClosedError, QueueFullError
+
+__all__ = ["InMemoryQueue", "QueueStatistics"]
+
+T = TypeVar("T")
+
+
+class QueueStatistics(NamedTuple):
+    """A snapshot of a queue's state."""
+
+    size: int
+    maxsize: int
+    waiting_getters: int
+    waiting_putters: int
+    closed: bool
+
+
+class InMemoryQueue(Queue[T]):
+    """A FIFO queue in memory.
+
+    Unbounded by default (``maxsize=0``), as the original SDK's queue was; the client
+    creates it bounded (``QueueConfig.max_queue_size``). When a bounded queue is full,
+    ``put`` waits up to ``put_timeout`` seconds for room and then raises
+    ``QueueFullError``: the caller decides what to drop, and is never held up for long.
+    Everything is lost if the process dies; use the spool for durability.
+
+    Example::
+
+        queue: InMemoryQueue[str] = InMemoryQueue()
+        await queue.put("operation")
+        item = await queue.get()
+        await queue.close()
+    """
+
+    def __init__(self, maxsize: int = 0, *, put_timeout: float = 0.0) -> None:
+        if maxsize < 0:
+            raise ValueError(f"maxsize must be 0 (unbounded) or positive, got {maxsize}")
+        if put_timeout < 0:
+            raise ValueError(f"put_timeout must not be negative, got {put_timeout}")
+        self._items: deque[T] = deque()
+        self._maxsize = maxsize
+        self._put_timeout = put_timeout
+        self._getters: deque[asyncio.Future[None]] = deque()
+        self._putters: deque[asyncio.Future[None]] = deque()
+        self._closed = False
+
+    async def put(self, item: T) -> None:
+        """Add an item, waiting up to ``put_timeout`` for room in a full queue.
+
+        Raises:
+            QueueClosedError: If the queue is closed.
+            QueueFullError: If the queue stayed full for ``put_timeout`` seconds.
+        """
+        if self._closed:
+            raise QueueClosedError("queue is closed")
+        if self._maxsize and len(self._items) >= self._maxsize:
+            await self._wait_for_room()
+        self._items.append(item)
+        self._wake(self._getters)
+
+    def put_nowait(self, item: T) -> None:
+        """Add an item without waiting.
+
+        Raises:
+            QueueClosedError: If the queue is closed.
+            QueueFullError: If the queue is full.
+        """
+        if self._closed:
+            raise QueueClosedError("queue is closed")
+        if self._maxsize and len(self._items) >= self._maxsize:
+            raise QueueFullError(f"queue is full ({self._maxsize} items)")
+        self._items.append(item)
+        self._wake(self._getters)
+
+    async def _wait_for_room(self) -> None:
+        if self._put_timeout <= 0:
+            raise QueueFullError(f"queue is full ({self._maxsize} items)")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._put_timeout
+        while len(self._items) >= self._maxsize:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise QueueFullError(
+                    f"queue stayed full ({self._maxsize} items) for {self._put_timeout}s"
+                )
+            waiter = loop.create_future()
+            self._putters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, remaining)
+            except TimeoutError:
+                pass
+            finally:
+                if waiter in self._putters:
+                    self._putters.remove(waiter)
+            if self._closed:
+                raise QueueClosedError("queue is closed")
+
+    async def get(self) -> T:
+        """Remove and return the next item, waiting for one.
+
+        Raises:
+            QueueClosedError: If the queue is closed and empty.
+        """
+        while not self._items:
+            if self._closed:
+                raise QueueClosedError("queue is closed and empty")
+            waiter = asyncio.get_running_loop().create_future()
+            self._getters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                waiter.cancel()
+                if waiter in self._getters:
+                    self._getters.remove(waiter)
+                # Pass a wake-up we were given but cannot use on to another getter.
+                if self._items and not waiter.cancelled():
+                    self._wake(self._getters)
+                raise
+        item = self._items.popleft()
+        if self._putters:
+            self._wake(self._putters)
+        return item
+
+    def get_nowait(self) -> T:
+        """Remove and return the next item.
+
+        Raises:
+            QueueClosedError: If the queue is closed and empty.
+            IndexError: If the queue is open and empty.
+        """
+        if not self._items:
+            if self._closed:
+                raise QueueClosedError("queue is closed and empty")
+            raise IndexError("queue is empty")
+        item = self._items.popleft()
+        if self._putters:
+            self._wake(self._putters)
+        return item
+
+    def size(self) -> int:
+        """Return how many items are waiting."""
+        return len(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    async def close(self, num_waiters: int = 1) -> None:
+        """Refuse new items and wake every waiting getter and putter.
+
+        All waiters are woken whatever ``num_waiters`` says: a worker that is not woken
+        would wait forever.
+        """
+        self._closed = True
+        for waiters in (self._getters, self._putters):
+            while waiters:
+                waiter = waiters.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def closed(self) -> bool:
+        """Return True once ``close()`` has been called."""
+        return self._closed
+
+    def statistics(self) -> QueueStatistics:
+        """Return the queue's size, bound and waiters."""
+        return QueueStatistics(
+            size=len(self._items),
+            maxsize=self._maxsize,
+            waiting_getters=len(self._getters),
+            waiting_putters=len(self._putters),
+            closed=self._closed,
+        )
+
+    @staticmethod
+    def _wake(waiters: deque[asyncio.Future[None]]) -> None:
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return

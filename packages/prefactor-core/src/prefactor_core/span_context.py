@@ -1,0 +1,350 @@
+"""SpanContext: one span's lifecycle, on the agent's hot path.
+
+Every method here runs in the agent's own task, so each does only local, constant-time
+work: it takes a timestamp, JSON-encodes the params or result once (which checks them
+and snapshots them), and puts an operation on the queue. Nothing waits for the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+from prefactor_core._engine.wire import encode_json
+from prefactor_core.context_stack import SpanContextStack
+from prefactor_core.exceptions import PrefactorTelemetryFailureError
+from prefactor_core.operations import Operation, OperationType
+
+if TYPE_CHECKING:
+    from prefactor_core.managers.span import SpanManager
+
+__all__ = ["FinishStatus", "SpanContext"]
+
+FinishStatus = Literal["complete", "failed", "cancelled"]
+_FINISH_STATUSES = ("complete", "failed", "cancelled")
+
+# Lifecycle states.
+_PREPARED = 0  # entered (or prepared), not started: no operation queued yet
+_STARTED = 1  # create queued
+_FINISHED = 2  # finish queued (or cancelled before start: pending create + finish queued)
+
+
+def encode_payload(data: object, what: str) -> str:
+    """JSON-encode a params or result dict, raising a precise error for bad input."""
+    if not isinstance(data, dict):
+        raise TypeError(f"{what} must be a dict (a JSON object), got {type(data).__name__}")
+    try:
+        return encode_json(data)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{what} is not JSON-serialisable: {error}") from error
+
+
+def to_timestamp(value: datetime | None, what: str) -> float | None:
+    """Convert an aware datetime to a Unix timestamp; None stays None."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise TypeError(f"{what} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware (the API rejects naive timestamps)")
+    return value.timestamp()
+
+
+class SpanContext:
+    """One span: a unit of work (an LLM call, a tool call, a retrieval) in an instance.
+
+    Returned by ``instance.span()`` and ``client.span()``; use it as an async context
+    manager. The lifecycle:
+
+    1. **Enter**: the span gets its final id and becomes the current span of this task
+       (the default parent of spans opened inside it). Nothing is sent.
+    2. ``await span.start(params)``: the span is queued for creation as ``active``.
+    3. ``await span.complete(result)`` / ``fail(result)`` / ``cancel()``: the span is
+       queued to finish with that status.
+
+    What is not called explicitly happens on exit: an unstarted span is started with
+    the default payload (timed from when it was entered), and an unfinished one
+    finishes as ``complete``, or as ``failed`` with the exception's type and message in
+    its result when the block raised (the exception itself propagates unchanged).
+    ``cancel()`` before ``start()`` records the span as ``pending`` then ``cancelled``.
+
+    Example::
+
+        async with instance.span("agent:llm") as span:
+            await span.start({"model": "gpt-4", "prompt": "Hi"})
+            response = await call_llm()
+            await span.complete({"response": response})
+    """
+
+    __slots__ = (
+        "_default_payload",
+        "_entered",
+        "_held",
+        "_id",
+        "_instance_id",
+        "_manager",
+        "_parent",
+        "_parent_id",
+        "_prepared_at",
+        "_released",
+        "_result",
+        "_schema_name",
+        "_state",
+        "_status",
+        "_waiting",
+    )
+
+    def __init__(
+        self,
+        temp_id: str,
+        span_manager: SpanManager,
+        default_payload: dict[str, Any] | None = None,
+    ) -> None:
+        self._id = temp_id
+        self._manager = span_manager
+        self._default_payload = default_payload
+        self._instance_id = ""
+        self._schema_name = ""
+        self._parent_id: str | None = None
+        self._parent: SpanContext | None = None
+        self._state = _PREPARED
+        self._status: FinishStatus = "complete"
+        self._result: dict[str, Any] | None = None
+        self._prepared_at = 0.0
+        self._entered = False
+        # Ordering: a span's operations wait here while its parent has not been queued
+        # for creation yet (a child may start before its parent does).
+        self._released = False
+        self._held: list[Operation] | None = None
+        self._waiting: list[SpanContext] | None = None
+
+    # -- identity -------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The span's id: final from the moment the context is entered."""
+        return self._id
+
+    @property
+    def instance_id(self) -> str:
+        """The agent instance the span belongs to."""
+        return self._instance_id
+
+    @property
+    def schema_name(self) -> str:
+        """The span's type."""
+        return self._schema_name
+
+    @property
+    def parent_span_id(self) -> str | None:
+        """The enclosing span's id, if any."""
+        return self._parent_id
+
+    @property
+    def status(self) -> str:
+        """``pending`` until started, ``active`` while running, then its final status."""
+        if self._state == _PREPARED:
+            return "pending"
+        if self._state == _STARTED:
+            return "active"
+        return self._status
+
+    # -- context manager ------------------------------------------------------------
+
+    async def __aenter__(self) -> SpanContext:
+        if not self._entered:
+            self._entered = True
+            if not self._id:
+                self._manager._open(self, push=True)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        SpanContextStack.remove(self._id)
+        if self._state == _FINISHED:
+            return
+        status: FinishStatus = self._status
+        if exc is not None:
+            status = "cancelled" if isinstance(exc, asyncio.CancelledError) else "failed"
+            error = {"type": type(exc).__name__, "message": str(exc)}
+            result = dict(self._result or {})
+            result.setdefault("error", error)
+            self._result = result
+        try:
+            await self._finish(status, None, None)
+        except PrefactorTelemetryFailureError:
+            # The user's own exception always wins over a telemetry error.
+            if exc is None:
+                self._manager._failure_seen()
+                raise
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def start(
+        self, payload: dict[str, Any] | None = None, started_at: datetime | None = None
+    ) -> None:
+        """Queue the span's creation as ``active`` with ``payload`` as its params.
+
+        A second call does nothing.
+
+        Args:
+            payload: The span's params (model, prompt, tool input, ...); the default
+                payload when omitted.
+            started_at: When the span started; now when omitted.
+
+        Raises:
+            TypeError: If ``payload`` is not a JSON-serialisable dict.
+            ValueError: If ``started_at`` is naive.
+            PrefactorTelemetryFailureError: If telemetry has failed permanently.
+        """
+        if self._state != _PREPARED:
+            return
+        data = self._default_payload if payload is None else payload
+        encoded = "{}" if data is None else encode_payload(data, "span payload")
+        at = to_timestamp(started_at, "started_at") if started_at is not None else time.time()
+        await self._create("active", encoded, at)
+
+    async def complete(
+        self, result: dict[str, Any] | None = None, timestamp: datetime | None = None
+    ) -> None:
+        """Finish the span as ``complete``, with ``result`` as its result payload."""
+        await self._finish("complete", result, timestamp)
+
+    async def fail(
+        self, result: dict[str, Any] | None = None, timestamp: datetime | None = None
+    ) -> None:
+        """Finish the span as ``failed``, with ``result`` (e.g. error details)."""
+        await self._finish("failed", result, timestamp)
+
+    async def cancel(self, timestamp: datetime | None = None) -> None:
+        """Finish the span as ``cancelled``.
+
+        Before ``start()``, the span is recorded as ``pending`` and then cancelled (the
+        only way out of ``pending`` that the API allows).
+        """
+        await self._finish("cancelled", None, timestamp)
+
+    async def finish(self) -> None:
+        """Finish the span with its current status (``complete`` unless set otherwise).
+
+        Later calls do nothing.
+        """
+        await self._finish(self._status, None, None)
+
+    def set_result(self, data: dict[str, Any]) -> None:
+        """Merge ``data`` into the result sent when the span finishes.
+
+        Raises:
+            TypeError: If ``data`` is not a JSON-serialisable dict.
+        """
+        encode_payload(data, "span result")
+        self._result = {**(self._result or {}), **data}
+
+    def set_payload(self, data: dict[str, Any]) -> None:
+        """Merge ``data`` into the params used when the span starts automatically.
+
+        Raises:
+            TypeError: If ``data`` is not a JSON-serialisable dict.
+        """
+        encode_payload(data, "span payload")
+        self._default_payload = {**(self._default_payload or {}), **data}
+
+    # -- internals ------------------------------------------------------------------
+
+    async def _create(self, status: str, payload_json: str, started_at: float | None) -> None:
+        manager = self._manager
+        op = Operation(
+            OperationType.CREATE_SPAN,
+            {
+                "instance_id": self._instance_id,
+                "span_id": self._id,
+                "schema_name": self._schema_name,
+                "status": status,
+                "parent_span_id": self._parent_id,
+                "payload_json": payload_json,
+                "started_at": started_at,
+            },
+            manager._now(),
+            manager._create_key(self._id),
+            {"no_merge": True} if status == "pending" else {},
+        )
+        self._state = _STARTED
+        parent = self._parent
+        if parent is not None and not parent._released:
+            # The parent's create is not queued yet: wait for it, so the server always
+            # sees a parent before its children.
+            self._held = [op]
+            if parent._waiting is None:
+                parent._waiting = []
+            parent._waiting.append(self)
+            return
+        self._released = True
+        await manager._enqueue(op)
+        if self._waiting:
+            await self._release_children()
+
+    async def _release_children(self) -> None:
+        waiting, self._waiting = self._waiting, None
+        for child in waiting or ():
+            held, child._held = child._held, None
+            child._released = True
+            for op in held or ():
+                await self._manager._enqueue(op)
+            if child._waiting:
+                await child._release_children()
+
+    async def _finish(
+        self,
+        status: FinishStatus,
+        result: dict[str, Any] | None,
+        timestamp: datetime | None,
+        key: str | None = None,
+    ) -> None:
+        if self._state == _FINISHED:
+            return
+        if status not in _FINISH_STATUSES:
+            raise ValueError(f"status must be one of {_FINISH_STATUSES}, got {status!r}")
+        if result is not None:
+            encode_payload(result, "span result")
+            result = {**self._result, **result} if self._result else result
+        else:
+            result = self._result
+        result_json = encode_json(result) if result else None
+        at = to_timestamp(timestamp, "timestamp") if timestamp is not None else time.time()
+        manager = self._manager
+        if self._state == _PREPARED:
+            if status == "cancelled":
+                await self._create("pending", "{}", None)
+            else:
+                data = self._default_payload
+                await self._create(
+                    "active",
+                    "{}" if data is None else encode_payload(data, "span payload"),
+                    self._prepared_at,
+                )
+        self._state = _FINISHED
+        self._status = status
+        op = Operation(
+            OperationType.FINISH_SPAN,
+            {
+                "instance_id": self._instance_id,
+                "span_id": self._id,
+                "status": status,
+                "result_json": result_json,
+                "timestamp": at,
+            },
+            manager._now(),
+            key or manager._finish_key(self._id),
+        )
+        manager._close(self)
+        if self._held is not None:
+            self._held.append(op)
+        else:
+            await manager._enqueue(op)

@@ -1,0 +1,96 @@
+"""``POST /api/v1/bulk``: many write actions in one request and one transaction.
+
+The body is parsed once with orjson and items stay plain dicts (no per-item pydantic):
+this is the ingestion hot path. Each item runs in a savepoint, so it is atomic on its own,
+and the request commits once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from prefactor_server.api._common import (
+    CurrentAccount,
+    body_doc,
+    json_response,
+    read_json,
+    settings,
+    storage,
+)
+from prefactor_server.domain.actions import BULK_ACTIONS, run_bulk
+from prefactor_server.domain.context import WriteContext
+from prefactor_server.errors import ApiError
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["bulk"])
+
+
+def _request_error(errors: dict[str, list[str]]) -> ApiError:
+    first = next(iter(errors))
+    return ApiError(422, "validation_errors", f"{first}: {errors[first][0]}", errors)
+
+
+def _check_items(body: dict[str, Any], max_items: int) -> list[dict[str, Any]]:
+    items = body.get("items")
+    if not isinstance(items, list) or not items:
+        raise _request_error({"items": ["must be a non-empty list"]})
+    if len(items) > max_items:
+        raise ApiError(
+            422,
+            "too_many_items",
+            f"items: at most {max_items} items per request, got {len(items)}",
+            {"items": [f"must have at most {max_items} items"]},
+        )
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise _request_error({f"items.{index}": ["must be an object"]})
+        key = item.get("idempotency_key")
+        if not isinstance(key, str) or not 8 <= len(key) <= 64:
+            raise _request_error(
+                {f"items.{index}.idempotency_key": ["must be a string of 8 to 64 characters"]}
+            )
+        if key in seen:
+            raise _request_error(
+                {f"items.{index}.idempotency_key": ["must be unique within the request"]}
+            )
+        seen.add(key)
+        if not isinstance(item.get("_type"), str):
+            raise _request_error({f"items.{index}._type": ["is required"]})
+    return items
+
+
+@router.post(
+    "/bulk",
+    summary="Run many write actions; stops at the first failing item",
+    openapi_extra=body_doc(
+        {
+            "items": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "_type": {"enum": list(BULK_ACTIONS)},
+                        "idempotency_key": {"type": "string", "minLength": 8, "maxLength": 64},
+                    },
+                    "required": ["_type", "idempotency_key"],
+                    "additionalProperties": True,
+                },
+            }
+        },
+        ("items",),
+        "Each item carries the single endpoint's body fields, path parameters as fields.",
+    ),
+)
+async def bulk(request: Request, account: CurrentAccount) -> Response:
+    """Run the items in order; ``outputs`` is keyed by idempotency key."""
+    body = await read_json(request)
+    items = _check_items(body, settings(request).bulk_max_items)
+    ctx = WriteContext(account=account, schemas=request.app.state.schemas)
+    outputs = await storage(request).write(lambda session: run_bulk(session, ctx, items))
+    return json_response({"status": "success", "outputs": outputs})

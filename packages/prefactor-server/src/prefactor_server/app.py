@@ -1,0 +1,165 @@
+"""The ASGI app factory.
+
+``create_app(settings)`` opens the storage right away (not in a lifespan handler):
+``httpx.ASGITransport`` runs no lifespan events, and tests and the SDK's test suite drive
+the app through it. The lifespan only closes what the factory opened.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from prefactor_server._version import __version__
+from prefactor_server.api import build_router
+from prefactor_server.domain.accounts import Bootstrap, bootstrap_local_account
+from prefactor_server.domain.schemas import SchemaCache
+from prefactor_server.errors import ApiError
+from prefactor_server.settings import Settings
+from prefactor_server.storage.base import Storage
+from prefactor_server.storage.sqlite import SqliteStorage
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+}
+
+
+def _envelope(
+    status_code: int, code: str, message: str, errors: dict[str, list[str]] | None = None
+) -> Response:
+    body: dict[str, Any] = {"status": "error", "code": code, "message": message}
+    if errors is not None:
+        body["errors"] = errors
+    return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return _envelope(exc.status_code, exc.code, exc.message, exc.errors)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _CODES.get(exc.status_code, "error")
+    message = str(exc.detail) if exc.detail else code.replace("_", " ")
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"No route for {request.method} {request.url.path}"
+    response = _envelope(exc.status_code, code, message)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors: dict[str, list[str]] = {}
+    for error in exc.errors():
+        location = [
+            str(part)
+            for part in error.get("loc", ())
+            if part not in ("body", "query", "path", "header")
+        ]
+        errors.setdefault(".".join(location) or "request", []).append(
+            str(error.get("msg", "invalid"))
+        )
+    first = next(iter(errors), "request")
+    return _envelope(
+        422, "validation_error", f"{first}: {errors.get(first, ['invalid'])[0]}", errors
+    )
+
+
+class _CatchAll:
+    """Turn any exception that escaped the routes into a 500 JSON envelope.
+
+    Starlette's own server-error handler re-raises after answering (and answers HTML
+    without a handler), so this sits inside it and never lets an exception through.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                return
+            response = _envelope(500, "internal_error", "Internal server error")
+            await response(scope, receive, send)
+
+
+def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI:
+    """Build the API app on ``settings``.
+
+    Args:
+        settings: The server settings.
+        storage: A storage to use instead of opening ``settings.db_path`` (the app then
+            does not close it).
+
+    Returns:
+        The FastAPI app; ``app.state`` holds ``settings``, ``storage``, ``bootstrap``.
+    """
+    owned = storage is None
+    store: Storage = SqliteStorage(settings.db_path) if storage is None else storage
+    bootstrap: Bootstrap = store.write_sync(
+        lambda session: bootstrap_local_account(session, settings.api_token)
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            store.close()
+
+    app = FastAPI(
+        title="Prefactor local API",
+        version=__version__,
+        description="A local, Prefactor-compatible API server on SQLite.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.storage = store
+    app.state.bootstrap = bootstrap
+    app.state.schemas = SchemaCache()
+    app.include_router(build_router())
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(_CatchAll)
+    return app

@@ -1,0 +1,44 @@
+"""``prefactor serve``: run the API with uvicorn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import uvicorn
+from rich.console import Console
+
+from prefactor_server.app import create_app
+from prefactor_server.cli._options import _HELP, db_option, fail, load_settings
+from prefactor_server.domain.accounts import Bootstrap
+
+__all__ = ["serve"]
+
+
+@click.command()
+@click.option("--host", default=None, help=_HELP["host"])
+@click.option("--port", type=int, default=None, help=_HELP["port"])
+@db_option
+def serve(host: str | None, port: int | None, db_path: Path | None) -> None:
+    """Serve the Prefactor API on HOST:PORT (127.0.0.1:8000 unless told otherwise)."""
+    settings = load_settings(host=host, port=port, db_path=db_path)
+    console = Console(stderr=True)
+    try:
+        app = create_app(settings)
+    except Exception as exc:  # a bad db path or a corrupt file: one line, not a traceback
+        fail(f"cannot open {settings.db_path}: {exc}")
+        return
+    bootstrap: Bootstrap = app.state.bootstrap
+    url = f"http://{settings.host}:{settings.port}"
+    console.print(
+        f"Prefactor API listening on [bold]{url}/api/v1[/bold] (database {settings.db_path})"
+    )
+    if bootstrap.new_token is not None:
+        console.print("Created the local account. Its API token (shown only this once):")
+        click.echo(bootstrap.new_token)
+    elif settings.api_token is not None:
+        console.print("Accepting PREFACTOR_API_TOKEN as the local account's token.")
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    except OSError as exc:
+        fail(f"cannot listen on {settings.host}:{settings.port}: {exc}")

@@ -1,0 +1,1 @@
+"""Domain logic: state machines, validation, idempotency, written against the storage protocols."""

@@ -1,0 +1,138 @@
+"""Server settings: one table feeds the CLI flags, the environment variables and the docs.
+
+Each entry of :data:`SETTINGS` names a setting, its default, its help text and the
+environment variable that sets it. :class:`Settings` is the validated value object that
+:func:`prefactor_server.app.create_app` takes; nothing is read at import time.
+
+Example::
+
+    settings = Settings.from_env({"PREFACTOR_API_TOKEN": "dev-token"}, db_path="x.db")
+    app = create_app(settings)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SETTINGS", "Setting", "Settings", "SettingsError"]
+
+
+class SettingsError(ValueError):
+    """A setting has a value the server cannot run with (the server fails fast on it)."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the settings table.
+
+    Attributes:
+        name: The attribute name on :class:`Settings` and the CLI option (with dashes).
+        default: The value used when neither an argument nor the environment sets it.
+        help: One line for ``--help`` and the README.
+        env: The environment variable that sets it.
+    """
+
+    name: str
+    default: Any
+    help: str
+    env: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("db_path", Path("prefactor.db"), "SQLite database file.", "PREFACTOR_DB"),
+    Setting("host", "127.0.0.1", "Interface to bind to.", "PREFACTOR_HOST"),
+    Setting("port", 8000, "TCP port to listen on.", "PREFACTOR_PORT"),
+    Setting(
+        "api_token",
+        None,
+        "A bearer token accepted as the local account's token (for scripts and CI).",
+        "PREFACTOR_API_TOKEN",
+    ),
+    Setting(
+        "max_body_bytes",
+        10 * 1024 * 1024,
+        "Largest request body accepted; larger bodies get 413.",
+        "PREFACTOR_MAX_BODY_BYTES",
+    ),
+    Setting(
+        "bulk_max_items",
+        1000,
+        "Most items accepted in one POST /api/v1/bulk request.",
+        "PREFACTOR_BULK_MAX_ITEMS",
+    ),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Validated server settings (keyword-only, immutable, compared by value).
+
+    Raises:
+        SettingsError: A value is out of range.
+    """
+
+    db_path: Path = Path("prefactor.db")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_token: str | None = None
+    max_body_bytes: int = 10 * 1024 * 1024
+    bulk_max_items: int = 1000
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "db_path", Path(self.db_path))
+        if not 0 <= self.port <= 65535:
+            raise SettingsError(f"port must be 0-65535, got {self.port}")
+        if self.max_body_bytes < 1024:
+            raise SettingsError(f"max_body_bytes must be at least 1024, got {self.max_body_bytes}")
+        if self.bulk_max_items < 1:
+            raise SettingsError(f"bulk_max_items must be at least 1, got {self.bulk_max_items}")
+        if self.api_token is not None and len(self.api_token) < 8:
+            # A short shared token is guessable; refuse it rather than serve with it.
+            raise SettingsError("api_token must be at least 8 characters")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings: explicit overrides, then environment variables, then defaults.
+
+        Args:
+            environ: The environment to read (``os.environ`` when None); tests pass a dict.
+            **overrides: Values that win over the environment; None means "not given".
+
+        Returns:
+            The validated settings.
+
+        Raises:
+            SettingsError: An environment variable or override has a bad value.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            given = overrides.get(setting.name)
+            if given is not None:
+                values[setting.name] = given
+            elif setting.env in env and env[setting.env] != "":
+                values[setting.name] = _coerce(setting, env[setting.env])
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """Return a copy with some values changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(setting: Setting, raw: str) -> Any:
+    default = setting.default
+    if isinstance(default, bool):  # pragma: no cover - no boolean settings yet
+        return raw.lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"{setting.env} must be an integer, got {raw!r}") from None
+    if isinstance(default, Path):
+        return Path(raw)
+    return raw

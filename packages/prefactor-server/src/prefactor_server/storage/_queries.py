@@ -1,0 +1,420 @@
+"""SQL for the SQLite sessions: reads (shared by read and write sessions) and writes."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+
+from prefactor_server.storage.base import Account, IdTaken, ListQuery, Page, Record
+
+__all__ = ["SqliteReadSession", "SqliteWriteSession"]
+
+_SPAN_STATUSES = ("pending", "active", "complete", "failed", "cancelled")
+_INSTANCE_STATUSES = ("pending", "active", "complete", "failed", "cancelled", "terminated")
+
+# The columns each list may filter and sort on; anything else never reaches SQL.
+_LIST_COLUMNS = {
+    "agents": {
+        "id", "name", "status", "inserted_at", "updated_at", "team_id", "owner_person_id",
+        "risk_profile_id",
+    },
+    "agent_instances": {
+        "id", "agent_id", "status", "inserted_at", "updated_at", "started_at", "finished_at",
+    },
+    "agent_spans": {
+        "id", "agent_instance_id", "agent_id", "status", "schema_name", "inserted_at",
+        "updated_at", "started_at", "finished_at",
+    },
+}  # fmt: skip
+
+
+def _account(row: sqlite3.Row | None) -> Account | None:
+    if row is None:
+        return None
+    return Account(
+        id=row["id"],
+        name=row["name"],
+        partition=row["partition"],
+        default_agent_id=row["default_agent_id"],
+        default_environment_id=row["default_environment_id"],
+        inserted_at=row["inserted_at"],
+    )
+
+
+def _loads(value: str | bytes | None) -> Any:
+    return None if value is None else orjson.loads(value)
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _instance(row: sqlite3.Row) -> Record:
+    record = dict(row)
+    record["quality_payloads"] = orjson.loads(record["quality_payloads"])
+    record["quality_summaries"] = orjson.loads(record["quality_summaries"])
+    return record
+
+
+def _span(row: sqlite3.Row) -> Record:
+    record = dict(row)
+    record["payload"] = orjson.loads(record["payload"])
+    record["result_payload"] = _loads(record["result_payload"])
+    record["orphaned"] = bool(record["orphaned"])
+    return record
+
+
+class SqliteReadSession:
+    """Queries on one SQLite connection (the :class:`ReadSession` protocol)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def _one(self, sql: str, params: Sequence[Any]) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.conn.execute(sql, params).fetchone()
+        return row
+
+    def account_for_token(self, token_hash: str) -> Account | None:
+        return _account(
+            self._one(
+                "SELECT a.* FROM tokens t JOIN accounts a ON a.id = t.account_id "
+                "WHERE t.token_hash = ? AND t.revoked_at IS NULL",
+                (token_hash,),
+            )
+        )
+
+    def get_account(self, account_id: str) -> Account | None:
+        return _account(self._one("SELECT * FROM accounts WHERE id = ?", (account_id,)))
+
+    def first_account(self) -> Account | None:
+        return _account(self._one("SELECT * FROM accounts ORDER BY inserted_at, id LIMIT 1", ()))
+
+    def list_tokens(self) -> list[Record]:
+        rows = self.conn.execute(
+            "SELECT id, account_id, name, prefix, inserted_at, revoked_at FROM tokens "
+            "ORDER BY inserted_at, id"
+        )
+        return [dict(row) for row in rows]
+
+    def get_agent(self, account_id: str, agent_id: str) -> Record | None:
+        row = self._one(
+            "SELECT * FROM agents WHERE account_id = ? AND id = ? AND deleted_at IS NULL",
+            (account_id, agent_id),
+        )
+        return None if row is None else dict(row)
+
+    def find_agent(self, account_id: str, external_identifier: str) -> Record | None:
+        row = self._one(
+            "SELECT * FROM agents WHERE account_id = ? AND external_identifier = ? "
+            "AND deleted_at IS NULL",
+            (account_id, external_identifier),
+        )
+        return None if row is None else dict(row)
+
+    def _page(
+        self, table: str, account_id: str, query: ListQuery, extra_where: str = ""
+    ) -> tuple[int, list[sqlite3.Row]]:
+        columns = _LIST_COLUMNS[table]
+        where = ["account_id = ?"]
+        params: list[Any] = [account_id]
+        for column, value in query.filters.items():
+            if column not in columns:  # pragma: no cover - the API layer whitelists first
+                raise ValueError(f"cannot filter {table} by {column}")
+            where.append(f"{column} = ?")
+            params.append(value)
+        if extra_where:
+            where.append(extra_where)
+        if query.sort_field not in columns:  # pragma: no cover - the API layer whitelists first
+            raise ValueError(f"cannot sort {table} by {query.sort_field}")
+        clause = " AND ".join(where)
+        total = self.conn.execute(
+            f"SELECT count(*) FROM {table} WHERE {clause}", params
+        ).fetchone()[0]
+        direction = "DESC" if query.descending else "ASC"
+        order = f"{query.sort_field} {direction}"
+        if query.sort_field != "id":
+            order += f", id {direction}"  # ties broken by the k-sortable id, so pages are stable
+        rows = self.conn.execute(
+            f"SELECT * FROM {table} WHERE {clause} ORDER BY {order} LIMIT ? OFFSET ?",
+            [*params, query.limit, query.offset],
+        ).fetchall()
+        return total, rows
+
+    def list_agents(self, account_id: str, query: ListQuery) -> Page:
+        total, rows = self._page("agents", account_id, query, "deleted_at IS NULL")
+        return Page(total, [dict(row) for row in rows])
+
+    def instance_counts(
+        self, account_id: str, agent_id: str, environment_id: str | None
+    ) -> dict[str, int]:
+        sql = "SELECT status, count(*) FROM agent_instances WHERE account_id = ? AND agent_id = ?"
+        params: list[Any] = [account_id, agent_id]
+        if environment_id is not None:
+            sql += " AND environment_id = ?"
+            params.append(environment_id)
+        counts = dict.fromkeys(_INSTANCE_STATUSES, 0)
+        for status, count in self.conn.execute(sql + " GROUP BY status", params):
+            counts[status] = count
+        return counts
+
+    def get_environment(self, account_id: str, environment_id: str) -> Record | None:
+        row = self._one(
+            "SELECT * FROM environments WHERE account_id = ? AND id = ?",
+            (account_id, environment_id),
+        )
+        return None if row is None else dict(row)
+
+    def get_schema_version(self, account_id: str, schema_version_id: str) -> Record | None:
+        row = self._one(
+            "SELECT * FROM schema_versions WHERE account_id = ? AND id = ?",
+            (account_id, schema_version_id),
+        )
+        if row is None:
+            return None
+        record = dict(row)
+        record["body"] = orjson.loads(record["body"])
+        return record
+
+    def get_instance(self, account_id: str, instance_id: str) -> Record | None:
+        row = self._one(
+            "SELECT * FROM agent_instances WHERE account_id = ? AND id = ?",
+            (account_id, instance_id),
+        )
+        return None if row is None else _instance(row)
+
+    def list_instances(self, account_id: str, query: ListQuery) -> Page:
+        total, rows = self._page("agent_instances", account_id, query)
+        return Page(total, [_instance(row) for row in rows])
+
+    def span_counts(
+        self, account_id: str, instance_ids: Sequence[str]
+    ) -> dict[str, dict[str, int]]:
+        result = {instance_id: dict.fromkeys(_SPAN_STATUSES, 0) for instance_id in instance_ids}
+        if not instance_ids:
+            return result
+        marks = ",".join("?" * len(instance_ids))
+        rows = self.conn.execute(
+            "SELECT agent_instance_id, status, count(*) FROM agent_spans "
+            f"WHERE account_id = ? AND agent_instance_id IN ({marks}) "
+            "GROUP BY agent_instance_id, status",
+            [account_id, *instance_ids],
+        )
+        for instance_id, status, count in rows:
+            result[instance_id][status] = count
+        return result
+
+    def get_span(self, account_id: str, span_id: str) -> Record | None:
+        row = self._one(
+            "SELECT * FROM agent_spans WHERE account_id = ? AND id = ?", (account_id, span_id)
+        )
+        return None if row is None else _span(row)
+
+    def list_spans(self, account_id: str, query: ListQuery) -> Page:
+        total, rows = self._page("agent_spans", account_id, query)
+        return Page(total, [_span(row) for row in rows])
+
+
+def _insert(conn: sqlite3.Connection, table: str, record: Record) -> None:
+    columns = ", ".join(record)
+    marks = ", ".join("?" * len(record))
+    conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(record.values()))
+
+
+def _update(
+    conn: sqlite3.Connection, table: str, account_id: str, row_id: str, fields: Record
+) -> None:
+    assignments = ", ".join(f"{column} = ?" for column in fields)
+    conn.execute(
+        f"UPDATE {table} SET {assignments} WHERE account_id = ? AND id = ?",
+        (*fields.values(), account_id, row_id),
+    )
+
+
+_SPAN_JSON = ("payload", "result_payload")
+_INSTANCE_JSON = ("quality_payloads", "quality_summaries")
+
+# Span inserts are the hot path of bulk ingestion: one prepared statement, positional values.
+_INSERT_SPAN = (
+    "INSERT INTO agent_spans (account_id, id, agent_instance_id, agent_id, parent_span_id, "
+    "orphaned, "
+    "schema_name, schema_title, status, payload, result_payload, summary, started_at, finished_at, "
+    "inserted_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+class SqliteWriteSession(SqliteReadSession):
+    """Reads and writes inside the writer's open transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        super().__init__(conn)
+        self._depth = 0
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        name = f"sp{self._depth}"
+        self._depth += 1
+        self.conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute(f"ROLLBACK TO {name}")
+            self.conn.execute(f"RELEASE {name}")
+            raise
+        else:
+            self.conn.execute(f"RELEASE {name}")
+        finally:
+            self._depth -= 1
+
+    def get_idempotent(self, account_id: str, action: str, key: str) -> tuple[int, bytes] | None:
+        row = self.conn.execute(
+            "SELECT status, body FROM idempotency WHERE account_id = ? AND action = ? AND key = ?",
+            (account_id, action, key),
+        ).fetchone()
+        return None if row is None else (row[0], bytes(row[1]))
+
+    def put_idempotent(
+        self, account_id: str, action: str, key: str, status: int, body: bytes
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO idempotency (account_id, action, key, status, body, inserted_at) "
+            "VALUES (?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+            (account_id, action, key, status, body),
+        )
+
+    def insert_account(self, account: Account) -> None:
+        _insert(
+            self.conn,
+            "accounts",
+            {
+                "id": account.id,
+                "name": account.name,
+                "partition": account.partition,
+                "default_agent_id": account.default_agent_id,
+                "default_environment_id": account.default_environment_id,
+                "inserted_at": account.inserted_at,
+            },
+        )
+
+    def set_default_agent(self, account_id: str, agent_id: str) -> None:
+        self.conn.execute(
+            "UPDATE accounts SET default_agent_id = ? WHERE id = ?", (agent_id, account_id)
+        )
+
+    def insert_token(self, record: Record) -> None:
+        _insert(self.conn, "tokens", record)
+
+    def revoke_token(self, token_id: str, revoked_at: str) -> bool:
+        cursor = self.conn.execute(
+            "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+            (revoked_at, token_id),
+        )
+        return cursor.rowcount > 0
+
+    def insert_environment(self, record: Record) -> None:
+        _insert(self.conn, "environments", record)
+
+    def insert_agent(self, record: Record) -> None:
+        try:
+            _insert(self.conn, "agents", record)
+        except sqlite3.IntegrityError as exc:
+            raise IdTaken(record["id"]) from exc
+
+    def update_agent(self, account_id: str, agent_id: str, fields: Record) -> None:
+        _update(self.conn, "agents", account_id, agent_id, fields)
+
+    def find_agent_version(
+        self, account_id: str, agent_id: str, external_identifier: str
+    ) -> Record | None:
+        row = self._one(
+            "SELECT * FROM agent_versions "
+            "WHERE account_id = ? AND agent_id = ? AND external_identifier = ?",
+            (account_id, agent_id, external_identifier),
+        )
+        return None if row is None else dict(row)
+
+    def insert_agent_version(self, record: Record) -> None:
+        record = {**record, "runtime_environment": _dumps(record.get("runtime_environment"))}
+        _insert(self.conn, "agent_versions", record)
+
+    def find_schema_version(
+        self, account_id: str, agent_id: str, external_identifier: str
+    ) -> Record | None:
+        row = self._one(
+            "SELECT id FROM schema_versions "
+            "WHERE account_id = ? AND agent_id = ? AND external_identifier = ?",
+            (account_id, agent_id, external_identifier),
+        )
+        return None if row is None else self.get_schema_version(account_id, row[0])
+
+    def insert_schema_version(self, record: Record) -> None:
+        _insert(self.conn, "schema_versions", {**record, "body": _dumps(record["body"])})
+
+    def find_deployment(self, account_id: str, agent_id: str, environment_id: str) -> Record | None:
+        row = self._one(
+            "SELECT * FROM deployments "
+            "WHERE account_id = ? AND agent_id = ? AND environment_id = ?",
+            (account_id, agent_id, environment_id),
+        )
+        return None if row is None else dict(row)
+
+    def insert_deployment(self, record: Record) -> None:
+        _insert(self.conn, "deployments", record)
+
+    def set_deployment_version(self, account_id: str, deployment_id: str, version_id: str) -> None:
+        _update(
+            self.conn, "deployments", account_id, deployment_id, {"current_version_id": version_id}
+        )
+
+    def insert_instance(self, record: Record) -> None:
+        record = {
+            key: _dumps(value) if key in _INSTANCE_JSON else value for key, value in record.items()
+        }
+        try:
+            _insert(self.conn, "agent_instances", record)
+        except sqlite3.IntegrityError as exc:
+            raise IdTaken(record["id"]) from exc
+
+    def update_instance(self, account_id: str, instance_id: str, fields: Record) -> None:
+        fields = {
+            key: _dumps(value) if key in _INSTANCE_JSON else value for key, value in fields.items()
+        }
+        _update(self.conn, "agent_instances", account_id, instance_id, fields)
+
+    def span_instance_id(self, account_id: str, span_id: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT agent_instance_id FROM agent_spans WHERE account_id = ? AND id = ?",
+            (account_id, span_id),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def insert_span(self, record: Record) -> None:
+        r = record
+        try:
+            self.conn.execute(
+                _INSERT_SPAN,
+                (
+                    r["account_id"], r["id"], r["agent_instance_id"], r["agent_id"],
+                    r["parent_span_id"],
+                    int(r["orphaned"]), r["schema_name"], r["schema_title"], r["status"],
+                    orjson.dumps(r["payload"]).decode(), _dumps(r["result_payload"]), r["summary"],
+                    r["started_at"], r["finished_at"], r["inserted_at"], r["updated_at"],
+                ),
+            )  # fmt: skip
+        except sqlite3.IntegrityError as exc:
+            raise IdTaken(r["id"]) from exc
+        # A child that arrived before this span pointed at an unknown id; it is no longer an orphan.
+        self.conn.execute(
+            "UPDATE agent_spans SET orphaned = 0 WHERE account_id = ? AND parent_span_id = ? "
+            "AND orphaned = 1 AND agent_instance_id = ?",
+            (r["account_id"], r["id"], r["agent_instance_id"]),
+        )
+
+    def update_span(self, account_id: str, span_id: str, fields: Record) -> None:
+        fields = {
+            key: _dumps(value) if key in _SPAN_JSON else value for key, value in fields.items()
+        }
+        _update(self.conn, "agent_spans", account_id, span_id, fields)

@@ -1,0 +1,282 @@
+"""The storage interface: domain operations, no SQL.
+
+Routes and domain code talk to storage only through these protocols, so a second
+backend (PostgreSQL, a later issue) passes the same contract tests by implementing them.
+
+* :class:`Storage` runs a function on a read session or, serialised on the single
+  writer path, inside one write transaction.
+* :class:`ReadSession` holds the queries; :class:`WriteSession` adds the writes and
+  savepoints, so a bulk request commits once while each item stays atomic on its own.
+
+Records are plain dicts whose keys are the resource fields (JSON columns decoded), so the
+API renders them without a mapping layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+__all__ = [
+    "Account",
+    "IdTaken",
+    "ListQuery",
+    "Page",
+    "ReadSession",
+    "Record",
+    "Storage",
+    "WriteSession",
+]
+
+T = TypeVar("T")
+
+Record = dict[str, Any]
+"""One stored resource as a dict of its fields."""
+
+
+class IdTaken(Exception):
+    """An insert used an id that the account already has (a client-chosen id reused)."""
+
+
+@dataclass(frozen=True)
+class Account:
+    """An account: the owner of tokens, agents, instances and spans.
+
+    Attributes:
+        id: The account id.
+        name: A display name (``local`` for the account made on first start).
+        partition: The 30-bit PFID partition of the account's ids.
+        default_agent_id: The agent used by register without ``agent_id`` (made lazily).
+        default_environment_id: The environment used by register without ``environment_id``.
+        inserted_at: Creation time.
+    """
+
+    id: str
+    name: str
+    partition: int
+    default_agent_id: str | None
+    default_environment_id: str
+    inserted_at: str
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """A validated list request.
+
+    Attributes:
+        filters: Column → exact value; only the columns a list endpoint allows.
+        sort_field: A column the endpoint allows sorting by.
+        descending: Sort direction.
+        offset: Zero-based offset of the first row.
+        limit: Page size.
+    """
+
+    filters: dict[str, str] = field(default_factory=dict)
+    sort_field: str = "id"
+    descending: bool = False
+    offset: int = 0
+    limit: int = 25
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list: the total across all pages and the rows of this page."""
+
+    total: int
+    rows: list[Record]
+
+
+class ReadSession(Protocol):
+    """Queries, on a connection that sees committed data (or, in a write, its own)."""
+
+    def account_for_token(self, token_hash: str) -> Account | None:
+        """Return the account of an unrevoked token hash."""
+        ...
+
+    def get_account(self, account_id: str) -> Account | None:
+        """Return an account by id."""
+        ...
+
+    def first_account(self) -> Account | None:
+        """Return the oldest account (the local account of ``prefactor serve``)."""
+        ...
+
+    def list_tokens(self) -> list[Record]:
+        """Return every token (without its hash), oldest first."""
+        ...
+
+    def get_agent(self, account_id: str, agent_id: str) -> Record | None:
+        """Return an agent that is not deleted."""
+        ...
+
+    def find_agent(self, account_id: str, external_identifier: str) -> Record | None:
+        """Return the agent with this external identifier."""
+        ...
+
+    def list_agents(self, account_id: str, query: ListQuery) -> Page:
+        """Return a page of the account's agents."""
+        ...
+
+    def instance_counts(
+        self, account_id: str, agent_id: str, environment_id: str | None
+    ) -> dict[str, int]:
+        """Return the agent's instance count per status."""
+        ...
+
+    def get_environment(self, account_id: str, environment_id: str) -> Record | None:
+        """Return an environment."""
+        ...
+
+    def get_schema_version(self, account_id: str, schema_version_id: str) -> Record | None:
+        """Return a schema version (its ``body`` holds the normalised span/quality types)."""
+        ...
+
+    def get_instance(self, account_id: str, instance_id: str) -> Record | None:
+        """Return an agent instance."""
+        ...
+
+    def list_instances(self, account_id: str, query: ListQuery) -> Page:
+        """Return a page of agent instances."""
+        ...
+
+    def span_counts(
+        self, account_id: str, instance_ids: Sequence[str]
+    ) -> dict[str, dict[str, int]]:
+        """Return, per instance id, its span count per status."""
+        ...
+
+    def get_span(self, account_id: str, span_id: str) -> Record | None:
+        """Return a span."""
+        ...
+
+    def list_spans(self, account_id: str, query: ListQuery) -> Page:
+        """Return a page of spans."""
+        ...
+
+
+class WriteSession(ReadSession, Protocol):
+    """The writes, inside the one transaction of a :meth:`Storage.write` call."""
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        """Return a context that rolls back only its own writes when it raises."""
+        ...
+
+    def get_idempotent(self, account_id: str, action: str, key: str) -> tuple[int, bytes] | None:
+        """Return the stored (status, body) of an earlier request with this key."""
+        ...
+
+    def put_idempotent(
+        self, account_id: str, action: str, key: str, status: int, body: bytes
+    ) -> None:
+        """Store the response of a request, keyed by account, action and key."""
+        ...
+
+    def insert_account(self, account: Account) -> None:
+        """Store a new account."""
+        ...
+
+    def set_default_agent(self, account_id: str, agent_id: str) -> None:
+        """Record the account's default agent."""
+        ...
+
+    def insert_token(self, record: Record) -> None:
+        """Store a token: id, account_id, name, token_hash, prefix, inserted_at."""
+        ...
+
+    def revoke_token(self, token_id: str, revoked_at: str) -> bool:
+        """Revoke a token; False when there is no such unrevoked token."""
+        ...
+
+    def insert_environment(self, record: Record) -> None:
+        """Store an environment."""
+        ...
+
+    def insert_agent(self, record: Record) -> None:
+        """Store an agent."""
+        ...
+
+    def update_agent(self, account_id: str, agent_id: str, fields: Record) -> None:
+        """Change an agent's fields."""
+        ...
+
+    def find_agent_version(
+        self, account_id: str, agent_id: str, external_identifier: str
+    ) -> Record | None:
+        """Return an agent version by its identifier within the agent."""
+        ...
+
+    def insert_agent_version(self, record: Record) -> None:
+        """Store an agent version."""
+        ...
+
+    def find_schema_version(
+        self, account_id: str, agent_id: str, external_identifier: str
+    ) -> Record | None:
+        """Return a schema version by its identifier within the agent."""
+        ...
+
+    def insert_schema_version(self, record: Record) -> None:
+        """Store a schema version."""
+        ...
+
+    def find_deployment(self, account_id: str, agent_id: str, environment_id: str) -> Record | None:
+        """Return the deployment of an agent in an environment."""
+        ...
+
+    def insert_deployment(self, record: Record) -> None:
+        """Store a deployment."""
+        ...
+
+    def set_deployment_version(self, account_id: str, deployment_id: str, version_id: str) -> None:
+        """Pin a deployment to an agent version."""
+        ...
+
+    def insert_instance(self, record: Record) -> None:
+        """Store an agent instance (raises :class:`IdTaken` when the id exists)."""
+        ...
+
+    def update_instance(self, account_id: str, instance_id: str, fields: Record) -> None:
+        """Change an instance's fields."""
+        ...
+
+    def span_instance_id(self, account_id: str, span_id: str) -> str | None:
+        """Return the instance id of a span, or None when there is no such span."""
+        ...
+
+    def insert_span(self, record: Record) -> None:
+        """Store a span (raises :class:`IdTaken` when the id exists) and adopt its orphans."""
+        ...
+
+    def update_span(self, account_id: str, span_id: str, fields: Record) -> None:
+        """Change a span's fields."""
+        ...
+
+
+class Storage(Protocol):
+    """A storage backend.
+
+    Reads run on read connections; every write runs on the single writer path, one
+    transaction per :meth:`write` call.
+    """
+
+    async def read(self, fn: Callable[[ReadSession], T]) -> T:
+        """Run ``fn`` on a read session and return its result."""
+        ...
+
+    async def write(self, fn: Callable[[WriteSession], T]) -> T:
+        """Run ``fn`` in one write transaction: committed when it returns, rolled back on raise."""
+        ...
+
+    def read_sync(self, fn: Callable[[ReadSession], T]) -> T:
+        """Like :meth:`read`, for synchronous callers (the CLI)."""
+        ...
+
+    def write_sync(self, fn: Callable[[WriteSession], T]) -> T:
+        """Like :meth:`write`, for synchronous callers (the CLI, start-up)."""
+        ...
+
+    def close(self) -> None:
+        """Finish queued writes, stop the writer and close every connection (idempotent)."""
+        ...

@@ -1,0 +1,131 @@
+"""Helpers for tests and demos: the server in-process or on a real port.
+
+Example::
+
+    server = LocalServer(tmp_path / "db.sqlite", token="test-token-123")
+    async with httpx.AsyncClient(transport=server.transport, base_url=server.api_url) as client:
+        await client.get("/api/v1/ping", headers={"Authorization": f"Bearer {server.token}"})
+    await server.aclose()
+
+    async with LocalServer.run(tmp_path / "db.sqlite", token="test-token-123") as server:
+        ...  # a real uvicorn on 127.0.0.1, at server.api_url
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+import uvicorn
+
+from prefactor_server.app import create_app
+from prefactor_server.domain.accounts import create_account, create_token
+from prefactor_server.settings import Settings
+from prefactor_server.storage.base import Storage, WriteSession
+
+__all__ = ["DEFAULT_TOKEN", "LocalServer"]
+
+DEFAULT_TOKEN = "prefactor-test-token"
+"""The token a :class:`LocalServer` accepts when none is given."""
+
+
+class LocalServer:
+    """The server on a real SQLite file, reachable in-process through ``transport``.
+
+    Args:
+        db_path: The SQLite file (created when missing).
+        token: The bearer token accepted for the local account.
+        **settings: Other :class:`~prefactor_server.settings.Settings` values.
+
+    Attributes:
+        app: The ASGI app.
+        transport: An ``httpx.ASGITransport`` over the app.
+        api_url: The base URL to use with ``transport`` (or the real URL under :meth:`run`).
+        token: The accepted bearer token.
+        settings: The settings the app was built with.
+    """
+
+    def __init__(self, db_path: str | Path, *, token: str = DEFAULT_TOKEN, **settings: Any) -> None:
+        self.settings = Settings(db_path=Path(db_path), api_token=token, **settings)
+        self.app = create_app(self.settings)
+        self.transport = httpx.ASGITransport(app=self.app)
+        self.api_url = "http://prefactor.local"
+        self.token = token
+        self._closed = False
+
+    @property
+    def storage(self) -> Storage:
+        """The app's storage (for tests that set up data directly)."""
+        result: Storage = self.app.state.storage
+        return result
+
+    def create_account(self, name: str) -> str:
+        """Create another account and return a bearer token for it (cross-account tests)."""
+
+        def make(session: WriteSession) -> str:
+            account = create_account(session, name)
+            return create_token(session, account, f"{name} token")[1]
+
+        return self.storage.write_sync(make)
+
+    def close(self) -> None:
+        """Close the storage (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            self.storage.close()
+
+    async def aclose(self) -> None:
+        """Close the transport and the storage (idempotent)."""
+        await self.transport.aclose()
+        await asyncio.to_thread(self.close)
+
+    async def __aenter__(self) -> LocalServer:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @classmethod
+    @asynccontextmanager
+    async def run(
+        cls, db_path: str | Path, *, token: str = DEFAULT_TOKEN, **settings: Any
+    ) -> AsyncIterator[LocalServer]:
+        """Serve the app with uvicorn on 127.0.0.1 and a free port until the block exits.
+
+        The listening socket is bound before uvicorn starts, so ``api_url`` accepts
+        connections as soon as the block is entered: no polling for readiness.
+        """
+        server = cls(db_path, token=token, **settings)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(server.app, log_level="warning", lifespan="off", access_log=False)
+        uv = uvicorn.Server(config)
+        # Own thread and event loop: the caller's loop stays free, and uvicorn installs no
+        # signal handlers outside the main thread.
+        thread = threading.Thread(
+            target=uv.run, kwargs={"sockets": [sock]}, name="prefactor-uvicorn", daemon=True
+        )
+        thread.start()
+        server.api_url = f"http://127.0.0.1:{port}"
+        try:
+            yield server
+        finally:
+            uv.should_exit = True
+            await asyncio.to_thread(thread.join, 30)
+            sock.close()
+            await server.aclose()

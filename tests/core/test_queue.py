@@ -1,0 +1,378 @@
+"""Tests for prefactor_core.queue.base and prefactor_core.queue.memory."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from prefactor_core import InMemoryQueue, Queue, QueueClosedError, QueueFullError
+from prefactor_core.queue import QueueStatistics
+
+# Generous deadline for waits that should end at once; it only bounds a failing test.
+DEADLINE = 5.0
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Let other tasks run until ``condition`` holds (like anyio's wait_all_tasks_blocked).
+
+    Each round is a bare scheduler yield, not a timed sleep; a condition that never
+    holds fails the test instead of hanging it.
+    """
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never became true")
+
+
+# -- the interface ------------------------------------------------------------------
+
+
+def test_queue_is_abstract() -> None:
+    """The Queue base class cannot be instantiated."""
+    with pytest.raises(TypeError):
+        Queue()  # type: ignore[abstract]
+
+
+async def test_minimal_subclass_satisfies_the_interface() -> None:
+    """A subclass implementing the five methods is a usable Queue."""
+
+    class ListQueue(Queue[int]):
+        def __init__(self) -> None:
+            self.items: list[int] = []
+            self.is_closed = False
+
+        async def put(self, item: int) -> None:
+            self.items.append(item)
+
+        async def get(self) -> int:
+            return self.items.pop(0)
+
+        def size(self) -> int:
+            return len(self.items)
+
+        async def close(self, num_waiters: int = 1) -> None:
+            self.is_closed = True
+
+        def closed(self) -> bool:
+            return self.is_closed
+
+    queue = ListQueue()
+    await queue.put(1)
+    assert queue.size() == 1
+    assert await queue.get() == 1
+    await queue.close()
+    assert queue.closed()
+
+
+def test_in_memory_queue_is_a_queue() -> None:
+    """InMemoryQueue implements the Queue interface."""
+    assert isinstance(InMemoryQueue(), Queue)
+
+
+def test_errors_are_exceptions() -> None:
+    """QueueClosedError and QueueFullError are distinct Exception subclasses."""
+    assert issubclass(QueueClosedError, Exception)
+    assert issubclass(QueueFullError, Exception)
+    assert not issubclass(QueueClosedError, QueueFullError)
+    assert not issubclass(QueueFullError, QueueClosedError)
+
+
+# -- construction -------------------------------------------------------------------
+
+
+def test_negative_maxsize_is_rejected() -> None:
+    """maxsize below zero raises ValueError."""
+    with pytest.raises(ValueError):
+        InMemoryQueue(-1)
+
+
+def test_negative_put_timeout_is_rejected() -> None:
+    """A negative put_timeout raises ValueError."""
+    with pytest.raises(ValueError):
+        InMemoryQueue(1, put_timeout=-0.1)
+
+
+def test_new_queue_statistics() -> None:
+    """A new queue is empty, open and unbounded by default."""
+    assert InMemoryQueue().statistics() == QueueStatistics(
+        size=0, maxsize=0, waiting_getters=0, waiting_putters=0, closed=False
+    )
+
+
+# -- FIFO and size ------------------------------------------------------------------
+
+
+async def test_items_come_out_in_fifo_order() -> None:
+    """Items are returned in the order they were put."""
+    queue: InMemoryQueue[int] = InMemoryQueue()
+    for i in range(100):
+        await queue.put(i)
+    assert [await queue.get() for _ in range(100)] == list(range(100))
+
+
+async def test_size_and_len_track_items() -> None:
+    """size() and len() count the waiting items."""
+    queue: InMemoryQueue[str] = InMemoryQueue()
+    assert queue.size() == 0
+    await queue.put("a")
+    queue.put_nowait("b")
+    assert queue.size() == len(queue) == 2
+    await queue.get()
+    assert queue.size() == len(queue) == 1
+
+
+async def test_unbounded_queue_accepts_many_items() -> None:
+    """An unbounded queue never reports full."""
+    queue: InMemoryQueue[int] = InMemoryQueue()
+    for i in range(10_000):
+        queue.put_nowait(i)
+    assert queue.size() == 10_000
+
+
+async def test_get_waits_for_a_put() -> None:
+    """A get on an empty queue waits until an item is put."""
+    queue: InMemoryQueue[str] = InMemoryQueue()
+    getter = asyncio.create_task(queue.get())
+    await until(lambda: queue.statistics().waiting_getters == 1)
+    assert not getter.done()
+    await queue.put("x")
+    async with asyncio.timeout(DEADLINE):
+        assert await getter == "x"
+    assert queue.statistics().waiting_getters == 0
+
+
+async def test_get_nowait() -> None:
+    """get_nowait returns the next item, or raises IndexError on an open empty queue."""
+    queue: InMemoryQueue[str] = InMemoryQueue()
+    queue.put_nowait("a")
+    assert queue.get_nowait() == "a"
+    with pytest.raises(IndexError):
+        queue.get_nowait()
+
+
+async def test_each_put_wakes_one_of_several_getters() -> None:
+    """With several getters waiting, each item goes to exactly one getter."""
+    queue: InMemoryQueue[int] = InMemoryQueue()
+    getters = [asyncio.create_task(queue.get()) for _ in range(3)]
+    await until(lambda: queue.statistics().waiting_getters == 3)
+    for i in range(3):
+        await queue.put(i)
+    async with asyncio.timeout(DEADLINE):
+        results = await asyncio.gather(*getters)
+    assert sorted(results) == [0, 1, 2]
+
+
+async def test_cancelled_getter_passes_its_wake_up_on() -> None:
+    """A getter cancelled after being woken hands the item's wake-up to the next getter."""
+    queue: InMemoryQueue[str] = InMemoryQueue()
+    first = asyncio.create_task(queue.get())
+    await until(lambda: queue.statistics().waiting_getters == 1)
+    second = asyncio.create_task(queue.get())
+    await until(lambda: queue.statistics().waiting_getters == 2)
+    await queue.put("x")  # wakes `first`, which has not run yet
+    first.cancel()
+    async with asyncio.timeout(DEADLINE):
+        assert await second == "x"
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert queue.statistics().waiting_getters == 0
+
+
+async def test_cancelled_waiting_getter_leaves_no_waiter_behind() -> None:
+    """Cancelling a waiting get removes it from the waiting getters."""
+    queue: InMemoryQueue[str] = InMemoryQueue()
+    getter = asyncio.create_task(queue.get())
+    await until(lambda: queue.statistics().waiting_getters == 1)
+    getter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await getter
+    assert queue.statistics().waiting_getters == 0
+    await queue.put("x")
+    assert queue.get_nowait() == "x"
+
+
+# -- close --------------------------------------------------------------------------
+
+
+async def test_closed_flag() -> None:
+    """closed() is False until close() is called, then True."""
+    queue: InMemoryQueue[int] = InMemoryQueue()
+    assert queue.closed() is False
+    await queue.close()
+    assert queue.closed() is True
+    assert queue.statistics().closed is True
+
+
+async def test_get_on_closed_empty_queue_raises() -> None:
+    """get() on a closed, empty queue raises QueueClosedError."""
+    queue: InMemoryQueue[int] = InMemoryQueue()
+    await queue.close()
+    with pytest.raises(QueueClosedError):
+        await queue.get()
+    with pytest.raises(QueueClosedError):
+        queue.get_nowait()
+
+
+async def test_items_left_after_close_are_still_gettable() -> None:
+    """Items queued before close() can still be taken, then get() raises."""
+    queue: InMemoryQueue[int] = InMemoryQueue()
+    for i in range(3):
+        await queue.put(i)
+    await queue.close()
+    assert queue.size() == 3
+    assert [await queue.get() for _ in range(2)] == [0, 1]
+    assert queue.get_nowait() == 2
+    with pytest.raises(QueueClosedError):
+        await queue.get()
+
+
+async def test_put_after_close_raises() -> None:
+    """put() and put_nowait() on a closed queue raise QueueClosedError and add nothing."""
+    queue: InMemoryQueue[int] = InMemoryQueue()
+    await queue.close()
+    with pytest.raises(QueueClosedError):
+        await queue.put(1)
+    with pytest.raises(QueueClosedError):
+        queue.put_nowait(1)
+    assert queue.size() == 0
+
+
+async def test_close_wakes_every_waiting_getter() -> None:
+    """close() wakes all getters blocked in get() (even with num_waiters=1); they raise."""
+    queue: InMemoryQueue[int] = InMemoryQueue()
+    getters = [asyncio.create_task(queue.get()) for _ in range(4)]
+    await until(lambda: queue.statistics().waiting_getters == 4)
+    await queue.close(num_waiters=1)
+    async with asyncio.timeout(DEADLINE):
+        results = await asyncio.gather(*getters, return_exceptions=True)
+    assert all(isinstance(result, QueueClosedError) for result in results)
+    assert queue.statistics().waiting_getters == 0
+
+
+async def test_close_is_idempotent() -> None:
+    """Closing twice is harmless."""
+    queue: InMemoryQueue[int] = InMemoryQueue()
+    await queue.close()
+    await queue.close()
+    assert queue.closed()
+
+
+# -- bounded queue ------------------------------------------------------------------
+
+
+async def test_put_nowait_raises_when_full() -> None:
+    """put_nowait on a full bounded queue raises QueueFullError and adds nothing."""
+    queue: InMemoryQueue[int] = InMemoryQueue(2)
+    queue.put_nowait(1)
+    queue.put_nowait(2)
+    with pytest.raises(QueueFullError):
+        queue.put_nowait(3)
+    assert queue.size() == 2
+    assert queue.statistics().maxsize == 2
+
+
+async def test_put_without_timeout_raises_at_once_when_full() -> None:
+    """With put_timeout=0 a put on a full queue raises QueueFullError without waiting."""
+    queue: InMemoryQueue[int] = InMemoryQueue(1)
+    await queue.put(1)
+    with pytest.raises(QueueFullError):
+        await queue.put(2)
+    assert queue.statistics().waiting_putters == 0
+
+
+async def test_put_waits_up_to_put_timeout_then_raises() -> None:
+    """A put on a full queue waits about put_timeout, then raises QueueFullError."""
+    put_timeout = 0.05
+    queue: InMemoryQueue[int] = InMemoryQueue(1, put_timeout=put_timeout)
+    await queue.put(1)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(QueueFullError):
+        async with asyncio.timeout(DEADLINE):
+            await queue.put(2)
+    elapsed = loop.time() - started
+    assert elapsed >= put_timeout * 0.9
+    assert elapsed < DEADLINE
+    assert queue.size() == 1
+    assert queue.statistics().waiting_putters == 0
+
+
+async def test_put_succeeds_when_a_getter_frees_room() -> None:
+    """A waiting put completes as soon as a get frees a slot."""
+    queue: InMemoryQueue[str] = InMemoryQueue(1, put_timeout=60.0)
+    await queue.put("first")
+    putter = asyncio.create_task(queue.put("second"))
+    await until(lambda: queue.statistics().waiting_putters == 1)
+    assert not putter.done()
+    assert await queue.get() == "first"
+    async with asyncio.timeout(DEADLINE):
+        await putter
+    assert queue.get_nowait() == "second"
+    assert queue.statistics().waiting_putters == 0
+
+
+async def test_get_nowait_also_frees_room_for_a_waiting_put() -> None:
+    """get_nowait wakes a waiting put too."""
+    queue: InMemoryQueue[int] = InMemoryQueue(1, put_timeout=60.0)
+    await queue.put(1)
+    putter = asyncio.create_task(queue.put(2))
+    await until(lambda: queue.statistics().waiting_putters == 1)
+    assert queue.get_nowait() == 1
+    async with asyncio.timeout(DEADLINE):
+        await putter
+    assert queue.get_nowait() == 2
+
+
+async def test_waiting_putters_keep_fifo_order() -> None:
+    """Several waiting puts are admitted one per freed slot, in order."""
+    queue: InMemoryQueue[int] = InMemoryQueue(1, put_timeout=60.0)
+    await queue.put(0)
+    putters = []
+    for i in (1, 2, 3):
+        putters.append(asyncio.create_task(queue.put(i)))
+        await until(lambda n=i: queue.statistics().waiting_putters == n)
+    received = []
+    async with asyncio.timeout(DEADLINE):
+        for _ in range(4):
+            received.append(await queue.get())
+        await asyncio.gather(*putters)
+    assert received == [0, 1, 2, 3]
+
+
+async def test_close_wakes_waiting_putters_with_closed_error() -> None:
+    """close() wakes puts waiting for room; they raise QueueClosedError."""
+    queue: InMemoryQueue[int] = InMemoryQueue(1, put_timeout=60.0)
+    await queue.put(1)
+    putter = asyncio.create_task(queue.put(2))
+    await until(lambda: queue.statistics().waiting_putters == 1)
+    await queue.close()
+    async with asyncio.timeout(DEADLINE):
+        with pytest.raises(QueueClosedError):
+            await putter
+    assert queue.size() == 1
+
+
+async def test_statistics_counts_waiters() -> None:
+    """statistics() reports the waiting getters and putters."""
+    full: InMemoryQueue[int] = InMemoryQueue(1, put_timeout=60.0)
+    await full.put(0)
+    putters = [asyncio.create_task(full.put(i)) for i in (1, 2)]
+    empty: InMemoryQueue[int] = InMemoryQueue()
+    getters = [asyncio.create_task(empty.get()) for _ in range(3)]
+    await until(
+        lambda: full.statistics().waiting_putters == 2 and empty.statistics().waiting_getters == 3
+    )
+    assert full.statistics() == QueueStatistics(
+        size=1, maxsize=1, waiting_getters=0, waiting_putters=2, closed=False
+    )
+    assert empty.statistics() == QueueStatistics(
+        size=0, maxsize=0, waiting_getters=3, waiting_putters=0, closed=False
+    )
+    await full.close()
+    await empty.close()
+    results: list[Any] = await asyncio.gather(*putters, *getters, return_exceptions=True)
+    assert all(isinstance(result, QueueClosedError) for result in results)

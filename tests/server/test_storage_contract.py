@@ -1,0 +1,131 @@
+"""The storage contract, run against every backend (only SQLite for now).
+
+A PostgreSQL backend joins by adding a parameter to the ``storage`` fixture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from prefactor_server.domain.accounts import create_account
+from prefactor_server.storage import (
+    Account,
+    IdTaken,
+    ListQuery,
+    SqliteStorage,
+    Storage,
+    WriteSession,
+)
+from prefactor_server.storage.migrations import MIGRATIONS
+
+
+@pytest.fixture(name="storage", params=["sqlite"])
+def fixture_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    """A fresh storage of each backend."""
+    assert request.param == "sqlite"
+    storage = SqliteStorage(tmp_path / "contract.db")
+    try:
+        yield storage
+    finally:
+        storage.close()
+
+
+def _span(
+    account: Account, span_id: str, instance_id: str = "i1", parent: str | None = None
+) -> dict[str, object]:
+    return {
+        "account_id": account.id,
+        "id": span_id,
+        "agent_instance_id": instance_id,
+        "agent_id": "a1",
+        "parent_span_id": parent,
+        "orphaned": parent is not None,
+        "schema_name": "s",
+        "schema_title": "s",
+        "status": "active",
+        "payload": {"k": [1, 2]},
+        "result_payload": None,
+        "summary": None,
+        "started_at": None,
+        "finished_at": None,
+        "inserted_at": "t",
+        "updated_at": "t",
+    }
+
+
+async def test_write_failure_rolls_back(storage: Storage) -> None:
+    """A write that raises leaves nothing behind."""
+    account = storage.write_sync(lambda s: create_account(s, "acc"))
+
+    def fail(session: WriteSession) -> None:
+        session.insert_span(_span(account, "x"))
+        raise RuntimeError("abort")
+
+    with pytest.raises(RuntimeError):
+        await storage.write(fail)
+    assert await storage.read(lambda s: s.get_span(account.id, "x")) is None
+
+
+async def test_savepoint_keeps_earlier_work(storage: Storage) -> None:
+    """A failing savepoint rolls back only itself; the transaction commits the rest."""
+    account = storage.write_sync(lambda s: create_account(s, "acc"))
+
+    def work(session: WriteSession) -> None:
+        with session.savepoint():
+            session.insert_span(_span(account, "kept"))
+        try:
+            with session.savepoint():
+                session.insert_span(_span(account, "dropped"))
+                session.insert_span(_span(account, "kept"))
+        except IdTaken:
+            pass
+        else:  # pragma: no cover - the duplicate id must raise
+            raise AssertionError("duplicate id was accepted")
+
+    await storage.write(work)
+    assert await storage.read(lambda s: s.get_span(account.id, "kept")) is not None
+    assert await storage.read(lambda s: s.get_span(account.id, "dropped")) is None
+
+
+async def test_orphans_are_adopted_and_ids_scoped_per_account(storage: Storage) -> None:
+    """A span naming a later parent stops being orphaned; accounts may reuse ids."""
+    first = storage.write_sync(lambda s: create_account(s, "one"))
+    second = storage.write_sync(lambda s: create_account(s, "two"))
+
+    def work(session: WriteSession) -> None:
+        session.insert_span(_span(first, "child", parent="parent"))
+        session.insert_span(_span(first, "parent"))
+        session.insert_span(_span(second, "parent"))
+
+    await storage.write(work)
+    child = await storage.read(lambda s: s.get_span(first.id, "child"))
+    assert child is not None
+    assert child["orphaned"] is False
+    assert child["payload"] == {"k": [1, 2]}
+    page = await storage.read(lambda s: s.list_spans(second.id, ListQuery()))
+    assert page.total == 1
+
+
+async def test_idempotency_is_scoped_by_action(storage: Storage) -> None:
+    """Stored responses are found by account, action and key only."""
+    account = storage.write_sync(lambda s: create_account(s, "acc"))
+    await storage.write(lambda s: s.put_idempotent(account.id, "a/x", "k", 201, b"{}"))
+    assert await storage.write(lambda s: s.get_idempotent(account.id, "a/x", "k")) == (201, b"{}")
+    assert await storage.write(lambda s: s.get_idempotent(account.id, "a/y", "k")) is None
+
+
+def test_migrations_are_recorded(tmp_path: Path) -> None:
+    """Opening twice applies each migration once and records it by name."""
+    SqliteStorage(tmp_path / "m.db").close()
+    storage = SqliteStorage(tmp_path / "m.db")
+    try:
+        import sqlite3
+
+        with sqlite3.connect(tmp_path / "m.db") as conn:
+            names = [row[0] for row in conn.execute("SELECT name FROM schema_migrations")]
+        assert names == [migration.name for migration in MIGRATIONS]
+    finally:
+        storage.close()
