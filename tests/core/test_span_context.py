@@ -80,7 +80,7 @@ async def test_second_start_is_a_no_op_and_finish_is_idempotent(
 async def test_exit_without_calls_starts_and_completes_with_default_payload(
     make_client: ClientFactory, server: LocalServer
 ) -> None:
-    """A span never started nor finished explicitly starts with its default payload and completes."""
+    """A span not started nor finished explicitly starts with its default payload, completes."""
     async with make_client() as client:
         instance = await client.create_agent_instance(agent_id="a", agent_version=AGENT_VERSION)
         async with instance.span("agent:tool", payload={"tool": "calc"}) as span:
@@ -217,8 +217,8 @@ async def test_payload_that_is_not_json_raises_at_the_call(make_client: ClientFa
                 await span.start({"when": object()})
             with pytest.raises(TypeError, match="must be a dict"):
                 await span.complete(["not", "a", "dict"])  # type: ignore[arg-type]
-            with pytest.raises(TypeError):
-                span.set_result({"nan": float("nan")})
+            with pytest.raises(TypeError, match="not JSON-serialisable"):
+                span.set_result({"raw": b"bytes"})
             await span.start({"model": "ok", "prompt": "p"})
         await client.flush()
         assert client.statistics().sent == before + 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal
@@ -41,15 +41,29 @@ logger = logging.getLogger("prefactor_core")
 
 InstancePurpose = Literal["live", "smoke_test", "eval"]
 _CORE_SDK_ENTRY = f"prefactor-core@{__version__}"
+
+# Bumped in a forked child: a client made before the fork must not be used after it,
+# since its queue, tasks and connections belong to the parent.
+_fork_generation = [0]
+os.register_at_fork(after_in_child=lambda: _fork_generation.__setitem__(0, _fork_generation[0] + 1))
 _CLOSED_SPAN_ERROR = {
     "type": "PrefactorClientClosed",
     "message": "the client was closed before the span finished",
 }
 
 
-def _check_schema_name(schema_name: object) -> None:
-    if not isinstance(schema_name, str) or not schema_name:
-        raise ValueError(f"schema_name must be a non-empty string, got {schema_name!r}")
+def _discard(_op: Operation) -> None:
+    """The queue of a disabled client."""
+
+
+def _forked() -> ClientNotInitializedError:
+    return ClientNotInitializedError(
+        "this client was created before os.fork(); create a new client in the child process"
+    )
+
+
+def _is_strict(registry: object) -> bool:
+    return registry is not None and bool(getattr(registry, "strict", False))
 
 
 class InstanceCreation:
@@ -134,7 +148,8 @@ class PrefactorCoreClient:
         self._sdk_header_entry = sdk_header_entry
         self._transport = transport
         self._state: Literal["new", "open", "closed"] = "new"
-        self._pid = os.getpid()
+        self._generation = _fork_generation[0]
+        self._put_nowait: Callable[[Operation], None] | None = None
 
         self._ids = IdFactory()
         self._queue: Queue[Operation] | None = None
@@ -195,12 +210,17 @@ class PrefactorCoreClient:
             None,
             self._enqueue,
             new_id=self._ids.new_id,
-            check_schema=self._check_schema,
+            # Only a strict registry checks span types on the agent's path.
+            check_schema=self._check_schema if _is_strict(config.schema_registry) else None,
             on_failure_seen=self._mark_failure_seen,
+            offer=self._offer,
         )
         self._state = "open"
         if not config.enabled:
+            self._put_nowait = _discard
             return
+        if isinstance(self._queue, InMemoryQueue):
+            self._put_nowait = self._queue.put_nowait
         self._http = PrefactorHttpClient(
             config.http_config, sdk_header=self._sdk_header(), transport=self._transport
         )
@@ -243,6 +263,7 @@ class PrefactorCoreClient:
             return
         await self._finish_open_work()
         self._state = "closed"
+        self._put_nowait = None
         queue = self._queue
         assert queue is not None
         if not queue.closed():
@@ -530,25 +551,33 @@ class PrefactorCoreClient:
         await self._require_span_manager().finish(span_id, result_payload, timestamp=timestamp)
 
     def _check_schema(self, schema_name: str) -> None:
-        _check_schema_name(schema_name)
-        registry = self._config.schema_registry
-        if (
-            registry is not None
-            and getattr(registry, "strict", False)
-            and not registry.knows(schema_name)
-        ):
+        if not self._config.schema_registry.knows(schema_name):
             raise ValueError(f"span type {schema_name!r} is not registered in the schema registry")
 
     # -- the queue ----------------------------------------------------------------------
+
+    def _offer(self, op: Operation) -> bool:
+        """Queue ``op`` without awaiting if the queue has room; False: use ``_enqueue``."""
+        if self._failure is not None:
+            self._failure.dropped_operations += 1
+            self._raise_if_failed()
+        if self._generation != _fork_generation[0]:
+            raise _forked()
+        put = self._put_nowait  # None for custom queues, and once the client closed
+        if put is None:
+            return False
+        try:
+            put(op)
+        except QueueFullError:
+            return False
+        return True
 
     async def _enqueue(self, op: Operation) -> None:
         if self._failure is not None:
             self._failure.dropped_operations += 1
             self._raise_if_failed()
-        if self._pid != os.getpid():
-            raise ClientNotInitializedError(
-                "this client was created in another process; create a new client after fork"
-            )
+        if self._generation != _fork_generation[0]:
+            raise _forked()
         queue = self._queue
         if queue is None or self._state == "new":
             raise ClientNotInitializedError("the client is not initialized")

@@ -13,8 +13,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from prefactor_core._engine.wire import encode_json
-from prefactor_core.context_stack import SpanContextStack
+from prefactor_core._engine.wire import _OPTIONS, _dumps
+from prefactor_core.context_stack import _STACK, SpanContextStack
 from prefactor_core.exceptions import PrefactorTelemetryFailureError
 from prefactor_core.operations import Operation, OperationType
 
@@ -31,13 +31,16 @@ _PREPARED = 0  # entered (or prepared), not started: no operation queued yet
 _STARTED = 1  # create queued
 _FINISHED = 2  # finish queued (or cancelled before start: pending create + finish queued)
 
+# A pending create (cancel before start) must reach the API as such, then its finish.
+_NO_MERGE = {"no_merge": True}
+
 
 def encode_payload(data: object, what: str) -> str:
     """JSON-encode a params or result dict, raising a precise error for bad input."""
-    if not isinstance(data, dict):
+    if data.__class__ is not dict and not isinstance(data, dict):
         raise TypeError(f"{what} must be a dict (a JSON object), got {type(data).__name__}")
     try:
-        return encode_json(data)
+        return _dumps(data, option=_OPTIONS).decode()
     except (TypeError, ValueError) as error:
         raise TypeError(f"{what} is not JSON-serialisable: {error}") from error
 
@@ -46,6 +49,11 @@ def to_timestamp(value: datetime | None, what: str) -> float | None:
     """Convert an aware datetime to a Unix timestamp; None stays None."""
     if value is None:
         return None
+    return aware_timestamp(value, what)
+
+
+def aware_timestamp(value: datetime, what: str) -> float:
+    """Convert an aware datetime to a Unix timestamp, refusing naive ones."""
     if not isinstance(value, datetime):
         raise TypeError(f"{what} must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
@@ -167,7 +175,11 @@ class SpanContext:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        SpanContextStack.remove(self._id)
+        stack = _STACK.get()
+        if stack and stack[-1] == self._id:
+            _STACK.set(stack[:-1])
+        else:
+            SpanContextStack.remove(self._id)
         if self._state == _FINISHED:
             return
         status: FinishStatus = self._status
@@ -208,8 +220,10 @@ class SpanContext:
             return
         data = self._default_payload if payload is None else payload
         encoded = "{}" if data is None else encode_payload(data, "span payload")
-        at = to_timestamp(started_at, "started_at") if started_at is not None else time.time()
-        await self._create("active", encoded, at)
+        at = time.time() if started_at is None else aware_timestamp(started_at, "started_at")
+        leftover = self._create("active", encoded, at)
+        if leftover:
+            await self._manager._enqueue_all(leftover)
 
     async def complete(
         self, result: dict[str, Any] | None = None, timestamp: datetime | None = None
@@ -258,7 +272,14 @@ class SpanContext:
 
     # -- internals ------------------------------------------------------------------
 
-    async def _create(self, status: str, payload_json: str, started_at: float | None) -> None:
+    def _create(
+        self, status: str, payload_json: str, started_at: float | None
+    ) -> list[Operation] | None:
+        """Queue this span's create (synchronously when the queue has room).
+
+        Returns the operations that still have to be queued the slow way (a full queue,
+        a custom queue), in order, or None.
+        """
         manager = self._manager
         op = Operation(
             OperationType.CREATE_SPAN,
@@ -271,9 +292,9 @@ class SpanContext:
                 "payload_json": payload_json,
                 "started_at": started_at,
             },
-            manager._now(),
+            started_at or time.time(),
             manager._create_key(self._id),
-            {"no_merge": True} if status == "pending" else {},
+            _NO_MERGE if status == "pending" else None,
         )
         self._state = _STARTED
         parent = self._parent
@@ -284,21 +305,23 @@ class SpanContext:
             if parent._waiting is None:
                 parent._waiting = []
             parent._waiting.append(self)
-            return
+            return None
         self._released = True
-        await manager._enqueue(op)
-        if self._waiting:
-            await self._release_children()
+        if not self._waiting:
+            return None if manager._offer(op) else [op]
+        ops = [op]
+        self._release_children(ops)
+        return manager._offer_all(ops)
 
-    async def _release_children(self) -> None:
+    def _release_children(self, out: list[Operation]) -> None:
+        """Collect, in order, the held operations of the spans waiting for this one."""
         waiting, self._waiting = self._waiting, None
         for child in waiting or ():
             held, child._held = child._held, None
             child._released = True
-            for op in held or ():
-                await self._manager._enqueue(op)
+            out.extend(held or ())
             if child._waiting:
-                await child._release_children()
+                child._release_children(out)
 
     async def _finish(
         self,
@@ -311,20 +334,23 @@ class SpanContext:
             return
         if status not in _FINISH_STATUSES:
             raise ValueError(f"status must be one of {_FINISH_STATUSES}, got {status!r}")
-        if result is not None:
+        if result is None:
+            accumulated = self._result
+            result_json = encode_payload(accumulated, "span result") if accumulated else None
+        elif self._result:
             encode_payload(result, "span result")
-            result = {**self._result, **result} if self._result else result
+            result_json = encode_payload({**self._result, **result}, "span result")
         else:
-            result = self._result
-        result_json = encode_json(result) if result else None
-        at = to_timestamp(timestamp, "timestamp") if timestamp is not None else time.time()
+            result_json = encode_payload(result, "span result") if result else None
+        at = time.time() if timestamp is None else aware_timestamp(timestamp, "timestamp")
         manager = self._manager
+        leftover: list[Operation] | None = None
         if self._state == _PREPARED:
             if status == "cancelled":
-                await self._create("pending", "{}", None)
+                leftover = self._create("pending", "{}", None)
             else:
                 data = self._default_payload
-                await self._create(
+                leftover = self._create(
                     "active",
                     "{}" if data is None else encode_payload(data, "span payload"),
                     self._prepared_at,
@@ -340,11 +366,15 @@ class SpanContext:
                 "result_json": result_json,
                 "timestamp": at,
             },
-            manager._now(),
+            at,
             key or manager._finish_key(self._id),
         )
         manager._close(self)
         if self._held is not None:
             self._held.append(op)
-        else:
-            await manager._enqueue(op)
+        elif leftover:
+            leftover.append(op)
+        elif not manager._offer(op):
+            leftover = [op]
+        if leftover:
+            await manager._enqueue_all(leftover)

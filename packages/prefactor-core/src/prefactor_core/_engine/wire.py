@@ -8,18 +8,29 @@ twice.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii as quote
 from typing import Any
+
+import orjson
 
 from prefactor_core.operations import Operation, OperationType
 
 __all__ = ["BULK_ACTIONS", "encode_json", "iso", "render_bulk_item", "render_single"]
 
-_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-encode_json = _encoder.encode
-"""Encode a JSON value compactly; NaN and infinities are refused (they are not JSON)."""
+_dumps = orjson.dumps
+_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+def encode_json(value: Any) -> str:
+    """Encode a JSON value compactly (orjson: fast, and strict about what is JSON).
+
+    Raises:
+        TypeError: For values JSON cannot represent (objects, sets, bytes, ...), and
+            for integers beyond 64 bits. NaN and infinities become ``null``.
+    """
+    return _dumps(value, option=_OPTIONS).decode()
+
 
 BULK_ACTIONS: dict[OperationType, str] = {
     OperationType.REGISTER_AGENT_INSTANCE: "agent_instances/register",

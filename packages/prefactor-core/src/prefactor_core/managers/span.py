@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from prefactor_core._engine.ids import IdFactory, check_client_id
-from prefactor_core.context_stack import SpanContextStack
+from prefactor_core.context_stack import _STACK, SpanContextStack
 from prefactor_core.exceptions import SpanNotFoundError
 from prefactor_core.models import Span
 from prefactor_core.operations import Operation
@@ -49,9 +49,13 @@ class SpanManager:
         new_id: Callable[[], str] | None = None,
         check_schema: Callable[[str], None] | None = None,
         on_failure_seen: Callable[[], None] | None = None,
+        offer: Callable[[Operation], bool] | None = None,
     ) -> None:
         self._http = http_client
         self._enqueue = enqueue
+        # offer(op) queues without awaiting when it can (True); False means "use
+        # enqueue". It keeps the agent's path free of extra coroutine layers.
+        self._offer: Callable[[Operation], bool] = offer or (lambda _op: False)
         self._new_id = new_id or IdFactory().new_id
         self._check_schema = check_schema
         self._on_failure_seen = on_failure_seen
@@ -62,8 +66,16 @@ class SpanManager:
 
     # -- used by SpanContext ----------------------------------------------------------
 
-    def _now(self) -> datetime:
-        return datetime.now(UTC)
+    def _offer_all(self, ops: list[Operation]) -> list[Operation] | None:
+        """Queue ``ops`` in order without awaiting; return those that must be awaited."""
+        for index, op in enumerate(ops):
+            if not self._offer(op):
+                return ops[index:]
+        return None
+
+    async def _enqueue_all(self, ops: list[Operation]) -> None:
+        for op in ops:
+            await self._enqueue(op)
 
     def _create_key(self, span_id: str) -> str:
         return generate_idempotency_key() if span_id in self._chosen_ids else f"c-{span_id}"
@@ -85,6 +97,8 @@ class SpanManager:
         """Return an unentered ``SpanContext``; it gets its id when entered."""
         if payload is not None:
             encode_payload(payload, "span payload")
+        if schema_name.__class__ is not str or not schema_name:
+            raise ValueError(f"schema_name must be a non-empty string, got {schema_name!r}")
         if self._check_schema is not None:
             self._check_schema(schema_name)
         ctx = SpanContext("", self, payload)
@@ -95,27 +109,28 @@ class SpanManager:
 
     def _open(self, ctx: SpanContext, *, push: bool, span_id: str | None = None) -> None:
         """Give ``ctx`` its id and parent, and record it as open."""
-        ctx._id = span_id or self._new_id()
+        span_id = ctx._id = span_id or self._new_id()
         ctx._prepared_at = time.time()
         parent_id = ctx._parent_id
+        stack = _STACK.get()
         if parent_id is None:
-            top = SpanContextStack.peek()
-            if top is not None:
+            if stack:
+                top = stack[-1]
                 candidate = self._open_spans.get(top)
                 # A span of another instance is never a parent: the API would refuse it.
                 if candidate is None or candidate._instance_id == ctx._instance_id:
-                    parent_id = top
+                    ctx._parent_id = top
                     ctx._parent = candidate
-            ctx._parent_id = parent_id
         else:
             ctx._parent = self._open_spans.get(parent_id)
         if push:
-            SpanContextStack.push(ctx._id)
-        self._open_spans[ctx._id] = ctx
+            _STACK.set((*stack, span_id))
+        self._open_spans[span_id] = ctx
 
     def _close(self, ctx: SpanContext) -> None:
         self._open_spans.pop(ctx._id, None)
-        self._chosen_ids.discard(ctx._id)
+        if self._chosen_ids:
+            self._chosen_ids.discard(ctx._id)
 
     # -- public API ---------------------------------------------------------------------
 

@@ -75,10 +75,12 @@ class InMemoryQueue(Queue[T]):
         """
         if self._closed:
             raise QueueClosedError("queue is closed")
-        if self._maxsize and len(self._items) >= self._maxsize:
+        items = self._items
+        if self._maxsize and len(items) >= self._maxsize:
             raise QueueFullError(f"queue is full ({self._maxsize} items)")
-        self._items.append(item)
-        self._wake(self._getters)
+        items.append(item)
+        if self._getters:
+            self._wake(self._getters)
 
     async def _wait_for_room(self) -> None:
         if self._put_timeout <= 0:
