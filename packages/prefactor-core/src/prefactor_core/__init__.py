@@ -28,6 +28,8 @@ from prefactor_core.queue import (
     Queue,
     QueueClosedError,
     QueueFullError,
+    SpoolLockedError,
+    SpoolQueue,
     TaskExecutor,
 )
 from prefactor_core.runtime import build_runtime_environment
@@ -62,6 +64,8 @@ __all__ = [
     "SpanContextStack",
     "SpanManager",
     "SpanNotFoundError",
+    "SpoolLockedError",
+    "SpoolQueue",
     "TaskExecutor",
     "__version__",
     "build_runtime_environment",

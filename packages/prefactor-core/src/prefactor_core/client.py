@@ -28,6 +28,7 @@ from prefactor_core.managers.span import SpanManager
 from prefactor_core.operations import Operation
 from prefactor_core.queue.base import Queue, QueueClosedError, QueueFullError
 from prefactor_core.queue.memory import InMemoryQueue
+from prefactor_core.queue.spool import SpoolQueue
 from prefactor_core.runtime import build_runtime_environment
 from prefactor_core.span_context import SpanContext
 from prefactor_core.utils import generate_idempotency_key
@@ -202,9 +203,7 @@ class PrefactorCoreClient:
             raise ClientNotInitializedError("the client was closed; make a new one")
         config = self._config
         qc = config.queue_config
-        self._queue = self._custom_queue or InMemoryQueue(
-            qc.max_queue_size, put_timeout=qc.put_timeout
-        )
+        self._queue = self._custom_queue or self._default_queue()
         self._instance_manager = AgentInstanceManager(None, self._enqueue, new_id=self._ids.new_id)
         self._span_manager = SpanManager(
             None,
@@ -233,6 +232,7 @@ class PrefactorCoreClient:
             qc,
             on_permanent_failure=self._latch,
             on_control=self._on_control,
+            on_delivered=self._acknowledge if isinstance(self._queue, SpoolQueue) else None,
         )
         self._dispatcher.start()
         self._discovery = asyncio.create_task(self._discover(), name="prefactor-discovery")
@@ -275,9 +275,20 @@ class PrefactorCoreClient:
                     await asyncio.shield(self._discovery)
             except TimeoutError:
                 self._discovery.cancel()
+        spool = self._queue if isinstance(self._queue, SpoolQueue) else None
         if self._dispatcher is not None:
-            left = await self._dispatcher.drain(self._config.close_timeout)
-            if left:
+            left = await self._dispatcher.drain(
+                self._config.close_timeout, count_as_dropped=spool is None
+            )
+            if left and spool is not None:
+                logger.warning(
+                    "closed with %d operation(s) undelivered after %.1fs; they stay in the "
+                    "spool %s and are sent by the next client that opens it",
+                    spool.pending(),
+                    self._config.close_timeout,
+                    spool.path,
+                )
+            elif left:
                 logger.warning(
                     "closed with %d operation(s) undelivered after %.1fs",
                     left,
@@ -285,6 +296,8 @@ class PrefactorCoreClient:
                 )
         if self._http is not None:
             await self._http.aclose()
+        if spool is not None and self._custom_queue is None:
+            spool.dispose()
         if self._failure is not None and not self._failure_seen:
             self._failure_seen = True
             raise self._refresh_failure()
@@ -555,6 +568,19 @@ class PrefactorCoreClient:
             raise ValueError(f"span type {schema_name!r} is not registered in the schema registry")
 
     # -- the queue ----------------------------------------------------------------------
+
+    def _default_queue(self) -> Queue[Operation]:
+        qc = self._config.queue_config
+        if self._config.spool_path is not None:
+            return SpoolQueue(
+                self._config.spool_path, qc.max_queue_size, put_timeout=qc.put_timeout
+            )
+        return InMemoryQueue(qc.max_queue_size, put_timeout=qc.put_timeout)
+
+    async def _acknowledge(self, ops: list[Operation]) -> None:
+        queue = self._queue
+        if isinstance(queue, SpoolQueue):
+            queue.ack(ops)
 
     def _offer(self, op: Operation) -> bool:
         """Queue ``op`` without awaiting if the queue has room; False: use ``_enqueue``."""

@@ -190,21 +190,22 @@ class Dispatcher:
         """True once ``configure()`` was called."""
         return self._bulk is not None
 
-    async def drain(self, timeout: float) -> int:
+    async def drain(self, timeout: float, *, count_as_dropped: bool = True) -> int:
         """Deliver what is left within ``timeout`` seconds, then stop.
 
         Call after the queue was closed. Returns how many operations could not be
-        delivered; they are counted as dropped.
+        delivered; they are counted as dropped unless ``count_as_dropped`` is False
+        (a spool keeps them for the next process).
         """
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 if self._reader is not None:
                     await asyncio.shield(self._reader)
                 await self.wait_idle()
-        return await self.stop()
+        return await self.stop(count_as_dropped=count_as_dropped)
 
-    async def stop(self) -> int:
-        """Stop at once; operations not yet delivered are counted as dropped."""
+    async def stop(self, *, count_as_dropped: bool = True) -> int:
+        """Stop at once; return how many operations were not delivered."""
         for task in (self._reader, self._scheduler, *self._tasks):
             if task is not None and not task.done():
                 task.cancel()
@@ -216,7 +217,8 @@ class Dispatcher:
         self._pending = 0
         self._in_flight = 0
         self._lanes.clear()
-        self._dropped += left
+        if count_as_dropped:
+            self._dropped += left
         self._resolve_idle()
         return left
 

@@ -3,6 +3,7 @@
 from prefactor_core.queue.base import Queue, QueueClosedError, QueueFullError
 from prefactor_core.queue.executor import ExecutorStatistics, TaskExecutor
 from prefactor_core.queue.memory import InMemoryQueue, QueueStatistics
+from prefactor_core.queue.spool import SpoolLockedError, SpoolQueue
 
 __all__ = [
     "ExecutorStatistics",
@@ -11,5 +12,7 @@ __all__ = [
     "QueueClosedError",
     "QueueFullError",
     "QueueStatistics",
+    "SpoolLockedError",
+    "SpoolQueue",
     "TaskExecutor",
 ]

@@ -63,6 +63,7 @@ class InMemoryQueue(Queue[T]):
             raise QueueClosedError("queue is closed")
         if self._maxsize and len(self._items) >= self._maxsize:
             await self._wait_for_room()
+        self._admit(item)
         self._items.append(item)
         self._wake(self._getters)
 
@@ -78,9 +79,16 @@ class InMemoryQueue(Queue[T]):
         items = self._items
         if self._maxsize and len(items) >= self._maxsize:
             raise QueueFullError(f"queue is full ({self._maxsize} items)")
+        self._admit(item)
         items.append(item)
         if self._getters:
             self._wake(self._getters)
+
+    def _admit(self, item: T) -> None:
+        """Called for every item just before it is queued (a hook for subclasses).
+
+        An exception here refuses the item.
+        """
 
     async def _wait_for_room(self) -> None:
         if self._put_timeout <= 0:
