@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -11,8 +12,11 @@ from prefactor_core import (
     ClientAlreadyInitializedError,
     ClientNotInitializedError,
     PrefactorCoreClient,
+    PrefactorCoreConfig,
+    SchemaRegistry,
     SpanNotFoundError,
 )
+from prefactor_http import HttpClientConfig
 from prefactor_server.testing import LocalServer
 
 from .conftest import AGENT_VERSION, ClientFactory, make_registry
@@ -294,3 +298,61 @@ def test_constructor_rejects_a_wrong_config() -> None:
 def test_strict_registry_helper_knows_its_types() -> None:
     """The test registry is what the strict-registry tests rely on."""
     assert make_registry(strict=True).knows("agent:llm")
+
+
+async def test_seed_quick_start_runs_as_written_against_a_real_server(tmp_path: Path) -> None:
+    """The seed README's quick start, verbatim but for the URL and token, over real HTTP."""
+    async with LocalServer.run(tmp_path / "quick.db", token="quick-start-token") as server:
+        registry = SchemaRegistry()
+        registry.register_type(
+            name="agent:llm",
+            params_schema={
+                "type": "object",
+                "properties": {
+                    "model": {"type": "string"},
+                    "prompt": {"type": "string"},
+                },
+                "required": ["model", "prompt"],
+            },
+            result_schema={
+                "type": "object",
+                "properties": {"response": {"type": "string"}},
+            },
+            title="LLM Call",
+            description="A call to a language model",
+            template="{{model}}: {{prompt}} → {{response}}",
+        )
+
+        async def call_llm() -> str:
+            return "Hi!"
+
+        async def main() -> str:
+            config = PrefactorCoreConfig(
+                http_config=HttpClientConfig(
+                    api_url=server.api_url,
+                    api_token="quick-start-token",
+                ),
+                schema_registry=registry,
+            )
+
+            async with PrefactorCoreClient(config) as client:
+                instance = await client.create_agent_instance(
+                    agent_id="my-agent",
+                    agent_version={"name": "My Agent", "external_identifier": "v1.0.0"},
+                )
+
+                await instance.start()
+
+                async with instance.span("agent:llm") as span:
+                    await span.start({"model": "gpt-4", "prompt": "Hello"})
+                    result = await call_llm()
+                    await span.complete({"response": result})
+
+                await instance.finish()
+            return instance.id
+
+        instance_id = await main()
+        stored = await read_one(server, f"/api/v1/agent_instance/{instance_id}")
+        [row] = await spans_of(server, instance_id)
+    assert stored["status"] == "complete"
+    assert (row["status"], row["summary"]) == ("complete", "gpt-4: Hello → Hi!")
