@@ -356,3 +356,19 @@ async def test_seed_quick_start_runs_as_written_against_a_real_server(tmp_path: 
         [row] = await spans_of(server, instance_id)
     assert stored["status"] == "complete"
     assert (row["status"], row["summary"]) == ("complete", "gpt-4: Hello → Hi!")
+
+
+async def test_published_argument_order_is_accepted(
+    make_client: ClientFactory, server: LocalServer
+) -> None:
+    """create_agent_instance(agent_version, schema, agent_id) as the published 0.5 SDK takes it."""
+    schema = {
+        "external_identifier": "positional",
+        "span_schemas": {"agent:step": {"type": "object"}},
+    }
+    async with make_client() as client:
+        instance = await client.create_agent_instance(  # type: ignore[call-arg]
+            {"name": "Positional"}, schema, "positional-agent"
+        )
+    stored = await read_one(server, f"/api/v1/agent_instance/{instance.id}")
+    assert stored["agent_id"] == "positional-agent"

@@ -17,6 +17,7 @@ from prefactor_core.exceptions import (
     OperationError,
     PrefactorCoreError,
     PrefactorTelemetryFailureError,
+    PrefactorTerminatedError,
     SpanNotFoundError,
 )
 from prefactor_core.managers.agent_instance import AgentInstanceHandle, AgentInstanceManager
@@ -54,6 +55,7 @@ __all__ = [
     "PrefactorCoreConfig",
     "PrefactorCoreError",
     "PrefactorTelemetryFailureError",
+    "PrefactorTerminatedError",
     "Queue",
     "QueueClosedError",
     "QueueConfig",

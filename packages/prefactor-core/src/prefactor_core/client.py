@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable, Generator
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import httpx
 
@@ -375,6 +375,16 @@ class PrefactorCoreClient:
             ValueError: If no schema version is given and no registry is configured.
             PrefactorTelemetryFailureError: If telemetry failed permanently.
         """
+        first: object = agent_id
+        if isinstance(first, dict):
+            # Called in the published 0.5.x order: (agent_version, agent_schema_version,
+            # agent_id, ...). The documented order has agent_id first; a dict there can
+            # only mean the other order, so accept it.
+            agent_id, agent_version, agent_schema_version = (
+                cast("str | None", agent_schema_version),
+                first,
+                agent_version,
+            )
         return InstanceCreation(
             self,
             {

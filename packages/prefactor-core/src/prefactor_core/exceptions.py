@@ -8,7 +8,8 @@ The tree::
     ├── OperationError                  an operation could not be processed
     ├── InstanceNotFoundError           no such agent instance in this client
     ├── SpanNotFoundError (KeyError)    no such span in this client
-    └── PrefactorTelemetryFailureError  telemetry failed for good (e.g. the token was rejected)
+    ├── PrefactorTelemetryFailureError  telemetry failed for good (e.g. the token was rejected)
+    └── PrefactorTerminatedError        the platform terminated the agent instance
 
 Transport and API errors come from ``prefactor_http.exceptions``; background delivery
 never raises them into user code. The only background failure that reaches the agent is
@@ -26,6 +27,7 @@ __all__ = [
     "OperationError",
     "PrefactorCoreError",
     "PrefactorTelemetryFailureError",
+    "PrefactorTerminatedError",
     "SpanNotFoundError",
 ]
 
@@ -101,3 +103,19 @@ class PrefactorTelemetryFailureError(PrefactorCoreError):
 
     def __str__(self) -> str:
         return f"{self.message} (dropped operations: {self.dropped_operations})"
+
+
+class PrefactorTerminatedError(PrefactorCoreError):
+    """The platform terminated the agent instance (adapters raise it to stop the agent).
+
+    The SDK itself never raises it; it records the termination (see
+    ``AgentInstanceHandle.termination_reason``) so that an adapter or the agent can stop.
+
+    Attributes:
+        reason: Why the instance was terminated, if the platform said.
+    """
+
+    def __init__(self, reason: str | None = None) -> None:
+        message = "the agent instance was terminated by the platform"
+        super().__init__(f"{message}: {reason}" if reason else message)
+        self.reason = reason
