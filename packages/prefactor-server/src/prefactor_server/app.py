@@ -27,6 +27,7 @@ from prefactor_server.errors import ApiError
 from prefactor_server.settings import Settings
 from prefactor_server.storage.base import Storage
 from prefactor_server.storage.sqlite import SqliteStorage
+from prefactor_server.viewer import mount_viewer
 
 __all__ = ["create_app"]
 
@@ -158,6 +159,7 @@ def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI
     app.state.bootstrap = bootstrap
     app.state.schemas = SchemaCache()
     app.include_router(build_router())
+    mount_viewer(app)  # the web viewer at / (the API stays under /api/v1)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -255,6 +255,7 @@ def _update(
 
 
 _SPAN_JSON = ("payload", "result_payload")
+_IN_CHUNK = 500  # keys per "IN (...)" query, well below SQLite's bound-parameter limit
 _INSTANCE_JSON = ("quality_payloads", "quality_summaries")
 
 # Span inserts are the hot path of bulk ingestion: one prepared statement, positional values.
@@ -272,6 +273,13 @@ class SqliteWriteSession(SqliteReadSession):
     def __init__(self, conn: sqlite3.Connection) -> None:
         super().__init__(conn)
         self._depth = 0
+        # Account id → whether it may have orphaned spans, learnt once per transaction
+        # (this connection is the only writer, so nothing else can add orphans meanwhile).
+        self._orphans: dict[str, bool] = {}
+
+    def begin(self) -> None:
+        """Forget what was cached about the database: a new transaction starts."""
+        self._orphans.clear()
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -295,6 +303,37 @@ class SqliteWriteSession(SqliteReadSession):
             (account_id, action, key),
         ).fetchone()
         return None if row is None else (row[0], bytes(row[1]))
+
+    def get_idempotent_many(
+        self, account_id: str, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, bytes]]:
+        by_action: dict[str, list[str]] = {}
+        for action, key in keys:
+            by_action.setdefault(action, []).append(key)
+        found: dict[tuple[str, str], tuple[int, bytes]] = {}
+        for action, names in by_action.items():
+            # (account_id, action, key IN ...) is a prefix of the primary key: one probe
+            # per key, never a scan.
+            for start in range(0, len(names), _IN_CHUNK):
+                chunk = names[start : start + _IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = self.conn.execute(
+                    "SELECT key, status, body FROM idempotency "
+                    f"WHERE account_id = ? AND action = ? AND key IN ({marks})",
+                    [account_id, action, *chunk],
+                )
+                for key, status, body in rows:
+                    found[(action, key)] = (status, bytes(body))
+        return found
+
+    def put_idempotent_many(
+        self, account_id: str, rows: Sequence[tuple[str, str, int, bytes]]
+    ) -> None:
+        self.conn.executemany(
+            "INSERT INTO idempotency (account_id, action, key, status, body, inserted_at) "
+            "VALUES (?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+            [(account_id, action, key, status, body) for action, key, status, body in rows],
+        )
 
     def put_idempotent(
         self, account_id: str, action: str, key: str, status: int, body: bytes
@@ -426,6 +465,22 @@ class SqliteWriteSession(SqliteReadSession):
             )  # fmt: skip
         except sqlite3.IntegrityError as exc:
             raise IdTaken(r["id"]) from exc
+        account_id = r["account_id"]
+        orphans = self._orphans.get(account_id)
+        if orphans is None:
+            orphans = self._orphans[account_id] = (
+                self.conn.execute(
+                    "SELECT 1 FROM agent_spans INDEXED BY agent_spans_orphans "
+                    "WHERE account_id = ? AND orphaned = 1 LIMIT 1",
+                    (account_id,),
+                ).fetchone()
+                is not None
+            )
+        if r["orphaned"]:
+            # Set after the lookup above, which has seen this span already.
+            self._orphans[account_id] = True
+        if not orphans:
+            return  # no orphans in the account: nothing to adopt (the common case)
         # A child that arrived before this span pointed at an unknown id; it is no longer an orphan.
         self.conn.execute(
             # INDEXED BY: without statistics the planner would pick the primary key and scan

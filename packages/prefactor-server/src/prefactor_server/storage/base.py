@@ -173,6 +173,18 @@ class WriteSession(ReadSession, Protocol):
         """Store the response of a request, keyed by account, action and key."""
         ...
 
+    def get_idempotent_many(
+        self, account_id: str, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, bytes]]:
+        """Return the stored (status, body) of each (action, key) seen before, in one go."""
+        ...
+
+    def put_idempotent_many(
+        self, account_id: str, rows: Sequence[tuple[str, str, int, bytes]]
+    ) -> None:
+        """Store many responses: (action, key, status, body) rows."""
+        ...
+
     def insert_account(self, account: Account) -> None:
         """Store a new account."""
         ...

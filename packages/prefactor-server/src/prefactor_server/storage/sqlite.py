@@ -102,6 +102,7 @@ class SqliteStorage:
                 continue
             try:
                 conn.execute("BEGIN IMMEDIATE")
+                session.begin()
                 result = fn(session)
                 conn.execute("COMMIT")
             except BaseException as exc:

@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of our SDK and server against the published SDK (BENCHMARKS.md)."""
