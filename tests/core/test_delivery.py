@@ -290,3 +290,53 @@ async def test_close_with_an_api_that_never_answers_returns_and_reports(
             await client.close()
     assert client.statistics().dropped >= 2
     assert "undelivered" in caplog.text or "did not answer" in caplog.text
+
+
+async def test_bulk_requests_ask_for_minimal_outputs(
+    make_client: ClientFactory, server: LocalServer
+) -> None:
+    """The SDK asks the server for compact bulk answers (it only needs each status)."""
+    seen: list[str | None] = []
+
+    class PreferTransport(TestTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path == "/api/v1/bulk":
+                seen.append(request.headers.get("prefer"))
+            return await super().handle_async_request(request)
+
+    async with make_client(transport=PreferTransport(server.transport)) as client:
+        instance = await client.create_agent_instance(agent_id="a", agent_version=AGENT_VERSION)
+        async with instance.span("agent:step") as span:
+            await span.start({})
+    assert seen
+    assert set(seen) == {"return=minimal"}
+    assert [row["id"] for row in await spans_of(server, instance.id)] == [span.id]
+
+
+async def test_memory_stays_bounded_while_the_api_is_down(
+    make_client: ClientFactory, server: LocalServer
+) -> None:
+    """With the API unreachable, what is held never exceeds the queue bound plus the lanes."""
+    never = asyncio.Event()
+    transport = TestTransport(server.transport, gate=never)
+    client = make_client(
+        transport=transport,
+        startup_timeout=0.0,
+        max_queue_size=2_000,
+        put_timeout=0.0,
+        batch_size=100,
+        num_workers=1,
+        close_timeout=0.1,
+    )
+    await client.initialize()
+    instance = await client.create_agent_instance(agent_id="a", agent_version=AGENT_VERSION)
+    for n in range(5_000):
+        async with instance.span("agent:step") as span:
+            await span.start({"n": n})
+        if n % 500 == 0:
+            await asyncio.sleep(0)  # let the background reader run, as an agent's awaits would
+    stats = client.statistics()
+    lane_cap = max(100 * 2, 1_000)
+    assert stats.queued <= 2_000 + lane_cap
+    assert stats.dropped >= 10_001 - (2_000 + lane_cap)
+    await client.close()

@@ -284,3 +284,15 @@ async def test_telemetry_failure_raises_at_exit_only_without_another_exception(
     with pytest.raises(PrefactorTelemetryFailureError):
         instance.span("agent:step")
     await client.close()  # the error was seen already: close does not raise it again
+
+
+async def test_cancel_before_start_keeps_the_spans_payload(
+    make_client: ClientFactory, server: LocalServer
+) -> None:
+    """A span given a payload and cancelled before it starts is stored with that payload."""
+    async with make_client() as client:
+        instance = await client.create_agent_instance(agent_id="a", agent_version=AGENT_VERSION)
+        async with instance.span("agent:retrieval", payload={"query": "skipped"}) as span:
+            await span.cancel()
+    [row] = await spans_of(server, instance.id)
+    assert (row["status"], row["payload"]) == ("cancelled", {"query": "skipped"})

@@ -237,3 +237,26 @@ async def test_works_over_asgi_transport() -> None:
     config = HttpClientConfig(api_url="http://local", api_token="t")
     async with PrefactorHttpClient(config, transport=httpx.ASGITransport(app=app)) as client:
         assert await client.validate_token() == {"status": "success"}
+
+
+async def test_request_sends_raw_content_and_extra_headers(
+    client: PrefactorHttpClient, api
+) -> None:
+    """``content`` is sent byte for byte; extra headers are added but never replace ours."""
+    api.reply(200, {"status": "success"})
+    await client.request(
+        "POST",
+        "/api/v1/bulk",
+        content=b'{"items":[]}',
+        headers={"Prefer": "return=minimal", "Authorization": "Bearer stolen"},
+    )
+    assert api.last.content == b'{"items":[]}'
+    assert api.last.headers["prefer"] == "return=minimal"
+    assert api.last.headers["authorization"] != "Bearer stolen"
+
+
+async def test_request_refuses_both_json_and_content(client: PrefactorHttpClient, api) -> None:
+    """Passing a JSON body and raw content at once is a ValueError, and nothing is sent."""
+    with pytest.raises(ValueError, match="not both"):
+        await client.request("POST", "/api/v1/bulk", json_data={}, content=b"{}")
+    assert api.requests == []

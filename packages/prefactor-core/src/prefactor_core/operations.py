@@ -50,13 +50,14 @@ class Operation:
         metadata: Free-form extra data.
     """
 
-    __slots__ = ("_created", "idempotency_key", "metadata", "payload", "type")
+    __slots__ = ("_created", "_key", "_key_prefix", "metadata", "payload", "type")
 
     type: OperationType
     payload: dict[str, Any]
-    idempotency_key: str | None
     metadata: dict[str, Any]
     _created: datetime | float
+    _key: str | None
+    _key_prefix: str | None
 
     def __init__(
         self,
@@ -71,7 +72,38 @@ class Operation:
         # The SDK passes a Unix time (cheap); the datetime is made only when read.
         _set_created(self, timestamp)
         _set_key(self, idempotency_key)
+        _set_key_prefix(self, None)
         _set_metadata(self, {} if metadata is None else metadata)
+
+    @classmethod
+    def _derived(
+        cls,
+        type: OperationType,
+        payload: dict[str, Any],
+        timestamp: float,
+        prefix: str,
+        base: str,
+        metadata: dict[str, Any] | None = None,
+    ) -> Operation:
+        """An operation whose key is ``prefix + base`` (a unique id), made only when read.
+
+        Spans get their keys from their ids, so the agent's path need not build a key
+        string per operation: it is built by the background sender when it needs it.
+        """
+        op = cls.__new__(cls)
+        _set_type(op, type)
+        _set_payload(op, payload)
+        _set_created(op, timestamp)
+        _set_key(op, base)
+        _set_key_prefix(op, prefix)
+        _set_metadata(op, _NO_METADATA if metadata is None else metadata)
+        return op
+
+    @property
+    def idempotency_key(self) -> str | None:
+        """The key the server uses to recognise retries of this operation."""
+        prefix = self._key_prefix
+        return self._key if prefix is None else prefix + (self._key or "")
 
     @property
     def timestamp(self) -> datetime:
@@ -125,7 +157,7 @@ class Operation:
     def __reduce__(self) -> tuple[Any, ...]:
         return (
             Operation,
-            (self.type, self.payload, self._created, self.idempotency_key, self.metadata),
+            (self.type, self.payload, self._created, self.idempotency_key, dict(self.metadata)),
         )
 
 
@@ -133,5 +165,8 @@ class Operation:
 _set_type = Operation.__dict__["type"].__set__
 _set_payload = Operation.__dict__["payload"].__set__
 _set_created = Operation.__dict__["_created"].__set__
-_set_key = Operation.__dict__["idempotency_key"].__set__
+_set_key = Operation.__dict__["_key"].__set__
+_set_key_prefix = Operation.__dict__["_key_prefix"].__set__
+# Shared by the operations the SDK makes without metadata; never mutated.
+_NO_METADATA: dict[str, Any] = {}
 _set_metadata = Operation.__dict__["metadata"].__set__

@@ -281,19 +281,22 @@ class SpanContext:
         a custom queue), in order, or None.
         """
         manager = self._manager
-        op = Operation(
+        fields = {
+            "instance_id": self._instance_id,
+            "span_id": self._id,
+            "schema_name": self._schema_name,
+            "status": status,
+            "payload_json": payload_json,
+            "started_at": started_at,
+        }
+        if self._parent_id is not None:
+            fields["parent_span_id"] = self._parent_id
+        op = manager._op(
             OperationType.CREATE_SPAN,
-            {
-                "instance_id": self._instance_id,
-                "span_id": self._id,
-                "schema_name": self._schema_name,
-                "status": status,
-                "parent_span_id": self._parent_id,
-                "payload_json": payload_json,
-                "started_at": started_at,
-            },
+            fields,
             started_at or time.time(),
-            manager._create_key(self._id),
+            "c-",
+            self._id,
             _NO_MERGE if status == "pending" else None,
         )
         self._state = _STARTED
@@ -347,7 +350,10 @@ class SpanContext:
         leftover: list[Operation] | None = None
         if self._state == _PREPARED:
             if status == "cancelled":
-                leftover = self._create("pending", "{}", None)
+                data = self._default_payload
+                leftover = self._create(
+                    "pending", "{}" if not data else encode_payload(data, "span payload"), None
+                )
             else:
                 data = self._default_payload
                 leftover = self._create(
@@ -357,7 +363,7 @@ class SpanContext:
                 )
         self._state = _FINISHED
         self._status = status
-        op = Operation(
+        op = manager._op(
             OperationType.FINISH_SPAN,
             {
                 "instance_id": self._instance_id,
@@ -367,7 +373,9 @@ class SpanContext:
                 "timestamp": at,
             },
             at,
-            key or manager._finish_key(self._id),
+            "f-",
+            self._id,
+            key=key,
         )
         manager._close(self)
         if self._held is not None:

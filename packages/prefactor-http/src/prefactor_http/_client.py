@@ -6,6 +6,7 @@ import asyncio
 import enum
 import json
 import time
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
@@ -245,6 +246,7 @@ class PrefactorHttpClient:
         idempotency_key: str | None = None,
         retry: bool = True,
         content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> JSONObject:
         """Send a request to ``{api_url}{path}``, retrying transient failures.
 
@@ -259,6 +261,8 @@ class PrefactorHttpClient:
             retry: Retry transient failures (``False``: exactly one attempt).
             content: A body already encoded as JSON, sent as it is instead of
                 ``json_data`` (the SDK's delivery engine renders its own bodies).
+            headers: Extra headers (e.g. ``Prefer``); they cannot replace the
+                client's own (authorization, content type, SDK header).
 
         Returns:
             The response body, a JSON object.
@@ -271,7 +275,8 @@ class PrefactorHttpClient:
         """
         if not path.startswith("/"):
             raise ValueError(f"path must start with '/', got {path!r}")
-        headers = self._headers
+        # Extra headers come first so that the client's own always win.
+        headers = {**headers, **self._headers} if headers else self._headers
         if idempotency_key is not None:
             check_idempotency_key(idempotency_key)
             headers = {**headers, "Idempotency-Key": idempotency_key}

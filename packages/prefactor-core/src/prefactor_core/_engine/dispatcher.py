@@ -152,6 +152,12 @@ class Dispatcher:
         self._not_before = 0.0
         self._latched = False
 
+        # The reader stops taking from the queue while this many operations wait in
+        # lanes: without it an unreachable API would let lanes grow without bound,
+        # bypassing the queue's bound. Enough for every worker to send a full batch.
+        self._lane_cap = max(config.batch_size * (config.num_workers + 1), 1_000)
+        self._room = asyncio.Event()
+        self._room.set()
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._reader: asyncio.Task[None] | None = None
@@ -273,6 +279,7 @@ class Dispatcher:
         self._lanes.clear()
         self._pending = 0
         self._dropped += dropped
+        self._room.set()
         self._resolve_idle()
         return dropped
 
@@ -281,6 +288,9 @@ class Dispatcher:
     async def _read(self) -> None:
         queue = self._queue
         while True:
+            while self._pending >= self._lane_cap and not self._latched:
+                self._room.clear()
+                await self._room.wait()
             try:
                 op = await queue.get()
             except QueueClosedError:
@@ -288,7 +298,7 @@ class Dispatcher:
                 return
             self._accept(op)
             # Take whatever else is already there in one go, then wake the scheduler once.
-            while queue.size():
+            while queue.size() and self._pending < self._lane_cap:
                 try:
                     self._accept(await queue.get())
                 except QueueClosedError:
@@ -326,6 +336,8 @@ class Dispatcher:
                 self._resolve_idle()
                 return
             self._resolve_idle()
+            if self._pending < self._lane_cap:
+                self._room.set()
             if self._bulk is None or not self._pending:
                 self._linger_since = None
                 continue
@@ -337,6 +349,8 @@ class Dispatcher:
                 self._dispatch_bulk(now)
             else:
                 self._dispatch_single()
+            if self._pending < self._lane_cap:
+                self._room.set()
 
     def _dispatch_bulk(self, now: float) -> None:
         # Wait briefly for a fuller batch, unless one is full already, something is in

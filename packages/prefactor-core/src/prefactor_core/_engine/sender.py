@@ -18,5 +18,14 @@ class HttpSender:
         self._http = http
 
     async def post(self, path: str, body: bytes) -> dict[str, Any]:
-        """POST ``body`` to ``path``; return the JSON object answered."""
-        return await self._http.request("POST", path, content=body, retry=False)
+        """POST ``body`` to ``path``; return the JSON object answered.
+
+        Bulk requests ask for minimal outputs (RFC 7240 ``Prefer: return=minimal``):
+        the engine only needs each item's status, and a server that does not know the
+        preference answers in full, which works just as well.
+        """
+        headers = _MINIMAL if path == "/api/v1/bulk" else None
+        return await self._http.request("POST", path, content=body, retry=False, headers=headers)
+
+
+_MINIMAL = {"Prefer": "return=minimal"}
