@@ -121,7 +121,8 @@ async def test_operations_round_trip_through_the_file(tmp_path: Path) -> None:
     queue.dispose()
     reopened = SpoolQueue(tmp_path / "spool.db")
     assert reopened.recovered == 1
-    assert await reopened.get() == op
+    recovered = await reopened.get()
+    assert recovered == op.replace(metadata={**op.metadata, "recovered": True})
     reopened.ack([op])
     assert reopened.pending() == 0
     reopened.dispose()

@@ -643,8 +643,9 @@ class PrefactorCoreClient:
                 cause=error,
                 operation_type=operation_type,
             )
-            stats = self.statistics()
-            self._dropped_before_failure = stats.dropped - (1 if op is not None else 0)
+            # Everything dropped from here on (including the failing request, which
+            # the dispatcher counts right after this call) is the failure's toll.
+            self._dropped_before_failure = self.statistics().dropped
         if self._dispatcher is not None:
             self._dispatcher.drop_everything()
         self._refresh_failure()

@@ -17,7 +17,38 @@ _FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 def now() -> str:
     """Return the current time, formatted."""
-    return datetime.now(UTC).strftime(_FORMAT)
+    # isoformat is several times faster than strftime; "+00:00" becomes "Z".
+    return datetime.now(UTC).isoformat(timespec="microseconds")[:26] + "Z"
+
+
+def _canonical(value: str) -> str | None:
+    """The formatted form of a timestamp already in the SDK's layout, else None.
+
+    ``YYYY-MM-DDTHH:MM:SS.ffffff`` followed by ``Z`` or ``+00:00`` is UTC with the output's
+    digits: once ``fromisoformat`` has checked it is a real time, it only needs its ``Z``.
+    """
+    size = len(value)
+    if size == 32:
+        if not value.endswith("+00:00"):
+            return None
+    elif size != 27 or value[26] != "Z":
+        return None
+    if (
+        value[10] != "T"
+        or value[19] != "."
+        or value[4] != "-"
+        or value[7] != "-"
+        or value[13] != ":"
+        or value[16] != ":"
+        or value[0] == "0"  # strftime writes years before 1000 unpadded: the slow path
+        or not value.isascii()
+    ):
+        return None
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return value[:26] + "Z"
 
 
 def format_timestamp(value: datetime) -> str:
@@ -41,6 +72,10 @@ def parse_timestamp(value: object, field: str) -> str | None:
     """
     if value is None:
         return None
+    if type(value) is str:
+        fast = _canonical(value)
+        if fast is not None:
+            return fast
     if not isinstance(value, str):
         raise invalid(field, "must be an ISO 8601 timestamp string")
     try:

@@ -113,7 +113,15 @@ class LocalServer:
         sock.bind(("127.0.0.1", 0))
         sock.listen(128)
         port = sock.getsockname()[1]
-        config = uvicorn.Config(server.app, log_level="warning", lifespan="off", access_log=False)
+        # httptools and uvloop when installed (they are dependencies), else h11/asyncio.
+        config = uvicorn.Config(
+            server.app,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            http="auto",
+            loop="auto",
+        )
         uv = uvicorn.Server(config)
         # Own thread and event loop: the caller's loop stays free, and uvicorn installs no
         # signal handlers outside the main thread.

@@ -219,7 +219,11 @@ class Dispatcher:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._timer is not None:
             self._timer.cancel()
-        left = self._pending + self._in_flight + self._queue.size()
+        left = (
+            sum(_weight(op) for lane in self._lanes.values() for op in lane)
+            + self._in_flight
+            + self._queue.size()
+        )
         self._pending = 0
         self._in_flight = 0
         self._lanes.clear()
@@ -275,7 +279,7 @@ class Dispatcher:
     def drop_everything(self) -> int:
         """Drop every waiting operation (after a permanent failure); return how many."""
         self._latched = True
-        dropped = self._pending
+        dropped = sum(_weight(op) for lane in self._lanes.values() for op in lane)
         self._lanes.clear()
         self._pending = 0
         self._dropped += dropped
@@ -438,6 +442,7 @@ class Dispatcher:
                 op.type is OperationType.CREATE_SPAN
                 and id(op) not in self._attempted
                 and not op.metadata.get("no_merge")
+                and not op.metadata.get("recovered")
             ):
                 creates[op.payload["span_id"]] = len(out)
                 out.append(op)
@@ -504,7 +509,7 @@ class Dispatcher:
                 transient = item_error
                 unprocessed.extend(ops[position:])
                 break
-            failed = (item_error, op, len(ops) - position)
+            failed = (item_error, op, sum(_weight(o) for _, o in ops[position:]))
             break
         self._sent += sum(_weight(op) for op in delivered)
         if delivered:
@@ -514,9 +519,9 @@ class Dispatcher:
                 await self._on_delivered(delivered)
         if failed is not None:
             error, op, lost = failed
-            self._dropped += lost
-            self._forget(op for _, op in ops)
+            self._forget(o for _, o in ops)
             self._permanent(error, op)
+            self._dropped += lost
             return
         if unprocessed:
             self._requeue(unprocessed)
@@ -569,15 +574,15 @@ class Dispatcher:
             self._back_off(error)
             return
         if isinstance(error, PrefactorApiError) or not _is_unexpected(error):
-            self._dropped += len(ops)
             self._forget(op for _, op in ops)
             self._permanent(error, ops[0][1])
+            self._dropped += sum(_weight(op) for _, op in ops)
             return
         # Not an HTTP error at all (a bug, a broken response): retry a few times.
         self._failures_in_a_row += 1
         if self._failures_in_a_row > self._config.max_retries:
             logger.error("dropping %d operation(s) after %r", len(ops), error)
-            self._dropped += len(ops)
+            self._dropped += sum(_weight(op) for _, op in ops)
             self._forget(op for _, op in ops)
             return
         self._retried += len(ops)
@@ -595,7 +600,7 @@ class Dispatcher:
             by_lane.setdefault(lane_id, []).append(op)
         for lane_id, lane_ops in by_lane.items():
             if self._latched:
-                self._dropped += len(lane_ops)
+                self._dropped += sum(_weight(op) for op in lane_ops)
                 continue
             lane = self._lanes.get(lane_id)
             if lane is None:

@@ -65,24 +65,29 @@ def _lock(path: Path) -> IO[bytes] | None:
 
 def _encode(op: Operation) -> bytes:
     created = op._created
+    metadata = {k: v for k, v in op.metadata.items() if k != "recovered"}
     return orjson.dumps(
         {
             "type": op.type.name,
             "payload": op.payload,
             "created": created if isinstance(created, float) else created.timestamp(),
-            "metadata": op.metadata,
+            "metadata": metadata,
         }
     )
 
 
 def _decode(key: str, data: bytes) -> Operation:
     fields: dict[str, Any] = orjson.loads(data)
+    # An earlier process may have sent it already (the server stored it but the answer
+    # was lost): it must go out again exactly as it was, never merged with a later
+    # operation, so that the server recognises the replay.
+    metadata = {**(fields.get("metadata") or {}), "recovered": True}
     return Operation(
         OperationType[fields["type"]],
         fields["payload"],
         float(fields["created"]),
         key,
-        fields.get("metadata") or None,
+        metadata,
     )
 
 

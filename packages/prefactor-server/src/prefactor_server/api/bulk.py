@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from prefactor_server import _time
 from prefactor_server.api._common import (
     CurrentAccount,
     body_doc,
@@ -23,6 +25,7 @@ from prefactor_server.api._common import (
 from prefactor_server.domain.actions import BULK_ACTIONS, run_bulk
 from prefactor_server.domain.context import WriteContext
 from prefactor_server.errors import ApiError
+from prefactor_server.storage.base import WriteSession
 
 __all__ = ["router"]
 
@@ -32,6 +35,17 @@ router = APIRouter(tags=["bulk"])
 def _request_error(errors: dict[str, list[str]]) -> ApiError:
     first = next(iter(errors))
     return ApiError(422, "validation_errors", f"{first}: {errors[first][0]}", errors)
+
+
+def prefers_minimal(request: Request) -> bool:
+    """Whether the client sent ``Prefer: return=minimal`` (RFC 7240; case-insensitive,
+    any number of ``Prefer`` headers and comma-separated preferences)."""
+    for header in request.headers.getlist("prefer"):
+        for preference in header.split(","):
+            token = preference.split(";", 1)[0].replace(" ", "").replace("\t", "").lower()
+            if token in ("return=minimal", 'return="minimal"'):
+                return True
+    return False
 
 
 def _check_items(body: dict[str, Any], max_items: int) -> list[dict[str, Any]]:
@@ -88,9 +102,26 @@ def _check_items(body: dict[str, Any], max_items: int) -> list[dict[str, Any]]:
     ),
 )
 async def bulk(request: Request, account: CurrentAccount) -> Response:
-    """Run the items in order; ``outputs`` is keyed by idempotency key."""
+    """Run the items in order; ``outputs`` is keyed by idempotency key.
+
+    With ``Prefer: return=minimal`` each success output is ``{"status": "success", "id":
+    ...}`` (plus ``control`` when present) and the answer carries ``Preference-Applied``.
+    """
     body = await read_json(request)
     items = _check_items(body, settings(request).bulk_max_items)
-    ctx = WriteContext(account=account, schemas=request.app.state.schemas)
-    outputs = await storage(request).write(lambda session: run_bulk(session, ctx, items))
-    return json_response({"status": "success", "outputs": outputs})
+    schemas = request.app.state.schemas
+    minimal = prefers_minimal(request)
+
+    def job(session: WriteSession) -> dict[str, orjson.Fragment]:
+        # One clock reading per request, taken when the transaction runs: every item of
+        # the request is written at the same instant.
+        stamp = _time.now()
+        ctx = WriteContext(account=account, schemas=schemas, clock=lambda: stamp)
+        return run_bulk(session, ctx, items, minimal=minimal)
+
+    outputs = await storage(request).write(job)
+    response = json_response({"status": "success", "outputs": outputs})
+    if minimal:
+        response.headers["Preference-Applied"] = "return=minimal"
+        response.headers["Vary"] = "Prefer"
+    return response

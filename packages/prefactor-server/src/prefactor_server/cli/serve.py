@@ -39,6 +39,15 @@ def serve(host: str | None, port: int | None, db_path: Path | None) -> None:
     elif settings.api_token is not None:
         console.print("Accepting PREFACTOR_API_TOKEN as the local account's token.")
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+            # httptools and uvloop when installed (they are dependencies), else h11/asyncio.
+            http="auto",
+            loop="auto",
+        )
     except OSError as exc:
         fail(f"cannot listen on {settings.host}:{settings.port}: {exc}")

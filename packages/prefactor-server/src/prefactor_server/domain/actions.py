@@ -15,10 +15,11 @@ import orjson
 
 from prefactor_server.domain import agents, instances, spans
 from prefactor_server.domain.context import WriteContext
+from prefactor_server.domain.fields import shown
 from prefactor_server.errors import ApiError
 from prefactor_server.storage.base import WriteSession
 
-__all__ = ["ACTIONS", "BULK_ACTIONS", "Result", "execute", "run_bulk"]
+__all__ = ["ACTIONS", "BULK_ACTIONS", "Result", "execute", "minimal_output", "run_bulk"]
 
 Handler = Callable[[WriteSession, WriteContext, dict[str, Any]], tuple[int, dict[str, Any]]]
 
@@ -103,8 +104,23 @@ def bulk_fields(item: dict[str, Any]) -> dict[str, Any]:
 _NO_SAVEPOINT = frozenset({"agent_spans/create", "agent_spans/finish"})
 
 
+def minimal_output(body: dict[str, Any]) -> dict[str, Any]:
+    """The ``Prefer: return=minimal`` form of a success: status, resource id and control."""
+    details = body.get("details")
+    if body.get("status") != "success" or not isinstance(details, dict) or "id" not in details:
+        return body  # pragma: no cover - every bulk action answers with a resource
+    out: dict[str, Any] = {"status": "success", "id": details["id"]}
+    if "control" in body:
+        out["control"] = body["control"]
+    return out
+
+
 def run_bulk(
-    session: WriteSession, ctx: WriteContext, items: list[dict[str, Any]]
+    session: WriteSession,
+    ctx: WriteContext,
+    items: list[dict[str, Any]],
+    *,
+    minimal: bool = False,
 ) -> dict[str, orjson.Fragment]:
     """Run validated bulk items in order, each atomic on its own, stopping at the first error.
 
@@ -113,6 +129,10 @@ def run_bulk(
     end (same transaction), and span writes run without a savepoint (see
     ``_NO_SAVEPOINT``). The outcome is the same as running :func:`execute` per item:
     keys are unique within a request, so no item can see another's stored answer.
+
+    With ``minimal`` (``Prefer: return=minimal``) each success output, replays included,
+    is only ``{"status": "success", "id": ...}`` plus ``control`` when present; the full
+    answer is still what is stored, so a later full request replays it in full.
 
     Returns:
         Idempotency key → encoded output; the failing item's error is the last entry and
@@ -126,6 +146,7 @@ def run_bulk(
     outputs: dict[str, orjson.Fragment] = {}
     dumps = orjson.dumps
     fragment = orjson.Fragment
+    create_action = "agent_spans/create"
     for item in items:
         key: str = item["idempotency_key"]
         action: str = item["_type"]
@@ -133,18 +154,24 @@ def run_bulk(
             error = ApiError(
                 422,
                 "unknown_action",
-                f"_type: unknown bulk action {action!r}",
+                f"_type: unknown bulk action {shown(action)}",
                 {"_type": [f"must be one of {', '.join(BULK_ACTIONS)}"]},
             )
             outputs[key] = fragment(dumps(error.body()))
             break
         replay = stored.get((action, key)) if stored else None
         if replay is not None:
-            outputs[key] = fragment(replay[1])
+            outputs[key] = fragment(
+                dumps(minimal_output(orjson.loads(replay[1]))) if minimal else replay[1]
+            )
             continue
         try:
             if action in _NO_SAVEPOINT:
-                status_code, body = ACTIONS[action](session, ctx, bulk_fields(item))
+                # Span handlers read their fields by name, so the item itself serves (no
+                # copy without _type and idempotency_key); create may wrap them in details.
+                details = item.get("details")
+                fields = details if create_action == action and type(details) is dict else item
+                status_code, body = ACTIONS[action](session, ctx, fields)
                 encoded = dumps(body)
             else:
                 with session.savepoint():
@@ -152,13 +179,13 @@ def run_bulk(
                     encoded = dumps(body)
                     # Stored inside the savepoint, as execute() does.
                     session.put_idempotent(account_id, action, key, status_code, encoded)
-                outputs[key] = fragment(encoded)
+                outputs[key] = fragment(dumps(minimal_output(body)) if minimal else encoded)
                 continue
         except ApiError as exc:
             outputs[key] = fragment(dumps(exc.body()))
             break
         new.append((action, key, status_code, encoded))
-        outputs[key] = fragment(encoded)
+        outputs[key] = fragment(dumps(minimal_output(body)) if minimal else encoded)
     if new:
         session.put_idempotent_many(account_id, new)
     return outputs

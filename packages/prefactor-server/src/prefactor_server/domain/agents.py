@@ -10,7 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from prefactor_server.domain.context import WriteContext
-from prefactor_server.domain.fields import client_id, object_field, optional_str, required_str
+from prefactor_server.domain.fields import (
+    client_id,
+    object_field,
+    optional_str,
+    required_str,
+    shown,
+)
 from prefactor_server.domain.resources import agent_resource
 from prefactor_server.errors import conflict, not_found
 from prefactor_server.storage.base import IdTaken, Record, WriteSession
@@ -42,7 +48,9 @@ def create(session: WriteSession, ctx: WriteContext, fields: dict[str, Any]) -> 
         external_identifier is not None
         and session.find_agent(ctx.account.id, external_identifier) is not None
     ):
-        raise conflict(f"An agent with external_identifier {external_identifier!r} already exists")
+        raise conflict(
+            f"An agent with external_identifier {shown(external_identifier)} already exists"
+        )
     now = ctx.clock()
     record: Record = {
         "account_id": ctx.account.id,

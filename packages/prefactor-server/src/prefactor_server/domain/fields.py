@@ -15,10 +15,21 @@ __all__ = [
     "optional_object",
     "optional_str",
     "required_str",
+    "shown",
     "status_field",
 ]
 
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_SHOWN_CHARS = 80
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` for an error message, cut short: a client's megabyte-long string
+    must not come back in the answer (nor fill the logs)."""
+    text = repr(value)
+    if len(text) <= _SHOWN_CHARS:
+        return text
+    return f"{text[: _SHOWN_CHARS - 1]}… ({len(text)} characters)"
 
 
 def required_str(fields: Mapping[str, Any], name: str, prefix: str = "") -> str:

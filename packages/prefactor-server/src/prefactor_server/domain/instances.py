@@ -21,6 +21,7 @@ from prefactor_server.domain.fields import (
     optional_object,
     optional_str,
     required_str,
+    shown,
     status_field,
 )
 from prefactor_server.domain.resources import instance_resource
@@ -259,7 +260,7 @@ def record_quality(session: WriteSession, ctx: WriteContext, fields: dict[str, A
             raise ApiError(
                 422,
                 "unknown_quality_schema",
-                f"name: unknown quality schema {name!r}",
+                f"name: unknown quality schema {shown(name)}",
                 {"name": [f"must be one of {known}"]},
             )
         version.check("quality", name, payload, "payload")

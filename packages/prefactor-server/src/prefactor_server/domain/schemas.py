@@ -8,8 +8,10 @@ schema version id. That keeps JSON Schema compilation off the per-span path.
 from __future__ import annotations
 
 import hashlib
+import numbers
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -151,6 +153,281 @@ def render_template(template: str, values: dict[str, Any]) -> str:
     return _PLACEHOLDER.sub(lambda match: _text(_lookup(values, match.group(1))), template)
 
 
+# -- fast validity check ----------------------------------------------------------------
+#
+# jsonschema is thorough and slow (a few microseconds per keyword); the span path checks
+# two small schemas per span. Schemas made only of the common keywords below compile to a
+# tree of closures that answer "certainly valid" or "maybe not". The answer is
+# conservative: True only when jsonschema would accept the instance too; anything the
+# compiler is unsure of (a float for "integer", an enum of objects, an unknown keyword)
+# answers False or is not compiled at all, and jsonschema then decides and produces the
+# errors. So the fast path changes speed, never outcomes.
+
+FastCheck = Callable[[Any], bool]
+
+# Drafts whose keywords below mean the same (draft 3/4 differ: boolean "required" and
+# "exclusiveMinimum"); no $schema means the latest, 2020-12.
+_FAST_DRAFTS = frozenset(
+    f"{scheme}://json-schema.org/{draft}{suffix}"
+    for scheme in ("http", "https")
+    for draft in ("draft-06/schema", "draft-07/schema", "draft/2019-09/schema",
+                  "draft/2020-12/schema")
+    for suffix in ("", "#")
+)  # fmt: skip
+
+# Keywords that never change validity (format is an annotation: no format checker is used).
+_ANNOTATIONS = frozenset(
+    {"title", "description", "default", "examples", "$comment", "format", "deprecated",
+     "readOnly", "writeOnly", "$schema", "$id", "contentMediaType", "contentEncoding"}
+)  # fmt: skip
+_KEYWORDS = _ANNOTATIONS | {
+    "type", "properties", "required", "additionalProperties", "items", "enum", "const",
+    "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+    "minItems", "maxItems", "minProperties", "maxProperties", "pattern",
+}  # fmt: skip
+
+# JSON type → the exact Python types orjson produces for it (bool is not a number here).
+_TYPES: dict[str, tuple[type, ...]] = {
+    "object": (dict,),
+    "array": (list,),
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "null": (type(None),),
+}
+_SCALARS = (str, int, float, bool, type(None))
+
+
+class _Unsupported(Exception):
+    """The schema uses something the fast compiler leaves to jsonschema."""
+
+
+def _always(instance: Any) -> bool:
+    return True
+
+
+def _never(instance: Any) -> bool:
+    return False
+
+
+def _number(value: Any) -> float | int:
+    if type(value) not in (int, float):
+        raise _Unsupported
+    return value  # type: ignore[no-any-return]
+
+
+def _count(value: Any) -> int:
+    if type(value) is not int or value < 0:
+        raise _Unsupported
+    return value
+
+
+def _all(checks: list[FastCheck]) -> FastCheck:
+    if not checks:
+        return _always
+    if len(checks) == 1:
+        return checks[0]
+    if len(checks) == 2:
+        first, second = checks
+        return lambda instance: first(instance) and second(instance)
+
+    def check(instance: Any) -> bool:
+        for part in checks:  # noqa: SIM110 - a plain loop is faster than all() on a genexpr
+            if not part(instance):
+                return False
+        return True
+
+    return check
+
+
+def _type_check(spec: Any) -> FastCheck:
+    names = [spec] if isinstance(spec, str) else spec
+    if not isinstance(names, list) or not names:
+        raise _Unsupported
+    allowed: set[type] = set()
+    for name in names:
+        if name not in _TYPES:
+            raise _Unsupported
+        allowed.update(_TYPES[name])
+    if len(allowed) == 1:
+        (only,) = allowed
+        return lambda instance: type(instance) is only
+    frozen = frozenset(allowed)
+    return lambda instance: type(instance) in frozen
+
+
+def _enum_check(values: list[Any]) -> FastCheck:
+    # Scalars compared with their exact type (jsonschema tells 1 from True but not 1 from
+    # 1.0: a mixed pair answers False here and jsonschema decides).
+    options: set[tuple[type, Any]] = set()
+    for value in values:
+        if type(value) not in _SCALARS:
+            raise _Unsupported
+        options.add((type(value), value))
+    return lambda instance: type(instance) in _SCALARS and (type(instance), instance) in options
+
+
+def _object_check(schema: dict[str, Any]) -> FastCheck | None:
+    properties = schema.get("properties", {})
+    required = schema.get("required", [])
+    additional = schema.get("additionalProperties", True)
+    if not isinstance(properties, dict) or not isinstance(required, list):
+        raise _Unsupported
+    if not all(isinstance(name, str) for name in required):
+        raise _Unsupported
+    subchecks = [(name, compile_fast(sub)) for name, sub in properties.items()]
+    # Properties whose schema accepts anything need no look-up.
+    subchecks = [(name, check) for name, check in subchecks if check is not _always]
+    extra: FastCheck | None = None if additional is True else compile_fast(additional)
+    if extra is _always:
+        extra = None
+    low = _count(schema["minProperties"]) if "minProperties" in schema else None
+    high = _count(schema["maxProperties"]) if "maxProperties" in schema else None
+    if not subchecks and not required and extra is None and low is None and high is None:
+        return None
+    names = tuple(required)
+    known = frozenset(properties)
+    items = tuple(subchecks)
+    missing = object()
+
+    def check(instance: Any) -> bool:
+        if type(instance) is not dict:
+            return not isinstance(instance, dict)
+        for name in names:
+            if name not in instance:
+                return False
+        for name, sub in items:
+            value = instance.get(name, missing)
+            if value is not missing and not sub(value):
+                return False
+        if extra is not None:
+            for name, value in instance.items():
+                if name not in known and not extra(value):
+                    return False
+        if low is not None and len(instance) < low:
+            return False
+        return high is None or len(instance) <= high
+
+    return check
+
+
+def compile_fast(schema: Any) -> FastCheck:
+    """Compile a schema to a conservative validity check (see the comment above).
+
+    Raises:
+        _Unsupported: The schema uses a keyword or form left to jsonschema.
+    """
+    if schema is True:
+        return _always
+    if schema is False:
+        return _never
+    if not isinstance(schema, dict) or not schema.keys() <= _KEYWORDS:
+        raise _Unsupported
+    draft = schema.get("$schema")
+    if draft is not None and draft not in _FAST_DRAFTS:
+        raise _Unsupported
+    checks: list[FastCheck] = []
+    if "type" in schema:
+        checks.append(_type_check(schema["type"]))
+    if "enum" in schema:
+        if not isinstance(schema["enum"], list):
+            raise _Unsupported
+        checks.append(_enum_check(schema["enum"]))
+    if "const" in schema:
+        checks.append(_enum_check([schema["const"]]))
+    by_type = _object_check(schema)
+    if by_type is not None:
+        checks.append(by_type)
+    if "items" in schema:
+        sub = compile_fast(schema["items"])
+        if sub is not _always:
+
+            def items(instance: Any) -> bool:
+                if type(instance) is not list:
+                    return not isinstance(instance, list)
+                for value in instance:  # noqa: SIM110 - faster than all()
+                    if not sub(value):
+                        return False
+                return True
+
+            checks.append(items)
+    checks.extend(_size_checks(schema, "minItems", "maxItems", list))
+    checks.extend(_size_checks(schema, "minLength", "maxLength", str))
+    checks.extend(_number_checks(schema))
+    if "pattern" in schema:
+        if not isinstance(schema["pattern"], str):
+            raise _Unsupported
+        try:
+            search = re.compile(schema["pattern"]).search
+        except re.error:
+            raise _Unsupported from None
+        checks.append(
+            lambda instance: (
+                search(instance) is not None
+                if type(instance) is str
+                else not isinstance(instance, str)
+            )
+        )
+    return _all(checks)
+
+
+def _size_checks(
+    schema: dict[str, Any], low_key: str, high_key: str, kind: type[Any]
+) -> list[FastCheck]:
+    checks: list[FastCheck] = []
+    if low_key in schema:
+        low = _count(schema[low_key])
+        checks.append(
+            lambda instance: (
+                len(instance) >= low if type(instance) is kind else not isinstance(instance, kind)
+            )
+        )
+    if high_key in schema:
+        high = _count(schema[high_key])
+        checks.append(
+            lambda instance: (
+                len(instance) <= high if type(instance) is kind else not isinstance(instance, kind)
+            )
+        )
+    return checks
+
+
+def _number_checks(schema: dict[str, Any]) -> list[FastCheck]:
+    checks: list[FastCheck] = []
+    numeric = (int, float)
+
+    def bound(ok: Callable[[Any], bool]) -> FastCheck:
+        # Booleans are not numbers to jsonschema: they pass a bound, as do non-numbers.
+        return lambda instance: (
+            ok(instance)
+            if type(instance) in numeric
+            else (type(instance) is bool or not isinstance(instance, numbers.Number))
+        )
+
+    if "minimum" in schema:
+        low = _number(schema["minimum"])
+        checks.append(bound(lambda value: value >= low))
+    if "maximum" in schema:
+        high = _number(schema["maximum"])
+        checks.append(bound(lambda value: value <= high))
+    if "exclusiveMinimum" in schema:
+        xlow = _number(schema["exclusiveMinimum"])
+        checks.append(bound(lambda value: value > xlow))
+    if "exclusiveMaximum" in schema:
+        xhigh = _number(schema["exclusiveMaximum"])
+        checks.append(bound(lambda value: value < xhigh))
+    return checks
+
+
+def fast_check(schema: Any) -> FastCheck | None:
+    """Return the fast check of ``schema``, or None when jsonschema must do all the work."""
+    try:
+        return compile_fast(schema)
+    except (_Unsupported, RecursionError):
+        return None
+
+
 def _path(prefix: str, path: Any) -> str:
     return ".".join([prefix, *(str(part) for part in path)])
 
@@ -187,23 +464,40 @@ class SchemaVersion:
         self.span_types: dict[str, dict[str, Any]] = body.get("span_types", {})
         self.quality_schemas: dict[str, dict[str, Any]] = body.get("quality_schemas", {})
         self._validators: dict[tuple[str, str], Validator | None] = {}
+        self._fast: dict[tuple[str, str], FastCheck | None] = {}
+
+    def _schema(self, kind: str, name: str) -> dict[str, Any] | None:
+        if kind == "quality":
+            schema = self.quality_schemas.get(name, {}).get("schema")
+        else:
+            schema = self.span_types.get(name, {}).get(f"{kind}_schema")
+        return schema if isinstance(schema, dict) and schema else None
 
     def validator(self, kind: str, name: str) -> Validator | None:
         """Return the compiled validator of a span type's params/result or of a quality schema."""
         key = (kind, name)
         if key not in self._validators:
-            if kind == "quality":
-                schema = self.quality_schemas.get(name, {}).get("schema")
-            else:
-                schema = self.span_types.get(name, {}).get(f"{kind}_schema")
+            schema = self._schema(kind, name)
             compiled: Validator | None = None
-            if isinstance(schema, dict) and schema:
+            if schema is not None:
                 compiled = validators.validator_for(schema)(schema)
             self._validators[key] = compiled
         return self._validators[key]
 
     def check(self, kind: str, name: str, instance: Any, prefix: str) -> None:
-        """Validate ``instance``; raise 422 with field paths when it does not match."""
+        """Validate ``instance``; raise 422 with field paths when it does not match.
+
+        The fast check (compiled once per schema) accepts the common case; jsonschema runs
+        only when it cannot vouch for the instance, and then decides and names the errors.
+        """
+        key = (kind, name)
+        try:
+            fast = self._fast[key]
+        except KeyError:
+            schema = self._schema(kind, name)
+            fast = self._fast[key] = _always if schema is None else fast_check(schema)
+        if fast is not None and fast(instance):
+            return
         compiled = self.validator(kind, name)
         if compiled is not None and not compiled.is_valid(instance):
             raise validation_error(prefix, compiled, instance)

@@ -22,6 +22,7 @@ from prefactor_server.domain.fields import (
     optional_object,
     optional_str,
     required_str,
+    shown,
     status_field,
 )
 from prefactor_server.domain.resources import span_resource
@@ -85,7 +86,7 @@ def create(session: WriteSession, ctx: WriteContext, fields: dict[str, Any]) -> 
             raise ApiError(
                 422,
                 "unknown_span_type",
-                f"schema_name: {schema_name!r} is not a span type of the instance's schema",
+                f"schema_name: {shown(schema_name)} is not a span type of the instance's schema",
                 {"schema_name": [f"must be one of {known}"]},
             )
         # Cancel-before-start sends a pending span with an empty payload (wire spec 3.2):
