@@ -116,6 +116,18 @@ class _Batch:
     ops: list[tuple[str, Operation]]
     texts: list[str]
     lanes: set[str]
+    barriers: set[str]
+    creates: set[str]
+
+
+_BARRIER_TYPES = frozenset(
+    {
+        OperationType.REGISTER_AGENT_INSTANCE,
+        OperationType.START_AGENT_INSTANCE,
+        OperationType.FINISH_AGENT_INSTANCE,
+        OperationType.RECORD_QUALITY,
+    }
+)
 
 
 class Dispatcher:
@@ -139,7 +151,14 @@ class Dispatcher:
         self._on_control = on_control
 
         self._lanes: dict[str, deque[Operation]] = {}
-        self._busy: set[str] = set()
+        self._busy: set[str] = set()  # single requests: lanes with one in flight
+        # Bulk requests may overlap for one lane (pipelining), but a batch never carries
+        # an operation that depends on one still in flight: a span finish whose create,
+        # or a child whose parent's create, is in flight waits; so does anything behind
+        # an instance-level operation (register, start, finish, quality) in flight.
+        self._lane_flights: dict[str, int] = {}
+        self._barriers: dict[str, int] = {}
+        self._flying_creates: set[str] = set()
         self._attempted: set[int] = set()  # id() of operations sent at least once
         self._pending = 0
 
@@ -401,37 +420,82 @@ class Dispatcher:
         ops: list[tuple[str, Operation]] = []
         texts: list[str] = []
         lanes: set[str] = set()
+        barriers: set[str] = set()
+        creates: set[str] = set()
         # Characters, not bytes: keep a margin for non-ASCII text.
         budget = int(self._bulk_max_bytes * 0.9) - 16
         room = self._bulk_max_items
         for lane_id, lane in self._lanes.items():
             if room <= 0 or budget <= 0:
                 break
-            if lane_id in self._busy or not lane:
+            if not lane or lane_id in self._barriers:
                 continue
+            flying = self._lane_flights.get(lane_id, 0)
+            # Take twice the room: a create and its finish usually merge into one item.
             taken: list[Operation] = []
-            while lane and len(taken) < room:
+            limit = 2 * room
+            while lane and len(taken) < limit:
+                if flying and not self._independent(lane[0]):
+                    break
                 taken.append(lane.popleft())
+            if not taken:
+                continue
             self._pending -= len(taken)
             merged = self._merge(taken)
             for index, op in enumerate(merged):
-                text = render_bulk_item(op)
-                if ops and len(text) + 1 > budget:
+                text = render_bulk_item(op) if index < room else ""
+                if index >= room or (ops and len(text) + 1 > budget):
                     rest = merged[index:]
                     lane.extendleft(reversed(rest))
                     self._pending += len(rest)
-                    budget = 0
+                    if index < room:
+                        budget = 0
                     break
                 ops.append((lane_id, op))
                 texts.append(text)
                 budget -= len(text) + 1
                 lanes.add(lane_id)
+                kind = op.type
+                if kind is OperationType.CREATE_SPAN:
+                    creates.add(op.payload["span_id"])
+                elif kind in _BARRIER_TYPES:
+                    barriers.add(lane_id)
             room = self._bulk_max_items - len(ops)
         if not ops:
             return None
-        self._busy.update(lanes)
+        for lane_id in lanes:
+            self._lane_flights[lane_id] = self._lane_flights.get(lane_id, 0) + 1
+        for lane_id in barriers:
+            self._barriers[lane_id] = self._barriers.get(lane_id, 0) + 1
+        self._flying_creates.update(creates)
         self._in_flight += len(ops)
-        return _Batch(ops, texts, lanes)
+        return _Batch(ops, texts, lanes, barriers, creates)
+
+    def _independent(self, op: Operation) -> bool:
+        """True when ``op`` depends on nothing in flight (see ``_lane_flights``)."""
+        kind = op.type
+        if kind is OperationType.CREATE_SPAN:
+            parent = op.payload.get("parent_span_id")
+            return parent is None or parent not in self._flying_creates
+        if kind is OperationType.FINISH_SPAN:
+            return op.payload["span_id"] not in self._flying_creates
+        return False
+
+    def _land(self, batch: _Batch) -> None:
+        """Clear the in-flight marks of an answered (or failed) batch."""
+        for lane_id in batch.lanes:
+            left = self._lane_flights.get(lane_id, 1) - 1
+            if left:
+                self._lane_flights[lane_id] = left
+            else:
+                self._lane_flights.pop(lane_id, None)
+        for lane_id in batch.barriers:
+            left = self._barriers.get(lane_id, 1) - 1
+            if left:
+                self._barriers[lane_id] = left
+            else:
+                self._barriers.pop(lane_id, None)
+        self._flying_creates.difference_update(batch.creates)
 
     def _merge(self, ops: list[Operation]) -> list[Operation]:
         """Fold each span finish into its create when the create was never sent."""
@@ -469,7 +533,7 @@ class Dispatcher:
             await self._settle_bulk(batch.ops, response)
         finally:
             self._in_flight -= len(batch.ops)
-            self._busy.difference_update(batch.lanes)
+            self._land(batch)
             self._resolve_idle()
 
     async def _settle_bulk(
@@ -612,7 +676,11 @@ class Dispatcher:
         for op in ops:
             self._attempted.discard(id(op))
         # Drop empty lanes so memory does not grow with the number of instances.
-        for lane_id in [k for k, lane in self._lanes.items() if not lane and k not in self._busy]:
+        for lane_id in [
+            k
+            for k, lane in self._lanes.items()
+            if not lane and k not in self._busy and k not in self._lane_flights
+        ]:
             del self._lanes[lane_id]
 
     def _back_off(self, error: Exception) -> None:
@@ -654,9 +722,9 @@ def _merged(create: Operation, finish: Operation) -> Operation:
     payload["result_json"] = finish.payload.get("result_json")
     payload["finished_at"] = finish.payload.get("timestamp")
     return Operation(
-        type=OperationType.CREATE_SPAN,
-        payload=payload,
-        timestamp=create.timestamp,
-        idempotency_key=create.idempotency_key,
-        metadata={**create.metadata, "merged_finish": finish.idempotency_key},
+        OperationType.CREATE_SPAN,
+        payload,
+        create._created,
+        create.idempotency_key,
+        {**create.metadata, "merged_finish": finish.idempotency_key},
     )

@@ -43,10 +43,23 @@ BULK_ACTIONS: dict[OperationType, str] = {
 """The bulk action of each operation type."""
 
 
+_second = -1
+_second_text = ""
+
+
 def iso(timestamp: float) -> str:
-    """Format a Unix timestamp as ISO 8601 in UTC with microseconds."""
-    # timespec keeps the six digits at a whole second too (plain isoformat() drops them).
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="microseconds")
+    """Format a Unix timestamp as ISO 8601 in UTC with microseconds.
+
+    The date and time to the second are formatted once per second (the background
+    sender formats two timestamps per span).
+    """
+    global _second, _second_text
+    micros = round(timestamp * 1_000_000)
+    second, fraction = divmod(micros, 1_000_000)
+    if second != _second:
+        _second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second = second
+    return f"{_second_text}.{fraction:06d}+00:00"
 
 
 def _fields(op: Operation) -> list[str]:

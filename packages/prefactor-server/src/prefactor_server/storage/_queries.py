@@ -219,6 +219,7 @@ class SqliteReadSession:
         marks = ",".join("?" * len(instance_ids))
         rows = self.conn.execute(
             "SELECT agent_instance_id, status, count(*) FROM agent_spans "
+            "INDEXED BY agent_spans_instance_status "
             f"WHERE account_id = ? AND agent_instance_id IN ({marks}) "
             "GROUP BY agent_instance_id, status",
             [account_id, *instance_ids],

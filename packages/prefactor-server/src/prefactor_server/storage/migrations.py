@@ -161,7 +161,17 @@ CREATE TABLE idempotency (
 ) WITHOUT ROWID;
 """
 
-MIGRATIONS: tuple[Migration, ...] = (Migration("0001_initial", _INITIAL),)
+# Instance responses carry span counts by status; without status in an index, counting
+# read every span row of the instance (hundreds of milliseconds for a large run, on
+# every instance start or finish).
+_SPAN_COUNTS_INDEX = """
+CREATE INDEX agent_spans_instance_status ON agent_spans (account_id, agent_instance_id, status);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration("0001_initial", _INITIAL),
+    Migration("0002_span_counts_index", _SPAN_COUNTS_INDEX),
+)
 
 
 def apply_migrations(conn: sqlite3.Connection, now: str) -> list[str]:
