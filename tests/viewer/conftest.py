@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import threading
 from collections.abc import Coroutine, Iterator
@@ -85,7 +86,10 @@ def fixture_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]
 def fixture_browser() -> Iterator[playwright_sync.Browser]:
     """Debian's Chromium, headless, driven by Playwright (no browser download)."""
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.skip("chromium is not installed (.ci/system-deps installs it)")
+        # In CI a missing browser is a broken setup, not a reason to skip.
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(
+            "chromium is not installed (.ci/system-deps installs it)"
+        )
     with playwright_sync.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=_ARGS)
         try:
