@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from prefactor_core._engine.wire import _OPTIONS, _dumps
 from prefactor_core.context_stack import _STACK, SpanContextStack
 from prefactor_core.exceptions import PrefactorTelemetryFailureError
-from prefactor_core.operations import Operation, OperationType
+from prefactor_core.operations import Operation, OperationType, derived_operation
 
 if TYPE_CHECKING:
     from prefactor_core.managers.span import SpanManager
@@ -30,6 +30,9 @@ _FINISH_STATUSES = ("complete", "failed", "cancelled")
 _PREPARED = 0  # entered (or prepared), not started: no operation queued yet
 _STARTED = 1  # create queued
 _FINISHED = 2  # finish queued (or cancelled before start: pending create + finish queued)
+
+_CREATE = OperationType.CREATE_SPAN
+_FINISH = OperationType.FINISH_SPAN
 
 # A pending create (cancel before start) must reach the API as such, then its finish.
 _NO_MERGE = {"no_merge": True}
@@ -219,7 +222,15 @@ class SpanContext:
         if self._state != _PREPARED:
             return
         data = self._default_payload if payload is None else payload
-        encoded = "{}" if data is None else encode_payload(data, "span payload")
+        if data is None:
+            encoded = "{}"
+        elif data.__class__ is dict:
+            try:
+                encoded = _dumps(data, option=_OPTIONS).decode()
+            except TypeError:
+                encoded = encode_payload(data, "span payload")  # raises the precise error
+        else:
+            encoded = encode_payload(data, "span payload")
         at = time.time() if started_at is None else aware_timestamp(started_at, "started_at")
         leftover = self._create("active", encoded, at)
         if leftover:
@@ -291,14 +302,20 @@ class SpanContext:
         }
         if self._parent_id is not None:
             fields["parent_span_id"] = self._parent_id
-        op = manager._op(
-            OperationType.CREATE_SPAN,
-            fields,
-            started_at or time.time(),
-            "c-",
-            self._id,
-            _NO_MERGE if status == "pending" else None,
-        )
+        metadata = _NO_MERGE if status == "pending" else None
+        if manager._chosen_ids:
+            op = manager._op(
+                OperationType.CREATE_SPAN,
+                fields,
+                started_at or time.time(),
+                "c-",
+                self._id,
+                metadata,
+            )
+        else:
+            op = derived_operation(
+                _CREATE, fields, started_at or time.time(), "c-", self._id, metadata
+            )
         self._state = _STARTED
         parent = self._parent
         if parent is not None and not parent._released:
@@ -363,20 +380,17 @@ class SpanContext:
                 )
         self._state = _FINISHED
         self._status = status
-        op = manager._op(
-            OperationType.FINISH_SPAN,
-            {
-                "instance_id": self._instance_id,
-                "span_id": self._id,
-                "status": status,
-                "result_json": result_json,
-                "timestamp": at,
-            },
-            at,
-            "f-",
-            self._id,
-            key=key,
-        )
+        fields = {
+            "instance_id": self._instance_id,
+            "span_id": self._id,
+            "status": status,
+            "result_json": result_json,
+            "timestamp": at,
+        }
+        if key is None and not manager._chosen_ids:
+            op = derived_operation(_FINISH, fields, at, "f-", self._id)
+        else:
+            op = manager._op(OperationType.FINISH_SPAN, fields, at, "f-", self._id, key=key)
         manager._close(self)
         if self._held is not None:
             self._held.append(op)

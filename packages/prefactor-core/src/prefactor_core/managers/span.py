@@ -11,7 +11,7 @@ from prefactor_core._engine.ids import IdFactory, check_client_id
 from prefactor_core.context_stack import _STACK, SpanContextStack
 from prefactor_core.exceptions import SpanNotFoundError
 from prefactor_core.models import Span
-from prefactor_core.operations import Operation, OperationType
+from prefactor_core.operations import Operation, OperationType, derived_operation
 from prefactor_core.span_context import FinishStatus, SpanContext, encode_payload, to_timestamp
 from prefactor_core.utils import generate_idempotency_key, validate_idempotency_key
 
@@ -90,7 +90,7 @@ class SpanManager:
         """A span operation; its key derives from the span id unless the id was chosen
         by the caller (chosen ids may repeat across runs; made ones never do)."""
         if key is None and (not self._chosen_ids or span_id not in self._chosen_ids):
-            return Operation._derived(kind, payload, at, prefix, span_id, metadata)
+            return derived_operation(kind, payload, at, prefix, span_id, metadata)
         return Operation(kind, payload, at, key or generate_idempotency_key(), metadata)
 
     def _failure_seen(self) -> None:
