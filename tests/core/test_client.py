@@ -19,7 +19,7 @@ from prefactor_core import (
 from prefactor_http import HttpClientConfig
 from prefactor_server.testing import LocalServer
 
-from .conftest import AGENT_VERSION, ClientFactory, make_registry
+from .conftest import AGENT_VERSION, ClientFactory
 from .support import TestTransport, read_all, read_one, spans_of
 
 
@@ -293,11 +293,6 @@ def test_constructor_rejects_a_wrong_config() -> None:
     """PrefactorCoreClient needs a PrefactorCoreConfig."""
     with pytest.raises(TypeError, match="PrefactorCoreConfig"):
         PrefactorCoreClient({"http_config": None})  # type: ignore[arg-type]
-
-
-def test_strict_registry_helper_knows_its_types() -> None:
-    """The test registry is what the strict-registry tests rely on."""
-    assert make_registry(strict=True).knows("agent:llm")
 
 
 async def test_seed_quick_start_runs_as_written_against_a_real_server(tmp_path: Path) -> None:

@@ -82,3 +82,14 @@ def test_in_memory_api_applies_a_repeated_key_once() -> None:
     assert client.post("/api/v1/agent_spans/s1/finish", json=finish).status_code == 200
     assert client.post("/api/v1/agent_spans", json=create).status_code == 200  # a retry
     assert [(s.id, s.status) for s in api.spans.values()] == [("s1", "complete")]
+
+
+async def test_span_payload_is_taken_at_the_call() -> None:
+    """A payload given to span() is recorded as it was then, even if mutated before start."""
+    params = {"query": "before"}
+    async with capture_spans() as captured:
+        run = await captured.client.create_agent_instance(agent_id="a", agent_version={"name": "A"})
+        async with run.span("agent:retrieval", payload=params):
+            params["query"] = "after"
+    [span] = captured.spans
+    assert span.payload == {"query": "before"}

@@ -75,30 +75,6 @@ class Operation:
         _set_key_prefix(self, None)
         _set_metadata(self, {} if metadata is None else metadata)
 
-    @classmethod
-    def _derived(
-        cls,
-        type: OperationType,
-        payload: dict[str, Any],
-        timestamp: float,
-        prefix: str,
-        base: str,
-        metadata: dict[str, Any] | None = None,
-    ) -> Operation:
-        """An operation whose key is ``prefix + base`` (a unique id), made only when read.
-
-        Spans get their keys from their ids, so the agent's path need not build a key
-        string per operation: it is built by the background sender when it needs it.
-        """
-        op = cls.__new__(cls)
-        _set_type(op, type)
-        _set_payload(op, payload)
-        _set_created(op, timestamp)
-        _set_key(op, base)
-        _set_key_prefix(op, prefix)
-        _set_metadata(op, _NO_METADATA if metadata is None else metadata)
-        return op
-
     @property
     def idempotency_key(self) -> str | None:
         """The key the server uses to recognise retries of this operation."""
@@ -180,7 +156,11 @@ def derived_operation(
     base: str,
     metadata: dict[str, Any] | None = None,
 ) -> Operation:
-    """``Operation._derived`` as a plain function: the agent's path calls it twice a span."""
+    """An operation whose key is ``prefix + base`` (a unique id), built only when read.
+
+    Spans get their keys from their ids, so the agent's path (which calls this twice a
+    span) need not build a key string per operation.
+    """
     op = _new(Operation)
     _set_type(op, type)
     _set_payload(op, payload)

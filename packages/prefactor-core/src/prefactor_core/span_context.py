@@ -91,6 +91,7 @@ class SpanContext:
     """
 
     __slots__ = (
+        "_default_json",
         "_default_payload",
         "_entered",
         "_held",
@@ -117,6 +118,10 @@ class SpanContext:
         self._id = temp_id
         self._manager = span_manager
         self._default_payload = default_payload
+        # Encoded once, when given: that checks it at the call and snapshots it.
+        self._default_json = (
+            None if default_payload is None else encode_payload(default_payload, "span payload")
+        )
         self._instance_id = ""
         self._schema_name = ""
         self._parent_id: str | None = None
@@ -221,16 +226,15 @@ class SpanContext:
         """
         if self._state != _PREPARED:
             return
-        data = self._default_payload if payload is None else payload
-        if data is None:
-            encoded = "{}"
-        elif data.__class__ is dict:
+        if payload is None:
+            encoded = self._default_json or "{}"
+        elif payload.__class__ is dict:
             try:
-                encoded = _dumps(data, option=_OPTIONS).decode()
+                encoded = _dumps(payload, option=_OPTIONS).decode()
             except TypeError:
-                encoded = encode_payload(data, "span payload")  # raises the precise error
+                encoded = encode_payload(payload, "span payload")  # raises the precise error
         else:
-            encoded = encode_payload(data, "span payload")
+            encoded = encode_payload(payload, "span payload")
         at = time.time() if started_at is None else aware_timestamp(started_at, "started_at")
         leftover = self._create("active", encoded, at)
         if leftover:
@@ -279,7 +283,9 @@ class SpanContext:
             TypeError: If ``data`` is not a JSON-serialisable dict.
         """
         encode_payload(data, "span payload")
-        self._default_payload = {**(self._default_payload or {}), **data}
+        merged = {**(self._default_payload or {}), **data}
+        self._default_json = encode_payload(merged, "span payload")
+        self._default_payload = merged
 
     # -- internals ------------------------------------------------------------------
 
@@ -367,17 +373,9 @@ class SpanContext:
         leftover: list[Operation] | None = None
         if self._state == _PREPARED:
             if status == "cancelled":
-                data = self._default_payload
-                leftover = self._create(
-                    "pending", "{}" if not data else encode_payload(data, "span payload"), None
-                )
+                leftover = self._create("pending", self._default_json or "{}", None)
             else:
-                data = self._default_payload
-                leftover = self._create(
-                    "active",
-                    "{}" if data is None else encode_payload(data, "span payload"),
-                    self._prepared_at,
-                )
+                leftover = self._create("active", self._default_json or "{}", self._prepared_at)
         self._state = _FINISHED
         self._status = status
         fields = {

@@ -210,11 +210,6 @@ class Dispatcher:
             self._bulk_max_bytes = max_bytes
         self._poke()
 
-    @property
-    def configured(self) -> bool:
-        """True once ``configure()`` was called."""
-        return self._bulk is not None
-
     async def drain(self, timeout: float, *, count_as_dropped: bool = True) -> int:
         """Deliver what is left within ``timeout`` seconds, then stop.
 

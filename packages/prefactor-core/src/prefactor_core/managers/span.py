@@ -12,7 +12,7 @@ from prefactor_core.context_stack import _STACK, SpanContextStack
 from prefactor_core.exceptions import SpanNotFoundError
 from prefactor_core.models import Span
 from prefactor_core.operations import Operation, OperationType, derived_operation
-from prefactor_core.span_context import FinishStatus, SpanContext, encode_payload, to_timestamp
+from prefactor_core.span_context import FinishStatus, SpanContext, to_timestamp
 from prefactor_core.utils import generate_idempotency_key, validate_idempotency_key
 
 if TYPE_CHECKING:
@@ -105,8 +105,6 @@ class SpanManager:
         payload: dict[str, Any] | None = None,
     ) -> SpanContext:
         """Return an unentered ``SpanContext``; it gets its id when entered."""
-        if payload is not None:
-            encode_payload(payload, "span payload")
         if schema_name.__class__ is not str or not schema_name:
             raise ValueError(f"schema_name must be a non-empty string, got {schema_name!r}")
         if self._check_schema is not None:
