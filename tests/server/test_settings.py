@@ -20,11 +20,15 @@ def test_table_matches_fields() -> None:
 
 def test_precedence() -> None:
     """An explicit value beats the environment, which beats the default."""
-    env = {"PREFACTOR_PORT": "9000", "PREFACTOR_DB": "env.db", "PREFACTOR_API_TOKEN": "env-token-1"}
+    env = {
+        "PREFACTOR_PORT": "9000",
+        "PREFACTOR_DB": "env.db",
+        "PREFACTOR_API_TOKEN": "env-token-0123456789",
+    }
     settings = Settings.from_env(env, port=9100)
     assert settings.port == 9100
     assert settings.db_path == Path("env.db")
-    assert settings.api_token == "env-token-1"
+    assert settings.api_token == "env-token-0123456789"
     assert Settings.from_env({}).host == "127.0.0.1"
 
 

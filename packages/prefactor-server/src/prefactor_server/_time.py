@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from prefactor_server.errors import invalid
+from prefactor_server.errors import excerpt, invalid
 
 __all__ = ["format_timestamp", "now", "parse_timestamp"]
 
@@ -81,7 +81,7 @@ def parse_timestamp(value: object, field: str) -> str | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise invalid(field, f"is not an ISO 8601 timestamp: {value!r}") from None
+        raise invalid(field, f"is not an ISO 8601 timestamp: {excerpt(repr(value), 80)}") from None
     if parsed.tzinfo is None:
         raise invalid(field, "must carry a UTC offset (naive timestamps are rejected)")
     return parsed.astimezone(UTC).strftime(_FORMAT)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
@@ -22,8 +21,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from prefactor_server._version import __version__
 from prefactor_server.api import build_router
 from prefactor_server.domain.accounts import Bootstrap, bootstrap_local_account
+from prefactor_server.domain.auth_guard import AuthGuard
 from prefactor_server.domain.schemas import SchemaCache
 from prefactor_server.errors import ApiError
+from prefactor_server.security_headers import SecurityHeaders
 from prefactor_server.settings import Settings
 from prefactor_server.storage.base import Storage
 from prefactor_server.storage.sqlite import SqliteStorage
@@ -50,15 +51,17 @@ _CODES = {
 def _envelope(
     status_code: int, code: str, message: str, errors: dict[str, list[str]] | None = None
 ) -> Response:
-    body: dict[str, Any] = {"status": "error", "code": code, "message": message}
-    if errors is not None:
-        body["errors"] = errors
+    # Through ApiError, so framework errors are cut to short excerpts like our own.
+    body = ApiError(status_code, code, message, errors).body()
     return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return _envelope(exc.status_code, exc.code, exc.message, exc.errors)
+    response = _envelope(exc.status_code, exc.code, exc.message, exc.errors)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -158,10 +161,12 @@ def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI
     app.state.storage = store
     app.state.bootstrap = bootstrap
     app.state.schemas = SchemaCache()
+    app.state.guard = AuthGuard(store)
     app.include_router(build_router())
     mount_viewer(app)  # the web viewer at / (the API stays under /api/v1)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(_CatchAll)
+    app.add_middleware(SecurityHeaders)  # outermost: the 500 envelope gets the headers too
     return app

@@ -18,7 +18,24 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ApiError", "conflict", "invalid", "not_found"]
+__all__ = ["ApiError", "conflict", "excerpt", "invalid", "not_found"]
+
+_MESSAGE_CHARS = 300
+_FIELD_CHARS = 120
+_MAX_FIELDS = 20
+_MAX_MESSAGES = 5
+
+
+def excerpt(text: str, limit: int = _MESSAGE_CHARS) -> str:
+    """``text`` cut to about ``limit`` characters, saying how long it was.
+
+    Every error message goes through this: a message may quote the client's input (a bad
+    timestamp, an unknown key, jsonschema's repr of a value), and a megabyte of input must
+    not come back as a megabyte of error (issue 10).
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 1]}… ({len(text)} characters)"
 
 
 class ApiError(Exception):
@@ -29,6 +46,7 @@ class ApiError(Exception):
         code: The machine-readable error code (``conflict``, ``invalid_value`` ...).
         message: One human-readable sentence.
         errors: Field path → list of messages, for validation errors.
+        headers: Extra response headers (``Retry-After`` of a 429).
     """
 
     def __init__(
@@ -37,12 +55,16 @@ class ApiError(Exception):
         code: str,
         message: str,
         errors: dict[str, list[str]] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
     ) -> None:
+        message = excerpt(message)
         super().__init__(message)
         self.status_code = status_code
         self.code = code
         self.message = message
-        self.errors = errors
+        self.errors = None if errors is None else _cut_errors(errors)
+        self.headers = headers
 
     def body(self) -> dict[str, Any]:
         """Return the error envelope of this error."""
@@ -50,6 +72,19 @@ class ApiError(Exception):
         if self.errors is not None:
             out["errors"] = self.errors
         return out
+
+
+def _cut_errors(errors: dict[str, list[str]]) -> dict[str, list[str]]:
+    cut: dict[str, list[str]] = {}
+    for field, messages in errors.items():
+        if len(cut) == _MAX_FIELDS:
+            cut["…"] = [f"{len(errors) - _MAX_FIELDS} more fields with errors"]
+            break
+        shown = [excerpt(message) for message in messages[:_MAX_MESSAGES]]
+        if len(messages) > _MAX_MESSAGES:
+            shown.append(f"{len(messages) - _MAX_MESSAGES} more errors")
+        cut[excerpt(field, _FIELD_CHARS)] = shown
+    return cut
 
 
 def not_found(what: str) -> ApiError:

@@ -19,7 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SETTINGS", "Setting", "Settings", "SettingsError"]
+__all__ = ["MIN_API_TOKEN_CHARS", "SETTINGS", "Setting", "Settings", "SettingsError"]
+
+MIN_API_TOKEN_CHARS = 16
+"""Shortest ``PREFACTOR_API_TOKEN`` accepted: a chosen token is a password, and the
+database keeps a fast hash of it (the tokens the server makes have 256 random bits)."""
 
 
 class SettingsError(ValueError):
@@ -60,6 +64,12 @@ SETTINGS: tuple[Setting, ...] = (
         "PREFACTOR_MAX_BODY_BYTES",
     ),
     Setting(
+        "body_timeout",
+        60.0,
+        "Seconds a request body may take to arrive; slower bodies get 408.",
+        "PREFACTOR_BODY_TIMEOUT",
+    ),
+    Setting(
         "bulk_max_items",
         1000,
         "Most items accepted in one POST /api/v1/bulk request.",
@@ -81,6 +91,7 @@ class Settings:
     port: int = 8000
     api_token: str | None = None
     max_body_bytes: int = 10 * 1024 * 1024
+    body_timeout: float = 60.0
     bulk_max_items: int = 1000
 
     def __post_init__(self) -> None:
@@ -89,6 +100,8 @@ class Settings:
             raise SettingsError(f"port must be 0-65535, got {self.port}")
         if self.max_body_bytes < 1024:
             raise SettingsError(f"max_body_bytes must be at least 1024, got {self.max_body_bytes}")
+        if not self.body_timeout > 0:
+            raise SettingsError(f"body_timeout must be above 0, got {self.body_timeout}")
         if self.bulk_max_items < 1:
             raise SettingsError(f"bulk_max_items must be at least 1, got {self.bulk_max_items}")
         if self.api_token is not None and len(self.api_token) < 8:
@@ -117,6 +130,15 @@ class Settings:
                 values[setting.name] = given
             elif setting.env in env and env[setting.env] != "":
                 values[setting.name] = _coerce(setting, env[setting.env])
+        token = values.get("api_token")
+        if token is not None and len(token) < MIN_API_TOKEN_CHARS:
+            # The user-facing path (serve, the CLI); Settings() itself keeps a lower floor
+            # for tests that build apps with short fixed tokens.
+            raise SettingsError(
+                f"PREFACTOR_API_TOKEN must be at least {MIN_API_TOKEN_CHARS} characters, got "
+                f"{len(token)}: a short token can be guessed; use a long random value (for "
+                'example python -c "import secrets; print(secrets.token_urlsafe(32))")'
+            )
         return cls(**values)
 
     def replace(self, **changes: Any) -> Settings:
@@ -133,6 +155,11 @@ def _coerce(setting: Setting, raw: str) -> Any:
             return int(raw)
         except ValueError:
             raise SettingsError(f"{setting.env} must be an integer, got {raw!r}") from None
+    if isinstance(default, float):
+        try:
+            return float(raw)
+        except ValueError:
+            raise SettingsError(f"{setting.env} must be a number, got {raw!r}") from None
     if isinstance(default, Path):
         return Path(raw)
     return raw

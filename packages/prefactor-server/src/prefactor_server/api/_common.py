@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Annotated, Any
 
 import orjson
@@ -9,10 +11,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
-from prefactor_server.domain.accounts import hash_token
 from prefactor_server.domain.actions import Result, execute
+from prefactor_server.domain.auth_guard import AuthGuard
 from prefactor_server.domain.context import WriteContext
-from prefactor_server.domain.fields import idempotency_key
+from prefactor_server.domain.fields import idempotency_key, shown
 from prefactor_server.domain.schemas import SchemaCache
 from prefactor_server.errors import ApiError
 from prefactor_server.settings import Settings
@@ -55,6 +57,11 @@ def settings(request: Request) -> Settings:
     return result
 
 
+def client_address(request: Request) -> str:
+    """The peer address a request came from (the key of the failed-token brake)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
 async def current_account(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -62,36 +69,86 @@ async def current_account(
     """Authenticate the bearer token and return its account.
 
     Raises:
-        ApiError: 401 ``unauthorized`` when the token is missing, malformed or unknown.
+        ApiError: 401 ``unauthorized`` when the token is missing, malformed or unknown;
+            429 ``rate_limited`` after too many wrong tokens from the client's address.
     """
-    if credentials is None or not credentials.credentials:
-        raise ApiError(
-            401, "unauthorized", "Missing bearer token: send 'Authorization: Bearer <token>'"
-        )
-    token_hash = hash_token(credentials.credentials)
-    account = await storage(request).read(lambda session: session.account_for_token(token_hash))
-    if account is None:
-        raise ApiError(401, "unauthorized", "Invalid or revoked API token")
-    return account
+    guard: AuthGuard = request.app.state.guard
+    token = credentials.credentials if credentials is not None else None
+    return await guard.authenticate(token, client_address(request))
 
 
 CurrentAccount = Annotated[Account, Depends(current_account)]
 
 
 async def read_body(request: Request) -> bytes:
-    """Read the body, refusing it with 413 as soon as it passes ``max_body_bytes``."""
-    limit = settings(request).max_body_bytes
+    """Read the body, refusing it with 413 as soon as it passes ``max_body_bytes``.
+
+    Raises:
+        ApiError: 413 when too large; 408 when the whole body has not arrived within
+            ``body_timeout`` seconds (a body trickled in byte by byte would otherwise hold
+            the connection and its memory open for as long as the client likes).
+    """
+    config = settings(request)
+    limit = config.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, "payload_too_large", f"Request body is larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "payload_too_large", f"Request body is larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(config.body_timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(
+                        413, "payload_too_large", f"Request body is larger than {limit} bytes"
+                    )
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(
+            408,
+            "request_timeout",
+            f"The request body did not arrive within {config.body_timeout:g} seconds",
+        ) from None
     return b"".join(chunks)
+
+
+def _is_json(content_type: str | None) -> bool:
+    # No Content-Type at all is taken as JSON (a raw body from a script); a declared
+    # form, text or other type is not (both SDKs always send application/json).
+    if content_type is None:
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+# Digits → "0", "-" kept, all else → " ": a 20-digit run, or a minus and 19 digits, is the
+# only way to write an integer orjson would turn into a float (outside int64/uint64).
+_DIGITS = bytes(48 if 48 <= b <= 57 else (45 if b == 45 else 32) for b in range(256))
+
+
+def _may_hold_huge_integers(raw: bytes) -> bool:
+    shape = raw.translate(_DIGITS)
+    return b"0" * 20 in shape or b"-" + b"0" * 19 in shape
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _loads_exact(raw: bytes) -> Any:
+    """Parse keeping integers exact (the rare body with long digit runs; see above).
+
+    The parsed integers outside the 64-bit range are refused per item with a 422 naming
+    the field (``check_storable``), so a bulk request keeps its items before that one.
+    """
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
+        message = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
+        raise ApiError(400, "invalid_json", f"Request body is not valid JSON: {message}") from None
 
 
 async def read_json(request: Request, *, allow_empty: bool = False) -> dict[str, Any]:
@@ -102,17 +159,28 @@ async def read_json(request: Request, *, allow_empty: bool = False) -> dict[str,
         allow_empty: Treat an empty body as ``{}`` (retire/reinstate/delete send none).
 
     Raises:
-        ApiError: 413 when too large, 400 ``invalid_json`` when not JSON or not an object.
+        ApiError: 413 when too large, 408 when it trickles in, 415 when a body comes with
+            a Content-Type other than JSON, 400 ``invalid_json`` when not JSON or not an
+            object.
     """
     raw = await read_body(request)
     if not raw.strip():
         if allow_empty:
             return {}
         raise ApiError(400, "invalid_json", "Request body is empty; expected a JSON object")
+    content_type = request.headers.get("content-type")
+    if not _is_json(content_type):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Content-Type must be application/json, got {shown(content_type)}",
+        )
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, "invalid_json", f"Request body is not valid JSON: {exc}") from None
+    if _may_hold_huge_integers(raw):
+        body = _loads_exact(raw)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "Request body must be a JSON object")
     return body
@@ -172,7 +240,8 @@ def list_query(
         ApiError: 422 for a bad page, an unknown sort field or direction.
     """
     params = request.query_params
-    offset = _int(request, "pagination[offset]", 0, 0, None)
+    # SQLite (and PostgreSQL) offsets are signed 64-bit integers.
+    offset = _int(request, "pagination[offset]", 0, 0, 2**63 - 1)
     limit = _int(request, "pagination[page_size]", 25, 1, 100)
     field = default_sort
     descending = False

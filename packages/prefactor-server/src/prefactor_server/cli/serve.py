@@ -10,7 +10,7 @@ from rich.console import Console
 
 from prefactor_server.app import create_app
 from prefactor_server.cli._options import _HELP, db_option, fail, load_settings
-from prefactor_server.domain.accounts import Bootstrap
+from prefactor_server.domain.accounts import Bootstrap, RevokedTokenError
 
 __all__ = ["serve"]
 
@@ -25,6 +25,9 @@ def serve(host: str | None, port: int | None, db_path: Path | None) -> None:
     console = Console(stderr=True)
     try:
         app = create_app(settings)
+    except RevokedTokenError as exc:
+        fail(str(exc))
+        return
     except Exception as exc:  # a bad db path or a corrupt file: one line, not a traceback
         fail(f"cannot open {settings.db_path}: {exc}")
         return

@@ -43,7 +43,7 @@ def create(name: str, db_path: Path | None) -> None:
 @token.command("list")
 @db_option
 def list_tokens(db_path: Path | None) -> None:
-    """List tokens (their first characters only; tokens are stored hashed)."""
+    """List tokens: ids (for 'token revoke'), names, dates (tokens are stored hashed)."""
     settings = load_settings(db_path=db_path)
     if not settings.db_path.exists():
         fail(f"no database at {settings.db_path}")
@@ -52,11 +52,11 @@ def list_tokens(db_path: Path | None) -> None:
         rows: list[Record] = storage.read_sync(lambda session: session.list_tokens())
     finally:
         storage.close()
-    table = Table("id", "name", "starts with", "created", "revoked")
+    table = Table("name", "created", "revoked")
+    # The id is what 'token revoke' takes: never cut, whatever the terminal's width.
+    table.add_column("id", no_wrap=True, min_width=max((len(row["id"]) for row in rows), default=2))
     for row in rows:
-        table.add_row(
-            row["id"], row["name"], row["prefix"] + "…", row["inserted_at"], row["revoked_at"] or ""
-        )
+        table.add_row(row["name"], row["inserted_at"], row["revoked_at"] or "", row["id"])
     Console().print(table)
 
 

@@ -14,7 +14,14 @@ from prefactor_http.pfid import MAX_PARTITION, generate_pfid
 from prefactor_server import _time
 from prefactor_server.storage.base import Account, Record, WriteSession
 
-__all__ = ["Bootstrap", "bootstrap_local_account", "create_account", "create_token", "hash_token"]
+__all__ = [
+    "Bootstrap",
+    "RevokedTokenError",
+    "bootstrap_local_account",
+    "create_account",
+    "create_token",
+    "hash_token",
+]
 
 LOCAL_ACCOUNT_NAME = "local"
 
@@ -69,12 +76,29 @@ def create_token(
         "account_id": account.id,
         "name": name,
         "token_hash": hash_token(plain),
-        "prefix": plain[:6],
         "inserted_at": _time.now(),
     }
     session.insert_token(record)
     del record["token_hash"]
     return record, plain
+
+
+class RevokedTokenError(Exception):
+    """The token given to accept at start-up (``PREFACTOR_API_TOKEN``) was revoked.
+
+    Attributes:
+        token_id: The id of the revoked token (as ``prefactor token list`` shows it).
+        revoked_at: When it was revoked.
+    """
+
+    def __init__(self, token_id: str, revoked_at: str) -> None:
+        super().__init__(
+            f"PREFACTOR_API_TOKEN is a token that was revoked (token {token_id}, revoked at "
+            f"{revoked_at}); a revoked token is never accepted again: set PREFACTOR_API_TOKEN "
+            "to a new value, or unset it and use 'prefactor token create'"
+        )
+        self.token_id = token_id
+        self.revoked_at = revoked_at
 
 
 @dataclass(frozen=True)
@@ -103,7 +127,9 @@ def bootstrap_local_account(session: WriteSession, api_token: str | None) -> Boo
         if api_token is None:
             _, made = create_token(session, account, "first start")
     if api_token is not None:
-        owner = session.account_for_token(hash_token(api_token))
-        if owner is None:
+        known = session.find_token(hash_token(api_token))
+        if known is None:
             create_token(session, account, "PREFACTOR_API_TOKEN", api_token)
+        elif known["revoked_at"] is not None:
+            raise RevokedTokenError(known["id"], known["revoked_at"])
     return Bootstrap(account, made)

@@ -15,7 +15,7 @@ import orjson
 
 from prefactor_server.domain import agents, instances, spans
 from prefactor_server.domain.context import WriteContext
-from prefactor_server.domain.fields import shown
+from prefactor_server.domain.fields import check_storable, shown
 from prefactor_server.errors import ApiError
 from prefactor_server.storage.base import WriteSession
 
@@ -79,6 +79,7 @@ def execute(
         stored = session.get_idempotent(account_id, action, key)
         if stored is not None:
             return Result(200, stored[1])
+    check_storable(fields)
     with session.savepoint():
         status_code, body = ACTIONS[action](session, ctx, fields)
         encoded = orjson.dumps(body)
@@ -166,6 +167,7 @@ def run_bulk(
             )
             continue
         try:
+            check_storable(item)
             if action in _NO_SAVEPOINT:
                 # Span handlers read their fields by name, so the item itself serves (no
                 # copy without _type and idempotency_key); create may wrap them in details.

@@ -6,9 +6,11 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from prefactor_server.errors import ApiError, invalid
+from prefactor_server.errors import ApiError, excerpt, invalid
 
 __all__ = [
+    "MAX_DEPTH",
+    "check_storable",
     "client_id",
     "idempotency_key",
     "object_field",
@@ -22,14 +24,17 @@ __all__ = [
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _SHOWN_CHARS = 80
 
+MAX_DEPTH = 128
+"""Deepest nesting of objects and arrays accepted in a request item's fields.
+
+orjson reads 1024 levels but writes at most 254, and a stored value sits a few levels
+down in the answers and stored replays; 128 leaves room for both (issue 10)."""
+
 
 def shown(value: Any) -> str:
     """``repr(value)`` for an error message, cut short: a client's megabyte-long string
     must not come back in the answer (nor fill the logs)."""
-    text = repr(value)
-    if len(text) <= _SHOWN_CHARS:
-        return text
-    return f"{text[: _SHOWN_CHARS - 1]}… ({len(text)} characters)"
+    return excerpt(repr(value), _SHOWN_CHARS)
 
 
 def required_str(fields: Mapping[str, Any], name: str, prefix: str = "") -> str:
@@ -103,3 +108,45 @@ def idempotency_key(value: Any, field: str = "idempotency_key", minimum: int = 1
     if not isinstance(value, str) or not minimum <= len(value) <= 64:
         raise invalid(field, f"must be a string of {minimum} to 64 characters")
     return value
+
+
+# The integers orjson writes (and reads exactly): int64 and uint64.
+_INT_LOW = -(2**63)
+_INT_HIGH = 2**64 - 1
+
+
+def _unstorable(value: Any, levels: int) -> tuple[list[str], str] | None:
+    """The path to and the reason of the first value that cannot be stored, or None."""
+    children = value.items() if type(value) is dict else enumerate(value)
+    for key, child in children:
+        kind = type(child)
+        if kind is dict or kind is list:
+            if levels == 0:
+                return [str(key)], "deep"
+            below = _unstorable(child, levels - 1)
+            if below is not None:
+                return [str(key), *below[0]], below[1]
+        elif kind is int and not _INT_LOW <= child <= _INT_HIGH:
+            return [str(key)], "int"
+    return None
+
+
+def check_storable(fields: Mapping[str, Any], limit: int = MAX_DEPTH) -> None:
+    """Refuse what the server cannot store exactly, with a 422 naming the field.
+
+    That is nesting deeper than ``limit`` levels and integers outside the 64-bit range
+    (they would otherwise come back as rounded floats).
+
+    Raises:
+        ApiError: 422 ``too_deep`` or ``invalid_value``; ``errors`` is keyed by the path
+            (cut to its first parts for deep values).
+    """
+    found = _unstorable(fields, limit - 1)
+    if found is None:
+        return
+    path, reason = found
+    if reason == "deep":
+        where = ".".join(path[:4]) + (".…" if len(path) > 4 else "")
+        message = f"is nested deeper than {limit} levels (at {where})"
+        raise ApiError(422, "too_deep", f"{path[0]}: {message}", {path[0]: [message]})
+    raise invalid(".".join(path), "is an integer outside the 64-bit range (send it as a string)")

@@ -15,11 +15,21 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+import referencing.exceptions
 
 # jsonschema ships no type information and types-jsonschema is not a dev dependency.
 from jsonschema import SchemaError, validators  # type: ignore[import-untyped]
 from jsonschema.protocols import Validator  # type: ignore[import-untyped]
 
+from prefactor_server.domain.json_schema import (
+    MAX_STEPS,
+    PatternError,
+    SchemaTooCostly,
+    check_schema_safety,
+    search_function,
+    spending,
+    validator_for,
+)
 from prefactor_server.errors import ApiError, invalid
 
 __all__ = ["SchemaCache", "SchemaVersion", "normalise_schema_version", "render_template"]
@@ -31,11 +41,14 @@ def _check_schema(schema: Any, field: str) -> None:
     if not isinstance(schema, dict):
         raise invalid(field, "must be a JSON Schema object")
     try:
-        validators.validator_for(schema).check_schema(schema)
+        validators.validator_for(schema, default=validators.Draft202012Validator).check_schema(
+            schema
+        )
     except SchemaError as exc:
         raise invalid(
             field, f"is not a valid JSON Schema: {exc.message}", "invalid_schema"
         ) from None
+    check_schema_safety(schema, field)
 
 
 def normalise_schema_version(raw: dict[str, Any]) -> dict[str, Any]:
@@ -359,8 +372,8 @@ def compile_fast(schema: Any) -> FastCheck:
         if not isinstance(schema["pattern"], str):
             raise _Unsupported
         try:
-            search = re.compile(schema["pattern"]).search
-        except re.error:
+            search = search_function(schema["pattern"])
+        except PatternError:
             raise _Unsupported from None
         checks.append(
             lambda instance: (
@@ -480,7 +493,7 @@ class SchemaVersion:
             schema = self._schema(kind, name)
             compiled: Validator | None = None
             if schema is not None:
-                compiled = validators.validator_for(schema)(schema)
+                compiled = validator_for(schema)
             self._validators[key] = compiled
         return self._validators[key]
 
@@ -499,8 +512,35 @@ class SchemaVersion:
         if fast is not None and fast(instance):
             return
         compiled = self.validator(kind, name)
-        if compiled is not None and not compiled.is_valid(instance):
-            raise validation_error(prefix, compiled, instance)
+        if compiled is None:
+            return
+        try:
+            with spending():
+                if not compiled.is_valid(instance):
+                    raise validation_error(prefix, compiled, instance)
+        except (SchemaTooCostly, RecursionError):
+            raise _schema_refused(
+                kind,
+                name,
+                prefix,
+                f"needs more than {MAX_STEPS} steps to validate this payload (nested "
+                "anyOf/oneOf or a reference cycle); simplify the schema or the payload",
+            ) from None
+        except PatternError as exc:
+            raise _schema_refused(
+                kind, name, prefix, f"has a pattern RE2 cannot run: {exc}"
+            ) from None
+        except referencing.exceptions.Unresolvable:
+            # Only a version stored before references were checked at registration.
+            raise _schema_refused(
+                kind, name, prefix, "references something outside itself"
+            ) from None
+
+
+def _schema_refused(kind: str, name: str, prefix: str, why: str) -> ApiError:
+    """The 422 of a payload whose registered schema the server will not run to the end."""
+    schema = "quality schema" if kind == "quality" else f"{kind} schema"
+    return invalid(prefix, f"cannot be validated: the {schema} of {name!r} {why}", "invalid_schema")
 
 
 class SchemaCache:

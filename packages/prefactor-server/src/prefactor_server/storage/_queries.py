@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from prefactor_server.storage._auth_queries import AuthReads, AuthWrites
 from prefactor_server.storage.base import Account, IdTaken, ListQuery, Page, Record
 
 __all__ = ["SqliteReadSession", "SqliteWriteSession"]
@@ -82,7 +83,7 @@ def _span(row: sqlite3.Row) -> Record:
     return record
 
 
-class SqliteReadSession:
+class SqliteReadSession(AuthReads):
     """Queries on one SQLite connection (the :class:`ReadSession` protocol)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
@@ -106,13 +107,6 @@ class SqliteReadSession:
 
     def first_account(self) -> Account | None:
         return _account(self._one("SELECT * FROM accounts ORDER BY inserted_at, id LIMIT 1", ()))
-
-    def list_tokens(self) -> list[Record]:
-        rows = self.conn.execute(
-            "SELECT id, account_id, name, prefix, inserted_at, revoked_at FROM tokens "
-            "ORDER BY inserted_at, id"
-        )
-        return [dict(row) for row in rows]
 
     def get_agent(self, account_id: str, agent_id: str) -> Record | None:
         row = self._one(
@@ -268,7 +262,7 @@ _INSERT_SPAN = (
 )
 
 
-class SqliteWriteSession(SqliteReadSession):
+class SqliteWriteSession(SqliteReadSession, AuthWrites):
     """Reads and writes inside the writer's open transaction."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:

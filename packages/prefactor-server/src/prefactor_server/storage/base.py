@@ -107,6 +107,14 @@ class ReadSession(Protocol):
         """Return every token (without its hash), oldest first."""
         ...
 
+    def find_token(self, token_hash: str) -> Record | None:
+        """Return the token with this hash, revoked or not (without its hash)."""
+        ...
+
+    def auth_failures(self, client: str) -> tuple[int, float] | None:
+        """Return (failures, window start in Unix seconds) of a client's failed logins."""
+        ...
+
     def get_agent(self, account_id: str, agent_id: str) -> Record | None:
         """Return an agent that is not deleted."""
         ...
@@ -194,7 +202,16 @@ class WriteSession(ReadSession, Protocol):
         ...
 
     def insert_token(self, record: Record) -> None:
-        """Store a token: id, account_id, name, token_hash, prefix, inserted_at."""
+        """Store a token: id, account_id, name, token_hash, inserted_at (nothing of the
+        plain token: not even its first characters)."""
+        ...
+
+    def record_auth_failure(self, client: str, now: float, window: float) -> tuple[int, float]:
+        """Count one failed authentication of ``client``; return (failures, window start).
+
+        A client's window starts at its first failure and ends ``window`` seconds later;
+        rows of ended windows are removed, so the next failure starts a new window.
+        """
         ...
 
     def revoke_token(self, token_id: str, revoked_at: str) -> bool:

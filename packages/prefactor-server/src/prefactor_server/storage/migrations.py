@@ -168,9 +168,22 @@ _SPAN_COUNTS_INDEX = """
 CREATE INDEX agent_spans_instance_status ON agent_spans (account_id, agent_instance_id, status);
 """
 
+# Issue 10: the first characters of every token were kept in plain text (with a short
+# chosen token, enough to recover it); failed authentications are counted per client
+# to slow down guessing.
+_TOKEN_HARDENING = """
+ALTER TABLE tokens DROP COLUMN prefix;
+CREATE TABLE auth_failures (
+    client TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    window_start REAL NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_span_counts_index", _SPAN_COUNTS_INDEX),
+    Migration("0003_token_hardening", _TOKEN_HARDENING),
 )
 
 

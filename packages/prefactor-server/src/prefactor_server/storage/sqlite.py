@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -53,6 +54,19 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _create_private(path: Path) -> None:
+    """Create a missing database file readable by its owner only (0600).
+
+    It holds token hashes and every payload. SQLite gives its ``-wal`` and ``-shm`` files
+    the main file's permissions, so they are private too. An existing file is left as it is.
+    """
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 class SqliteStorage:
     """The SQLite backend of :class:`~prefactor_server.storage.base.Storage`.
 
@@ -66,6 +80,7 @@ class SqliteStorage:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(self.path)
         self._closed = False
         self._lock = threading.Lock()
         self._writer_conn = _connect(self.path)

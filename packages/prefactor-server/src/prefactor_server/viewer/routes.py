@@ -8,11 +8,13 @@ from typing import Any
 from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, FastAPI, Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from prefactor_server.api._common import read_body
 from prefactor_server.domain.resources import instance_resource, span_resource
+from prefactor_server.errors import ApiError
 from prefactor_server.storage.base import Account, ListQuery, ReadSession, Storage
 from prefactor_server.traces.tree import (
     build_tree,
@@ -21,7 +23,14 @@ from prefactor_server.traces.tree import (
     parse_time,
     walk,
 )
-from prefactor_server.viewer.auth import COOKIE, account_for, clear_cookie, safe_next, set_cookie
+from prefactor_server.viewer.auth import (
+    COOKIE,
+    account_for,
+    clear_cookie,
+    cross_site,
+    safe_next,
+    set_cookie,
+)
 from prefactor_server.viewer.timeline import layout
 
 __all__ = ["mount_viewer"]
@@ -48,6 +57,7 @@ def _templates() -> Jinja2Templates:
     templates.env.filters["when"] = _when
     templates.env.filters["duration"] = format_duration
     templates.env.filters["pretty"] = _pretty
+    templates.env.globals["server_url"] = _server_url
     return templates
 
 
@@ -61,6 +71,20 @@ def _login_redirect(request: Request) -> Response:
     return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
 
 
+def _cross_site_refused() -> Response:
+    return PlainTextResponse("Refused: this form was posted from another site.", status_code=403)
+
+
+def _server_url(request: Request) -> str:
+    """This server's URL as the connection reached it (never the client's Host header)."""
+    server = request.scope.get("server")
+    if not server:
+        return ""
+    host, port = server[0], server[1]
+    host = f"[{host}]" if ":" in host else host
+    return f"{request.url.scheme}://{host}" + ("" if port in (80, 443, None) else f":{port}")
+
+
 def _agent_names(session: ReadSession, account_id: str) -> dict[str, str]:
     page = session.list_agents(account_id, ListQuery(limit=_PAGE))
     return {str(row["id"]): str(row.get("name") or row["id"]) for row in page.rows}
@@ -71,7 +95,10 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     async def signed_in(request: Request) -> Account | None:
-        return await account_for(_storage(request), request.cookies.get(COOKIE))
+        try:
+            return await account_for(request, request.cookies.get(COOKIE))
+        except ApiError:
+            return None  # the address is waiting after wrong tokens: sign in again later
 
     @router.get("/login")
     async def login_form(request: Request, next: str | None = None) -> Response:
@@ -81,11 +108,24 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
 
     @router.post("/login")
     async def login(request: Request) -> Response:
+        if cross_site(request):
+            return _cross_site_refused()
         # A urlencoded form parsed by hand: no python-multipart dependency for one field.
-        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        # Read with the API's size cap and time limit: the login form needs no token.
+        form = parse_qs((await read_body(request)).decode("utf-8", "replace"))
         token = (form.get("token") or [""])[0].strip()
         target = safe_next((form.get("next") or ["/"])[0])
-        if await account_for(_storage(request), token) is None:
+        try:
+            account = await account_for(request, token)
+        except ApiError as exc:
+            return templates.TemplateResponse(
+                request,
+                "login.html",
+                {"next": target, "error": exc.message},
+                status_code=exc.status_code,
+                headers=exc.headers,
+            )
+        if account is None:
             return templates.TemplateResponse(
                 request,
                 "login.html",
@@ -98,6 +138,8 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
+        if cross_site(request):
+            return _cross_site_refused()
         response = RedirectResponse("/login", status_code=303)
         clear_cookie(response)
         return response

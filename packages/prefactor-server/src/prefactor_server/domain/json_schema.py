@@ -1,0 +1,287 @@
+"""JSON Schema validation that reads nothing but the schema and runs in bounded time.
+
+A client registers the schemas its spans are checked against, and the check runs on the
+single writer path, so a schema is hostile input (issue 10):
+
+* **No I/O.** Only references inside the schema document itself (``#``, ``#/...``,
+  ``#anchor``) are allowed; :func:`check_schema_safety` refuses anything else when the
+  schema version is registered, and every validator is built on a registry whose
+  ``retrieve`` refuses, so no validation path can open a file or a socket (jsonschema's
+  default registry fetches ``http://`` and ``file://`` references with ``urlopen``).
+* **Linear-time patterns.** ``pattern``, ``patternProperties`` and the
+  ``additionalProperties`` that depends on them match with RE2 (``google-re2``), whose
+  time is linear in the input; a pattern RE2 cannot run (a backreference, a lookaround)
+  is refused at registration. ``uniqueItems`` compares canonical forms in a set instead of
+  jsonschema's pairwise fallback (quadratic for arrays of objects).
+* **A budget.** Every keyword evaluation spends one step of a per-validation budget
+  (:data:`MAX_STEPS`); nested ``anyOf``/``$ref`` combinations that explode, and reference
+  cycles, end with :class:`SchemaTooCostly` (the API answers 422) instead of holding the
+  writer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import cache, lru_cache
+from typing import Any, NoReturn
+
+import re2  # type: ignore[import-untyped]
+import referencing
+from jsonschema import ValidationError, validators  # type: ignore[import-untyped]
+from jsonschema.protocols import Validator  # type: ignore[import-untyped]
+
+from prefactor_server.errors import invalid
+
+__all__ = [
+    "MAX_STEPS",
+    "SchemaTooCostly",
+    "check_schema_safety",
+    "search_function",
+    "spending",
+    "validator_for",
+]
+
+MAX_STEPS = 100_000
+"""Steps one validation may spend: a keyword costs one, a reference ``_REF_COST`` (about
+2 µs and 20 µs of jsonschema's time), so a validation ends within about 0.3 s."""
+_REF_COST = 10
+
+_REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
+# Keywords whose values are data, not subschemas: a "$ref" or "pattern" inside them is
+# an ordinary string of the data.
+_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
+
+_OPTIONS = re2.Options()
+_OPTIONS.log_errors = False  # a refused pattern is answered with a 422, not logged by RE2
+
+
+class SchemaTooCostly(Exception):
+    """A validation spent its whole budget (an exploding schema or a reference cycle)."""
+
+
+class PatternError(ValueError):
+    """A regular expression RE2 cannot compile (backreference, lookaround, bad syntax)."""
+
+
+@lru_cache(maxsize=1024)
+def search_function(pattern: str) -> Callable[[str], Any]:
+    """Return the RE2 ``search`` of ``pattern`` (compiled once per process).
+
+    Raises:
+        PatternError: RE2 cannot compile the pattern.
+    """
+    try:
+        compiled = re2.compile(pattern, _OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise PatternError(str(reason)) from None
+    search: Callable[[str], Any] = compiled.search
+    return search
+
+
+# -- the budget ---------------------------------------------------------------------------
+
+
+class _Budget(threading.local):
+    remaining: int | None = None
+
+
+_budget = _Budget()
+
+
+@contextmanager
+def spending(steps: int = MAX_STEPS) -> Iterator[None]:
+    """Give the validations run inside the block ``steps`` keyword evaluations in all."""
+    saved = _budget.remaining
+    _budget.remaining = steps
+    try:
+        yield
+    finally:
+        _budget.remaining = saved
+
+
+def _spend(cost: int) -> None:
+    remaining = _budget.remaining
+    if remaining is None:
+        return
+    if remaining < cost:
+        raise SchemaTooCostly
+    _budget.remaining = remaining - cost
+
+
+# -- keywords ------------------------------------------------------------------------------
+
+
+def _pattern(validator: Validator, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    if validator.is_type(instance, "string") and not search_function(pattern)(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(
+    validator: Validator, patterns: dict[str, Any], instance: Any, schema: Any
+) -> Iterator[Any]:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        search = search_function(pattern)
+        for key, value in instance.items():
+            if search(key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _additional(instance: dict[str, Any], schema: dict[str, Any]) -> list[str]:
+    properties = schema.get("properties", {})
+    searches = [search_function(pattern) for pattern in schema.get("patternProperties", {})]
+    return [
+        key
+        for key in instance
+        if key not in properties and not any(search(key) for search in searches)
+    ]
+
+
+def _additional_properties(
+    validator: Validator, allowed: Any, instance: Any, schema: Any
+) -> Iterator[Any]:
+    if not validator.is_type(instance, "object"):
+        return
+    extras = _additional(instance, schema)
+    if validator.is_type(allowed, "object"):
+        for extra in extras:
+            yield from validator.descend(instance[extra], allowed, path=extra)
+    elif not allowed and extras:
+        names = ", ".join(repr(name) for name in sorted(extras))
+        yield ValidationError(f"Additional properties are not allowed ({names} unexpected)")
+
+
+def _canonical(value: Any) -> Any:
+    # Equal in JSON Schema terms ⇔ equal canonical forms: 1 == 1.0 but true != 1, key order
+    # does not matter. Python's hash agrees for 1 and 1.0, so a set finds duplicates.
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, dict):
+        return ("object", frozenset((key, _canonical(item)) for key, item in value.items()))
+    if isinstance(value, list):
+        return ("array", tuple(_canonical(item) for item in value))
+    return value
+
+
+def _unique_items(validator: Validator, unique: Any, instance: Any, schema: Any) -> Iterator[Any]:
+    if not unique or not validator.is_type(instance, "array"):
+        return
+    seen: set[Any] = set()
+    for item in instance:
+        key = _canonical(item)
+        if key in seen:
+            yield ValidationError(f"{instance!r} has non-unique elements")
+            return
+        seen.add(key)
+
+
+_REPLACED = {
+    "pattern": _pattern,
+    "patternProperties": _pattern_properties,
+    "additionalProperties": _additional_properties,
+    "uniqueItems": _unique_items,
+}
+
+
+def _counted(keyword: Callable[..., Any], cost: int) -> Callable[..., Any]:
+    def spend_then(validator: Validator, value: Any, instance: Any, schema: Any) -> Any:
+        _spend(cost)
+        return keyword(validator, value, instance, schema)
+
+    return spend_then
+
+
+@cache
+def _safe_class(base: type[Validator]) -> type[Validator]:
+    keywords = {**base.VALIDATORS}
+    keywords.update((name, fn) for name, fn in _REPLACED.items() if name in keywords)
+    counted = {
+        name: _counted(fn, _REF_COST if name in _REF_KEYWORDS else 1)
+        for name, fn in keywords.items()
+    }
+    safe: type[Validator] = validators.extend(base, counted)
+    return safe
+
+
+def _refuse_retrieval(uri: str) -> NoReturn:
+    raise LookupError(f"schemas are self-contained; {uri} is not fetched")
+
+
+_NO_RETRIEVAL: referencing.Registry[Any] = referencing.Registry(retrieve=_refuse_retrieval)  # type: ignore[call-arg]
+
+
+def validator_for(schema: dict[str, Any]) -> Validator:
+    """Build the validator of a (registered) schema: RE2 patterns, a budget, no retrieval."""
+    base = validators.validator_for(schema, default=validators.Draft202012Validator)
+    return _safe_class(base)(schema, registry=_NO_RETRIEVAL)
+
+
+# -- registration checks ----------------------------------------------------------------------
+
+
+def _walk(node: Any, path: str) -> Iterator[tuple[dict[str, Any], str]]:
+    """Every object of a schema document with its field path (data keywords skipped)."""
+    stack = [(node, path)]
+    while stack:
+        current, where = stack.pop()
+        if isinstance(current, dict):
+            yield current, where
+            for key, value in current.items():
+                if key not in _DATA_KEYWORDS and isinstance(value, dict | list):
+                    stack.append((value, f"{where}.{key}"))
+        elif isinstance(current, list):
+            stack.extend((value, f"{where}.{index}") for index, value in enumerate(current))
+
+
+def _check_pattern(pattern: str, field: str) -> None:
+    try:
+        search_function(pattern)
+    except PatternError as exc:
+        raise invalid(
+            field,
+            f"is not a pattern that can be matched in linear time (RE2 syntax, no "
+            f"backreferences or lookarounds): {exc}",
+            "invalid_schema",
+        ) from None
+
+
+def check_schema_safety(schema: Any, field: str) -> None:
+    """Refuse what a schema could use to make the server read, fetch or stall.
+
+    Raises:
+        ApiError: 422 ``invalid_schema`` naming the offending keyword's field path: a
+            reference outside the document, a pattern RE2 cannot run, or
+            ``unevaluatedProperties`` next to ``patternProperties`` (jsonschema matches
+            those with Python's backtracking engine).
+    """
+    uses_unevaluated = uses_pattern_properties = False
+    for node, where in _walk(schema, field):
+        for keyword in _REF_KEYWORDS:
+            target = node.get(keyword)
+            if isinstance(target, str) and not target.startswith("#"):
+                raise invalid(
+                    f"{where}.{keyword}",
+                    "must point inside the same schema ('#', '#/...' or '#anchor'); "
+                    "schemas are self-contained and the server fetches nothing",
+                    "invalid_schema",
+                )
+        pattern = node.get("pattern")
+        if isinstance(pattern, str):
+            _check_pattern(pattern, f"{where}.pattern")
+        properties = node.get("patternProperties")
+        if isinstance(properties, dict):
+            uses_pattern_properties = True
+            for key in properties:
+                _check_pattern(key, f"{where}.patternProperties")
+        uses_unevaluated = uses_unevaluated or "unevaluatedProperties" in node
+    if uses_unevaluated and uses_pattern_properties:
+        raise invalid(
+            field,
+            "may not combine unevaluatedProperties with patternProperties "
+            "(that combination is not matched in linear time)",
+            "invalid_schema",
+        )
