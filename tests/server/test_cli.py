@@ -23,7 +23,7 @@ def test_every_command_has_help(args: list[str]) -> None:
 
 
 def test_token_create_list_revoke(tmp_path: Path) -> None:
-    """A created token is listed by its prefix and can be revoked once."""
+    """A created token is listed (without any part of it) and can be revoked once."""
     db = str(tmp_path / "cli.db")
     runner = CliRunner()
     created = runner.invoke(main, ["token", "create", "--name", "ci", "--db", db])
@@ -58,3 +58,41 @@ def test_bad_setting_in_environment_fails_fast(tmp_path: Path) -> None:
     )
     assert result.exit_code != 0
     assert "PREFACTOR_PORT must be an integer" in result.output
+
+
+@pytest.mark.parametrize("columns", ["60", "200"])
+def test_token_list_shows_whole_ids_that_revoke_takes(tmp_path: Path, columns: str) -> None:
+    """The ids were cut ("01kbx…") on an ordinary terminal, and revoke needs them whole."""
+    db = str(tmp_path / "cli.db")
+    runner = CliRunner(env={"COLUMNS": columns})
+    token = runner.invoke(main, ["token", "create", "--name", "a-long-token-name", "--db", db])
+    storage = SqliteStorage(db)
+    try:
+        token_id = storage.read_sync(lambda s: s.list_tokens())[-1]["id"]
+    finally:
+        storage.close()
+    listed = runner.invoke(main, ["token", "list", "--db", db])
+    assert listed.exit_code == 0
+    assert token_id in listed.output, listed.output
+    assert token.output.strip()[:6] not in listed.output
+    assert runner.invoke(main, ["token", "revoke", token_id, "--db", db]).exit_code == 0
+
+
+def test_serve_with_a_revoked_api_token_says_what_to_do(tmp_path: Path) -> None:
+    """Restarting with a revoked PREFACTOR_API_TOKEN failed with "UNIQUE constraint failed"."""
+    db = str(tmp_path / "cli.db")
+    token = "revoked-token-0123456789"
+    storage = SqliteStorage(db)
+    from prefactor_server.domain.accounts import bootstrap_local_account
+
+    try:
+        storage.write_sync(lambda session: bootstrap_local_account(session, token))
+        token_id = storage.read_sync(lambda s: s.list_tokens())[-1]["id"]
+        storage.write_sync(lambda session: session.revoke_token(token_id, "2026-01-01T00:00:00Z"))
+    finally:
+        storage.close()
+    result = CliRunner(env={"PREFACTOR_API_TOKEN": token}).invoke(main, ["serve", "--db", db])
+    assert result.exit_code == 1
+    assert "revoked" in result.output
+    assert token_id in result.output
+    assert "UNIQUE" not in result.output

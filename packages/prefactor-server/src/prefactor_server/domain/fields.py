@@ -141,7 +141,7 @@ def check_storable(fields: Mapping[str, Any], limit: int = MAX_DEPTH) -> None:
         ApiError: 422 ``too_deep`` or ``invalid_value``; ``errors`` is keyed by the path
             (cut to its first parts for deep values).
     """
-    found = _unstorable(fields, limit - 1)
+    found = _unstorable(fields, limit)
     if found is None:
         return
     path, reason = found
