@@ -221,24 +221,27 @@ async def test_json_with_a_non_json_content_type_is_415(
 
 async def test_login_body_has_the_api_size_cap(tmp_path: Path) -> None:
     """POST /login needs no token and read any body whole (200 MB cost 580 MB of memory)."""
-    async with LocalServer(tmp_path / "db.sqlite", max_body_bytes=4096) as server:
-        async with httpx.AsyncClient(transport=server.transport, base_url=server.api_url) as http:
-            declared = await http.post(
-                "/login",
-                content=b"token=" + b"x" * 10_000,
-                headers={"Content-Type": "application/x-www-form-urlencoded"},
-            )
-            assert declared.status_code == 413
+    server = LocalServer(tmp_path / "db.sqlite", max_body_bytes=4096)
+    async with (
+        server,
+        httpx.AsyncClient(transport=server.transport, base_url=server.api_url) as http,
+    ):
+        declared = await http.post(
+            "/login",
+            content=b"token=" + b"x" * 10_000,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert declared.status_code == 413
 
-            async def chunks() -> Any:
-                for _ in range(10):
-                    yield b"x" * 1000
+        async def chunks() -> Any:
+            for _ in range(10):
+                yield b"x" * 1000
 
-            streamed = await http.post(
-                "/login", content=chunks(),
-                headers={"Content-Type": "application/x-www-form-urlencoded"},
-            )  # fmt: skip
-            assert streamed.status_code == 413
+        streamed = await http.post(
+            "/login", content=chunks(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )  # fmt: skip
+        assert streamed.status_code == 413
 
 
 async def _trickle(port: int, path: str, headers: str, stop: asyncio.Event) -> bytes:
