@@ -235,6 +235,13 @@ SCENARIOS: dict[str, tuple[Any, Any, str, str]] = {
     "exploding anyOf": (_exploding_schema(), {"s": 1}, "invalid_schema", "payload"),
     "reference cycle": ({"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}, {"s": 1},
                         "invalid_schema", "payload"),
+    "nested $schema with a catastrophic pattern": (
+        {"$defs": {"x": {"$schema": "https://json-schema.org/draft/2020-12/schema",
+                         "pattern": "^(a+)+$"}}, "$ref": "#/$defs/x"},
+        "a" * 40 + "!", "invalid_schema", "params_schema.$defs.x.$schema"),
+    "huge schema (metaschema check)": (
+        {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(50_000)}},
+        {"s": 1}, "invalid_schema", "params_schema"),
 }  # fmt: skip
 
 

@@ -244,3 +244,67 @@ async def test_unique_items_of_objects_is_not_quadratic(
         assert bad.status_code == 422, duplicate
     distinct = await api.span(instance_id, schema_name="t", payload={"x": [1, True, "1", [1]]})
     assert distinct.status_code == 201, distinct.text
+
+
+async def test_nested_schema_keyword_is_refused(
+    server: LocalServer, api: Api, client: httpx.AsyncClient
+) -> None:
+    """A nested "$schema" made jsonschema switch to its stock validator for that part:
+    Python's backtracking regular expressions again, and no budget."""
+    draft = "https://json-schema.org/draft/2020-12/schema"
+    hostile = {"$defs": {"x": {"$schema": draft, "pattern": "^(a+)+$"}}, "$ref": "#/$defs/x"}
+    response = await _register(client, hostile)
+    assert response.status_code == 422
+    assert any(field.endswith("$defs.x.$schema") for field in response.json()["errors"])
+    # A version stored before the check is refused at use, without running the pattern.
+    response = await _register(client, {"type": "object"})
+    details = response.json()["details"]
+    body = {"span_types": {"t": {"name": "t", "params_schema": hostile}}}
+    with closing(sqlite3.connect(server.settings.db_path)) as db, db:
+        db.execute(
+            "UPDATE schema_versions SET body = ? WHERE id = ?",
+            (orjson.dumps(body).decode(), details["agent_schema_version_id"]),
+        )
+    span = await api.span(details["id"], schema_name="t", payload="a" * 40 + "!")
+    assert span.status_code == 422, span.text
+    # A top-level "$schema" is still fine.
+    assert (await _register(client, {"$schema": draft, "type": "object"})).status_code == 201
+
+
+async def test_huge_schema_is_refused_before_the_metaschema_check(
+    client: httpx.AsyncClient,
+) -> None:
+    """jsonschema's metaschema check of 50,000 properties took 25 s on the writer."""
+    huge = {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(50_000)}}
+    response = await _register(client, huge)
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_schema"
+    assert "agent_schema_version.span_type_schemas.0.params_schema" in response.json()["errors"]
+    fits = {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(300)}}
+    assert (await _register(client, fits)).status_code == 201
+
+
+async def test_templates_cannot_multiply_into_huge_summaries(
+    api: Api, client: httpx.AsyncClient
+) -> None:
+    """A 1 MB template repeating {{x}} made a 200 MB summary per span."""
+    long_template = {
+        "external_identifier": "long-template",
+        "span_type_schemas": [{"name": "t", "template": "{{x}}" * 200_000}],
+    }
+    response = await client.post(
+        "/api/v1/agent_instance/register",
+        json={"agent_version": {"name": "A"}, "agent_schema_version": long_template},
+    )
+    assert response.status_code == 422
+    assert "agent_schema_version.span_type_schemas.0.template" in response.json()["errors"]
+    repeating = {
+        "external_identifier": "repeating-template",
+        "span_type_schemas": [{"name": "t", "template": "{{x}}" * 400}],
+    }
+    instance = await api.register(agent_schema_version=repeating)
+    span = await api.span(instance["id"], schema_name="t", payload={"x": "y" * 100_000})
+    assert span.status_code == 201
+    summary = span.json()["details"]["summary"]
+    assert 0 < len(summary) <= 2000
+    assert summary.startswith("yyyy")

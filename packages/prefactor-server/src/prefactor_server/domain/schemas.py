@@ -18,13 +18,15 @@ import orjson
 import referencing.exceptions
 
 # jsonschema ships no type information and types-jsonschema is not a dev dependency.
-from jsonschema import SchemaError, validators  # type: ignore[import-untyped]
+from jsonschema import SchemaError  # type: ignore[import-untyped]
 from jsonschema.protocols import Validator  # type: ignore[import-untyped]
 
 from prefactor_server.domain.json_schema import (
     MAX_STEPS,
     PatternError,
     SchemaTooCostly,
+    UnsafeSchema,
+    check_schema,
     check_schema_safety,
     search_function,
     spending,
@@ -40,15 +42,24 @@ _PLACEHOLDER = re.compile(r"\{\{\s*([^{}\s]+)\s*\}\}")
 def _check_schema(schema: Any, field: str) -> None:
     if not isinstance(schema, dict):
         raise invalid(field, "must be a JSON Schema object")
+    check_schema_safety(schema, field)  # first: it is cheap and bounds what follows
     try:
-        validators.validator_for(schema, default=validators.Draft202012Validator).check_schema(
-            schema
-        )
+        check_schema(schema)
     except SchemaError as exc:
         raise invalid(
             field, f"is not a valid JSON Schema: {exc.message}", "invalid_schema"
         ) from None
-    check_schema_safety(schema, field)
+    except (SchemaTooCostly, RecursionError):
+        raise invalid(
+            field,
+            f"is too large or complex to check (more than {MAX_STEPS} steps)",
+            "invalid_schema",
+        ) from None
+
+
+def _check_template(value: Any, field: str) -> None:
+    if isinstance(value, str) and len(value) > MAX_TEMPLATE_CHARS:
+        raise invalid(field, f"must be at most {MAX_TEMPLATE_CHARS} characters")
 
 
 def normalise_schema_version(raw: dict[str, Any]) -> dict[str, Any]:
@@ -102,6 +113,7 @@ def normalise_schema_version(raw: dict[str, Any]) -> dict[str, Any]:
                 if item.get(key) is not None:
                     _check_schema(item[key], f"{where}.{key}")
                     current[key] = item[key]
+            _check_template(item.get("template"), f"{where}.template")
             for key in ("title", "description", "template", "data_risk"):
                 if item.get(key) is not None:
                     current[key] = item[key]
@@ -120,6 +132,7 @@ def normalise_schema_version(raw: dict[str, Any]) -> dict[str, Any]:
                 raise invalid(where + ".name", "is required")
             if item.get("schema") is not None:
                 _check_schema(item["schema"], where + ".schema")
+            _check_template(item.get("template"), f"{where}.template")
             quality[item["name"]] = {
                 key: item[key]
                 for key in ("name", "schema", "title", "description", "template")
@@ -161,9 +174,39 @@ def _text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+MAX_TEMPLATE_CHARS = 2000
+"""Longest summary template accepted at registration."""
+MAX_SUMMARY_CHARS = 2000
+"""Longest rendered summary: a template repeating ``{{big}}`` multiplied a 1 MB template
+into a 200 MB summary per span."""
+
+
 def render_template(template: str, values: dict[str, Any]) -> str:
-    """Render ``{{field}}`` / ``{{a.b.c}}`` placeholders; a missing field renders as ``""``."""
-    return _PLACEHOLDER.sub(lambda match: _text(_lookup(values, match.group(1))), template)
+    """Render ``{{field}}`` / ``{{a.b.c}}`` placeholders; a missing field renders as ``""``.
+
+    The result is cut at :data:`MAX_SUMMARY_CHARS` (with ``…``), and rendering stops there:
+    each path is looked up and encoded once, and nothing past the cut is rendered.
+    """
+    parts: list[str] = []
+    size = 0
+    rendered: dict[str, str] = {}
+    position = 0
+    for match in _PLACEHOLDER.finditer(template):
+        path = match.group(1)
+        text = rendered.get(path)
+        if text is None:
+            text = rendered[path] = _text(_lookup(values, path))
+        for piece in (template[position : match.start()], text):
+            parts.append(piece)
+            size += len(piece)
+        position = match.end()
+        if size > MAX_SUMMARY_CHARS:
+            break
+    else:
+        parts.append(template[position:])
+        size += len(parts[-1])
+    out = "".join(parts)
+    return out if size <= MAX_SUMMARY_CHARS else out[: MAX_SUMMARY_CHARS - 1] + "…"
 
 
 # -- fast validity check ----------------------------------------------------------------
@@ -511,7 +554,10 @@ class SchemaVersion:
             fast = self._fast[key] = _always if schema is None else fast_check(schema)
         if fast is not None and fast(instance):
             return
-        compiled = self.validator(kind, name)
+        try:
+            compiled = self.validator(kind, name)
+        except UnsafeSchema as exc:
+            raise _schema_refused(kind, name, prefix, f"has a nested $schema at {exc}") from None
         if compiled is None:
             return
         try:
