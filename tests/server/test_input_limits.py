@@ -184,6 +184,15 @@ async def test_errors_show_only_an_excerpt_of_the_bad_value(
         assert len(body["message"]) <= 400
 
 
+async def test_viewer_not_found_page_shows_an_excerpt(server: LocalServer) -> None:
+    async with httpx.AsyncClient(transport=server.transport, base_url=server.api_url) as http:
+        http.cookies.set("prefactor_token", server.token)
+        page = await http.get("/runs/" + "r" * 50_000)
+    assert page.status_code == 404
+    assert "rrrr" in page.text
+    assert len(page.content) < 20_000
+
+
 async def test_many_schema_errors_are_capped(api: Api, client: httpx.AsyncClient) -> None:
     schema = {
         "external_identifier": "many",

@@ -14,7 +14,7 @@ from starlette.templating import Jinja2Templates
 
 from prefactor_server.api._common import read_body
 from prefactor_server.domain.resources import instance_resource, span_resource
-from prefactor_server.errors import ApiError
+from prefactor_server.errors import ApiError, excerpt
 from prefactor_server.storage.base import Account, ListQuery, ReadSession, Storage
 from prefactor_server.traces.tree import (
     build_tree,
@@ -211,7 +211,7 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
             return templates.TemplateResponse(
                 request,
                 "not_found.html",
-                {"what": f"No run with id {instance_id}."},
+                {"what": f"No run with id {excerpt(instance_id, 80)}."},
                 status_code=404,
             )
         instance, spans, agents = loaded
