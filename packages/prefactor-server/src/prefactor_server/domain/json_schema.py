@@ -129,7 +129,7 @@ def _spend(cost: int) -> None:
 
 def _pattern(validator: Validator, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
     if validator.is_type(instance, "string") and not search_function(pattern)(instance):
-        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+        yield ValidationError(f"{instance[:100]!r} does not match {pattern[:100]!r}")
 
 
 def _pattern_properties(
@@ -147,6 +147,8 @@ def _pattern_properties(
 def _additional(instance: dict[str, Any], schema: dict[str, Any]) -> list[str]:
     properties = schema.get("properties", {})
     searches = [search_function(pattern) for pattern in schema.get("patternProperties", {})]
+    if not searches:
+        return [key for key in instance if key not in properties]
     return [
         key
         for key in instance
@@ -164,8 +166,11 @@ def _additional_properties(
         for extra in extras:
             yield from validator.descend(instance[extra], allowed, path=extra)
     elif not allowed and extras:
-        names = ", ".join(repr(name) for name in sorted(extras))
-        yield ValidationError(f"Additional properties are not allowed ({names} unexpected)")
+        # At most a few names: a payload with a million extra keys must not cost a
+        # million-name message (it would be cut to an excerpt anyway).
+        names = ", ".join(repr(name[:40]) for name in extras[:5])
+        more = f" and {len(extras) - 5} more" if len(extras) > 5 else ""
+        yield ValidationError(f"Additional properties are not allowed ({names}{more} unexpected)")
 
 
 def _canonical(value: Any) -> Any:
@@ -187,7 +192,7 @@ def _unique_items(validator: Validator, unique: Any, instance: Any, schema: Any)
     for item in instance:
         key = _canonical(item)
         if key in seen:
-            yield ValidationError(f"{instance!r} has non-unique elements")
+            yield ValidationError(f"has non-unique elements ({len(instance)} items)")
             return
         seen.add(key)
 
