@@ -34,6 +34,8 @@ from prefactor_server.testing import LocalServer
 
 TOKEN = "hostile-schemas-token-0123456789"
 SECRET = "SECRET-SCHEMA-CONTENT-7131"
+pytestmark = pytest.mark.slow
+
 RATIO = 500
 """A hostile request may take this many plain requests' time (the fix answers in a few;
 the holes took minutes or forever)."""
