@@ -115,6 +115,18 @@ _INT_LOW = -(2**63)
 _INT_HIGH = 2**64 - 1
 
 
+def _fits(value: Any, levels: int) -> bool:
+    """Whether ``value`` is storable (the hot path: no paths built, values only)."""
+    for child in value.values() if type(value) is dict else value:
+        kind = type(child)
+        if kind is dict or kind is list:
+            if levels == 0 or not _fits(child, levels - 1):
+                return False
+        elif kind is int and not _INT_LOW <= child <= _INT_HIGH:
+            return False
+    return True
+
+
 def _unstorable(value: Any, levels: int) -> tuple[list[str], str] | None:
     """The path to and the reason of the first value that cannot be stored, or None."""
     children = value.items() if type(value) is dict else enumerate(value)
@@ -141,8 +153,10 @@ def check_storable(fields: Mapping[str, Any], limit: int = MAX_DEPTH) -> None:
         ApiError: 422 ``too_deep`` or ``invalid_value``; ``errors`` is keyed by the path
             (cut to its first parts for deep values).
     """
+    if _fits(fields, limit):
+        return
     found = _unstorable(fields, limit)
-    if found is None:
+    if found is None:  # pragma: no cover - _fits and _unstorable agree
         return
     path, reason = found
     if reason == "deep":
