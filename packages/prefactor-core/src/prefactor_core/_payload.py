@@ -39,6 +39,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from enum import Enum
+from pathlib import PurePath
 from typing import Any, NamedTuple
 
 import orjson
@@ -108,6 +109,8 @@ def _known(value: Any) -> Any:
         return _bytes_text(value)
     if isinstance(value, set | frozenset):
         return list(value)
+    if isinstance(value, PurePath):
+        return str(value)
     try:
         # pydantic models, Decimal, Path, timedelta, IP addresses, generators, ...: the
         # same JSON that pydantic itself would produce (model_dump(mode="json")).
@@ -264,7 +267,7 @@ class PayloadEncoder:
             self.mask_errors += 1
             self._warn_once(
                 "mask",
-                "the masking hook raised %s on a %s; the payload is replaced by a marker "
+                "the masking hook raised %s on the %s; the payload is replaced by a marker "
                 "(logged once; statistics().mask_errors counts them)",
                 type(error).__name__,
                 what,
