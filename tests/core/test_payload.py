@@ -8,7 +8,7 @@ import enum
 import logging
 import uuid
 from decimal import Decimal
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import orjson
@@ -267,3 +267,13 @@ def test_payload_settings_are_validated_with_precise_errors(
     http = HttpClientConfig(api_url="http://127.0.0.1:1", api_token="t")
     with pytest.raises(pydantic.ValidationError, match=message):
         PrefactorCoreConfig(http_config=http, **options)
+
+
+async def test_the_readme_example_of_what_happens_to_a_payload_runs() -> None:
+    """The README's payload example runs as written (its assertions included)."""
+    readme = Path(__file__).parents[2] / "packages" / "prefactor-core" / "README.md"
+    section = readme.read_text(encoding="utf-8").split("## What happens to a payload", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, str(readme), "exec"), namespace)
+    await namespace["main"]()
