@@ -118,7 +118,8 @@ async def test_an_unknown_span_type_is_dropped_and_the_rest_of_the_run_arrives(
     rows = {row["id"]: row for row in await spans_of(server, instance_id)}
     assert set(rows) == set(ids.values()) - {ids["bad"]}
     assert all(row["status"] == "complete" for row in rows.values())
-    assert stats.rejected >= 1
+    assert stats.rejected == 1  # the finish of the lost span is dropped, not sent to 404
+    assert stats.dropped == 2
     instance = await read_one(server, f"/api/v1/agent_instance/{instance_id}")
     assert instance["status"] == "complete"
     assert [row["id"] for row in await spans_of(server, again.id)] == [step.id]
@@ -180,3 +181,25 @@ async def test_a_refused_register_drops_that_instance_only(
     assert [row["id"] for row in await spans_of(server, good.id)] == [kept.id]
     assert stats.rejected == 1
     assert stats.dropped == 5  # register, start, create + finish of the span, finish
+
+
+@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "single"])
+async def test_the_finish_of_a_span_refused_for_good_is_dropped_not_sent(
+    make_client: ClientFactory, server: LocalServer, bulk: bool
+) -> None:
+    """A span create that cannot be stored and whose finish comes much later: the finish
+    is dropped by the SDK instead of being refused again by the server (404)."""
+    transport = TestTransport(server.transport, strip_capabilities=not bulk)
+    async with make_client(transport=transport) as client:
+        instance = await client.create_agent_instance(agent_id="a", agent_version=AGENT_VERSION)
+        span_id = await instance.create_span("agent:typo", payload={"x": 1})
+        await client.flush()
+        await instance.finish_span(span_id, {"done": True})
+        await instance.finish()
+        await client.flush()
+        stats = client.statistics()
+    finishes = [f for a, f in transport.writes() if a == "agent_spans/finish"]
+    assert finishes == []
+    assert stats.rejected == 1
+    assert stats.dropped == 2
+    assert (await read_one(server, f"/api/v1/agent_instance/{instance.id}"))["status"] == "complete"

@@ -36,92 +36,30 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
+from prefactor_core._engine.outcomes import (
+    CONFLICT_IS_DONE,
+    ITEM_STATUS,
+    TRANSIENT_ITEM_CODES,
+    DeliveryStatistics,
+    ItemError,
+    Sender,
+    is_transient,
+    merged,
+    weight,
+)
 from prefactor_core._engine.rejection import Rejections, blamed_item, is_fatal
 from prefactor_core._engine.retry import Backoff, Sleep
 from prefactor_core._engine.wire import BULK_ACTIONS, render_bulk_item, render_single
 from prefactor_core.config import QueueConfig
 from prefactor_core.operations import Operation, OperationType
 from prefactor_core.queue.base import Queue, QueueClosedError
-from prefactor_http.exceptions import PrefactorApiError, is_transient_http_error
+from prefactor_http.exceptions import PrefactorApiError
 
 __all__ = ["DeliveryStatistics", "Dispatcher", "ItemError", "Sender"]
 
 logger = logging.getLogger("prefactor_core.delivery")
-
-# Operations for which a 409 means "already in the state you asked for": the instance
-# was finished or terminated, or the span already finished. Nothing is lost by not
-# applying them again, so they count as delivered instead of failing telemetry.
-_CONFLICT_IS_DONE = frozenset(
-    {
-        OperationType.START_AGENT_INSTANCE,
-        OperationType.FINISH_AGENT_INSTANCE,
-        OperationType.FINISH_SPAN,
-    }
-)
-# Error codes in bulk outputs that describe a passing condition, not a bad request.
-_TRANSIENT_ITEM_CODES = frozenset({"rate_limited", "unavailable", "internal_error", "timeout"})
-# The HTTP status the single endpoint would have answered for a bulk item's error code.
-_ITEM_STATUS = {
-    "unauthorized": 401,
-    "bad_authtoken": 401,
-    "forbidden": 403,
-    "not_found": 404,
-    "conflict": 409,
-    "request_too_large": 413,
-    "validation_error": 422,
-    "validation_errors": 422,
-    "invalid_value": 422,
-    "unknown_span_type": 422,
-    "rate_limited": 429,
-}
-
-
-class Sender(Protocol):
-    """What the dispatcher needs from the HTTP layer: one POST, one attempt."""
-
-    async def post(self, path: str, body: bytes) -> dict[str, Any]:
-        """POST ``body`` (JSON) to ``path`` and return the JSON object answered.
-
-        Raises the ``prefactor_http`` errors for failures.
-        """
-        ...
-
-
-class ItemError(PrefactorApiError):
-    """A bulk item that the server answered with an error."""
-
-
-class DeliveryStatistics(NamedTuple):
-    """Counters of the delivery engine.
-
-    Attributes:
-        queued: Operations waiting (in the queue or in a lane).
-        in_flight: Operations in requests that have not been answered yet.
-        sent: Operations the server has acknowledged.
-        retried: Operation attempts that failed transiently and were retried.
-        dropped: Operations given up on (telemetry failure, full queue, close deadline,
-            a refusal that could not be repaired).
-        requests: HTTP requests made.
-        failed_requests: HTTP requests that failed (transiently or not).
-        rejected: Operations the API refused (re-sent with a marker, or dropped).
-        truncated: Payloads cut to their size budget.
-        unencodable: Payload values JSON cannot encode, sent as markers.
-        mask_errors: Payloads replaced by a marker because the masking hook raised.
-    """
-
-    queued: int
-    in_flight: int
-    sent: int
-    retried: int
-    dropped: int
-    requests: int
-    failed_requests: int
-    rejected: int = 0
-    truncated: int = 0
-    unencodable: int = 0
-    mask_errors: int = 0
 
 
 @dataclass(slots=True)
@@ -188,6 +126,8 @@ class Dispatcher:
         self._rejections = Rejections()
         # Instances whose register was refused: they do not exist on the server.
         self._dead: set[str] = set()
+        # Spans whose create was refused for good: their finish is dropped, not sent.
+        self._lost: set[str] = set()
 
         # The reader stops taking from the queue while this many operations wait in
         # lanes: without it an unreachable API would let lanes grow without bound,
@@ -260,7 +200,7 @@ class Dispatcher:
         if self._timer is not None:
             self._timer.cancel()
         left = (
-            sum(_weight(op) for lane in self._lanes.values() for op in lane)
+            sum(weight(op) for lane in self._lanes.values() for op in lane)
             + self._in_flight
             + self._queue.size()
         )
@@ -320,7 +260,7 @@ class Dispatcher:
     def drop_everything(self) -> int:
         """Drop every waiting operation (after a permanent failure); return how many."""
         self._latched = True
-        dropped = sum(_weight(op) for lane in self._lanes.values() for op in lane)
+        dropped = sum(weight(op) for lane in self._lanes.values() for op in lane)
         self._lanes.clear()
         self._pending = 0
         self._dropped += dropped
@@ -353,6 +293,14 @@ class Dispatcher:
     def _accept(self, op: Operation) -> None:
         lane_id: str = op.payload["instance_id"]
         if self._latched or lane_id in self._dead:
+            self._dropped += 1
+            return
+        if (
+            self._lost
+            and op.type is OperationType.FINISH_SPAN
+            and op.payload["span_id"] in self._lost
+        ):
+            self._lost.discard(op.payload["span_id"])
             self._dropped += 1
             return
         lane = self._lanes.get(lane_id)
@@ -533,7 +481,7 @@ class Dispatcher:
                 out.append(op)
             elif op.type is OperationType.FINISH_SPAN and op.payload["span_id"] in creates:
                 index = creates.pop(op.payload["span_id"])
-                out[index] = _merged(out[index], op)
+                out[index] = merged(out[index], op)
             else:
                 out.append(op)
         return out
@@ -578,25 +526,25 @@ class Dispatcher:
                 continue
             code = str(output.get("code") or "unknown")
             message = str(output.get("message") or "bulk item failed")
-            if code == "conflict" and op.type in _CONFLICT_IS_DONE:
+            if code == "conflict" and op.type in CONFLICT_IS_DONE:
                 logger.debug("%s already applied (%s); counted as delivered", op.type.name, message)
                 delivered.append(op)
                 continue
             item_error = ItemError(
                 message,
                 code,
-                _ITEM_STATUS.get(code, 400),
+                ITEM_STATUS.get(code, 400),
                 output.get("errors") or {},
                 method="POST",
                 path=f"/api/v1/bulk [{BULK_ACTIONS[op.type]}]",
             )
-            if code in _TRANSIENT_ITEM_CODES:
+            if code in TRANSIENT_ITEM_CODES:
                 transient = item_error
                 unprocessed.extend(ops[position:])
                 break
             refused = (position, item_error)
             break
-        self._sent += sum(_weight(op) for op in delivered)
+        self._sent += sum(weight(op) for op in delivered)
         if delivered:
             self._succeeded()
             self._forget(delivered)
@@ -607,7 +555,7 @@ class Dispatcher:
             if is_fatal(error):
                 self._forget(o for _, o in ops)
                 self._permanent(error, ops[position][1])
-                self._dropped += sum(_weight(o) for _, o in ops[position:])
+                self._dropped += sum(weight(o) for _, o in ops[position:])
                 return
             # Processing stopped at the refused item: the ones after it are unprocessed.
             self._refuse(unprocessed, ops[position], ops[position + 1 :], error)
@@ -625,9 +573,9 @@ class Dispatcher:
         try:
             response = await self._sender.post(path, body.encode())
         except PrefactorApiError as error:
-            if error.status_code == 409 and op.type in _CONFLICT_IS_DONE:
+            if error.status_code == 409 and op.type in CONFLICT_IS_DONE:
                 await self._delivered_one(op, {})
-            elif not is_fatal(error) and not _is_transient(error):
+            elif not is_fatal(error) and not is_transient(error):
                 self._failed_requests += 1
                 self._refuse([], (lane_id, op), [], error)
             else:
@@ -644,7 +592,7 @@ class Dispatcher:
             self._resolve_idle()
 
     async def _delivered_one(self, op: Operation, response: dict[str, Any]) -> None:
-        self._sent += _weight(op)
+        self._sent += weight(op)
         self._succeeded()
         self._check_control(op, response)
         self._forget([op])
@@ -652,7 +600,7 @@ class Dispatcher:
             await self._on_delivered([op])
 
     def _settle_failed(self, ops: list[tuple[str, Operation]], error: Exception) -> None:
-        if _is_transient(error):
+        if is_transient(error):
             self._retried += len(ops)
             self._requeue(ops)
             self._back_off(error)
@@ -660,7 +608,7 @@ class Dispatcher:
         if is_fatal(error):
             self._forget(op for _, op in ops)
             self._permanent(error, ops[0][1])
-            self._dropped += sum(_weight(op) for _, op in ops)
+            self._dropped += sum(weight(op) for _, op in ops)
             return
         if isinstance(error, PrefactorApiError):
             # The server refused the whole request: find the item at fault, or split.
@@ -682,7 +630,7 @@ class Dispatcher:
         self._failures_in_a_row += 1
         if self._failures_in_a_row > self._config.max_retries:
             logger.error("dropping %d operation(s) after %r", len(ops), error)
-            self._dropped += sum(_weight(op) for _, op in ops)
+            self._dropped += sum(weight(op) for _, op in ops)
             self._forget(op for _, op in ops)
             return
         self._retried += len(ops)
@@ -701,11 +649,29 @@ class Dispatcher:
         self._forget([op])
         repaired = self._rejections.repair(op, error)
         if repaired is None:
-            self._dropped += _weight(op)
+            self._dropped += weight(op)
             if op.type is OperationType.REGISTER_AGENT_INSTANCE:
                 self._kill_lane(lane_id)
+            elif op.type is OperationType.CREATE_SPAN and "merged_finish" not in op.metadata:
+                self._lose_span(op.payload["span_id"], lane_id, after)
         rest = [*before, *([(lane_id, repaired)] if repaired is not None else []), *after]
         self._requeue(rest)
+
+    def _lose_span(self, span_id: str, lane_id: str, after: list[tuple[str, Operation]]) -> None:
+        """Drop the finish of a span the server will never have (now or when it comes)."""
+        for index, (_, later) in enumerate(after):
+            if later.type is OperationType.FINISH_SPAN and later.payload["span_id"] == span_id:
+                del after[index]
+                self._dropped += 1
+                return
+        lane = self._lanes.get(lane_id) or ()
+        for later in lane:
+            if later.type is OperationType.FINISH_SPAN and later.payload["span_id"] == span_id:
+                lane.remove(later)  # type: ignore[union-attr]
+                self._pending -= 1
+                self._dropped += 1
+                return
+        self._lost.add(span_id)
 
     def _kill_lane(self, lane_id: str) -> None:
         """Drop what waits for an instance the server will never know."""
@@ -713,7 +679,7 @@ class Dispatcher:
         lane = self._lanes.pop(lane_id, None)
         if lane:
             self._pending -= len(lane)
-            self._dropped += sum(_weight(op) for op in lane)
+            self._dropped += sum(weight(op) for op in lane)
             self._forget(lane)
 
     def _succeeded(self) -> None:
@@ -731,7 +697,7 @@ class Dispatcher:
             by_lane.setdefault(lane_id, []).append(op)
         for lane_id, lane_ops in by_lane.items():
             if self._latched or lane_id in self._dead:
-                self._dropped += sum(_weight(op) for op in lane_ops)
+                self._dropped += sum(weight(op) for op in lane_ops)
                 continue
             lane = self._lanes.get(lane_id)
             if lane is None:
@@ -774,27 +740,3 @@ class Dispatcher:
         if self._on_control is not None and isinstance(control, dict) and control.get("terminate"):
             reason = control.get("reason")
             self._on_control(op.payload["instance_id"], reason if isinstance(reason, str) else None)
-
-
-def _is_transient(error: Exception) -> bool:
-    return is_transient_http_error(error) or isinstance(error, TimeoutError | OSError)
-
-
-def _weight(op: Operation) -> int:
-    """How many queued operations ``op`` stands for (a merged create stands for two)."""
-    return 2 if "merged_finish" in op.metadata else 1
-
-
-def _merged(create: Operation, finish: Operation) -> Operation:
-    """A span create that already carries its finish."""
-    payload = dict(create.payload)
-    payload["status"] = finish.payload["status"]
-    payload["result_json"] = finish.payload.get("result_json")
-    payload["finished_at"] = finish.payload.get("timestamp")
-    return Operation(
-        OperationType.CREATE_SPAN,
-        payload,
-        create._created,
-        create.idempotency_key,
-        {**create.metadata, "merged_finish": finish.idempotency_key},
-    )

@@ -49,6 +49,8 @@ _WHAT = {
     OperationType.FINISH_SPAN: "a span finish",
 }
 _TOO_LARGE = frozenset({"request_too_large", "payload_too_large"})
+# Refusals of what an operation carries (its payloads), which a marker can repair.
+_REPAIRABLE = frozenset({400, 413, 422})
 
 
 def is_fatal(error: BaseException) -> bool:
@@ -97,6 +99,8 @@ class Rejections:
         return replacement
 
     def _repaired(self, op: Operation, error: PrefactorApiError, attempt: int) -> Operation | None:
+        if error.status_code not in _REPAIRABLE:
+            return None  # 404 (e.g. the finish of a span whose create was refused), 409 ...
         kind = op.type
         note = _marker_json(error)
         payload = dict(op.payload)
