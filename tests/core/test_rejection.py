@@ -4,6 +4,7 @@ span is re-sent with a marker (or dropped); only 401/403 latch a telemetry failu
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -203,3 +204,22 @@ async def test_the_finish_of_a_span_refused_for_good_is_dropped_not_sent(
     assert stats.rejected == 1
     assert stats.dropped == 2
     assert (await read_one(server, f"/api/v1/agent_instance/{instance.id}"))["status"] == "complete"
+
+
+async def test_a_spool_forgets_what_the_server_refused_for_good(
+    make_client: ClientFactory, server: LocalServer, tmp_path: Path
+) -> None:
+    """Operations dropped after a refusal leave the spool: the next process does not send
+    them again only to have them refused again."""
+    spool = tmp_path / "spool.db"
+    async with make_client(spool_path=spool) as client:
+        instance = await client.create_agent_instance(agent_id="a", agent_version=AGENT_VERSION)
+        async with instance.span("agent:typo") as span:
+            await span.start({})
+        await instance.finish()
+        await client.flush()
+        assert client.statistics().rejected == 1
+    transport = TestTransport(server.transport)
+    async with make_client(spool_path=spool, transport=transport) as again:
+        await again.flush()
+    assert transport.writes() == []

@@ -128,6 +128,7 @@ class Dispatcher:
         self._dead: set[str] = set()
         # Spans whose create was refused for good: their finish is dropped, not sent.
         self._lost: set[str] = set()
+        self._acks: set[asyncio.Future[None]] = set()
 
         # The reader stops taking from the queue while this many operations wait in
         # lanes: without it an unreachable API would let lanes grow without bound,
@@ -292,8 +293,11 @@ class Dispatcher:
 
     def _accept(self, op: Operation) -> None:
         lane_id: str = op.payload["instance_id"]
-        if self._latched or lane_id in self._dead:
+        if self._latched:
             self._dropped += 1
+            return
+        if lane_id in self._dead:
+            self._give_up([op])
             return
         if (
             self._lost
@@ -301,7 +305,7 @@ class Dispatcher:
             and op.payload["span_id"] in self._lost
         ):
             self._lost.discard(op.payload["span_id"])
-            self._dropped += 1
+            self._give_up([op])
             return
         lane = self._lanes.get(lane_id)
         if lane is None:
@@ -649,7 +653,7 @@ class Dispatcher:
         self._forget([op])
         repaired = self._rejections.repair(op, error)
         if repaired is None:
-            self._dropped += weight(op)
+            self._give_up([op])
             if op.type is OperationType.REGISTER_AGENT_INSTANCE:
                 self._kill_lane(lane_id)
             elif op.type is OperationType.CREATE_SPAN and "merged_finish" not in op.metadata:
@@ -662,14 +666,14 @@ class Dispatcher:
         for index, (_, later) in enumerate(after):
             if later.type is OperationType.FINISH_SPAN and later.payload["span_id"] == span_id:
                 del after[index]
-                self._dropped += 1
+                self._give_up([later])
                 return
         lane = self._lanes.get(lane_id) or ()
         for later in lane:
             if later.type is OperationType.FINISH_SPAN and later.payload["span_id"] == span_id:
                 lane.remove(later)  # type: ignore[union-attr]
                 self._pending -= 1
-                self._dropped += 1
+                self._give_up([later])
                 return
         self._lost.add(span_id)
 
@@ -679,8 +683,17 @@ class Dispatcher:
         lane = self._lanes.pop(lane_id, None)
         if lane:
             self._pending -= len(lane)
-            self._dropped += sum(weight(op) for op in lane)
             self._forget(lane)
+            self._give_up(list(lane))
+
+    def _give_up(self, ops: list[Operation]) -> None:
+        """Count refused operations as dropped; a spool forgets them (they would only be
+        refused again by the next process)."""
+        self._dropped += sum(weight(op) for op in ops)
+        if self._on_delivered is not None and ops:
+            ack = asyncio.ensure_future(self._on_delivered(ops))
+            self._acks.add(ack)
+            ack.add_done_callback(self._acks.discard)
 
     def _succeeded(self) -> None:
         self._failures_in_a_row = 0
@@ -696,8 +709,11 @@ class Dispatcher:
         for lane_id, op in ops:
             by_lane.setdefault(lane_id, []).append(op)
         for lane_id, lane_ops in by_lane.items():
-            if self._latched or lane_id in self._dead:
+            if self._latched:
                 self._dropped += sum(weight(op) for op in lane_ops)
+                continue
+            if lane_id in self._dead:
+                self._give_up(lane_ops)
                 continue
             lane = self._lanes.get(lane_id)
             if lane is None:
