@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from prefactor_core import PrefactorCoreClient
@@ -223,3 +224,31 @@ async def test_a_spool_forgets_what_the_server_refused_for_good(
     async with make_client(spool_path=spool, transport=transport) as again:
         await again.flush()
     assert transport.writes() == []
+
+
+class _NoPing(TestTransport):
+    """An API without ``/api/v1/ping`` (it answers 404 there)."""
+
+    __test__ = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v1/ping":
+            body = {"status": "error", "code": "not_found", "message": "Not found"}
+            return httpx.Response(404, json=body, request=request)
+        return await super().handle_async_request(request)
+
+
+async def test_an_api_without_ping_is_used_one_request_at_a_time(
+    make_client: ClientFactory, server: LocalServer
+) -> None:
+    """A 404 on the start-up probe does not make delivery impossible: no latch, the SDK
+    sends one request per operation."""
+    transport = _NoPing(server.transport)
+    async with make_client(transport=transport) as client:
+        instance = await client.create_agent_instance(agent_id="a", agent_version=AGENT_VERSION)
+        async with instance.span("agent:step") as span:
+            await span.start({})
+        await instance.finish()
+        await client.flush()
+    assert [row["id"] for row in await spans_of(server, instance.id)] == [span.id]
+    assert "/api/v1/bulk" not in transport.paths()

@@ -108,9 +108,10 @@ class PrefactorCoreClient:
     Every call on the agent's path only does local work and queues an operation; a
     background engine delivers operations in causal order (batched through the bulk
     endpoint when the server offers it), retries transient failures without creating
-    duplicates, and never raises into the agent. The one exception is a permanent
-    failure such as a rejected token: it is latched as ``PrefactorTelemetryFailureError``
-    and raised at the next call that would queue work.
+    duplicates, and never raises into the agent. The one exception is a failure that
+    makes all further delivery impossible (a rejected token: 401 or 403): it is latched as
+    ``PrefactorTelemetryFailureError`` and raised at the next call that would queue work.
+    An operation the API refuses is reported, counted and repaired or dropped instead.
 
     Example::
 
