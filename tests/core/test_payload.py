@@ -277,3 +277,18 @@ async def test_the_readme_example_of_what_happens_to_a_payload_runs() -> None:
     namespace: dict[str, Any] = {}
     exec(compile(code, str(readme), "exec"), namespace)
     await namespace["main"]()
+
+
+async def test_odd_values_in_the_agent_version_do_not_raise(
+    make_client: ClientFactory, server: LocalServer
+) -> None:
+    """``create_agent_instance`` with a Decimal, a set and a datetime in the agent version
+    registers the run (it raised TypeError before)."""
+    version = {**AGENT_VERSION, "build": Decimal("1.2"), "flags": {"beta"}, "at": WHEN}
+    async with make_client() as client:
+        instance = await client.create_agent_instance(agent_id="a", agent_version=version)
+        await instance.finish()
+        await client.flush()
+        assert client.statistics().dropped == 0
+    stored = await read_one(server, f"/api/v1/agent_instance/{instance.id}")
+    assert stored["status"] == "complete"
