@@ -292,3 +292,12 @@ async def test_odd_values_in_the_agent_version_do_not_raise(
         assert client.statistics().dropped == 0
     stored = await read_one(server, f"/api/v1/agent_instance/{instance.id}")
     assert stored["status"] == "complete"
+
+
+def test_a_large_payload_without_an_oversized_string_is_sent_unchanged() -> None:
+    """Over the field budget in total but no single string over it: nothing is cut or
+    counted."""
+    encoder = PayloadEncoder(max_field_bytes=1024, max_span_bytes=1 << 20)
+    data = {f"k{i}": "x" * 500 for i in range(100)}
+    assert orjson.loads(encoder.encode(data, "span payload")) == data
+    assert encoder.statistics().truncated == 0

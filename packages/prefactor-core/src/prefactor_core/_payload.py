@@ -278,11 +278,14 @@ class PayloadEncoder:
     def _cut(self, raw: bytes, what: str, limit: int) -> str:
         doc = _loads(raw)
         field = min(self.max_field_bytes, limit)
-        self.truncated += 1
         while True:
-            cut = _cut_strings(doc, field)
+            changed = [0]
+            cut = _cut_strings(doc, field, changed)
+            if not changed[0] and len(raw) <= limit:
+                return raw.decode()  # large, but no string over budget: nothing to cut
             text = _dumps(cut, option=_OPTIONS)
             if len(text) <= limit:
+                self.truncated += 1
                 self._warn_once(
                     "truncated",
                     "a %s of %d bytes was cut to its budget (max_field_bytes=%d, "
@@ -297,6 +300,7 @@ class PayloadEncoder:
             if field <= 64:
                 break
             field //= 4
+        self.truncated += 1
         self._warn_once(
             "too_large",
             "a %s of %d bytes does not fit its budget of %d bytes even with its strings cut; "
@@ -324,20 +328,22 @@ def _key(key: Any) -> str:
     return str(key)
 
 
-def _cut_strings(value: Any, budget: int) -> Any:
-    """A copy of the JSON value with every string over ``budget`` bytes cut, marked."""
+def _cut_strings(value: Any, budget: int, changed: list[int]) -> Any:
+    """A copy of the JSON value with every string over ``budget`` bytes cut and marked;
+    ``changed[0]`` counts the strings cut."""
     if isinstance(value, str):
         if len(value) * 4 <= budget:
             return value
         data = value.encode("utf-8", "surrogatepass")
         if len(data) <= budget:
             return value
+        changed[0] += 1
         kept = data[: max(budget - 48, 0)].decode("utf-8", "ignore")
         return f"{kept}…<truncated {len(data) - len(kept.encode())} of {len(data)} bytes>"
     if isinstance(value, dict):
-        return {k: _cut_strings(v, budget) for k, v in value.items()}
+        return {k: _cut_strings(v, budget, changed) for k, v in value.items()}
     if isinstance(value, list):
-        return [_cut_strings(v, budget) for v in value]
+        return [_cut_strings(v, budget, changed) for v in value]
     return value
 
 
