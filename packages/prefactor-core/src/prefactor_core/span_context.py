@@ -261,20 +261,16 @@ class SpanContext:
         else:
             # The fast path of _encode, inlined: this runs once per span.
             manager = self._manager
-            encoder = manager._encoder
-            budget = manager._params_budget
-            if payload.__class__ is dict and encoder.mask is None:
+            raw = None
+            if payload.__class__ is dict and manager._fast_limit >= 0:
                 try:
                     raw = _dumps(payload, default=_known, option=_OPTIONS)
                 except TypeError:
-                    encoded = encoder.encode(payload, "span payload", budget)
-                else:
-                    if len(raw) <= encoder.max_field_bytes and len(raw) <= budget:
-                        encoded = raw.decode()
-                    else:
-                        encoded = encoder.fit(raw, "span payload", budget)
+                    pass
+            if raw is not None and len(raw) <= manager._fast_limit:
+                encoded = raw.decode()
             else:
-                encoded = encoder.encode(payload, "span payload", budget)
+                encoded = manager._encoder.encode(payload, "span payload", manager._params_budget)
         at = time.time() if started_at is None else aware_timestamp(started_at, "started_at")
         leftover = self._create("active", encoded, at)
         if leftover:
@@ -410,13 +406,20 @@ class SpanContext:
         elif self._result:
             _check_mapping(result, "span result")
             result = {**self._result, **result}
+        result_json: str | None = None
         if result:
-            encoder = manager._encoder
             # The span's params and result share its budget (params were held to 7/8).
-            budget = encoder.max_span_bytes - self._params_bytes
-            result_json: str | None = _encode(encoder, result, "span result", budget)
-        else:
-            result_json = None
+            budget = manager._span_budget - self._params_bytes
+            raw = None
+            if result.__class__ is dict and manager._fast_limit >= 0:
+                try:
+                    raw = _dumps(result, default=_known, option=_OPTIONS)
+                except TypeError:
+                    pass
+            if raw is not None and (size := len(raw)) <= manager._fast_limit and size <= budget:
+                result_json = raw.decode()
+            else:
+                result_json = manager._encoder.encode(result, "span result", budget)
         at = time.time() if timestamp is None else aware_timestamp(timestamp, "timestamp")
         leftover: list[Operation] | None = None
         if self._state == _PREPARED:

@@ -57,7 +57,15 @@ class SpanManager:
         # Encodes params and results (masking, budgets); a span's params may take 7/8
         # of its budget, so that its result always has room.
         self._encoder = encoder or PayloadEncoder()
-        self._params_budget = self._encoder.max_span_bytes - self._encoder.max_span_bytes // 8
+        self._span_budget = self._encoder.max_span_bytes
+        self._params_budget = self._span_budget - self._span_budget // 8
+        # The agent's path takes a plain dict's JSON as it is when no mask is set and it
+        # is no longer than this (then no string in it can be over budget either).
+        self._fast_limit = (
+            min(self._encoder.max_field_bytes, self._params_budget)
+            if self._encoder.mask is None
+            else -1
+        )
         self._enqueue = enqueue
         # offer(op) queues without awaiting when it can (True); False means "use
         # enqueue". It keeps the agent's path free of extra coroutine layers.
