@@ -193,10 +193,11 @@ class Dispatcher:
 
     async def stop(self, *, count_as_dropped: bool = True) -> int:
         """Stop at once; return how many operations were not delivered."""
-        for task in (self._reader, self._scheduler, self._pause, *self._tasks):
+        running = (self._reader, self._scheduler, self._pause, *self._tasks)
+        for task in running:
             if task is not None and not task.done():
                 task.cancel()
-        tasks = [t for t in (self._reader, self._scheduler, *self._tasks) if t is not None]
+        tasks = [t for t in (*running, *self._acks) if t is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._timer is not None:
             self._timer.cancel()
