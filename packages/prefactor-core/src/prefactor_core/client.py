@@ -14,8 +14,11 @@ import httpx
 
 from prefactor_core._engine.dispatcher import DeliveryStatistics, Dispatcher
 from prefactor_core._engine.ids import IdFactory, check_client_id
+from prefactor_core._engine.rejection import is_fatal
+from prefactor_core._engine.retry import Backoff, Sleep
 from prefactor_core._engine.sender import HttpSender
 from prefactor_core._engine.wire import BULK_ACTIONS
+from prefactor_core._payload import PayloadEncoder
 from prefactor_core._version import __version__
 from prefactor_core.config import PrefactorCoreConfig
 from prefactor_core.exceptions import (
@@ -105,9 +108,10 @@ class PrefactorCoreClient:
     Every call on the agent's path only does local work and queues an operation; a
     background engine delivers operations in causal order (batched through the bulk
     endpoint when the server offers it), retries transient failures without creating
-    duplicates, and never raises into the agent. The one exception is a permanent
-    failure such as a rejected token: it is latched as ``PrefactorTelemetryFailureError``
-    and raised at the next call that would queue work.
+    duplicates, and never raises into the agent. The one exception is a failure that
+    makes all further delivery impossible (a rejected token: 401 or 403): it is latched as
+    ``PrefactorTelemetryFailureError`` and raised at the next call that would queue work.
+    An operation the API refuses is reported, counted and repaired or dropped instead.
 
     Example::
 
@@ -132,6 +136,7 @@ class PrefactorCoreClient:
         sdk_header_entry: An adapter's ``name@version`` entry for the ``X-Prefactor-SDK``
             header (e.g. ``prefactor-langchain@0.3.0``).
         transport: An httpx transport for the API (tests pass an in-process one).
+        sleep: The sleep used between retries (tests pass one they control).
     """
 
     def __init__(
@@ -141,6 +146,7 @@ class PrefactorCoreClient:
         sdk_header_entry: str | None = None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep | None = None,
     ) -> None:
         if not isinstance(config, PrefactorCoreConfig):
             raise TypeError(f"config must be a PrefactorCoreConfig, got {type(config).__name__}")
@@ -160,6 +166,18 @@ class PrefactorCoreClient:
         self._span_manager: SpanManager | None = None
         self._discovery: asyncio.Task[None] | None = None
         self._learn_partition = False
+        self._sleep = sleep
+        qc = config.queue_config
+        # The start-up probe's waits are capped low: an API that comes back is used
+        # within a few seconds, and flush()/close() cut a wait short (issue 10).
+        self._probe_backoff = Backoff(
+            qc.retry_delay_base, min(qc.max_probe_delay, qc.max_retry_delay), sleep=sleep
+        )
+        self._payloads = PayloadEncoder(
+            mask=config.mask,
+            max_field_bytes=config.max_field_bytes,
+            max_span_bytes=config.max_span_bytes,
+        )
 
         self._failure: PrefactorTelemetryFailureError | None = None
         self._failure_seen = False
@@ -204,7 +222,9 @@ class PrefactorCoreClient:
         config = self._config
         qc = config.queue_config
         self._queue = self._custom_queue or self._default_queue()
-        self._instance_manager = AgentInstanceManager(None, self._enqueue, new_id=self._ids.new_id)
+        self._instance_manager = AgentInstanceManager(
+            None, self._enqueue, new_id=self._ids.new_id, encoder=self._payloads
+        )
         self._span_manager = SpanManager(
             None,
             self._enqueue,
@@ -213,6 +233,7 @@ class PrefactorCoreClient:
             check_schema=self._check_schema if _is_strict(config.schema_registry) else None,
             on_failure_seen=self._mark_failure_seen,
             offer=self._offer,
+            encoder=self._payloads,
         )
         self._state = "open"
         if not config.enabled:
@@ -233,6 +254,7 @@ class PrefactorCoreClient:
             on_permanent_failure=self._latch,
             on_control=self._on_control,
             on_delivered=self._acknowledge if isinstance(self._queue, SpoolQueue) else None,
+            sleep=self._sleep,
         )
         self._dispatcher.start()
         self._discovery = asyncio.create_task(self._discover(), name="prefactor-discovery")
@@ -268,17 +290,22 @@ class PrefactorCoreClient:
         assert queue is not None
         if not queue.closed():
             await queue.close(num_waiters=self._config.queue_config.num_workers)
+        # One deadline for all of it; every backoff wait ends now and retries come at
+        # short intervals until the deadline (an outage may have just ended).
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._config.close_timeout
+        self._begin_urgent()
         if self._discovery is not None and not self._discovery.done():
-            # Give discovery the close deadline too: without it nothing can be sent.
+            # Discovery gets the deadline too: without it nothing can be sent.
             try:
-                async with asyncio.timeout(self._config.close_timeout):
+                async with asyncio.timeout_at(deadline):
                     await asyncio.shield(self._discovery)
             except TimeoutError:
                 self._discovery.cancel()
         spool = self._queue if isinstance(self._queue, SpoolQueue) else None
         if self._dispatcher is not None:
             left = await self._dispatcher.drain(
-                self._config.close_timeout, count_as_dropped=spool is None
+                max(0.0, deadline - loop.time()), count_as_dropped=spool is None
             )
             if left and spool is not None:
                 logger.warning(
@@ -313,19 +340,42 @@ class PrefactorCoreClient:
         """
         if self._dispatcher is None:
             return True
+        # A backoff wait in progress ends now, and retries come at short intervals
+        # while this waits: the API may have come back in the middle of the wait.
+        self._begin_urgent()
         try:
             async with asyncio.timeout(timeout):
                 await self._dispatcher.wait_idle()
         except TimeoutError:
             return False
+        finally:
+            self._end_urgent()
         return True
 
     def statistics(self) -> DeliveryStatistics:
-        """Return delivery counters: queued, in flight, sent, retried, dropped, ..."""
+        """Return delivery counters: queued, in flight, sent, retried, dropped, refused
+        by the API, and payload changes (truncated, unencodable values, mask errors)."""
+        payloads = self._payloads.statistics()
         if self._dispatcher is None:
             size = self._queue.size() if self._queue is not None else 0
-            return DeliveryStatistics(size, 0, 0, 0, 0, 0, 0)
-        return self._dispatcher.statistics()
+            delivery = DeliveryStatistics(size, 0, 0, 0, 0, 0, 0)
+        else:
+            delivery = self._dispatcher.statistics()
+        return delivery._replace(
+            truncated=payloads.truncated,
+            unencodable=payloads.unencodable,
+            mask_errors=payloads.mask_errors,
+        )
+
+    def _begin_urgent(self) -> None:
+        self._probe_backoff.begin_urgent()
+        if self._dispatcher is not None:
+            self._dispatcher.begin_urgent()
+
+    def _end_urgent(self) -> None:
+        self._probe_backoff.end_urgent()
+        if self._dispatcher is not None:
+            self._dispatcher.end_urgent()
 
     @property
     def instance_manager(self) -> AgentInstanceManager | None:
@@ -494,7 +544,7 @@ class PrefactorCoreClient:
                     retry=False,
                 )
         except Exception as error:
-            if is_permanent_http_error(error):
+            if is_fatal(error):
                 self._latch(error, None)
                 self._raise_if_failed()
             logger.info("could not learn the id partition (%s); using partition 0", error)
@@ -679,22 +729,26 @@ class PrefactorCoreClient:
         """Ask the API what it supports; retry until it answers."""
         assert self._http is not None
         assert self._dispatcher is not None
-        qc = self._config.queue_config
-        delay = qc.retry_delay_base
+        backoff = self._probe_backoff
         while True:
             try:
                 info = await self._http.validate_token(retry=False)
             except Exception as error:
-                if is_permanent_http_error(error):
+                if is_fatal(error):
                     logger.error("the Prefactor API rejected the client: %s", error)
                     self._latch(error, None)
                     self._dispatcher.configure(bulk=False)
                     return
+                if is_permanent_http_error(error):
+                    # An API without ping: send one request per operation.
+                    logger.info("the Prefactor API has no ping (%s); not using bulk", error)
+                    self._apply_capabilities({})
+                    return
+                delay = backoff.next_delay()
                 logger.info(
                     "the Prefactor API is not answering yet (%s); retrying in %.1fs", error, delay
                 )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, qc.max_retry_delay)
+                await backoff.wait(delay)
                 continue
             self._apply_capabilities(info)
             return

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from prefactor_core._payload import DEFAULT_MAX_FIELD_BYTES, DEFAULT_MAX_SPAN_BYTES
 from prefactor_http import HttpClientConfig
 
 __all__ = ["PrefactorCoreConfig", "QueueConfig"]
@@ -28,6 +30,11 @@ class QueueConfig(BaseModel):
         retry_delay_base: The first retry delay in seconds; it doubles per attempt,
             with jitter, up to ``max_retry_delay``. A ``Retry-After`` header wins.
         max_retry_delay: The longest delay between two retries, in seconds.
+            ``flush()`` and ``close()`` cut any such wait short and retry at once, then
+            at short intervals until their deadline.
+        max_probe_delay: The longest delay between two probes of an API that has not
+            answered since start-up, in seconds; short, so that an API that comes back
+            is used within a few seconds.
         max_queue_size: The most operations held in memory. When the queue is full a
             new operation waits up to ``put_timeout`` seconds for room, then is dropped
             and counted, and a warning is logged once.
@@ -43,6 +50,7 @@ class QueueConfig(BaseModel):
     max_retries: int = Field(default=3, ge=0)
     retry_delay_base: float = Field(default=1.0, gt=0)
     max_retry_delay: float = Field(default=30.0, gt=0)
+    max_probe_delay: float = Field(default=2.0, gt=0)
     max_queue_size: int = Field(default=200_000, ge=1)
     put_timeout: float = Field(default=0.05, ge=0)
     batch_size: int = Field(default=500, ge=1, le=1000)
@@ -72,6 +80,17 @@ class PrefactorCoreConfig(BaseModel):
             the same spool. None keeps the queue in memory.
         enabled: False turns the client into a quiet no-op: ids are made and calls
             succeed, but nothing is sent.
+        mask: A function called with every payload (span params and results, quality
+            payloads, the agent version) before it is queued; it returns the payload to
+            send, e.g. with secrets and personal data removed. It runs on the agent's
+            path, so keep it quick. A hook that raises is logged and counted
+            (``statistics().mask_errors``) and the payload is replaced by a marker.
+        max_field_bytes: The most bytes of UTF-8 one string value of a payload may take;
+            a longer one is cut and ends with a marker saying how much was cut.
+        max_span_bytes: The most bytes of JSON a span's params and result may take
+            together (a quality payload on its own); a larger payload has its longest
+            strings cut further, or is replaced by a marker. Keep it below the API's
+            request limit (10 MiB for the local server).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
@@ -83,3 +102,15 @@ class PrefactorCoreConfig(BaseModel):
     startup_timeout: float = Field(default=2.0, ge=0)
     spool_path: Path | None = None
     enabled: bool = True
+    mask: Callable[[Any], Any] | None = None
+    max_field_bytes: int = Field(default=DEFAULT_MAX_FIELD_BYTES, ge=256)
+    max_span_bytes: int = Field(default=DEFAULT_MAX_SPAN_BYTES, ge=4096, le=64 * 1024 * 1024)
+
+    @model_validator(mode="after")
+    def _check_budgets(self) -> PrefactorCoreConfig:
+        if self.max_field_bytes > self.max_span_bytes:
+            raise ValueError(
+                f"max_field_bytes ({self.max_field_bytes}) must not exceed "
+                f"max_span_bytes ({self.max_span_bytes})"
+            )
+        return self

@@ -8,7 +8,7 @@ The tree::
     ├── OperationError                  an operation could not be processed
     ├── InstanceNotFoundError           no such agent instance in this client
     ├── SpanNotFoundError (KeyError)    no such span in this client
-    ├── PrefactorTelemetryFailureError  telemetry failed for good (e.g. the token was rejected)
+    ├── PrefactorTelemetryFailureError  telemetry failed for good (the token was rejected: 401/403)
     └── PrefactorTerminatedError        the platform terminated the agent instance
 
 Transport and API errors come from ``prefactor_http.exceptions``; background delivery
@@ -75,9 +75,12 @@ class SpanNotFoundError(PrefactorCoreError, KeyError):
 class PrefactorTelemetryFailureError(PrefactorCoreError):
     """Telemetry has failed permanently; nothing more will be sent.
 
-    Raised once a queued operation fails with a permanent API error (any 4xx other than
-    429, for example a revoked token). The first such failure is latched: operations
-    still queued are dropped, and later calls that would enqueue raise this error.
+    Raised once the API answers in a way that makes all further delivery impossible: a
+    missing, wrong or revoked token (401) or a forbidden account (403). The first such
+    failure is latched: operations still queued are dropped, and later calls that would
+    enqueue raise this error. The API refusing one operation (a payload that does not
+    match its schema, a request too large, ...) is not such a failure: it is logged,
+    counted in ``statistics().rejected``, and the run goes on.
 
     Attributes:
         cause: The API error that caused the failure.

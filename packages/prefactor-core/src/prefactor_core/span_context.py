@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from prefactor_core._engine.wire import _OPTIONS, _dumps
+from prefactor_core._payload import _DEFAULT, PayloadEncoder, _known
 from prefactor_core.context_stack import _STACK, SpanContextStack
 from prefactor_core.exceptions import PrefactorTelemetryFailureError
 from prefactor_core.operations import Operation, OperationType, derived_operation
@@ -38,14 +40,34 @@ _FINISH = OperationType.FINISH_SPAN
 _NO_MERGE = {"no_merge": True}
 
 
-def encode_payload(data: object, what: str) -> str:
-    """JSON-encode a params or result dict, raising a precise error for bad input."""
-    if data.__class__ is not dict and not isinstance(data, dict):
+def encode_payload(data: object, what: str, encoder: PayloadEncoder | None = None) -> str:
+    """JSON-encode a params or result payload (see ``prefactor_core._payload``).
+
+    Values JSON has no type for are encoded as users expect, or become markers; only a
+    payload that is not a JSON object raises.
+
+    Raises:
+        TypeError: If ``data`` does not encode as a JSON object.
+    """
+    return (encoder or _DEFAULT).encode(data, what)
+
+
+def _encode(encoder: PayloadEncoder, data: object, what: str, budget: int) -> str:
+    """``encoder.encode`` with the fast path for plain dicts inlined."""
+    if data.__class__ is dict and encoder.mask is None:
+        try:
+            raw = _dumps(data, default=_known, option=_OPTIONS)
+        except TypeError:
+            return encoder.encode(data, what, budget)
+        if len(raw) <= encoder.max_field_bytes and len(raw) <= budget:
+            return raw.decode()
+        return encoder.fit(raw, what, budget)
+    return encoder.encode(data, what, budget)
+
+
+def _check_mapping(data: object, what: str) -> None:
+    if not isinstance(data, Mapping):
         raise TypeError(f"{what} must be a dict (a JSON object), got {type(data).__name__}")
-    try:
-        return _dumps(data, option=_OPTIONS).decode()
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"{what} is not JSON-serialisable: {error}") from error
 
 
 def to_timestamp(value: datetime | None, what: str) -> float | None:
@@ -98,6 +120,7 @@ class SpanContext:
         "_id",
         "_instance_id",
         "_manager",
+        "_params_bytes",
         "_parent",
         "_parent_id",
         "_prepared_at",
@@ -120,8 +143,13 @@ class SpanContext:
         self._default_payload = default_payload
         # Encoded once, when given: that checks it at the call and snapshots it.
         self._default_json = (
-            None if default_payload is None else encode_payload(default_payload, "span payload")
+            None
+            if default_payload is None
+            else _encode(
+                span_manager._encoder, default_payload, "span payload", span_manager._params_budget
+            )
         )
+        self._params_bytes = 0
         self._instance_id = ""
         self._schema_name = ""
         self._parent_id: str | None = None
@@ -220,7 +248,9 @@ class SpanContext:
             started_at: When the span started; now when omitted.
 
         Raises:
-            TypeError: If ``payload`` is not a JSON-serialisable dict.
+            TypeError: If ``payload`` is not a dict (a JSON object). Values inside it
+                that JSON has no type for never raise (see the README's "What happens
+                to a payload").
             ValueError: If ``started_at`` is naive.
             PrefactorTelemetryFailureError: If telemetry has failed permanently.
         """
@@ -228,13 +258,19 @@ class SpanContext:
             return
         if payload is None:
             encoded = self._default_json or "{}"
-        elif payload.__class__ is dict:
-            try:
-                encoded = _dumps(payload, option=_OPTIONS).decode()
-            except TypeError:
-                encoded = encode_payload(payload, "span payload")  # raises the precise error
         else:
-            encoded = encode_payload(payload, "span payload")
+            # The fast path of _encode, inlined: this runs once per span.
+            manager = self._manager
+            raw = None
+            if payload.__class__ is dict and manager._fast_limit >= 0:
+                try:
+                    raw = _dumps(payload, default=_known, option=_OPTIONS)
+                except TypeError:
+                    pass
+            if raw is not None and len(raw) <= manager._fast_limit:
+                encoded = raw.decode()
+            else:
+                encoded = manager._encoder.encode(payload, "span payload", manager._params_budget)
         at = time.time() if started_at is None else aware_timestamp(started_at, "started_at")
         leftover = self._create("active", encoded, at)
         if leftover:
@@ -271,20 +307,23 @@ class SpanContext:
         """Merge ``data`` into the result sent when the span finishes.
 
         Raises:
-            TypeError: If ``data`` is not a JSON-serialisable dict.
+            TypeError: If ``data`` is not a dict.
         """
-        encode_payload(data, "span result")
+        _check_mapping(data, "span result")
         self._result = {**(self._result or {}), **data}
 
     def set_payload(self, data: dict[str, Any]) -> None:
         """Merge ``data`` into the params used when the span starts automatically.
 
         Raises:
-            TypeError: If ``data`` is not a JSON-serialisable dict.
+            TypeError: If ``data`` is not a dict.
         """
-        encode_payload(data, "span payload")
+        _check_mapping(data, "span payload")
         merged = {**(self._default_payload or {}), **data}
-        self._default_json = encode_payload(merged, "span payload")
+        manager = self._manager
+        self._default_json = _encode(
+            manager._encoder, merged, "span payload", manager._params_budget
+        )
         self._default_payload = merged
 
     # -- internals ------------------------------------------------------------------
@@ -298,6 +337,7 @@ class SpanContext:
         a custom queue), in order, or None.
         """
         manager = self._manager
+        self._params_bytes = len(payload_json)
         fields = {
             "instance_id": self._instance_id,
             "span_id": self._id,
@@ -360,16 +400,27 @@ class SpanContext:
             return
         if status not in _FINISH_STATUSES:
             raise ValueError(f"status must be one of {_FINISH_STATUSES}, got {status!r}")
-        if result is None:
-            accumulated = self._result
-            result_json = encode_payload(accumulated, "span result") if accumulated else None
-        elif self._result:
-            encode_payload(result, "span result")
-            result_json = encode_payload({**self._result, **result}, "span result")
-        else:
-            result_json = encode_payload(result, "span result") if result else None
-        at = time.time() if timestamp is None else aware_timestamp(timestamp, "timestamp")
         manager = self._manager
+        if result is None:
+            result = self._result
+        elif self._result:
+            _check_mapping(result, "span result")
+            result = {**self._result, **result}
+        result_json: str | None = None
+        if result:
+            # The span's params and result share its budget (params were held to 7/8).
+            budget = manager._span_budget - self._params_bytes
+            raw = None
+            if result.__class__ is dict and manager._fast_limit >= 0:
+                try:
+                    raw = _dumps(result, default=_known, option=_OPTIONS)
+                except TypeError:
+                    pass
+            if raw is not None and (size := len(raw)) <= manager._fast_limit and size <= budget:
+                result_json = raw.decode()
+            else:
+                result_json = manager._encoder.encode(result, "span result", budget)
+        at = time.time() if timestamp is None else aware_timestamp(timestamp, "timestamp")
         leftover: list[Operation] | None = None
         if self._state == _PREPARED:
             if status == "cancelled":

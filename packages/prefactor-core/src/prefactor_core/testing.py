@@ -244,7 +244,7 @@ class Capture:
 
 @asynccontextmanager
 async def capture_spans(
-    schema_registry: SchemaRegistry | None = None, *, bulk: bool = True
+    schema_registry: SchemaRegistry | None = None, *, bulk: bool = True, **config: Any
 ) -> AsyncIterator[Capture]:
     """Run a block with a client whose API is in memory, then read what it recorded.
 
@@ -253,17 +253,19 @@ async def capture_spans(
             ``create_agent_instance`` needs no schema version).
         bulk: Whether the in-memory API announces bulk (False: one request per
             operation, as against an API without bulk).
+        **config: Other ``PrefactorCoreConfig`` fields (``mask=...``, budgets, ...).
 
     Yields:
         A ``Capture`` with ``client`` (initialised) and the recorded ``spans`` and
         ``instances``; the client is closed, and so everything delivered, on exit.
     """
     api = InMemoryApi(bulk=bulk)
-    config = PrefactorCoreConfig(
+    settings = PrefactorCoreConfig(
         http_config=HttpClientConfig(api_url="http://prefactor.test", api_token="test-token"),
         schema_registry=schema_registry if schema_registry is not None else SchemaRegistry(),
         queue_config=QueueConfig(batch_linger=0.0),
+        **config,
     )
-    client = PrefactorCoreClient(config, transport=api.transport)
+    client = PrefactorCoreClient(settings, transport=api.transport)
     async with client:
         yield Capture(client, api)

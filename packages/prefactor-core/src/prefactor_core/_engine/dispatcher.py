@@ -16,10 +16,14 @@ Shape of the engine::
   one create that already carries the terminal status, result and both timestamps.
 * **Retries.** Transient failures (connection errors, timeouts, 429, 5xx) put the
   operations back at the head of their lanes and back off exponentially with jitter,
-  honouring ``Retry-After``. Each operation keeps its idempotency key, so a retry of a
-  request the server had already stored is answered from the server's idempotency
-  table instead of storing a duplicate. A permanent failure (another 4xx) is reported
-  to the client, which latches it; from then on operations are dropped and counted.
+  honouring ``Retry-After`` (``retry.Backoff``; ``flush()`` and ``close()`` cut the wait
+  short). Each operation keeps its idempotency key, so a retry of a request the server
+  had already stored is answered from the server's idempotency table instead of storing
+  a duplicate.
+* **Refusals.** A refused operation (422, 413, 404, ...) is reported and repaired or
+  dropped by ``rejection.Rejections``; the rest of the run goes on. Only a fatal answer
+  (401, 403) is reported to the client, which latches it; from then on operations are
+  dropped and counted. A batch the server finds too large is split.
 * **Never raises.** Everything here runs in background tasks; errors are logged and
   counted, and reach the agent only through the client's failure latch.
 """
@@ -28,87 +32,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
+from prefactor_core._engine.outcomes import (
+    CONFLICT_IS_DONE,
+    ITEM_STATUS,
+    TRANSIENT_ITEM_CODES,
+    DeliveryStatistics,
+    ItemError,
+    Sender,
+    is_transient,
+    merged,
+    weight,
+)
+from prefactor_core._engine.rejection import Rejections, blamed_item, is_fatal
+from prefactor_core._engine.retry import Backoff, Sleep
 from prefactor_core._engine.wire import BULK_ACTIONS, render_bulk_item, render_single
 from prefactor_core.config import QueueConfig
 from prefactor_core.operations import Operation, OperationType
 from prefactor_core.queue.base import Queue, QueueClosedError
-from prefactor_http.exceptions import PrefactorApiError, is_transient_http_error
+from prefactor_http.exceptions import PrefactorApiError
 
 __all__ = ["DeliveryStatistics", "Dispatcher", "ItemError", "Sender"]
 
 logger = logging.getLogger("prefactor_core.delivery")
-
-# Operations for which a 409 means "already in the state you asked for": the instance
-# was finished or terminated, or the span already finished. Nothing is lost by not
-# applying them again, so they count as delivered instead of failing telemetry.
-_CONFLICT_IS_DONE = frozenset(
-    {
-        OperationType.START_AGENT_INSTANCE,
-        OperationType.FINISH_AGENT_INSTANCE,
-        OperationType.FINISH_SPAN,
-    }
-)
-# Error codes in bulk outputs that describe a passing condition, not a bad request.
-_TRANSIENT_ITEM_CODES = frozenset({"rate_limited", "unavailable", "internal_error", "timeout"})
-# The HTTP status the single endpoint would have answered for a bulk item's error code.
-_ITEM_STATUS = {
-    "unauthorized": 401,
-    "bad_authtoken": 401,
-    "forbidden": 403,
-    "not_found": 404,
-    "conflict": 409,
-    "request_too_large": 413,
-    "validation_error": 422,
-    "validation_errors": 422,
-    "invalid_value": 422,
-    "unknown_span_type": 422,
-    "rate_limited": 429,
-}
-
-
-class Sender(Protocol):
-    """What the dispatcher needs from the HTTP layer: one POST, one attempt."""
-
-    async def post(self, path: str, body: bytes) -> dict[str, Any]:
-        """POST ``body`` (JSON) to ``path`` and return the JSON object answered.
-
-        Raises the ``prefactor_http`` errors for failures.
-        """
-        ...
-
-
-class ItemError(PrefactorApiError):
-    """A bulk item that the server answered with an error."""
-
-
-class DeliveryStatistics(NamedTuple):
-    """Counters of the delivery engine.
-
-    Attributes:
-        queued: Operations waiting (in the queue or in a lane).
-        in_flight: Operations in requests that have not been answered yet.
-        sent: Operations the server has acknowledged.
-        retried: Operation attempts that failed transiently and were retried.
-        dropped: Operations given up on (telemetry failure, full queue, close deadline).
-        requests: HTTP requests made.
-        failed_requests: HTTP requests that failed (transiently or not).
-    """
-
-    queued: int
-    in_flight: int
-    sent: int
-    retried: int
-    dropped: int
-    requests: int
-    failed_requests: int
 
 
 @dataclass(slots=True)
@@ -142,6 +93,7 @@ class Dispatcher:
         on_permanent_failure: Callable[[Exception, Operation], None],
         on_delivered: Callable[[list[Operation]], Awaitable[None]] | None = None,
         on_control: Callable[[str, str | None], None] | None = None,
+        sleep: Sleep | None = None,
     ) -> None:
         self._queue = queue
         self._sender = sender
@@ -168,8 +120,15 @@ class Dispatcher:
         self._bulk_max_bytes = 10 * 1024 * 1024
 
         self._failures_in_a_row = 0
-        self._not_before = 0.0
+        self._backoff = Backoff(config.retry_delay_base, config.max_retry_delay, sleep=sleep)
+        self._pause: asyncio.Task[None] | None = None  # a backoff wait in progress
         self._latched = False
+        self._rejections = Rejections()
+        # Instances whose register was refused: they do not exist on the server.
+        self._dead: set[str] = set()
+        # Spans whose create was refused for good: their finish is dropped, not sent.
+        self._lost: set[str] = set()
+        self._acks: set[asyncio.Future[None]] = set()
 
         # The reader stops taking from the queue while this many operations wait in
         # lanes: without it an unreachable API would let lanes grow without bound,
@@ -224,17 +183,26 @@ class Dispatcher:
                 await self.wait_idle()
         return await self.stop(count_as_dropped=count_as_dropped)
 
+    def begin_urgent(self) -> None:
+        """A flush or close is waiting: retry now, then at short intervals."""
+        self._backoff.begin_urgent()
+
+    def end_urgent(self) -> None:
+        """A flush stopped waiting: back to the normal backoff."""
+        self._backoff.end_urgent()
+
     async def stop(self, *, count_as_dropped: bool = True) -> int:
         """Stop at once; return how many operations were not delivered."""
-        for task in (self._reader, self._scheduler, *self._tasks):
+        running = (self._reader, self._scheduler, self._pause, *self._tasks)
+        for task in running:
             if task is not None and not task.done():
                 task.cancel()
-        tasks = [t for t in (self._reader, self._scheduler, *self._tasks) if t is not None]
+        tasks = [t for t in (*running, *self._acks) if t is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._timer is not None:
             self._timer.cancel()
         left = (
-            sum(_weight(op) for lane in self._lanes.values() for op in lane)
+            sum(weight(op) for lane in self._lanes.values() for op in lane)
             + self._in_flight
             + self._queue.size()
         )
@@ -282,6 +250,7 @@ class Dispatcher:
             dropped=self._dropped,
             requests=self._requests,
             failed_requests=self._failed_requests,
+            rejected=self._rejections.count,
         )
 
     def count_dropped(self, n: int = 1) -> None:
@@ -293,7 +262,7 @@ class Dispatcher:
     def drop_everything(self) -> int:
         """Drop every waiting operation (after a permanent failure); return how many."""
         self._latched = True
-        dropped = sum(_weight(op) for lane in self._lanes.values() for op in lane)
+        dropped = sum(weight(op) for lane in self._lanes.values() for op in lane)
         self._lanes.clear()
         self._pending = 0
         self._dropped += dropped
@@ -324,10 +293,21 @@ class Dispatcher:
             self._poke()
 
     def _accept(self, op: Operation) -> None:
+        lane_id: str = op.payload["instance_id"]
         if self._latched:
             self._dropped += 1
             return
-        lane_id: str = op.payload["instance_id"]
+        if lane_id in self._dead:
+            self._give_up([op])
+            return
+        if (
+            self._lost
+            and op.type is OperationType.FINISH_SPAN
+            and op.payload["span_id"] in self._lost
+        ):
+            self._lost.discard(op.payload["span_id"])
+            self._give_up([op])
+            return
         lane = self._lanes.get(lane_id)
         if lane is None:
             lane = self._lanes[lane_id] = deque()
@@ -360,9 +340,8 @@ class Dispatcher:
                 self._linger_since = None
                 continue
             now = loop.time()
-            if now < self._not_before:
-                self._poke_at(self._not_before)
-                continue
+            if self._pause is not None:
+                continue  # backing off; the end of the wait pokes
             if self._bulk:
                 self._dispatch_bulk(now)
             else:
@@ -507,7 +486,7 @@ class Dispatcher:
                 out.append(op)
             elif op.type is OperationType.FINISH_SPAN and op.payload["span_id"] in creates:
                 index = creates.pop(op.payload["span_id"])
-                out[index] = _merged(out[index], op)
+                out[index] = merged(out[index], op)
             else:
                 out.append(op)
         return out
@@ -540,7 +519,7 @@ class Dispatcher:
         delivered: list[Operation] = []
         unprocessed: list[tuple[str, Operation]] = []
         transient: Exception | None = None
-        failed: tuple[Exception, Operation, int] | None = None
+        refused: tuple[int, ItemError] | None = None
         for position, (lane_id, op) in enumerate(ops):
             output = outputs.get(op.idempotency_key)
             if not isinstance(output, dict):
@@ -552,35 +531,39 @@ class Dispatcher:
                 continue
             code = str(output.get("code") or "unknown")
             message = str(output.get("message") or "bulk item failed")
-            if code == "conflict" and op.type in _CONFLICT_IS_DONE:
+            if code == "conflict" and op.type in CONFLICT_IS_DONE:
                 logger.debug("%s already applied (%s); counted as delivered", op.type.name, message)
                 delivered.append(op)
                 continue
             item_error = ItemError(
                 message,
                 code,
-                _ITEM_STATUS.get(code, 400),
+                ITEM_STATUS.get(code, 400),
                 output.get("errors") or {},
                 method="POST",
                 path=f"/api/v1/bulk [{BULK_ACTIONS[op.type]}]",
             )
-            if code in _TRANSIENT_ITEM_CODES:
+            if code in TRANSIENT_ITEM_CODES:
                 transient = item_error
                 unprocessed.extend(ops[position:])
                 break
-            failed = (item_error, op, sum(_weight(o) for _, o in ops[position:]))
+            refused = (position, item_error)
             break
-        self._sent += sum(_weight(op) for op in delivered)
+        self._sent += sum(weight(op) for op in delivered)
         if delivered:
-            self._failures_in_a_row = 0
+            self._succeeded()
             self._forget(delivered)
             if self._on_delivered is not None:
                 await self._on_delivered(delivered)
-        if failed is not None:
-            error, op, lost = failed
-            self._forget(o for _, o in ops)
-            self._permanent(error, op)
-            self._dropped += lost
+        if refused is not None:
+            position, error = refused
+            if is_fatal(error):
+                self._forget(o for _, o in ops)
+                self._permanent(error, ops[position][1])
+                self._dropped += sum(weight(o) for _, o in ops[position:])
+                return
+            # Processing stopped at the refused item: the ones after it are unprocessed.
+            self._refuse(unprocessed, ops[position], ops[position + 1 :], error)
             return
         if unprocessed:
             self._requeue(unprocessed)
@@ -595,8 +578,11 @@ class Dispatcher:
         try:
             response = await self._sender.post(path, body.encode())
         except PrefactorApiError as error:
-            if error.status_code == 409 and op.type in _CONFLICT_IS_DONE:
+            if error.status_code == 409 and op.type in CONFLICT_IS_DONE:
                 await self._delivered_one(op, {})
+            elif not is_fatal(error) and not is_transient(error):
+                self._failed_requests += 1
+                self._refuse([], (lane_id, op), [], error)
             else:
                 self._failed_requests += 1
                 self._settle_failed([(lane_id, op)], error)
@@ -611,42 +597,108 @@ class Dispatcher:
             self._resolve_idle()
 
     async def _delivered_one(self, op: Operation, response: dict[str, Any]) -> None:
-        self._sent += _weight(op)
-        self._failures_in_a_row = 0
+        self._sent += weight(op)
+        self._succeeded()
         self._check_control(op, response)
         self._forget([op])
         if self._on_delivered is not None:
             await self._on_delivered([op])
 
     def _settle_failed(self, ops: list[tuple[str, Operation]], error: Exception) -> None:
-        if isinstance(error, PrefactorApiError) and error.status_code == 413 and len(ops) > 1:
-            # The batch was too big for the server: send smaller ones.
-            self._bulk_max_items = max(1, len(ops) // 2)
-            logger.info(
-                "server refused a batch as too large; batches now hold %d", self._bulk_max_items
-            )
-            self._requeue(ops)
-            return
-        if _is_transient(error):
+        if is_transient(error):
             self._retried += len(ops)
             self._requeue(ops)
             self._back_off(error)
             return
-        if isinstance(error, PrefactorApiError) or not _is_unexpected(error):
+        if is_fatal(error):
             self._forget(op for _, op in ops)
             self._permanent(error, ops[0][1])
-            self._dropped += sum(_weight(op) for _, op in ops)
+            self._dropped += sum(weight(op) for _, op in ops)
+            return
+        if isinstance(error, PrefactorApiError):
+            # The server refused the whole request: find the item at fault, or split.
+            index = blamed_item(error) if len(ops) > 1 else 0
+            if index is not None and index < len(ops):
+                self._refuse(ops[:index], ops[index], ops[index + 1 :], error)
+                return
+            self._bulk_max_items = max(1, len(ops) // 2)
+            logger.info(
+                "the API refused a batch of %d (%s %s); batches now hold %d",
+                len(ops),
+                error.status_code,
+                error.code,
+                self._bulk_max_items,
+            )
+            self._requeue(ops)
             return
         # Not an HTTP error at all (a bug, a broken response): retry a few times.
         self._failures_in_a_row += 1
         if self._failures_in_a_row > self._config.max_retries:
             logger.error("dropping %d operation(s) after %r", len(ops), error)
-            self._dropped += sum(_weight(op) for _, op in ops)
+            self._dropped += sum(weight(op) for _, op in ops)
             self._forget(op for _, op in ops)
             return
         self._retried += len(ops)
         self._requeue(ops)
         self._back_off(error)
+
+    def _refuse(
+        self,
+        before: list[tuple[str, Operation]],
+        refused: tuple[str, Operation],
+        after: list[tuple[str, Operation]],
+        error: PrefactorApiError,
+    ) -> None:
+        """Handle one refused operation: repair or drop it, and requeue the others in order."""
+        lane_id, op = refused
+        self._forget([op])
+        repaired = self._rejections.repair(op, error)
+        if repaired is None:
+            self._give_up([op])
+            if op.type is OperationType.REGISTER_AGENT_INSTANCE:
+                self._kill_lane(lane_id)
+            elif op.type is OperationType.CREATE_SPAN and "merged_finish" not in op.metadata:
+                self._lose_span(op.payload["span_id"], lane_id, after)
+        rest = [*before, *([(lane_id, repaired)] if repaired is not None else []), *after]
+        self._requeue(rest)
+
+    def _lose_span(self, span_id: str, lane_id: str, after: list[tuple[str, Operation]]) -> None:
+        """Drop the finish of a span the server will never have (now or when it comes)."""
+        for index, (_, later) in enumerate(after):
+            if later.type is OperationType.FINISH_SPAN and later.payload["span_id"] == span_id:
+                del after[index]
+                self._give_up([later])
+                return
+        lane = self._lanes.get(lane_id) or ()
+        for later in lane:
+            if later.type is OperationType.FINISH_SPAN and later.payload["span_id"] == span_id:
+                lane.remove(later)  # type: ignore[union-attr]
+                self._pending -= 1
+                self._give_up([later])
+                return
+        self._lost.add(span_id)
+
+    def _kill_lane(self, lane_id: str) -> None:
+        """Drop what waits for an instance the server will never know."""
+        self._dead.add(lane_id)
+        lane = self._lanes.pop(lane_id, None)
+        if lane:
+            self._pending -= len(lane)
+            self._forget(lane)
+            self._give_up(list(lane))
+
+    def _give_up(self, ops: list[Operation]) -> None:
+        """Count refused operations as dropped; a spool forgets them (they would only be
+        refused again by the next process)."""
+        self._dropped += sum(weight(op) for op in ops)
+        if self._on_delivered is not None and ops:
+            ack = asyncio.ensure_future(self._on_delivered(ops))
+            self._acks.add(ack)
+            ack.add_done_callback(self._acks.discard)
+
+    def _succeeded(self) -> None:
+        self._failures_in_a_row = 0
+        self._backoff.reset()
 
     def _permanent(self, error: Exception, op: Operation) -> None:
         logger.error("telemetry failed permanently on %s: %s", op.type.name, error)
@@ -659,7 +711,10 @@ class Dispatcher:
             by_lane.setdefault(lane_id, []).append(op)
         for lane_id, lane_ops in by_lane.items():
             if self._latched:
-                self._dropped += sum(_weight(op) for op in lane_ops)
+                self._dropped += sum(weight(op) for op in lane_ops)
+                continue
+            if lane_id in self._dead:
+                self._give_up(lane_ops)
                 continue
             lane = self._lanes.get(lane_id)
             if lane is None:
@@ -680,46 +735,25 @@ class Dispatcher:
 
     def _back_off(self, error: Exception) -> None:
         self._failures_in_a_row += 1
-        delay = min(
-            self._config.retry_delay_base * 2 ** (self._failures_in_a_row - 1),
-            self._config.max_retry_delay,
-        ) * random.uniform(0.75, 1.25)
         retry_after = getattr(error, "retry_after", None)
-        if isinstance(retry_after, int | float) and retry_after > 0:
-            delay = min(float(retry_after), self._config.max_retry_delay)
-        self._not_before = asyncio.get_running_loop().time() + delay
+        delay = self._backoff.next_delay(
+            float(retry_after) if isinstance(retry_after, int | float) else None
+        )
+        if self._pause is not None:
+            self._pause.cancel()  # the newest failure decides when to try again
+        self._pause = asyncio.ensure_future(self._wait(delay))
         logger.warning("delivery failed (%s); retrying in %.2fs", error, delay)
+
+    async def _wait(self, delay: float) -> None:
+        try:
+            await self._backoff.wait(delay)
+        finally:
+            if self._pause is asyncio.current_task():
+                self._pause = None
+                self._poke()
 
     def _check_control(self, op: Operation, response: dict[str, Any]) -> None:
         control = response.get("control")
         if self._on_control is not None and isinstance(control, dict) and control.get("terminate"):
             reason = control.get("reason")
             self._on_control(op.payload["instance_id"], reason if isinstance(reason, str) else None)
-
-
-def _is_transient(error: Exception) -> bool:
-    return is_transient_http_error(error) or isinstance(error, TimeoutError | OSError)
-
-
-def _is_unexpected(error: Exception) -> bool:
-    return not isinstance(error, PrefactorApiError | json.JSONDecodeError)
-
-
-def _weight(op: Operation) -> int:
-    """How many queued operations ``op`` stands for (a merged create stands for two)."""
-    return 2 if "merged_finish" in op.metadata else 1
-
-
-def _merged(create: Operation, finish: Operation) -> Operation:
-    """A span create that already carries its finish."""
-    payload = dict(create.payload)
-    payload["status"] = finish.payload["status"]
-    payload["result_json"] = finish.payload.get("result_json")
-    payload["finished_at"] = finish.payload.get("timestamp")
-    return Operation(
-        OperationType.CREATE_SPAN,
-        payload,
-        create._created,
-        create.idempotency_key,
-        {**create.metadata, "merged_finish": finish.idempotency_key},
-    )

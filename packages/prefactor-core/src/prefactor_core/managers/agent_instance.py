@@ -9,10 +9,13 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+import orjson
+
 from prefactor_core._engine.ids import IdFactory, check_client_id
+from prefactor_core._payload import MARKER_KEY, PayloadEncoder
 from prefactor_core.exceptions import PrefactorTelemetryFailureError
 from prefactor_core.operations import Operation, OperationType
-from prefactor_core.span_context import FinishStatus, SpanContext, encode_payload, to_timestamp
+from prefactor_core.span_context import FinishStatus, SpanContext, to_timestamp
 from prefactor_core.utils import generate_idempotency_key, validate_idempotency_key
 
 if TYPE_CHECKING:
@@ -58,10 +61,12 @@ class AgentInstanceManager:
         enqueue: Callable[[Operation], Awaitable[None]],
         *,
         new_id: Callable[[], str] | None = None,
+        encoder: PayloadEncoder | None = None,
     ) -> None:
         self._http = http_client
         self._enqueue = enqueue
         self._new_id = new_id or IdFactory().new_id
+        self._encoder = encoder or PayloadEncoder()
 
     async def register(
         self,
@@ -99,6 +104,9 @@ class AgentInstanceManager:
             instance_id = self._new_id()
         else:
             check_client_id(instance_id, "instance_id")
+        encoder = self._encoder
+        if encoder.mask is not None:
+            agent_version = _masked_version(encoder, agent_version)
         body: dict[str, Any] = {
             "agent_version": agent_version,
             "agent_schema_version": agent_schema_version,
@@ -112,8 +120,9 @@ class AgentInstanceManager:
             "external_identifier": external_identifier,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
-        # Encoding now checks the body and snapshots it against later mutation.
-        encode_payload(body, "register body")
+        # Made JSON-compatible now: that snapshots it against later mutation, and the
+        # background never meets a value it cannot encode.
+        body = encoder.jsonable(body)
         await self._enqueue(
             Operation(
                 OperationType.REGISTER_AGENT_INSTANCE,
@@ -191,7 +200,7 @@ class AgentInstanceManager:
     ) -> None:
         """Queue a named quality record for the instance (None removes the entry)."""
         _check_name(name)
-        encoded = None if payload is None else encode_payload(payload, "quality payload")
+        encoded = None if payload is None else self._encoder.encode(payload, "quality payload")
         await self._enqueue(
             Operation(
                 OperationType.RECORD_QUALITY,
@@ -200,6 +209,15 @@ class AgentInstanceManager:
                 generate_idempotency_key(),
             )
         )
+
+
+def _masked_version(encoder: PayloadEncoder, agent_version: dict[str, Any]) -> dict[str, Any]:
+    """The agent version through the masking hook; its ``name`` survives a failing hook."""
+    masked: dict[str, Any] = orjson.loads(encoder.encode(agent_version, "agent version"))
+    name = agent_version.get("name")
+    if MARKER_KEY in masked and "name" not in masked and isinstance(name, str):
+        masked["name"] = name
+    return masked
 
 
 class _InstanceOwner(Protocol):

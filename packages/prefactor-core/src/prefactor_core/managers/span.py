@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from prefactor_core._engine.ids import IdFactory, check_client_id
+from prefactor_core._payload import PayloadEncoder
 from prefactor_core.context_stack import _STACK, SpanContextStack
 from prefactor_core.exceptions import SpanNotFoundError
 from prefactor_core.models import Span
@@ -50,8 +51,21 @@ class SpanManager:
         check_schema: Callable[[str], None] | None = None,
         on_failure_seen: Callable[[], None] | None = None,
         offer: Callable[[Operation], bool] | None = None,
+        encoder: PayloadEncoder | None = None,
     ) -> None:
         self._http = http_client
+        # Encodes params and results (masking, budgets); a span's params may take 7/8
+        # of its budget, so that its result always has room.
+        self._encoder = encoder or PayloadEncoder()
+        self._span_budget = self._encoder.max_span_bytes
+        self._params_budget = self._span_budget - self._span_budget // 8
+        # The agent's path takes a plain dict's JSON as it is when no mask is set and it
+        # is no longer than this (then no string in it can be over budget either).
+        self._fast_limit = (
+            min(self._encoder.max_field_bytes, self._params_budget)
+            if self._encoder.mask is None
+            else -1
+        )
         self._enqueue = enqueue
         # offer(op) queues without awaiting when it can (True); False means "use
         # enqueue". It keeps the agent's path free of extra coroutine layers.

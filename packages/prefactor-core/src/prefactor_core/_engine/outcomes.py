@@ -1,0 +1,118 @@
+"""What the dispatcher works with: the sender it calls, the answers it interprets, its
+counters, and the bookkeeping of merged operations."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Protocol
+
+from prefactor_core.operations import Operation, OperationType
+from prefactor_http.exceptions import PrefactorApiError, is_transient_http_error
+
+__all__ = [
+    "CONFLICT_IS_DONE",
+    "ITEM_STATUS",
+    "TRANSIENT_ITEM_CODES",
+    "DeliveryStatistics",
+    "ItemError",
+    "Sender",
+    "is_transient",
+    "merged",
+    "weight",
+]
+
+# Operations for which a 409 means "already in the state you asked for": the instance
+# was finished or terminated, or the span already finished. Nothing is lost by not
+# applying them again, so they count as delivered instead of failing telemetry.
+CONFLICT_IS_DONE = frozenset(
+    {
+        OperationType.START_AGENT_INSTANCE,
+        OperationType.FINISH_AGENT_INSTANCE,
+        OperationType.FINISH_SPAN,
+    }
+)
+# Error codes in bulk outputs that describe a passing condition, not a bad request.
+TRANSIENT_ITEM_CODES = frozenset({"rate_limited", "unavailable", "internal_error", "timeout"})
+# The HTTP status the single endpoint would have answered for a bulk item's error code.
+ITEM_STATUS = {
+    "unauthorized": 401,
+    "bad_authtoken": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+    "request_too_large": 413,
+    "validation_error": 422,
+    "validation_errors": 422,
+    "invalid_value": 422,
+    "unknown_span_type": 422,
+    "rate_limited": 429,
+}
+
+
+class Sender(Protocol):
+    """What the dispatcher needs from the HTTP layer: one POST, one attempt."""
+
+    async def post(self, path: str, body: bytes) -> dict[str, Any]:
+        """POST ``body`` (JSON) to ``path`` and return the JSON object answered.
+
+        Raises the ``prefactor_http`` errors for failures.
+        """
+        ...
+
+
+class ItemError(PrefactorApiError):
+    """A bulk item that the server answered with an error."""
+
+
+class DeliveryStatistics(NamedTuple):
+    """Counters of the delivery engine.
+
+    Attributes:
+        queued: Operations waiting (in the queue or in a lane).
+        in_flight: Operations in requests that have not been answered yet.
+        sent: Operations the server has acknowledged.
+        retried: Operation attempts that failed transiently and were retried.
+        dropped: Operations given up on (telemetry failure, full queue, close deadline,
+            a refusal that could not be repaired).
+        requests: HTTP requests made.
+        failed_requests: HTTP requests that failed (transiently or not).
+        rejected: Operations the API refused (re-sent with a marker, or dropped).
+        truncated: Payloads cut to their size budget.
+        unencodable: Payload values JSON cannot encode, sent as markers.
+        mask_errors: Payloads replaced by a marker because the masking hook raised.
+    """
+
+    queued: int
+    in_flight: int
+    sent: int
+    retried: int
+    dropped: int
+    requests: int
+    failed_requests: int
+    rejected: int = 0
+    truncated: int = 0
+    unencodable: int = 0
+    mask_errors: int = 0
+
+
+def is_transient(error: Exception) -> bool:
+    return is_transient_http_error(error) or isinstance(error, TimeoutError | OSError)
+
+
+def weight(op: Operation) -> int:
+    """How many queued operations ``op`` stands for (a merged create stands for two)."""
+    return 2 if "merged_finish" in op.metadata else 1
+
+
+def merged(create: Operation, finish: Operation) -> Operation:
+    """A span create that already carries its finish."""
+    payload = dict(create.payload)
+    payload["status"] = finish.payload["status"]
+    payload["result_json"] = finish.payload.get("result_json")
+    payload["finished_at"] = finish.payload.get("timestamp")
+    return Operation(
+        OperationType.CREATE_SPAN,
+        payload,
+        create._created,
+        create.idempotency_key,
+        {**create.metadata, "merged_finish": finish.idempotency_key},
+    )
