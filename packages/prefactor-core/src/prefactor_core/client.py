@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Coroutine, Generator
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal, cast
@@ -18,6 +19,7 @@ from prefactor_core._engine.sender import HttpSender
 from prefactor_core._engine.wire import BULK_ACTIONS
 from prefactor_core._version import __version__
 from prefactor_core.config import PrefactorCoreConfig
+from prefactor_core.context_stack import SpanContextStack as SpanContextStack
 from prefactor_core.exceptions import (
     ClientAlreadyInitializedError,
     ClientNotInitializedError,
@@ -25,18 +27,28 @@ from prefactor_core.exceptions import (
 )
 from prefactor_core.managers.agent_instance import AgentInstanceHandle, AgentInstanceManager
 from prefactor_core.managers.span import SpanManager
+from prefactor_core.monitoring.termination_monitor import TerminationMonitor
+from prefactor_core.monitoring.tracker import TerminationTracker
 from prefactor_core.operations import Operation
+from prefactor_core.operations import OperationType as OperationType
 from prefactor_core.queue.base import Queue, QueueClosedError, QueueFullError
+from prefactor_core.queue.executor import TaskExecutor as TaskExecutor
 from prefactor_core.queue.memory import InMemoryQueue
 from prefactor_core.queue.spool import SpoolQueue
 from prefactor_core.runtime import build_runtime_environment
 from prefactor_core.span_context import SpanContext
 from prefactor_core.utils import generate_idempotency_key
 from prefactor_http import PrefactorHttpClient
+from prefactor_http.exceptions import PrefactorApiError as PrefactorApiError
 from prefactor_http.exceptions import is_permanent_http_error
+from prefactor_http.exceptions import (
+    is_transient_http_error as is_transient_http_error,
+)
 from prefactor_http.pfid import MAX_PARTITION, is_pfid, parse_pfid
 
 __all__ = ["InstanceCreation", "PrefactorCoreClient"]
+# (The names imported ``as`` themselves above are importable from this module in the
+# published SDK too, so they stay importable from here.)
 
 logger = logging.getLogger("prefactor_core")
 
@@ -67,26 +79,46 @@ def _is_strict(registry: object) -> bool:
     return registry is not None and bool(getattr(registry, "strict", False))
 
 
-class InstanceCreation:
-    """What ``create_agent_instance`` returns: await it, or use it with ``async with``.
+class InstanceCreation(Coroutine[Any, Any, AgentInstanceHandle]):
+    """What ``create_agent_instance`` returns: a coroutine that also works with ``async with``.
 
-    ``await client.create_agent_instance(...)`` gives the ``AgentInstanceHandle``;
-    ``async with client.create_agent_instance(...) as instance`` does too, and finishes
-    the instance on exit if the block did not.
+    ``await client.create_agent_instance(...)`` gives the ``AgentInstanceHandle``, and
+    like any coroutine the result can be given to ``asyncio.create_task`` or
+    ``asyncio.gather`` (as with the published SDK, whose method is a coroutine
+    function). ``async with client.create_agent_instance(...) as instance`` gives the
+    handle too, and finishes the instance on exit if the block did not.
     """
 
-    __slots__ = ("_client", "_handle", "_kwargs")
+    __slots__ = ("_client", "_coroutine", "_handle", "_kwargs")
 
     def __init__(self, client: PrefactorCoreClient, kwargs: dict[str, Any]) -> None:
         self._client = client
         self._kwargs = kwargs
         self._handle: AgentInstanceHandle | None = None
+        self._coroutine: Coroutine[Any, Any, AgentInstanceHandle] | None = None
+
+    def _run(self) -> Coroutine[Any, Any, AgentInstanceHandle]:
+        if self._coroutine is None:
+            self._coroutine = self._client._create_instance(**self._kwargs)
+        return self._coroutine
 
     def __await__(self) -> Generator[Any, None, AgentInstanceHandle]:
-        return self._client._create_instance(**self._kwargs).__await__()
+        return self._run().__await__()
+
+    def send(self, value: Any) -> Any:
+        return self._run().send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        if val is None and tb is None:
+            return self._run().throw(typ)
+        return self._run().throw(typ, val, tb)
+
+    def close(self) -> None:
+        if self._coroutine is not None:
+            self._coroutine.close()
 
     async def __aenter__(self) -> AgentInstanceHandle:
-        self._handle = await self._client._create_instance(**self._kwargs)
+        self._handle = await self._run()
         return self._handle
 
     async def __aexit__(
@@ -166,7 +198,7 @@ class PrefactorCoreClient:
         self._dropped_before_failure = 0
         self._warned_full = False
         self._open_instances: dict[str, AgentInstanceHandle] = {}
-        self._terminated: dict[str, str | None] = {}
+        self._termination = TerminationTracker()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -177,13 +209,13 @@ class PrefactorCoreClient:
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
     ) -> None:
         try:
             await self.close()
         except PrefactorTelemetryFailureError:
-            if exc is None:
+            if exc_val is None:
                 raise
 
     async def initialize(self) -> None:
@@ -215,6 +247,7 @@ class PrefactorCoreClient:
             offer=self._offer,
         )
         self._state = "open"
+        self._termination.open(self._fetch_instance, config.termination_poll_interval)
         if not config.enabled:
             self._put_nowait = _discard
             return
@@ -263,10 +296,11 @@ class PrefactorCoreClient:
             return
         await self._finish_open_work()
         self._state = "closed"
+        self._termination.close()
         self._put_nowait = None
         queue = self._queue
         assert queue is not None
-        if not queue.closed():
+        if not queue.closed:
             await queue.close(num_waiters=self._config.queue_config.num_workers)
         if self._discovery is not None and not self._discovery.done():
             # Give discovery the close deadline too: without it nothing can be sent.
@@ -326,6 +360,21 @@ class PrefactorCoreClient:
             size = self._queue.size() if self._queue is not None else 0
             return DeliveryStatistics(size, 0, 0, 0, 0, 0, 0)
         return self._dispatcher.statistics()
+
+    @property
+    def _initialized(self) -> bool:
+        # Read by the published adapters: True between initialize() and close().
+        return self._state == "open"
+
+    @property
+    def _termination_monitor(self) -> TerminationMonitor | None:
+        # Watched by the published adapters (None before initialize() and after close()).
+        return self._termination.monitor
+
+    async def _fetch_instance(self, instance_id: str) -> Any:
+        if self._http is None:
+            raise ClientNotInitializedError("the client is not initialized")
+        return await self._http.agent_instances.get(instance_id, retry=False)
 
     @property
     def instance_manager(self) -> AgentInstanceManager | None:
@@ -399,6 +448,10 @@ class PrefactorCoreClient:
             },
         )
 
+    if hasattr(inspect, "markcoroutinefunction"):  # Python 3.12+
+        # inspect.iscoroutinefunction() says True, as for the published SDK.
+        create_agent_instance = inspect.markcoroutinefunction(create_agent_instance)
+
     async def _create_instance(
         self,
         *,
@@ -431,10 +484,10 @@ class PrefactorCoreClient:
             if instance_id is not None:
                 return self._track(AgentInstanceHandle(instance_id, self))
         new_id = await manager.register(
-            agent_id,
             version,
             schema_version,
-            instance_id,
+            agent_id=agent_id,
+            instance_id=instance_id,
             environment_id=environment_id,
             purpose=purpose,
             external_identifier=external_identifier,
@@ -443,10 +496,13 @@ class PrefactorCoreClient:
 
     def _track(self, handle: AgentInstanceHandle) -> AgentInstanceHandle:
         self._open_instances[handle.id] = handle
+        if self._dispatcher is not None:
+            self._termination.watch(handle.id)
         return handle
 
     def _instance_closed(self, instance_id: str) -> None:
         self._open_instances.pop(instance_id, None)
+        self._termination.finished(instance_id)
 
     def _schema_version(
         self,
@@ -510,7 +566,7 @@ class PrefactorCoreClient:
         await self._require_open().record_quality(instance_id, name, payload)
 
     def _termination_reason(self, instance_id: str) -> str | None:
-        return self._terminated.get(instance_id)
+        return self._termination.reason(instance_id)
 
     # -- spans --------------------------------------------------------------------------
 
@@ -543,6 +599,7 @@ class PrefactorCoreClient:
             raise ClientNotInitializedError("the client is not initialized")
         if self._failure is not None:
             self._raise_if_failed()
+        self._termination.check(instance_id)
         return manager.context(instance_id, schema_name, parent_span_id, payload)
 
     async def create_span(
@@ -556,6 +613,7 @@ class PrefactorCoreClient:
         """Create and start a span that stays open until ``finish_span``; return its id."""
         manager = self._require_span_manager()
         self._raise_if_failed()
+        self._termination.check(instance_id)
         return await manager.create(
             instance_id, schema_name, parent_span_id, payload, started_at=started_at
         )
@@ -667,11 +725,7 @@ class PrefactorCoreClient:
         self._failure_seen = True
 
     def _on_control(self, instance_id: str, reason: str | None) -> None:
-        if instance_id not in self._terminated:
-            self._terminated[instance_id] = reason
-            logger.warning(
-                "agent instance %s was terminated by the platform: %s", instance_id, reason
-            )
+        self._termination.terminated(instance_id, reason)
 
     # -- discovery ------------------------------------------------------------------------
 

@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from prefactor_http import HttpClientConfig
 
 __all__ = ["PrefactorCoreConfig", "QueueConfig"]
 
+logger = logging.getLogger("prefactor_core")
 
-class QueueConfig(BaseModel):
+
+class _LenientModel(BaseModel):
+    """Accepts unknown keys as the published models do (code written for another
+    version keeps running), but says which ones it ignored."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _warn_about_unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(str(key) for key in data if key not in cls.model_fields)
+            if unknown:
+                logger.warning("%s ignores unknown option(s): %s", cls.__name__, ", ".join(unknown))
+        return data
+
+
+class QueueConfig(_LenientModel):
     """How queued operations are held and delivered.
 
     Example::
@@ -37,7 +54,8 @@ class QueueConfig(BaseModel):
             batch that is not full, in seconds.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Mutable as published; an assigned value is validated like a given one.
+    model_config = ConfigDict(extra="ignore", validate_assignment=True)
 
     num_workers: int = Field(default=3, ge=1, le=20)
     max_retries: int = Field(default=3, ge=0)
@@ -49,7 +67,7 @@ class QueueConfig(BaseModel):
     batch_linger: float = Field(default=0.005, ge=0)
 
 
-class PrefactorCoreConfig(BaseModel):
+class PrefactorCoreConfig(_LenientModel):
     """Everything ``PrefactorCoreClient`` needs.
 
     Example::
@@ -72,9 +90,12 @@ class PrefactorCoreConfig(BaseModel):
             the same spool. None keeps the queue in memory.
         enabled: False turns the client into a quiet no-op: ids are made and calls
             succeed, but nothing is sent.
+        termination_poll_interval: How often the termination monitor asks the API
+            whether the current instance was terminated, in seconds (responses to
+            span writes tell it sooner).
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="ignore")
 
     http_config: HttpClientConfig
     queue_config: QueueConfig = Field(default_factory=QueueConfig)
@@ -83,3 +104,4 @@ class PrefactorCoreConfig(BaseModel):
     startup_timeout: float = Field(default=2.0, ge=0)
     spool_path: Path | None = None
     enabled: bool = True
+    termination_poll_interval: float = Field(default=30.0, gt=0)
