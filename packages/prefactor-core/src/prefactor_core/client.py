@@ -162,7 +162,10 @@ class PrefactorCoreClient:
         queue: The queue between the agent and the delivery engine; a bounded
             ``InMemoryQueue`` (or the SQLite spool, with ``config.spool_path``) by default.
         sdk_header_entry: An adapter's ``name@version`` entry for the ``X-Prefactor-SDK``
-            header (e.g. ``prefactor-langchain@0.3.0``).
+            header (e.g. ``prefactor-langchain@0.3.0``). A client with an adapter entry
+            leaves stopping a terminated run to the adapter (which watches
+            ``_termination_monitor``); without one, a new span in a run the platform
+            terminated raises ``PrefactorTerminatedError``.
         transport: An httpx transport for the API (tests pass an in-process one).
     """
 
@@ -199,6 +202,7 @@ class PrefactorCoreClient:
         self._warned_full = False
         self._open_instances: dict[str, AgentInstanceHandle] = {}
         self._termination = TerminationTracker()
+        self._termination.refuse_new_spans = sdk_header_entry is None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -784,6 +788,7 @@ class PrefactorCoreClient:
     def _set_sdk_header_entry(self, sdk_header_entry: str | None) -> None:
         """Set the adapter's entry of the ``X-Prefactor-SDK`` header (replacing any)."""
         self._sdk_header_entry = sdk_header_entry
+        self._termination.refuse_new_spans = sdk_header_entry is None
         if self._http is not None:
             self._http.sdk_header = self._sdk_header()
 

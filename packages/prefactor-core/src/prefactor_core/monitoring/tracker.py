@@ -27,6 +27,10 @@ class TerminationTracker:
 
     def __init__(self) -> None:
         self.monitor: TerminationMonitor | None = None
+        # False while a framework adapter drives the client: the published adapters
+        # check the monitor at each of their hooks and stop the agent there, and they
+        # still record (after the fact) the spans of work that ran before the stop.
+        self.refuse_new_spans = True
         self._terminated: dict[str, str | None] = {}
 
     def open(self, fetch_instance: Callable[[str], Awaitable[Any]], poll_interval: float) -> None:
@@ -71,8 +75,11 @@ class TerminationTracker:
         """Raise ``PrefactorTerminatedError`` if ``instance_id`` was terminated.
 
         Raises:
-            PrefactorTerminatedError: With the platform's reason.
+            PrefactorTerminatedError: With the platform's reason (unless an adapter
+                stops the agent itself: see ``refuse_new_spans``).
         """
+        if not self.refuse_new_spans:
+            return
         if instance_id in self._terminated:
             raise PrefactorTerminatedError(self._terminated[instance_id])
         monitor = self.monitor
