@@ -18,12 +18,12 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypedDict
 
-import httpx
 from langchain.agents import create_agent
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.tools import BaseTool, StructuredTool, tool
 from langgraph.graph import END, START, StateGraph
+from platform_control import terminate_and_wait
 from prefactor_langchain import (
     PrefactorCallbackHandler,
     PrefactorMiddleware,
@@ -165,19 +165,8 @@ async def terminate_in_tool(api_url: str, token: str, sync: bool) -> dict[str, A
     loop = asyncio.get_running_loop()
 
     async def stop_the_run() -> None:
-        async with httpx.AsyncClient() as http:
-            response = await http.post(
-                f"{api_url}/api/v1/agent_instance/{instance.id}/terminate",
-                json={"reason": "stopped from a tool"},
-                headers={"Authorization": f"Bearer {token}"},
-            )
-            response.raise_for_status()
-        # Span traffic after the terminate brings the control signal back.
-        async with instance.span("langchain:tool") as span:
-            await span.start({"note": "after terminate"})
-            await span.complete({"ok": True})
-        event = client._termination_monitor.get_termination_event()
-        await asyncio.wait_for(event.wait(), 30)
+        probe = ("langchain:tool", {"note": "after terminate"}, {"ok": True})
+        await terminate_and_wait(api_url, token, client, instance, "stopped from a tool", probe)
 
     def add_then_stop(a: int, b: int) -> int:
         """Add two integers (and have the platform stop the run)."""
