@@ -13,7 +13,7 @@ from prefactor_core import PrefactorTerminatedError, TerminationMonitor
 from prefactor_server.testing import LocalServer
 
 from .conftest import AGENT_VERSION, ClientFactory
-from .support import read_one
+from .support import read_one, spans_of
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -165,3 +165,26 @@ async def test_monitor_fires_once_and_not_after_destroy() -> None:
     monitor.destroy()
     monitor.detect_termination("after destroy")
     assert not monitor.get_termination_event().is_set()
+
+
+async def test_a_client_driven_by_an_adapter_leaves_stopping_to_it(
+    make_client: ClientFactory, server: LocalServer
+) -> None:
+    """With an adapter's SDK entry, the monitor fires but new spans are still recorded:
+    the adapter stops the agent at its next hook and records the work done before."""
+    client = make_client()
+    client._set_sdk_header_entry("prefactor-langchain@0.3.0")
+    async with client:
+        instance = await client.create_agent_instance(agent_id="agent", agent_version=AGENT_VERSION)
+        await instance.start()
+        assert await client.flush(10)
+        await _terminate(server, instance.id, "adapter decides")
+        async with instance.span("agent:tool") as first:
+            await first.complete({"step": 1})
+        assert await client.flush(10)
+        assert _monitor(client).get_termination_event().is_set()
+        async with instance.span("agent:tool") as after:  # no PrefactorTerminatedError
+            await after.complete({"step": 2})
+        await instance.finish()
+    spans = await spans_of(server, instance.id)
+    assert sorted(span["result_payload"]["step"] for span in spans) == [1, 2]

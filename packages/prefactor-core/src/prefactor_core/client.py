@@ -54,6 +54,8 @@ logger = logging.getLogger("prefactor_core")
 
 InstancePurpose = Literal["live", "smoke_test", "eval"]
 _CORE_SDK_ENTRY = f"prefactor-core@{__version__}"
+# Worded as published: user code may match on it.
+_NOT_INITIALIZED = "Client is not initialized. Call initialize() or use as context manager."
 
 # Bumped in a forked child: a client made before the fork must not be used after it,
 # since its queue, tasks and connections belong to the parent.
@@ -234,7 +236,7 @@ class PrefactorCoreClient:
             ClientNotInitializedError: If the client was closed.
         """
         if self._state == "open":
-            raise ClientAlreadyInitializedError("the client is already initialized")
+            raise ClientAlreadyInitializedError("Client is already initialized")
         if self._state == "closed":
             raise ClientNotInitializedError("the client was closed; make a new one")
         config = self._config
@@ -377,7 +379,7 @@ class PrefactorCoreClient:
 
     async def _fetch_instance(self, instance_id: str) -> Any:
         if self._http is None:
-            raise ClientNotInitializedError("the client is not initialized")
+            raise ClientNotInitializedError(_NOT_INITIALIZED)
         return await self._http.agent_instances.get(instance_id, retry=False)
 
     @property
@@ -600,7 +602,7 @@ class PrefactorCoreClient:
         """
         manager = self._span_manager
         if manager is None or self._state != "open":
-            raise ClientNotInitializedError("the client is not initialized")
+            raise ClientNotInitializedError(_NOT_INITIALIZED)
         if self._failure is not None:
             self._raise_if_failed()
         self._termination.check(instance_id)
@@ -678,7 +680,7 @@ class PrefactorCoreClient:
             raise _forked()
         queue = self._queue
         if queue is None or self._state == "new":
-            raise ClientNotInitializedError("the client is not initialized")
+            raise ClientNotInitializedError(_NOT_INITIALIZED)
         if self._dispatcher is None:
             return  # disabled: a quiet no-op
         try:
@@ -794,12 +796,12 @@ class PrefactorCoreClient:
 
     def _require_open(self) -> AgentInstanceManager:
         if self._state != "open" or self._instance_manager is None:
-            raise ClientNotInitializedError("the client is not initialized")
+            raise ClientNotInitializedError(_NOT_INITIALIZED)
         return self._instance_manager
 
     def _require_span_manager(self) -> SpanManager:
         if self._state != "open" or self._span_manager is None:
-            raise ClientNotInitializedError("the client is not initialized")
+            raise ClientNotInitializedError(_NOT_INITIALIZED)
         return self._span_manager
 
     async def _finish_open_work(self) -> None:

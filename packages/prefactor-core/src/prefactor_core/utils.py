@@ -28,12 +28,12 @@ def validate_idempotency_key(key: str) -> str:
         ValueError: If the key is not a string, is empty, or is longer than 64 characters.
     """
     if not isinstance(key, str):
-        raise ValueError(f"idempotency key must be a string, got {type(key).__name__}")
+        raise ValueError(f"Idempotency key must be a string, got {type(key).__name__}")
     if not key:
-        raise ValueError("idempotency key must not be empty")
+        raise ValueError("Idempotency key must not be empty")
     if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
         raise ValueError(
-            f"idempotency key must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters, "
+            f"Idempotency key must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters, "
             f"got {len(key)}"
         )
     return key

@@ -289,7 +289,9 @@ class AgentInstanceHandle:
         if manager is None:
             from prefactor_core.exceptions import ClientNotInitializedError
 
-            raise ClientNotInitializedError("the client is not initialized")
+            raise ClientNotInitializedError(
+                "Client is not initialized. Call initialize() or use as context manager."
+            )
         return manager
 
     async def start(self, timestamp: datetime | None = None) -> None:
