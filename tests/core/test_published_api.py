@@ -9,6 +9,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from prefactor_core import (
@@ -37,7 +38,7 @@ from prefactor_http.retry import RetryHandler
 from prefactor_server.testing import LocalServer
 
 from .conftest import AGENT_VERSION, ClientFactory
-from .support import spans_of
+from .support import TestTransport, spans_of
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -287,3 +288,32 @@ def test_agent_instance_model_has_purpose_and_quality_payloads() -> None:
     assert instance.quality_payloads is None
     payloads: dict[str, Any] = {"accuracy": {"score": 1}}
     assert AgentInstance("r", "a", quality_payloads=payloads).quality_payloads == payloads
+
+
+async def test_readme_flush_makes_the_instance_readable_at_once(
+    make_client: ClientFactory, server: LocalServer
+) -> None:
+    """The README's compatibility example: registration is queued, and after
+    ``await client.flush()`` the instance is on the server."""
+    gate = asyncio.Event()
+    transport = TestTransport(server.transport, gate=gate)
+    async with make_client(transport=transport, startup_timeout=0.0) as client:
+        instance = await client.create_agent_instance(
+            agent_id="my-agent", agent_version={"name": "My Agent", "external_identifier": "v1"}
+        )
+        assert await _stored_status(server, instance.id) is None  # not sent yet
+        gate.set()
+        await client.flush()
+        assert await _stored_status(server, instance.id) == "pending"
+        await instance.finish()
+
+
+async def _stored_status(server: LocalServer, instance_id: str) -> str | None:
+    headers = {"Authorization": f"Bearer {server.token}"}
+    async with httpx.AsyncClient(transport=server.transport, base_url=server.api_url) as http:
+        response = await http.get(f"/api/v1/agent_instance/{instance_id}", headers=headers)
+    if response.status_code == 404:
+        return None
+    assert response.status_code == 200, response.text
+    status: str = response.json()["details"]["status"]
+    return status
