@@ -12,7 +12,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from prefactor_core import PrefactorCoreClient, PrefactorCoreConfig, QueueConfig, SchemaRegistry
+from prefactor_core import (
+    PrefactorCoreClient,
+    PrefactorCoreConfig,
+    PrefactorTelemetryFailureError,
+    PrefactorTerminatedError,
+    QueueConfig,
+    SchemaRegistry,
+)
 from prefactor_core.managers import SpanManager
 from prefactor_core.utils import validate_idempotency_key
 from prefactor_http.config import HttpClientConfig
@@ -58,6 +65,13 @@ def _finish_unknown_span() -> None:
     asyncio.run(SpanManager(None, enqueue).finish("no-such-span"))
 
 
+def _raise(error: Exception) -> Callable[[], Any]:
+    def run() -> None:
+        raise error
+
+    return run
+
+
 def _span_before_initialize() -> None:
     config = PrefactorCoreConfig(http_config=HttpClientConfig(api_url=URL, api_token=TOKEN))
     asyncio.run(PrefactorCoreClient(config).create_span("instance", "agent:llm"))
@@ -83,6 +97,9 @@ CASES: dict[str, Callable[[], Any]] = {
     "merge conflict": _merge_conflict,
     "finish of an unknown span": _finish_unknown_span,
     "span before initialize": _span_before_initialize,
+    "terminated with a reason": _raise(PrefactorTerminatedError("ops stop")),
+    "terminated without a reason": _raise(PrefactorTerminatedError()),
+    "telemetry failure": _raise(PrefactorTelemetryFailureError("boom", cause=ValueError("x"))),
 }
 
 
