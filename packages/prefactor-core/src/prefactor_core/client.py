@@ -599,6 +599,8 @@ class PrefactorCoreClient:
             ValueError: If the registry is strict and does not know ``schema_name``.
             TypeError: If ``payload`` is not a JSON-serialisable dict.
             PrefactorTelemetryFailureError: If telemetry failed permanently.
+            PrefactorTerminatedError: If the platform terminated the instance (not for
+                a client driven by an adapter, which stops the agent itself).
         """
         manager = self._span_manager
         if manager is None or self._state != "open":
@@ -616,7 +618,12 @@ class PrefactorCoreClient:
         payload: dict[str, Any] | None = None,
         started_at: datetime | None = None,
     ) -> str:
-        """Create and start a span that stays open until ``finish_span``; return its id."""
+        """Create and start a span that stays open until ``finish_span``; return its id.
+
+        Raises:
+            PrefactorTerminatedError: If the platform terminated the instance (not for
+                a client driven by an adapter).
+        """
         manager = self._require_span_manager()
         self._raise_if_failed()
         self._termination.check(instance_id)
