@@ -135,6 +135,10 @@ async def test_a_terminated_run_does_not_stop_another(
         assert await client.flush(10)
         with pytest.raises(PrefactorTerminatedError):
             doomed.span("agent:tool")
+        assert doomed.termination_reason == "only this one"
+        assert other.termination_reason is None
+        # The monitor follows the newest run (``other``), as the published one does.
+        assert not _monitor(client).get_termination_event().is_set()
         async with other.span("agent:tool") as span:
             await span.complete({"ok": True})
         await doomed.finish()
