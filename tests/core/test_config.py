@@ -85,10 +85,13 @@ def test_queue_config_rejects_out_of_range(fields: dict[str, Any]) -> None:
     assert next(iter(fields)) in str(caught.value)
 
 
-def test_queue_config_rejects_unknown_fields() -> None:
-    """A misspelt field is an error, not silently ignored."""
-    with pytest.raises(ValidationError):
-        QueueConfig(num_worker=3)  # type: ignore[call-arg]
+def test_queue_config_ignores_unknown_fields_and_names_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An unknown field is accepted, as published, and named in a warning (a typo shows)."""
+    config = QueueConfig(num_worker=3)  # type: ignore[call-arg]
+    assert config.num_workers == QueueConfig().num_workers
+    assert "QueueConfig ignores unknown option(s): num_worker" in caplog.text
 
 
 def test_queue_config_is_keyword_only() -> None:
@@ -97,12 +100,14 @@ def test_queue_config_is_keyword_only() -> None:
         QueueConfig(3)  # type: ignore[misc]
 
 
-def test_queue_config_is_frozen() -> None:
-    """Assigning to a QueueConfig field raises ValidationError."""
+def test_queue_config_is_mutable_and_validates_assignments() -> None:
+    """Fields can be assigned, as published; a bad value raises ValidationError."""
     config = QueueConfig()
-    with pytest.raises(ValidationError):
-        config.num_workers = 5  # type: ignore[misc]
-    assert config.num_workers == 3
+    config.num_workers = 5
+    assert config.num_workers == 5
+    with pytest.raises(ValidationError, match="num_workers"):
+        config.num_workers = 0
+    assert config.num_workers == 5
 
 
 def test_queue_config_value_equality() -> None:
@@ -176,15 +181,32 @@ def test_core_config_takes_every_field(http_config: HttpClientConfig, tmp_path: 
         {"close_timeout": -1},
         {"startup_timeout": -0.5},
         {"queue_config": {"num_workers": 0}},
-        {"unknown_option": True},
+        {"termination_poll_interval": 0},
     ],
 )
 def test_core_config_rejects_bad_fields(
     http_config: HttpClientConfig, fields: dict[str, Any]
 ) -> None:
-    """Negative timeouts, a bad queue config or an unknown field raise ValidationError."""
+    """Negative timeouts, a bad queue config or a bad poll interval raise ValidationError."""
     with pytest.raises(ValidationError):
         PrefactorCoreConfig(http_config=http_config, **fields)
+
+
+def test_core_config_accepts_unknown_fields_as_published(
+    http_config: HttpClientConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unknown option is ignored (code written for another version runs) and named."""
+    config = PrefactorCoreConfig(http_config=http_config, unknown_option=True)  # type: ignore[call-arg]
+    assert not hasattr(config, "unknown_option")
+    assert "PrefactorCoreConfig ignores unknown option(s): unknown_option" in caplog.text
+
+
+def test_core_config_schema_registry_can_be_replaced(http_config: HttpClientConfig) -> None:
+    """``config.schema_registry = registry`` works, as the published adapters do it."""
+    config = PrefactorCoreConfig(http_config=http_config)
+    registry = SchemaRegistry()
+    config.schema_registry = registry
+    assert config.schema_registry is registry
 
 
 def test_core_config_repr_hides_the_token(http_config: HttpClientConfig) -> None:

@@ -342,7 +342,7 @@ async def test_stop_drains_every_queued_item_and_never_cancels() -> None:
     for i in range(10):
         await queue.put(i)
     stopper = asyncio.create_task(executor.stop())
-    await until(lambda: queue.closed() and executor.statistics().in_flight == 2)
+    await until(lambda: queue.closed and executor.statistics().in_flight == 2)
     assert not stopper.done()
     assert processed == []
     with pytest.raises(QueueClosedError):
@@ -380,7 +380,7 @@ async def test_stop_without_start_closes_the_queue() -> None:
 
     executor = TaskExecutor(queue, handler)
     await executor.stop()
-    assert queue.closed()
+    assert queue.closed
 
 
 async def test_stop_twice_is_harmless() -> None:

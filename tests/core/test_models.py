@@ -56,17 +56,20 @@ def test_agent_instance_is_mutable_and_comparable() -> None:
     assert instance == AgentInstance(id="a", agent_id="x", status="active", created_at=created)
 
 
-def test_agent_instance_field_order_matches_the_seed() -> None:
-    """The constructor takes the documented fields in the documented order."""
+def test_agent_instance_field_order_matches_the_published_sdk() -> None:
+    """The constructor takes the fields in the published 0.5.3 order (the seed's 0.2.2
+    fields, with ``purpose`` after ``status`` and ``quality_payloads`` last)."""
     names = [f.name for f in dataclasses.fields(AgentInstance)]
     assert names == [
         "id",
         "agent_id",
         "status",
+        "purpose",
         "created_at",
         "started_at",
         "finished_at",
         "metadata",
+        "quality_payloads",
     ]
 
 

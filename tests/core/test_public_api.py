@@ -140,11 +140,13 @@ SIGNATURES: list[tuple[Any, list[tuple[str, Any]]]] = [
     (prefactor_core.AgentInstanceHandle.finish_span, [("span_id", REQ), ("result_payload", None)]),
     (prefactor_core.AgentInstanceManager, [("http_client", REQ), ("enqueue", REQ)]),
     (
+        # The published 0.5.3 order; the seed's (agent_id first) is recognised by type
+        # (tests/compat/test_published_behaviour.py).
         prefactor_core.AgentInstanceManager.register,
         [
-            ("agent_id", REQ),
             ("agent_version", REQ),
             ("agent_schema_version", REQ),
+            ("agent_id", None),
             ("instance_id", None),
         ],
     ),

@@ -65,7 +65,7 @@ async def test_minimal_subclass_satisfies_the_interface() -> None:
     assert queue.size() == 1
     assert await queue.get() == 1
     await queue.close()
-    assert queue.closed()
+    assert queue.closed
 
 
 def test_in_memory_queue_is_a_queue() -> None:
@@ -199,11 +199,11 @@ async def test_cancelled_waiting_getter_leaves_no_waiter_behind() -> None:
 
 
 async def test_closed_flag() -> None:
-    """closed() is False until close() is called, then True."""
+    """``closed`` (a property, as published) is False until close() is called, then True."""
     queue: InMemoryQueue[int] = InMemoryQueue()
-    assert queue.closed() is False
+    assert queue.closed is False
     await queue.close()
-    assert queue.closed() is True
+    assert queue.closed is True
     assert queue.statistics().closed is True
 
 
@@ -258,7 +258,7 @@ async def test_close_is_idempotent() -> None:
     queue: InMemoryQueue[int] = InMemoryQueue()
     await queue.close()
     await queue.close()
-    assert queue.closed()
+    assert queue.closed
 
 
 # -- bounded queue ------------------------------------------------------------------

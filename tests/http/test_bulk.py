@@ -158,7 +158,9 @@ def test_bulk_request_validates_keys_and_items() -> None:
     with pytest.raises(pydantic.ValidationError):
         BulkItem.model_validate({"_type": "a/b", "idempotency_key": "short"})
     item = {"_type": "a/b", "idempotency_key": "same-key-1"}
-    with pytest.raises(pydantic.ValidationError, match="duplicate"):
+    with pytest.raises(
+        pydantic.ValidationError, match="All idempotency keys must be unique within the request"
+    ):
         BulkRequest(items=[BulkItem.model_validate(item), BulkItem.model_validate(item)])
 
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from prefactor_server.testing import serve_process
 
 pytestmark = [pytest.mark.published, pytest.mark.slow]
 
@@ -96,13 +96,6 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(name="served")
 def fixture_served(tmp_path: Path) -> Iterator[str]:
     """A real ``prefactor serve`` subprocess on 127.0.0.1; yields its URL."""
@@ -110,34 +103,8 @@ def fixture_served(tmp_path: Path) -> Iterator[str]:
         (pytest.fail if os.environ.get("CI") else pytest.skip)(
             "run scripts/published-venv first (.venv-published is missing)"
         )
-    port = _free_port()
-    env = {**os.environ, "PREFACTOR_API_TOKEN": TOKEN}
-    process = subprocess.Popen(
-        [str(PREFACTOR), "serve", "--port", str(port), "--db", str(tmp_path / "compat.db")],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                response = httpx.get(
-                    f"{url}/api/v1/ping", headers={"Authorization": f"Bearer {TOKEN}"}
-                )
-                if response.status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                _, err = process.communicate(timeout=5)
-                pytest.fail(f"prefactor serve did not come up: {err.decode()}")
-            time.sleep(0.05)  # bounded readiness poll of a separate process
+    with serve_process(tmp_path / "compat.db", token=TOKEN) as url:
         yield url
-    finally:
-        process.terminate()
-        process.communicate(timeout=30)
 
 
 def _get(url: str, path: str, **params: Any) -> Any:

@@ -23,6 +23,7 @@ from prefactor_core.exceptions import (
 from prefactor_core.managers.agent_instance import AgentInstanceHandle, AgentInstanceManager
 from prefactor_core.managers.span import SpanManager
 from prefactor_core.models import AgentInstance, Span
+from prefactor_core.monitoring import TerminationMonitor
 from prefactor_core.operations import Operation, OperationType
 from prefactor_core.queue import (
     InMemoryQueue,
@@ -36,7 +37,11 @@ from prefactor_core.queue import (
 from prefactor_core.runtime import build_runtime_environment
 from prefactor_core.schema_registry import SchemaRegistry
 from prefactor_core.span_context import SpanContext
-from prefactor_core.utils import generate_idempotency_key, validate_idempotency_key
+from prefactor_core.utils import (
+    generate_idempotency_key,
+    validate_idempotency_key,
+    warn_missing_adaptor_config,
+)
 
 __all__ = [
     "AgentInstance",
@@ -69,8 +74,10 @@ __all__ = [
     "SpoolLockedError",
     "SpoolQueue",
     "TaskExecutor",
+    "TerminationMonitor",
     "__version__",
     "build_runtime_environment",
     "generate_idempotency_key",
     "validate_idempotency_key",
+    "warn_missing_adaptor_config",
 ]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Coroutine, Generator
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal, cast
@@ -21,6 +22,7 @@ from prefactor_core._engine.wire import BULK_ACTIONS
 from prefactor_core._payload import PayloadEncoder
 from prefactor_core._version import __version__
 from prefactor_core.config import PrefactorCoreConfig
+from prefactor_core.context_stack import SpanContextStack as SpanContextStack
 from prefactor_core.exceptions import (
     ClientAlreadyInitializedError,
     ClientNotInitializedError,
@@ -28,23 +30,35 @@ from prefactor_core.exceptions import (
 )
 from prefactor_core.managers.agent_instance import AgentInstanceHandle, AgentInstanceManager
 from prefactor_core.managers.span import SpanManager
+from prefactor_core.monitoring.termination_monitor import TerminationMonitor
+from prefactor_core.monitoring.tracker import TerminationTracker
 from prefactor_core.operations import Operation
+from prefactor_core.operations import OperationType as OperationType
 from prefactor_core.queue.base import Queue, QueueClosedError, QueueFullError
+from prefactor_core.queue.executor import TaskExecutor as TaskExecutor
 from prefactor_core.queue.memory import InMemoryQueue
 from prefactor_core.queue.spool import SpoolQueue
 from prefactor_core.runtime import build_runtime_environment
 from prefactor_core.span_context import SpanContext
 from prefactor_core.utils import generate_idempotency_key
 from prefactor_http import PrefactorHttpClient
+from prefactor_http.exceptions import PrefactorApiError as PrefactorApiError
 from prefactor_http.exceptions import is_permanent_http_error
+from prefactor_http.exceptions import (
+    is_transient_http_error as is_transient_http_error,
+)
 from prefactor_http.pfid import MAX_PARTITION, is_pfid, parse_pfid
 
 __all__ = ["InstanceCreation", "PrefactorCoreClient"]
+# (The names imported ``as`` themselves above are importable from this module in the
+# published SDK too, so they stay importable from here.)
 
 logger = logging.getLogger("prefactor_core")
 
 InstancePurpose = Literal["live", "smoke_test", "eval"]
 _CORE_SDK_ENTRY = f"prefactor-core@{__version__}"
+# Worded as published: user code may match on it.
+_NOT_INITIALIZED = "Client is not initialized. Call initialize() or use as context manager."
 
 # Bumped in a forked child: a client made before the fork must not be used after it,
 # since its queue, tasks and connections belong to the parent.
@@ -70,26 +84,46 @@ def _is_strict(registry: object) -> bool:
     return registry is not None and bool(getattr(registry, "strict", False))
 
 
-class InstanceCreation:
-    """What ``create_agent_instance`` returns: await it, or use it with ``async with``.
+class InstanceCreation(Coroutine[Any, Any, AgentInstanceHandle]):
+    """What ``create_agent_instance`` returns: a coroutine that also works with ``async with``.
 
-    ``await client.create_agent_instance(...)`` gives the ``AgentInstanceHandle``;
-    ``async with client.create_agent_instance(...) as instance`` does too, and finishes
-    the instance on exit if the block did not.
+    ``await client.create_agent_instance(...)`` gives the ``AgentInstanceHandle``, and
+    like any coroutine the result can be given to ``asyncio.create_task`` or
+    ``asyncio.gather`` (as with the published SDK, whose method is a coroutine
+    function). ``async with client.create_agent_instance(...) as instance`` gives the
+    handle too, and finishes the instance on exit if the block did not.
     """
 
-    __slots__ = ("_client", "_handle", "_kwargs")
+    __slots__ = ("_client", "_coroutine", "_handle", "_kwargs")
 
     def __init__(self, client: PrefactorCoreClient, kwargs: dict[str, Any]) -> None:
         self._client = client
         self._kwargs = kwargs
         self._handle: AgentInstanceHandle | None = None
+        self._coroutine: Coroutine[Any, Any, AgentInstanceHandle] | None = None
+
+    def _run(self) -> Coroutine[Any, Any, AgentInstanceHandle]:
+        if self._coroutine is None:
+            self._coroutine = self._client._create_instance(**self._kwargs)
+        return self._coroutine
 
     def __await__(self) -> Generator[Any, None, AgentInstanceHandle]:
-        return self._client._create_instance(**self._kwargs).__await__()
+        return self._run().__await__()
+
+    def send(self, value: Any) -> Any:
+        return self._run().send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        if val is None and tb is None:
+            return self._run().throw(typ)
+        return self._run().throw(typ, val, tb)
+
+    def close(self) -> None:
+        if self._coroutine is not None:
+            self._coroutine.close()
 
     async def __aenter__(self) -> AgentInstanceHandle:
-        self._handle = await self._client._create_instance(**self._kwargs)
+        self._handle = await self._run()
         return self._handle
 
     async def __aexit__(
@@ -134,7 +168,10 @@ class PrefactorCoreClient:
         queue: The queue between the agent and the delivery engine; a bounded
             ``InMemoryQueue`` (or the SQLite spool, with ``config.spool_path``) by default.
         sdk_header_entry: An adapter's ``name@version`` entry for the ``X-Prefactor-SDK``
-            header (e.g. ``prefactor-langchain@0.3.0``).
+            header (e.g. ``prefactor-langchain@0.3.0``). A client with an adapter entry
+            leaves stopping a terminated run to the adapter (which watches
+            ``_termination_monitor``); without one, a new span in a run the platform
+            terminated raises ``PrefactorTerminatedError``.
         transport: An httpx transport for the API (tests pass an in-process one).
         sleep: The sleep used between retries (tests pass one they control).
     """
@@ -184,7 +221,8 @@ class PrefactorCoreClient:
         self._dropped_before_failure = 0
         self._warned_full = False
         self._open_instances: dict[str, AgentInstanceHandle] = {}
-        self._terminated: dict[str, str | None] = {}
+        self._termination = TerminationTracker()
+        self._termination.refuse_new_spans = sdk_header_entry is None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -195,13 +233,13 @@ class PrefactorCoreClient:
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
     ) -> None:
         try:
             await self.close()
         except PrefactorTelemetryFailureError:
-            if exc is None:
+            if exc_val is None:
                 raise
 
     async def initialize(self) -> None:
@@ -216,7 +254,7 @@ class PrefactorCoreClient:
             ClientNotInitializedError: If the client was closed.
         """
         if self._state == "open":
-            raise ClientAlreadyInitializedError("the client is already initialized")
+            raise ClientAlreadyInitializedError("Client is already initialized")
         if self._state == "closed":
             raise ClientNotInitializedError("the client was closed; make a new one")
         config = self._config
@@ -236,6 +274,7 @@ class PrefactorCoreClient:
             encoder=self._payloads,
         )
         self._state = "open"
+        self._termination.open(self._fetch_instance, config.termination_poll_interval)
         if not config.enabled:
             self._put_nowait = _discard
             return
@@ -285,10 +324,11 @@ class PrefactorCoreClient:
             return
         await self._finish_open_work()
         self._state = "closed"
+        self._termination.close()
         self._put_nowait = None
         queue = self._queue
         assert queue is not None
-        if not queue.closed():
+        if not queue.closed:
             await queue.close(num_waiters=self._config.queue_config.num_workers)
         # One deadline for all of it; every backoff wait ends now and retries come at
         # short intervals until the deadline (an outage may have just ended).
@@ -378,6 +418,21 @@ class PrefactorCoreClient:
             self._dispatcher.end_urgent()
 
     @property
+    def _initialized(self) -> bool:
+        # Read by the published adapters: True between initialize() and close().
+        return self._state == "open"
+
+    @property
+    def _termination_monitor(self) -> TerminationMonitor | None:
+        # Watched by the published adapters (None before initialize() and after close()).
+        return self._termination.monitor
+
+    async def _fetch_instance(self, instance_id: str) -> Any:
+        if self._http is None:
+            raise ClientNotInitializedError(_NOT_INITIALIZED)
+        return await self._http.agent_instances.get(instance_id, retry=False)
+
+    @property
     def instance_manager(self) -> AgentInstanceManager | None:
         """The agent instance manager (None before ``initialize()``)."""
         return self._instance_manager
@@ -449,6 +504,10 @@ class PrefactorCoreClient:
             },
         )
 
+    if hasattr(inspect, "markcoroutinefunction"):  # Python 3.12+
+        # inspect.iscoroutinefunction() says True, as for the published SDK.
+        create_agent_instance = inspect.markcoroutinefunction(create_agent_instance)
+
     async def _create_instance(
         self,
         *,
@@ -481,10 +540,10 @@ class PrefactorCoreClient:
             if instance_id is not None:
                 return self._track(AgentInstanceHandle(instance_id, self))
         new_id = await manager.register(
-            agent_id,
             version,
             schema_version,
-            instance_id,
+            agent_id=agent_id,
+            instance_id=instance_id,
             environment_id=environment_id,
             purpose=purpose,
             external_identifier=external_identifier,
@@ -493,10 +552,13 @@ class PrefactorCoreClient:
 
     def _track(self, handle: AgentInstanceHandle) -> AgentInstanceHandle:
         self._open_instances[handle.id] = handle
+        if self._dispatcher is not None:
+            self._termination.watch(handle.id)
         return handle
 
     def _instance_closed(self, instance_id: str) -> None:
         self._open_instances.pop(instance_id, None)
+        self._termination.finished(instance_id)
 
     def _schema_version(
         self,
@@ -560,7 +622,7 @@ class PrefactorCoreClient:
         await self._require_open().record_quality(instance_id, name, payload)
 
     def _termination_reason(self, instance_id: str) -> str | None:
-        return self._terminated.get(instance_id)
+        return self._termination.reason(instance_id)
 
     # -- spans --------------------------------------------------------------------------
 
@@ -587,12 +649,15 @@ class PrefactorCoreClient:
             ValueError: If the registry is strict and does not know ``schema_name``.
             TypeError: If ``payload`` is not a JSON-serialisable dict.
             PrefactorTelemetryFailureError: If telemetry failed permanently.
+            PrefactorTerminatedError: If the platform terminated the instance (not for
+                a client driven by an adapter, which stops the agent itself).
         """
         manager = self._span_manager
         if manager is None or self._state != "open":
-            raise ClientNotInitializedError("the client is not initialized")
+            raise ClientNotInitializedError(_NOT_INITIALIZED)
         if self._failure is not None:
             self._raise_if_failed()
+        self._termination.check(instance_id)
         return manager.context(instance_id, schema_name, parent_span_id, payload)
 
     async def create_span(
@@ -603,9 +668,15 @@ class PrefactorCoreClient:
         payload: dict[str, Any] | None = None,
         started_at: datetime | None = None,
     ) -> str:
-        """Create and start a span that stays open until ``finish_span``; return its id."""
+        """Create and start a span that stays open until ``finish_span``; return its id.
+
+        Raises:
+            PrefactorTerminatedError: If the platform terminated the instance (not for
+                a client driven by an adapter).
+        """
         manager = self._require_span_manager()
         self._raise_if_failed()
+        self._termination.check(instance_id)
         return await manager.create(
             instance_id, schema_name, parent_span_id, payload, started_at=started_at
         )
@@ -666,7 +737,7 @@ class PrefactorCoreClient:
             raise _forked()
         queue = self._queue
         if queue is None or self._state == "new":
-            raise ClientNotInitializedError("the client is not initialized")
+            raise ClientNotInitializedError(_NOT_INITIALIZED)
         if self._dispatcher is None:
             return  # disabled: a quiet no-op
         try:
@@ -717,11 +788,7 @@ class PrefactorCoreClient:
         self._failure_seen = True
 
     def _on_control(self, instance_id: str, reason: str | None) -> None:
-        if instance_id not in self._terminated:
-            self._terminated[instance_id] = reason
-            logger.warning(
-                "agent instance %s was terminated by the platform: %s", instance_id, reason
-            )
+        self._termination.terminated(instance_id, reason)
 
     # -- discovery ------------------------------------------------------------------------
 
@@ -784,17 +851,18 @@ class PrefactorCoreClient:
     def _set_sdk_header_entry(self, sdk_header_entry: str | None) -> None:
         """Set the adapter's entry of the ``X-Prefactor-SDK`` header (replacing any)."""
         self._sdk_header_entry = sdk_header_entry
+        self._termination.refuse_new_spans = sdk_header_entry is None
         if self._http is not None:
             self._http.sdk_header = self._sdk_header()
 
     def _require_open(self) -> AgentInstanceManager:
         if self._state != "open" or self._instance_manager is None:
-            raise ClientNotInitializedError("the client is not initialized")
+            raise ClientNotInitializedError(_NOT_INITIALIZED)
         return self._instance_manager
 
     def _require_span_manager(self) -> SpanManager:
         if self._state != "open" or self._span_manager is None:
-            raise ClientNotInitializedError("the client is not initialized")
+            raise ClientNotInitializedError(_NOT_INITIALIZED)
         return self._span_manager
 
     async def _finish_open_work(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,24 @@ from prefactor_http import HttpClientConfig
 
 __all__ = ["PrefactorCoreConfig", "QueueConfig"]
 
+logger = logging.getLogger("prefactor_core")
 
-class QueueConfig(BaseModel):
+
+class _LenientModel(BaseModel):
+    """Accepts unknown keys as the published models do (code written for another
+    version keeps running), but says which ones it ignored."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _warn_about_unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(str(key) for key in data if key not in cls.model_fields)
+            if unknown:
+                logger.warning("%s ignores unknown option(s): %s", cls.__name__, ", ".join(unknown))
+        return data
+
+
+class QueueConfig(_LenientModel):
     """How queued operations are held and delivered.
 
     Example::
@@ -44,7 +61,8 @@ class QueueConfig(BaseModel):
             batch that is not full, in seconds.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Mutable as published; an assigned value is validated like a given one.
+    model_config = ConfigDict(extra="ignore", validate_assignment=True)
 
     num_workers: int = Field(default=3, ge=1, le=20)
     max_retries: int = Field(default=3, ge=0)
@@ -57,7 +75,7 @@ class QueueConfig(BaseModel):
     batch_linger: float = Field(default=0.005, ge=0)
 
 
-class PrefactorCoreConfig(BaseModel):
+class PrefactorCoreConfig(_LenientModel):
     """Everything ``PrefactorCoreClient`` needs.
 
     Example::
@@ -91,9 +109,12 @@ class PrefactorCoreConfig(BaseModel):
             together (a quality payload on its own); a larger payload has its longest
             strings cut further, or is replaced by a marker. Keep it below the API's
             request limit (10 MiB for the local server).
+        termination_poll_interval: How often the termination monitor asks the API
+            whether the current instance was terminated, in seconds (responses to
+            span writes tell it sooner).
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="ignore")
 
     http_config: HttpClientConfig
     queue_config: QueueConfig = Field(default_factory=QueueConfig)
@@ -114,3 +135,5 @@ class PrefactorCoreConfig(BaseModel):
                 f"max_span_bytes ({self.max_span_bytes})"
             )
         return self
+
+    termination_poll_interval: float = Field(default=30.0, gt=0)

@@ -119,6 +119,7 @@ class PrefactorTerminatedError(PrefactorCoreError):
     """
 
     def __init__(self, reason: str | None = None) -> None:
-        message = "the agent instance was terminated by the platform"
+        # Worded as published ("p2" is the platform's name there).
+        message = "Agent instance terminated by p2"
         super().__init__(f"{message}: {reason}" if reason else message)
         self.reason = reason

@@ -25,15 +25,19 @@ class AgentInstance:
         started_at: When it started, if it has.
         finished_at: When it finished, if it has.
         metadata: Anything else worth keeping with it.
+        purpose: ``live``, ``smoke_test`` or ``eval``, if given at registration.
+        quality_payloads: Quality records by name (``record_quality``), if any.
     """
 
     id: str
     agent_id: str
     status: str = "pending"
+    purpose: str | None = None
     created_at: datetime = field(default_factory=_now)
     started_at: datetime | None = None
     finished_at: datetime | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    quality_payloads: dict[str, dict[str, Any]] | None = None
 
 
 @dataclass

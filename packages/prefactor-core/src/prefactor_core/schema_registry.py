@@ -71,7 +71,7 @@ class SchemaRegistry:
         _check_name(schema_name)
         _check_schema(schema, "schema")
         if schema_name in self._span_schemas:
-            raise ValueError(f"span schema {schema_name!r} is already registered")
+            raise ValueError(f"Schema {schema_name!r} is already registered")
         self._span_schemas[schema_name] = copy.deepcopy(schema)
 
     def register_unsafe(self, schema_name: str, schema: dict[str, Any]) -> None:
@@ -90,7 +90,7 @@ class SchemaRegistry:
         _check_name(schema_name)
         _check_schema(result_schema, "result_schema")
         if schema_name in self._span_result_schemas:
-            raise ValueError(f"result schema for {schema_name!r} is already registered")
+            raise ValueError(f"Result schema {schema_name!r} is already registered")
         self._span_result_schemas[schema_name] = copy.deepcopy(result_schema)
 
     def register_type(
@@ -124,7 +124,7 @@ class SchemaRegistry:
         if result_schema is not None:
             _check_schema(result_schema, "result_schema")
         if name in self._span_type_schemas:
-            raise ValueError(f"span type {name!r} is already registered")
+            raise ValueError(f"Span type schema {name!r} is already registered")
         entry: dict[str, Any] = {"name": name, "params_schema": copy.deepcopy(params_schema)}
         optional = {
             "result_schema": result_schema,
@@ -153,7 +153,7 @@ class SchemaRegistry:
         _check_name(name, "name")
         _check_schema(schema, "schema")
         if name in self._quality_schemas:
-            raise ValueError(f"quality schema {name!r} is already registered")
+            raise ValueError(f"Quality schema {name!r} is already registered")
         entry: dict[str, Any] = {"name": name, "schema": copy.deepcopy(schema)}
         optional = {
             "title": title,
@@ -215,17 +215,18 @@ class SchemaRegistry:
             ValueError: Naming every conflicting entry, when ``other`` registers a name
                 this registry already has in the same form.
         """
+        # Each conflict is named "<kind>/<name>", worded as published.
         pairs = [
-            ("span schema", self._span_schemas, other._span_schemas),
-            ("result schema", self._span_result_schemas, other._span_result_schemas),
-            ("span type", self._span_type_schemas, other._span_type_schemas),
-            ("quality schema", self._quality_schemas, other._quality_schemas),
+            ("span_schemas", self._span_schemas, other._span_schemas),
+            ("span_result_schemas", self._span_result_schemas, other._span_result_schemas),
+            ("span_type_schemas", self._span_type_schemas, other._span_type_schemas),
+            ("quality_schemas", self._quality_schemas, other._quality_schemas),
         ]
         conflicts = [
-            f"{kind} {name!r}" for kind, mine, theirs in pairs for name in theirs if name in mine
+            f"{kind}/{name}" for kind, mine, theirs in pairs for name in theirs if name in mine
         ]
         if conflicts:
-            raise ValueError("cannot merge registries, conflicting: " + ", ".join(conflicts))
+            raise ValueError(f"Cannot merge registries - conflicting schemas: {conflicts}")
         for _, mine, theirs in pairs:
             mine.update(copy.deepcopy(theirs))
 

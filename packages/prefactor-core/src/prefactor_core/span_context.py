@@ -19,6 +19,7 @@ from prefactor_core._payload import _DEFAULT, PayloadEncoder, _known
 from prefactor_core.context_stack import _STACK, SpanContextStack
 from prefactor_core.exceptions import PrefactorTelemetryFailureError
 from prefactor_core.operations import Operation, OperationType, derived_operation
+from prefactor_core.utils import generate_idempotency_key as generate_idempotency_key
 
 if TYPE_CHECKING:
     from prefactor_core.managers.span import SpanManager

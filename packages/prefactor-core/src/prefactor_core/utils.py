@@ -1,10 +1,16 @@
-"""Idempotency keys."""
+"""Idempotency keys, and a warning the framework adapters use."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 
-__all__ = ["MAX_IDEMPOTENCY_KEY_LENGTH", "generate_idempotency_key", "validate_idempotency_key"]
+__all__ = [
+    "MAX_IDEMPOTENCY_KEY_LENGTH",
+    "generate_idempotency_key",
+    "validate_idempotency_key",
+    "warn_missing_adaptor_config",
+]
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 64
 """The API's limit on the length of an idempotency key."""
@@ -22,12 +28,36 @@ def validate_idempotency_key(key: str) -> str:
         ValueError: If the key is not a string, is empty, or is longer than 64 characters.
     """
     if not isinstance(key, str):
-        raise ValueError(f"idempotency key must be a string, got {type(key).__name__}")
+        raise ValueError(f"Idempotency key must be a string, got {type(key).__name__}")
     if not key:
-        raise ValueError("idempotency key must not be empty")
+        raise ValueError("Idempotency key must not be empty")
     if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
         raise ValueError(
-            f"idempotency key must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters, "
+            f"Idempotency key must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters, "
             f"got {len(key)}"
         )
     return key
+
+
+def warn_missing_adaptor_config(
+    instance_id: str, adaptor_name: str, create_client_call: str
+) -> None:
+    """Log that an instance was created before an adapter could set up its client.
+
+    Framework adapters call this when they are handed an instance whose client they
+    did not configure (so their ``X-Prefactor-SDK`` entry and span types were not in
+    place when the instance was registered).
+
+    Args:
+        instance_id: The instance created too early.
+        adaptor_name: The adapter, e.g. ``"middleware"``.
+        create_client_call: What to call instead, e.g.
+            ``"PrefactorMiddleware.create_client(config)"``.
+    """
+    logging.getLogger("prefactor_core").warning(
+        "agent instance %s was created before the %s set up its client; create the "
+        "client with %s first, then the instance",
+        instance_id,
+        adaptor_name,
+        create_client_call,
+    )

@@ -120,13 +120,35 @@ class PrefactorHttpClient:
         self._sdk_header = DEFAULT_SDK_HEADER
         self._headers: dict[str, str] = {}
         self.sdk_header = sdk_header
-        self.agent_instances = AgentInstanceClient(self)
-        self.agent_spans = AgentSpanClient(self)
-        self.agents = AgentClient(self)
-        self.bulk = BulkClient(self)
+        self._agent_instances = AgentInstanceClient(self)
+        self._agent_spans = AgentSpanClient(self)
+        self._agents = AgentClient(self)
+        self._bulk = BulkClient(self)
 
     def __repr__(self) -> str:
         return f"<PrefactorHttpClient {self._base_url} {self._state.name}>"
+
+    # -- the resource clients ----------------------------------------------------------
+
+    @property
+    def agent_instances(self) -> AgentInstanceClient:
+        """Agent instances: register, start, finish, get, record quality."""
+        return self._agent_instances
+
+    @property
+    def agent_spans(self) -> AgentSpanClient:
+        """Spans: create and finish."""
+        return self._agent_spans
+
+    @property
+    def agents(self) -> AgentClient:
+        """Agents: list, get, create, update, retire, reinstate, delete."""
+        return self._agents
+
+    @property
+    def bulk(self) -> BulkClient:
+        """The bulk endpoint: many writes in one request."""
+        return self._bulk
 
     # -- header ------------------------------------------------------------------------
 
@@ -198,8 +220,8 @@ class PrefactorHttpClient:
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
     ) -> None:
         await self.close()
 

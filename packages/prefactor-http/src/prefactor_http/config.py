@@ -12,7 +12,7 @@ __all__ = ["HttpClientConfig"]
 def _require_positive(name: str, value: float) -> None:
     # `not value > 0` also rejects NaN, which `value <= 0` would let through.
     if not value > 0 or math.isinf(value):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        raise ValueError(f"{name} must be positive (and finite), got {value!r}")
 
 
 @dataclass

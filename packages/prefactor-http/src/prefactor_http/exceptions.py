@@ -60,16 +60,24 @@ class PrefactorHttpError(Exception):
         path: API path of the request that failed, when there was one.
     """
 
-    def __init__(self, message: str, *, method: str | None = None, path: str | None = None):
+    def __init__(
+        self,
+        message: str = "",
+        *args: object,
+        method: str | None = None,
+        path: str | None = None,
+    ):
+        # Extra positional arguments are kept in ``args``, as ``Exception`` keeps them.
         self.message = message
         self.method = method
         self.path = path
-        super().__init__(message)
+        super().__init__(message, *args)
 
     def __str__(self) -> str:
+        text = self.message if len(self.args) <= 1 else super().__str__()
         if self.method is None and self.path is None:
-            return self.message
-        return f"{self.message} ({self.method or '?'} {self.path or '?'})"
+            return text
+        return f"{text} ({self.method or '?'} {self.path or '?'})"
 
 
 class PrefactorClientError(PrefactorHttpError):

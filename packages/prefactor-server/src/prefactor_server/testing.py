@@ -9,15 +9,22 @@ Example::
 
     async with LocalServer.run(tmp_path / "db.sqlite", token="test-token-123") as server:
         ...  # a real uvicorn on 127.0.0.1, at server.api_url
+
+    with serve_process(tmp_path / "db.sqlite", token="test-token-123") as api_url:
+        ...  # a real `prefactor serve` process on 127.0.0.1
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -30,7 +37,7 @@ from prefactor_server.domain.accounts import create_account, create_token
 from prefactor_server.settings import Settings
 from prefactor_server.storage.base import Storage, WriteSession
 
-__all__ = ["DEFAULT_TOKEN", "LocalServer"]
+__all__ = ["DEFAULT_TOKEN", "LocalServer", "serve_process"]
 
 DEFAULT_TOKEN = "prefactor-test-token"
 """The token a :class:`LocalServer` accepts when none is given."""
@@ -137,3 +144,56 @@ class LocalServer:
             await asyncio.to_thread(thread.join, 30)
             sock.close()
             await server.aclose()
+
+
+@contextmanager
+def serve_process(
+    db_path: str | Path, *, token: str = DEFAULT_TOKEN, startup_timeout: float = 30.0
+) -> Iterator[str]:
+    """Run ``prefactor serve`` as a separate process on 127.0.0.1; yield its URL.
+
+    The process is the installed CLI of this interpreter's environment. The block is
+    entered once ``/api/v1/ping`` answers, and the process is stopped on exit.
+
+    Raises:
+        RuntimeError: If the server exits or does not answer within ``startup_timeout``
+            (the message carries its stderr).
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cli = Path(sys.executable).with_name("prefactor")
+    process = subprocess.Popen(
+        [str(cli), "serve", "--port", str(port), "--db", str(db_path)],
+        env={**os.environ, "PREFACTOR_API_TOKEN": token},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while not _answers(url, token):
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                _, err = process.communicate(timeout=10)
+                raise RuntimeError(f"prefactor serve did not come up: {err.decode()[-2000:]}")
+            time.sleep(0.05)  # readiness of another process: a bounded poll
+        yield url
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+
+
+def _answers(url: str, token: str) -> bool:
+    try:
+        response = httpx.get(
+            f"{url}/api/v1/ping", headers={"Authorization": f"Bearer {token}"}, timeout=2
+        )
+    except httpx.TransportError:
+        return False
+    return response.status_code == 200

@@ -70,16 +70,20 @@ class AgentInstanceManager:
 
     async def register(
         self,
-        agent_id: str | None,
         agent_version: dict[str, Any],
         agent_schema_version: dict[str, Any],
+        agent_id: str | None = None,
         instance_id: str | None = None,
-        *,
         environment_id: str | None = None,
         purpose: InstancePurpose | None = None,
         external_identifier: str | None = None,
     ) -> str:
         """Queue the registration of a new agent instance and return its id.
+
+        The parameters are in the published 0.5.3 order. A positional call in the
+        older order ``register(agent_id, agent_version, agent_schema_version,
+        instance_id)`` is recognised (its first argument is an id, not a dict) and
+        works too.
 
         Args:
             agent_id: The agent; None lets a deployment-scoped token decide.
@@ -94,6 +98,9 @@ class AgentInstanceManager:
         Raises:
             ValueError: For a malformed id; TypeError for non-dict versions.
         """
+        agent_version, agent_schema_version, agent_id = _in_published_order(
+            agent_version, agent_schema_version, agent_id
+        )
         if not isinstance(agent_version, dict):
             raise TypeError(f"agent_version must be a dict, got {type(agent_version).__name__}")
         if not isinstance(agent_schema_version, dict):
@@ -300,7 +307,9 @@ class AgentInstanceHandle:
         if manager is None:
             from prefactor_core.exceptions import ClientNotInitializedError
 
-            raise ClientNotInitializedError("the client is not initialized")
+            raise ClientNotInitializedError(
+                "Client is not initialized. Call initialize() or use as context manager."
+            )
         return manager
 
     async def start(self, timestamp: datetime | None = None) -> None:
@@ -384,3 +393,12 @@ class AgentInstanceHandle:
 
     def __repr__(self) -> str:
         return f"<AgentInstanceHandle id={self._id!r}>"
+
+
+def _in_published_order(first: Any, second: Any, third: Any) -> tuple[Any, Any, Any]:
+    """``register``'s first three arguments as (agent_version, agent_schema_version,
+    agent_id), also when they came in the older order (agent_id, agent_version,
+    agent_schema_version): only there is the first an id and the third a dict."""
+    if (first is None or isinstance(first, str)) and isinstance(third, dict):
+        return second, third, first
+    return first, second, third

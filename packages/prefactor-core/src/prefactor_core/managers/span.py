@@ -284,5 +284,5 @@ class SpanManager:
     def _get_open(self, span_id: str) -> SpanContext:
         ctx = self._open_spans.get(span_id)
         if ctx is None:
-            raise SpanNotFoundError(f"no open span with id {span_id!r}")
+            raise SpanNotFoundError(f"Unknown span: {span_id} (no open span has this id)")
         return ctx

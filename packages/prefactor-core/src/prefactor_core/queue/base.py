@@ -58,6 +58,7 @@ class Queue(ABC, Generic[T]):
             num_waiters: How many waiting workers to wake (implementations may wake all).
         """
 
+    @property
     @abstractmethod
     def closed(self) -> bool:
         """Return True once ``close()`` has been called."""

@@ -99,7 +99,7 @@ class TaskExecutor:
 
     async def stop(self) -> None:
         """Close the queue and wait until the workers have processed every item."""
-        if not self._queue.closed():
+        if not self._queue.closed:
             await self._queue.close(num_waiters=self._num_workers)
         if self._workers:
             await asyncio.gather(*self._workers, return_exceptions=True)

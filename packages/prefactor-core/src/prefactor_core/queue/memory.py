@@ -175,6 +175,7 @@ class InMemoryQueue(Queue[T]):
                 if not waiter.done():
                     waiter.set_result(None)
 
+    @property
     def closed(self) -> bool:
         """Return True once ``close()`` has been called."""
         return self._closed

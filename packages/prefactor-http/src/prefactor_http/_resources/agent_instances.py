@@ -40,8 +40,8 @@ class AgentInstanceClient:
         >>> await client.agent_instances.finish(instance.id, status="complete")  # doctest: +SKIP
     """
 
-    def __init__(self, requester: Requester) -> None:
-        self._requester = requester
+    def __init__(self, http_client: Requester) -> None:
+        self._requester = http_client
 
     async def _call(
         self, method: str, path: str, body: JSONObject | None, operation: str, retry: bool

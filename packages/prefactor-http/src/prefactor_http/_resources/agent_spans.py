@@ -36,8 +36,8 @@ class AgentSpanClient:
         >>> await client.agent_spans.finish(span.id, status="complete")  # doctest: +SKIP
     """
 
-    def __init__(self, requester: Requester) -> None:
-        self._requester = requester
+    def __init__(self, http_client: Requester) -> None:
+        self._requester = http_client
 
     async def create(
         self,

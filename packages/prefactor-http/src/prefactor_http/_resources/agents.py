@@ -35,8 +35,8 @@ class AgentClient:
         >>> await client.agents.show(external_identifier="support")  # doctest: +SKIP
     """
 
-    def __init__(self, requester: Requester) -> None:
-        self._requester = requester
+    def __init__(self, http_client: Requester) -> None:
+        self._requester = http_client
 
     async def _call(
         self,

@@ -30,8 +30,8 @@ class BulkClient:
         'success'
     """
 
-    def __init__(self, requester: Requester) -> None:
-        self._requester = requester
+    def __init__(self, http_client: Requester) -> None:
+        self._requester = http_client
 
     async def execute(self, request: BulkRequest, *, retry: bool = True) -> BulkResponse:
         """Send a validated ``BulkRequest``.

@@ -41,11 +41,15 @@ class BulkRequest(BaseModel):
 
     @field_validator("items")
     @classmethod
-    def _keys_are_unique(cls, items: list[BulkItem]) -> list[BulkItem]:
+    def validate_unique_idempotency_keys(cls, items: list[BulkItem]) -> list[BulkItem]:
+        """Reject a request in which two items share an idempotency key."""
         seen: set[str] = set()
         for item in items:
             if item.idempotency_key in seen:
-                raise ValueError(f"duplicate idempotency_key {item.idempotency_key!r}")
+                raise ValueError(
+                    "All idempotency keys must be unique within the request "
+                    f"({item.idempotency_key!r} is repeated)"
+                )
             seen.add(item.idempotency_key)
         return items
 

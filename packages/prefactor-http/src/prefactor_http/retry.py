@@ -1,0 +1,67 @@
+"""``RetryHandler``: run any async call with the client's retry policy.
+
+The HTTP client retries its own requests; this is for code that wants the same
+backoff (exponential, ±25 % jitter, capped) around calls of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from prefactor_http._retry import RetryPolicy
+from prefactor_http.config import HttpClientConfig
+from prefactor_http.exceptions import PrefactorRetryExhaustedError
+
+__all__ = ["HttpClientConfig", "RetryHandler"]
+
+
+class RetryHandler:
+    """Retries an async call with the backoff of an ``HttpClientConfig``.
+
+    Example::
+
+        handler = RetryHandler(HttpClientConfig(api_url=url, api_token=token))
+        answer = await handler.execute(fetch, lambda e: isinstance(e, OSError), "x")
+
+    Attributes:
+        config: The configuration whose ``max_retries``, ``initial_retry_delay``,
+            ``max_retry_delay`` and ``retry_multiplier`` are used.
+    """
+
+    def __init__(self, config: HttpClientConfig) -> None:
+        self.config = config
+
+    async def execute(
+        self,
+        operation: Callable[..., Awaitable[Any]],
+        is_retryable: Callable[[Exception], bool],
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        """Await ``operation(*args, **kwargs)``, retrying while ``is_retryable(error)``.
+
+        Returns:
+            What the operation returned.
+
+        Raises:
+            Exception: The operation's error when it is not retryable, or when the
+                config allows no retries.
+            PrefactorRetryExhaustedError: When every retry failed too (the last error
+                is its ``last_error``).
+        """
+        policy = RetryPolicy.from_config(self.config)
+        attempts = policy.max_retries + 1
+        for attempt in range(attempts):
+            try:
+                return await operation(*args, **kwargs)
+            except Exception as error:
+                if not is_retryable(error) or policy.max_retries == 0:
+                    raise
+                if attempt + 1 == attempts:
+                    raise PrefactorRetryExhaustedError(
+                        f"the operation failed {attempts} times", error, attempts=attempts
+                    ) from error
+                await asyncio.sleep(policy.delay(attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
