@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections.abc import Callable, Generator
 from datetime import datetime
 from types import TracebackType
@@ -13,9 +14,12 @@ from typing import Any, Literal, cast
 import httpx
 
 from prefactor_core._engine.dispatcher import DeliveryStatistics, Dispatcher
+from prefactor_core._engine.entry import EngineEntry
 from prefactor_core._engine.ids import IdFactory, check_client_id
 from prefactor_core._engine.sender import HttpSender
 from prefactor_core._engine.wire import BULK_ACTIONS
+from prefactor_core._traced_types import declared as declared_span_types
+from prefactor_core._traced_types import register_declared
 from prefactor_core._version import __version__
 from prefactor_core.config import PrefactorCoreConfig
 from prefactor_core.exceptions import (
@@ -30,6 +34,7 @@ from prefactor_core.queue.base import Queue, QueueClosedError, QueueFullError
 from prefactor_core.queue.memory import InMemoryQueue
 from prefactor_core.queue.spool import SpoolQueue
 from prefactor_core.runtime import build_runtime_environment
+from prefactor_core.schema_registry import SchemaRegistry
 from prefactor_core.span_context import SpanContext
 from prefactor_core.utils import generate_idempotency_key
 from prefactor_http import PrefactorHttpClient
@@ -55,6 +60,13 @@ _CLOSED_SPAN_ERROR = {
 
 def _discard(_op: Operation) -> None:
     """The queue of a disabled client."""
+
+
+async def _discard_async(_op: Operation) -> None:
+    """The awaited queue of a disabled client."""
+
+
+_get_ident = threading.get_ident
 
 
 def _forked() -> ClientNotInitializedError:
@@ -87,7 +99,7 @@ class InstanceCreation:
 
     async def __aenter__(self) -> AgentInstanceHandle:
         self._handle = await self._client._create_instance(**self._kwargs)
-        return self._handle
+        return await self._handle.__aenter__()
 
     async def __aexit__(
         self,
@@ -151,6 +163,10 @@ class PrefactorCoreClient:
         self._state: Literal["new", "open", "closed"] = "new"
         self._generation = _fork_generation[0]
         self._put_nowait: Callable[[Operation], None] | None = None
+        # The thread-safe way in for callers off the engine loop's thread (set when open).
+        self._entry: EngineEntry | None = None
+        self._loop_thread = -1
+        self._traced_registry: SchemaRegistry | None = None
 
         self._ids = IdFactory()
         self._queue: Queue[Operation] | None = None
@@ -215,11 +231,22 @@ class PrefactorCoreClient:
             offer=self._offer,
         )
         self._state = "open"
+        self._loop_thread = _get_ident()
         if not config.enabled:
             self._put_nowait = _discard
+            self._entry = EngineEntry(
+                asyncio.get_running_loop(), _discard, _discard_async, lambda _n: None, 0
+            )
             return
         if isinstance(self._queue, InMemoryQueue):
             self._put_nowait = self._queue.put_nowait
+        self._entry = EngineEntry(
+            asyncio.get_running_loop(),
+            self._put_nowait,
+            self._put,
+            self._count_dropped,
+            qc.max_queue_size,
+        )
         self._http = PrefactorHttpClient(
             config.http_config, sdk_header=self._sdk_header(), transport=self._transport
         )
@@ -262,6 +289,8 @@ class PrefactorCoreClient:
             self._state = "closed"
             return
         await self._finish_open_work()
+        if self._entry is not None:
+            await self._entry.close()  # what other threads emitted goes before the end
         self._state = "closed"
         self._put_nowait = None
         queue = self._queue
@@ -315,6 +344,8 @@ class PrefactorCoreClient:
             return True
         try:
             async with asyncio.timeout(timeout):
+                if self._entry is not None:
+                    await self._entry.settle()
                 await self._dispatcher.wait_idle()
         except TimeoutError:
             return False
@@ -459,10 +490,14 @@ class PrefactorCoreClient:
                 raise TypeError(f"agent_schema_version must be a dict, got {type(given).__name__}")
             return given
         registry = self._config.schema_registry
+        if registry is None and declared_span_types():
+            # Only @trace span types: a registry of their permissive schemas.
+            registry = self._traced_registry = self._traced_registry or SchemaRegistry()
         if registry is None:
             raise ValueError(
                 "no agent_schema_version was given and no schema_registry is configured"
             )
+        register_declared(registry)
         identifier = external_id or f"auto-{agent_id or 'deployment'}-{registry.fingerprint()}"
         version: dict[str, Any] = registry.to_agent_schema_version(identifier)
         return version
@@ -599,6 +634,13 @@ class PrefactorCoreClient:
             self._raise_if_failed()
         if self._generation != _fork_generation[0]:
             raise _forked()
+        entry = self._entry
+        if entry is not None and (entry.pending or _get_ident() != self._loop_thread):
+            # Another thread (or what one emitted is still ahead of us): the safe way in.
+            if self._state != "open":
+                raise ClientNotInitializedError("the client is closed")
+            entry.emit(op)
+            return True
         put = self._put_nowait  # None for custom queues, and once the client closed
         if put is None:
             return False
@@ -619,6 +661,41 @@ class PrefactorCoreClient:
             raise ClientNotInitializedError("the client is not initialized")
         if self._dispatcher is None:
             return  # disabled: a quiet no-op
+        entry = self._entry
+        if entry is not None and (entry.pending or _get_ident() != self._loop_thread):
+            # Off the loop's thread this coroutine never suspends (the sync faces rely
+            # on that), and on it nothing may overtake what other threads emitted.
+            if self._state != "open":
+                raise ClientNotInitializedError("the client is closed")
+            entry.emit(op)
+            return
+        await self._put(op)
+
+    def _emit_all(self, ops: list[Operation]) -> None:
+        """Queue ``ops`` in order from any thread without waiting (the sync faces' way)."""
+        self._check_can_queue()
+        entry = self._entry
+        if entry is None or self._state != "open":
+            raise ClientNotInitializedError("the client is not initialized")
+        if self._dispatcher is not None:
+            entry.emit_all(ops)
+
+    def _check_can_queue(self) -> None:
+        if self._failure is not None:
+            self._failure.dropped_operations += 1
+            self._raise_if_failed()
+        if self._generation != _fork_generation[0]:
+            raise _forked()
+
+    def _count_dropped(self, n: int) -> None:
+        if self._dispatcher is not None:
+            self._dispatcher.count_dropped(n)
+
+    async def _put(self, op: Operation) -> None:
+        """Put ``op`` on the queue, waiting up to ``put_timeout``; drop and count if full."""
+        queue = self._queue
+        assert queue is not None
+        assert self._dispatcher is not None
         try:
             await queue.put(op)
         except QueueFullError:
