@@ -149,7 +149,7 @@ class SyncAgentInstanceHandle:
     ) -> SyncSpanContext:
         """Open a span in this run; use it with ``with`` (see ``SyncSpanContext``)."""
         ctx = self._client.span(self._handle.id, schema_name, parent_span_id, payload)
-        return SyncSpanContext(ctx, self._client._emit_all)
+        return SyncSpanContext(ctx, self._client._emit_all, self._handle)
 
     def __enter__(self) -> SyncAgentInstanceHandle:
         handle = self._handle

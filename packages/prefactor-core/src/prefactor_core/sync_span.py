@@ -11,11 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from prefactor_core.current import enter_instance, leave_instance
 
 from prefactor_core.exceptions import PrefactorTelemetryFailureError
 from prefactor_core.operations import Operation
 from prefactor_core.span_context import SpanContext
+
+if TYPE_CHECKING:
+    from prefactor_core.managers.agent_instance import AgentInstanceHandle
 
 __all__ = ["SyncSpanContext"]
 
@@ -29,7 +34,10 @@ class SyncSpanContext:
     queues its creation; ``complete()`` / ``fail()`` / ``cancel()`` queue its finish; on
     exit an unstarted span is started and an unfinished one finishes as ``complete``, or as
     ``failed`` (``cancelled`` for ``asyncio.CancelledError``) with the exception's type and
-    message when the block raised. The exception propagates unchanged.
+    message when the block raised. The exception propagates unchanged. Inside the block
+    the span's instance is the current instance too, so a thread that only opens a span
+    of a run (a plain ``threading.Thread`` does not inherit contexts) records its
+    ``@trace`` calls into that run.
 
     Example::
 
@@ -38,11 +46,18 @@ class SyncSpanContext:
             span.complete({"response": call_llm()})
     """
 
-    __slots__ = ("_ctx", "_emit")
+    __slots__ = ("_ctx", "_emit", "_handle", "_outer")
 
-    def __init__(self, ctx: SpanContext, emit: Callable[[list[Operation]], None]) -> None:
+    def __init__(
+        self,
+        ctx: SpanContext,
+        emit: Callable[[list[Operation]], None],
+        handle: AgentInstanceHandle | None = None,
+    ) -> None:
         self._ctx = ctx
         self._emit = emit
+        self._handle = handle
+        self._outer: AgentInstanceHandle | None = None
 
     @property
     def id(self) -> str:
@@ -71,6 +86,8 @@ class SyncSpanContext:
 
     def __enter__(self) -> SyncSpanContext:
         self._ctx._enter_now()
+        if self._handle is not None:
+            self._outer = enter_instance(self._handle)
         return self
 
     def __exit__(
@@ -79,6 +96,8 @@ class SyncSpanContext:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._handle is not None:
+            leave_instance(self._handle, self._outer)
         try:
             self._queue(self._ctx._exit_now(exc))
         except PrefactorTelemetryFailureError:
