@@ -7,7 +7,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import textwrap
 import threading
 import warnings
 from collections.abc import Iterator
@@ -143,14 +142,15 @@ def test_span_lifecycle_methods(live: LocalServer) -> None:
 async def test_works_inside_a_running_event_loop(live: LocalServer) -> None:
     """Called from a coroutine (the caller's loop is running on this thread), the sync
     client opens, records, flushes and closes without deadlock."""
-    async with asyncio.timeout(60):
-        client = SyncPrefactorCoreClient(config_for(live))
-        client.open()
-        with client.create_agent_instance(agent_id="in-loop", agent_version=AGENT_VERSION) as run:
-            run.start()
-            assert lookup("x") == "X"
-        assert client.flush(30)
-        client.close()
+    # Every wait here is bounded by the client itself (startup, flush, close timeouts).
+    await asyncio.sleep(0)
+    client = SyncPrefactorCoreClient(config_for(live))
+    client.open()
+    with client.create_agent_instance(agent_id="in-loop", agent_version=AGENT_VERSION) as run:
+        run.start()
+        assert lookup("x") == "X"
+    assert client.flush(30)
+    client.close()
     [row] = spans(live, run.id)
     assert row["status"] == "complete"
 
@@ -243,9 +243,7 @@ def test_forked_child_gets_a_working_client(live: LocalServer) -> None:
                 message = "no error"
             except ClientNotInitializedError as error:
                 message = str(error)
-            with client.create_agent_instance(
-                agent_id="child", agent_version=AGENT_VERSION
-            ) as run:
+            with client.create_agent_instance(agent_id="child", agent_version=AGENT_VERSION) as run:
                 run.start()
                 lookup("from-child")
             assert client.flush(30)

@@ -67,12 +67,14 @@ def only(rows: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
 async def run(make_client: ClientFactory, server: LocalServer, body: Any) -> list[dict[str, Any]]:
     """Run ``body(instance)`` inside an instance; return the spans the server stored."""
     async with asyncio.timeout(30):
-        async with make_client() as client:
-            async with client.create_agent_instance(
+        async with (
+            make_client() as client,
+            client.create_agent_instance(
                 agent_id="traced", agent_version=AGENT_VERSION
-            ) as instance:
-                await instance.start()
-                await body(instance)
+            ) as instance,
+        ):
+            await instance.start()
+            await body(instance)
         return await spans_of(server, instance.id)
 
 

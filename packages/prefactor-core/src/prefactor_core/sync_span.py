@@ -14,7 +14,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from prefactor_core.current import enter_instance, leave_instance
-
 from prefactor_core.exceptions import PrefactorTelemetryFailureError
 from prefactor_core.operations import Operation
 from prefactor_core.span_context import SpanContext
