@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +25,9 @@ from prefactor_core import (
 from prefactor_http import HttpClientConfig
 from prefactor_server.testing import LocalServer
 
-from .conftest import AGENT_VERSION, make_registry
+from .conftest import AGENT_VERSION, LIVE_TOKEN, make_registry
 
-TOKEN = "sync-client-token"
-
-
-@pytest.fixture(name="live")
-def fixture_live(tmp_path: Path) -> Iterator[LocalServer]:
-    """The real server with uvicorn on 127.0.0.1 (its own thread and loop)."""
-    runner = asyncio.Runner()
-    manager = LocalServer.run(tmp_path / "sync.db", token=TOKEN)
-    server = runner.run(manager.__aenter__())
-    try:
-        yield server
-    finally:
-        runner.run(manager.__aexit__(None, None, None))
-        runner.close()
+TOKEN = LIVE_TOKEN
 
 
 def config_for(server: LocalServer, **queue: Any) -> PrefactorCoreConfig:

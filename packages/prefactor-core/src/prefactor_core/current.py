@@ -27,9 +27,10 @@ def current_instance() -> AgentInstanceHandle | None:
 
     It is the instance whose ``async with`` (or ``with``, for the sync client) block the
     code runs in, or the one most recently started with ``start()`` in this context, until
-    it finishes.
+    it finishes (a run finished elsewhere, e.g. by ``close()``, is not current).
     """
-    return _INSTANCE.get()
+    handle = _INSTANCE.get()
+    return None if handle is None or handle._finished else handle
 
 
 def enter_instance(handle: AgentInstanceHandle) -> AgentInstanceHandle | None:
