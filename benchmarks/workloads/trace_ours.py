@@ -76,49 +76,50 @@ async def async_cases(case: str, a: dict[str, Any], n: int, inner: int) -> list[
         return [timed_sync(lambda: plain(1), n) for _ in range(inner)]
     if case == "plain_async":
         return [await timed_async(lambda: aplain(1), n) for _ in range(inner)]
-    async with PrefactorCoreClient(config(a["api_url"], a["token"])) as client:
-        async with client.create_agent_instance(
-            agent_id="bench-trace", agent_version={"name": "bench"}
-        ) as instance:
-            await instance.start()
+    client = PrefactorCoreClient(config(a["api_url"], a["token"]))
+    version = {"name": "bench"}
+    async with client, client.create_agent_instance(agent_id="trace", agent_version=version) as run:
+        await run.start()
 
-            async def hand() -> None:
-                async with instance.span(T) as span:
-                    await span.start(PARAMS)
-                    await span.complete(RESULT)
+        async def hand() -> None:
+            async with run.span(T) as span:
+                await span.start(PARAMS)
+                await span.complete(RESULT)
 
-            for rep in range(inner + 1):  # the first is a warm-up
-                if case == "hand_span":
-                    sample = await timed_async(hand, n if rep else 300)
-                elif case == "traced_async":
-                    sample = await timed_async(lambda: atraced(1), n if rep else 300)
-                else:  # traced_sync
-                    sample = timed_sync(lambda: traced(1), n if rep else 300)
-                if rep:
-                    samples.append(sample)
-                await client.flush(120)
+        for rep in range(inner + 1):  # the first is a warm-up
+            if case == "hand_span":
+                sample = await timed_async(hand, n if rep else 300)
+            elif case == "traced_async":
+                sample = await timed_async(lambda: atraced(1), n if rep else 300)
+            else:  # traced_sync
+                sample = timed_sync(lambda: traced(1), n if rep else 300)
+            if rep:
+                samples.append(sample)
+            await client.flush(120)
     return samples
 
 
 def sync_cases(case: str, a: dict[str, Any], n: int, inner: int) -> list[float]:
     samples: list[float] = []
-    with SyncPrefactorCoreClient(config(a["api_url"], a["token"])) as client:
-        with client.create_agent_instance(
-            agent_id="bench-trace-sync", agent_version={"name": "bench"}
-        ) as run:
-            run.start()
+    client = SyncPrefactorCoreClient(config(a["api_url"], a["token"]))
+    client.open()
+    with client.create_agent_instance(
+        agent_id="bench-trace-sync", agent_version={"name": "b"}
+    ) as run:
+        run.start()
 
-            def hand() -> None:
-                with run.span(T) as span:
-                    span.start(PARAMS)
-                    span.complete(RESULT)
+        def hand() -> None:
+            with run.span(T) as span:
+                span.start(PARAMS)
+                span.complete(RESULT)
 
-            for rep in range(inner + 1):
-                call = hand if case == "sync_hand_span" else (lambda: traced(1))
-                sample = timed_sync(call, n if rep else 300)
-                if rep:
-                    samples.append(sample)
-                client.flush(120)
+        for rep in range(inner + 1):
+            call = hand if case == "sync_hand_span" else (lambda: traced(1))
+            sample = timed_sync(call, n if rep else 300)
+            if rep:
+                samples.append(sample)
+            client.flush(120)
+    client.close()
     return samples
 
 

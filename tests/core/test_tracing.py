@@ -405,3 +405,18 @@ def test_trace_refuses_what_is_not_a_function() -> None:
         trace("")
     with pytest.raises(TypeError, match="needs a function"):
         trace("agent:tool")(42)  # type: ignore[type-var]
+
+
+async def test_only_traced_types_need_no_registry(
+    make_client: ClientFactory, server: LocalServer
+) -> None:
+    """A client without a schema registry builds one from the @trace span types."""
+    async with (
+        make_client(registry=None) as client,
+        client.create_agent_instance(agent_id="bare", agent_version=AGENT_VERSION) as run,
+    ):
+        await run.start()
+        add(5)
+    [row] = await spans_of(server, run.id)
+    assert row["schema_name"] == "agent:tool"
+    assert row["result_payload"] == {"output": 7}

@@ -8,6 +8,7 @@ and snapshots them), and puts an operation on the queue. Nothing waits for the n
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from datetime import datetime
@@ -43,6 +44,15 @@ _NO_MERGE = {"no_merge": True}
 # unreleased parent and releasing the parent's waiting children must not interleave, or
 # a child's operations could be lost or overtake its parent's create.
 _ORDER_LOCK = threading.Lock()
+
+
+def _new_order_lock() -> None:
+    # A lock held by another thread at fork time would stay held forever in the child.
+    global _ORDER_LOCK
+    _ORDER_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_order_lock)
 
 
 def encode_payload(data: object, what: str) -> str:

@@ -14,7 +14,9 @@ import asyncio
 import atexit
 import concurrent.futures
 import logging
+import os
 import threading
+import weakref
 from collections.abc import Coroutine
 from datetime import datetime
 from types import TracebackType
@@ -38,6 +40,16 @@ logger = logging.getLogger("prefactor_core")
 T = TypeVar("T")
 InstancePurpose = Literal["live", "smoke_test", "eval"]
 _GRACE = 5.0  # seconds on top of a configured deadline before a wait gives up
+_CLIENTS: weakref.WeakSet[SyncPrefactorCoreClient] = weakref.WeakSet()
+
+
+def _reset_locks_in_child() -> None:
+    # A client's lock held by another thread at fork time would stay held in the child.
+    for client in list(_CLIENTS):
+        client._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_locks_in_child)
 
 
 def _run_now(coro: Coroutine[Any, Any, T]) -> T:
@@ -221,6 +233,7 @@ class SyncPrefactorCoreClient:
         self._engine: _Engine | None = None
         self._state: Literal["new", "open", "closed"] = "new"
         self._lock = threading.Lock()
+        _CLIENTS.add(self)
 
     # -- lifecycle ------------------------------------------------------------------------
 
