@@ -253,3 +253,37 @@ def test_forked_child_gets_a_working_client(live: LocalServer) -> None:
     parent_run.finish()
     client.close()
     assert [r["id"] for r in spans(live, parent_run.id)] == [span.id]
+
+
+@trace("agent:llm")
+async def ask(prompt: str) -> str:
+    await asyncio.sleep(0)
+    return prompt[::-1]
+
+
+@trace("agent:retrieval")
+async def chunks(n: int) -> Any:
+    for i in range(n):
+        yield i
+
+
+def test_async_code_inside_a_sync_instance(live: LocalServer) -> None:
+    """asyncio.run inside a sync client's instance: decorated coroutines and async
+    generators record into it, nested under the current span."""
+
+    async def agent() -> list[int]:
+        assert await ask("abc") == "cba"
+        return [i async for i in chunks(3)]
+
+    with SyncPrefactorCoreClient(config_for(live)) as client:
+        with client.create_agent_instance(agent_id="mixed", agent_version=AGENT_VERSION) as run:
+            run.start()
+            with run.span("agent:step") as step:
+                step.start({})
+                assert asyncio.run(agent()) == [0, 1, 2]
+        assert client.flush(30)
+    rows = {r["schema_name"]: r for r in spans(live, run.id)}
+    assert rows["agent:llm"]["parent_span_id"] == step.id
+    assert rows["agent:llm"]["result_payload"] == {"output": "cba"}
+    assert rows["agent:retrieval"]["parent_span_id"] == step.id
+    assert rows["agent:retrieval"]["result_payload"] == {"output": [0, 1, 2]}

@@ -420,3 +420,33 @@ async def test_only_traced_types_need_no_registry(
     [row] = await spans_of(server, run.id)
     assert row["schema_name"] == "agent:tool"
     assert row["result_payload"] == {"output": 7}
+
+
+async def test_arguments_of_every_shape_are_bound_by_name(
+    make_client: ClientFactory, server: LocalServer
+) -> None:
+    """*args, **kwargs, keyword-only parameters and builtins without a signature."""
+
+    @trace("agent:tool")
+    def join(*items: str, sep: str = ",", **extra: int) -> str:
+        return sep.join(items)
+
+    @trace("agent:tool")
+    def keyword_only(a: int, *, b: int = 1) -> int:
+        return a + b
+
+    traced_len = trace("agent:tool")(len)  # positional-only
+    traced_max = trace("agent:tool")(max)  # no signature at all
+
+    async def body(_instance: Any) -> None:
+        assert join("x", "y", sep="-", n=1) == "x-y"
+        assert keyword_only(1, b=5) == 6
+        assert traced_len([1, 2]) == 2
+        assert traced_max(1, 3) == 3
+
+    rows = await run(make_client, server, body)
+    payloads = sorted((r["payload"] for r in rows), key=str)
+    assert {"items": ["x", "y"], "sep": "-", "extra": {"n": 1}} in payloads
+    assert {"a": 1, "b": 5} in payloads
+    assert {"obj": [1, 2]} in payloads
+    assert {"args": [1, 3], "kwargs": {}} in payloads

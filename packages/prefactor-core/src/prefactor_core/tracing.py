@@ -30,6 +30,7 @@ from typing import Any, TypeVar, cast, overload
 
 from prefactor_core._engine.wire import _OPTIONS, _dumps
 from prefactor_core._traced_types import declare
+from prefactor_core.context_stack import SpanContextStack
 from prefactor_core.current import _INSTANCE
 from prefactor_core.managers.agent_instance import AgentInstanceHandle
 from prefactor_core.operations import Operation
@@ -69,13 +70,16 @@ class _Binder:
     __slots__ = ("_defaults", "_drop", "_names", "_signature", "_simple")
 
     def __init__(self, func: Callable[..., Any]) -> None:
-        self._signature = inspect.signature(func)
-        params = list(self._signature.parameters.values())
+        try:
+            self._signature: inspect.Signature | None = inspect.signature(func)
+        except (TypeError, ValueError):  # some builtins and C callables have none
+            self._signature = None
+        params = list(self._signature.parameters.values()) if self._signature else []
         self._drop = params[0].name if params and params[0].name in ("self", "cls") else None
         self._names = tuple(p.name for p in params)
         self._defaults = {p.name: p.default for p in params if p.default is not _EMPTY}
         kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        self._simple = all(p.kind in kinds for p in params)
+        self._simple = self._signature is not None and all(p.kind in kinds for p in params)
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         names = self._names
@@ -99,6 +103,8 @@ class _Binder:
         return bound
 
     def _slow(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        if self._signature is None:
+            return {"args": list(args), "kwargs": kwargs}
         try:
             arguments = self._signature.bind(*args, **kwargs)
         except TypeError:
@@ -210,6 +216,14 @@ class _Call:
             ctx._result = _safe(ctx._result or {})
             return ctx._exit_now(error)
 
+    def abandon(self) -> None:
+        """Forget a span that could not start: off the stack and out of the open spans,
+        so it never becomes a parent that nothing will release."""
+        ctx = self.ctx
+        if ctx.id:
+            SpanContextStack.remove(ctx.id)
+            ctx._manager._close(ctx)
+
     def emit(self, leftover: list[Operation] | None) -> None:
         if leftover:
             self.client._emit_all(leftover)
@@ -243,6 +257,7 @@ def _wrap_function(func: Callable[..., Any], options: _Options) -> Callable[...,
         try:
             call.emit(call.start(params))
         except Exception as error:
+            call.abandon()
             _warn_once(f"start a span of {options.name}", error)
             return func(*args, **kwargs)
         try:
@@ -275,6 +290,7 @@ def _wrap_coroutine(func: Callable[..., Any], options: _Options) -> Callable[...
         try:
             await call.enqueue(call.start(params))
         except Exception as error:
+            call.abandon()
             _warn_once(f"start a span of {options.name}", error)
             return await func(*args, **kwargs)
         try:
@@ -321,6 +337,7 @@ class _Stream:
         try:
             call.emit(self.context.run(call.start, params))
         except Exception as error:
+            self.context.run(call.abandon)
             _warn_once(f"start a span of {self.options.name}", error)
             return
         self.call = call
