@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -287,3 +288,79 @@ def test_async_code_inside_a_sync_instance(live: LocalServer) -> None:
     assert rows["agent:llm"]["result_payload"] == {"output": "cba"}
     assert rows["agent:retrieval"]["parent_span_id"] == step.id
     assert rows["agent:retrieval"]["result_payload"] == {"output": [0, 1, 2]}
+
+
+DOWN_SCRIPT = """
+import sys
+from prefactor_core import PrefactorCoreConfig, SyncPrefactorCoreClient, trace
+from prefactor_http import HttpClientConfig
+
+@trace("agent:tool")
+def step(i):
+    return i
+
+config = PrefactorCoreConfig(
+    http_config=HttpClientConfig(api_url=sys.argv[1], api_token="t"),
+    startup_timeout=0.2,
+    close_timeout=0.5,
+)
+client = SyncPrefactorCoreClient(config)
+client.open()
+with client.create_agent_instance(agent_id="down", agent_version={"name": "down"}) as run:
+    run.start()
+    print(step(7), flush=True)
+"""
+
+
+def free_port() -> int:
+    """A port nothing listens on (it was free a moment ago) on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_exit_is_not_held_up_by_an_api_that_is_down(tmp_path: Path) -> None:
+    """With nothing listening, the agent runs, and the process still exits by itself."""
+    script = tmp_path / "agent.py"
+    script.write_text(DOWN_SCRIPT)
+    closed = f"http://127.0.0.1:{free_port()}"
+    done = subprocess.run(
+        [sys.executable, str(script), closed],
+        capture_output=True,
+        text=True,
+        timeout=60,  # a guard against a hang, not a measurement
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "7"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
+def test_forked_child_with_a_spool_gets_a_clear_error(live: LocalServer, tmp_path: Path) -> None:
+    """A spool belongs to the parent: the child's first call says so instead of hanging."""
+    config = config_for(live).model_copy(update={"spool_path": str(tmp_path / "agent.spool")})
+    client = SyncPrefactorCoreClient(config)
+    client.open()
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read)
+            try:
+                client.create_agent_instance(agent_id="child", agent_version=AGENT_VERSION)
+                message = "no error"
+            except ClientNotInitializedError as error:
+                message = str(error)
+            os.write(write, message.encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        message = pipe.read()
+    os.waitpid(pid, 0)
+    client.close()
+    assert "spool" in message
+    assert "fork" in message

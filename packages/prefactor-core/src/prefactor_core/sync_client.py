@@ -290,6 +290,11 @@ class SyncPrefactorCoreClient:
             PrefactorTelemetryFailureError: If telemetry failed permanently and the error
                 was not raised to the caller before.
         """
+        # An API that never answered gets close_timeout for discovery and again for
+        # delivery (see PrefactorCoreClient.close); the grace covers the rest.
+        self._close(2 * self._config.close_timeout + _GRACE)
+
+    def _close(self, wait: float) -> None:
         with self._lock:
             if self._state != "open":
                 self._state = "closed"
@@ -300,13 +305,15 @@ class SyncPrefactorCoreClient:
         if engine is None or engine.generation != _fork_generation[0]:
             return  # a parent's engine, seen from a forked child: nothing of it runs here
         try:
-            engine.stop(2 * self._config.close_timeout + _GRACE)
+            engine.stop(wait)
         except TimeoutError:
             logger.warning("the Prefactor engine did not stop in time; giving up on it")
 
     def _at_exit(self) -> None:
+        # Exit is held up by at most about close_timeout, whatever state the API is in;
+        # what is not delivered by then is lost (or stays in the spool).
         try:
-            self.close()
+            self._close(self._config.close_timeout + 1.0)
         except Exception as error:  # at exit there is nobody left to raise to
             logger.warning("closing the Prefactor client at exit: %s", error)
 
