@@ -68,3 +68,19 @@ def test_sync_client_example(live: LocalServer) -> None:
     assert rows["agent:plan"]["result_payload"] == {"answer": 21}
     assert rows["agent:tool"]["parent_span_id"] == rows["agent:plan"]["id"]
     assert rows["agent:tool"]["result_payload"] == {"city": "Paris", "temperature": 21}
+
+
+def test_thread_pool_example(live: LocalServer) -> None:
+    """The thread-pool example stores both fetches under the crawl."""
+    output = run_example(example("## Threads and thread pools"), live)
+    assert output.strip() == "34"
+    [instance] = instances_of(live, "crawler")
+    rows = spans(live, instance["id"])
+    [crawl] = [r for r in rows if r["schema_name"] == "agent:plan"]
+    fetches = [r for r in rows if r["schema_name"] == "agent:tool"]
+    assert sorted(r["payload"]["url"] for r in fetches) == [
+        "https://a.example",
+        "https://b.example",
+    ]
+    assert {r["parent_span_id"] for r in fetches} == {crawl["id"]}
+    assert crawl["result_payload"] == {"output": 34}
