@@ -42,14 +42,16 @@ _NO_MERGE = {"no_merge": True}
 # Spans of one tree may start and finish on different threads (``@trace`` on functions
 # run by ``asyncio.to_thread`` or a thread pool, the sync client). Holding a child on its
 # unreleased parent and releasing the parent's waiting children must not interleave, or
-# a child's operations could be lost or overtake its parent's create.
-_ORDER_LOCK = threading.Lock()
+# a child's operations could be lost or overtake its parent's create. Reentrant: the
+# garbage collector may finish an abandoned traced generator's span at any allocation,
+# also inside this lock on the same thread.
+_ORDER_LOCK = threading.RLock()
 
 
 def _new_order_lock() -> None:
     # A lock held by another thread at fork time would stay held forever in the child.
     global _ORDER_LOCK
-    _ORDER_LOCK = threading.Lock()
+    _ORDER_LOCK = threading.RLock()
 
 
 os.register_at_fork(after_in_child=_new_order_lock)
