@@ -27,7 +27,7 @@ import httpx
 from prefactor_core._engine.dispatcher import DeliveryStatistics
 from prefactor_core.client import PrefactorCoreClient, _fork_generation
 from prefactor_core.config import PrefactorCoreConfig
-from prefactor_core.current import enter_instance, leave_instance
+from prefactor_core.current import leave_instance
 from prefactor_core.exceptions import ClientNotInitializedError, PrefactorTelemetryFailureError
 from prefactor_core.managers.agent_instance import AgentInstanceHandle
 from prefactor_core.span_context import FinishStatus
@@ -164,11 +164,7 @@ class SyncAgentInstanceHandle:
         return SyncSpanContext(ctx, self._client._emit_all, self._handle)
 
     def __enter__(self) -> SyncAgentInstanceHandle:
-        handle = self._handle
-        if not handle._finished:
-            outer = enter_instance(handle)
-            if outer is not handle:
-                handle._outer = outer
+        self._handle._make_current()
         return self
 
     def __exit__(
