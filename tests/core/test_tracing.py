@@ -450,3 +450,21 @@ async def test_arguments_of_every_shape_are_bound_by_name(
     assert {"a": 1, "b": 5} in payloads
     assert {"obj": [1, 2]} in payloads
     assert {"args": [1, 3], "kwargs": {}} in payloads
+
+
+async def test_a_registered_span_type_keeps_its_schema(
+    make_client: ClientFactory, server: LocalServer
+) -> None:
+    """@trace on a type the registry knows uses that registration (its title and summary
+    template), not the permissive one."""
+
+    @trace("agent:llm")
+    def llm(model: str, prompt: str) -> dict[str, str]:
+        return {"response": prompt.upper()}
+
+    async def body(_instance: Any) -> None:
+        llm("gpt-4", "hi")
+
+    [row] = await run(make_client, server, body)
+    assert row["schema_title"] == "LLM Call"
+    assert row["summary"] == "gpt-4: hi → HI"
