@@ -468,3 +468,28 @@ async def test_a_registered_span_type_keeps_its_schema(
     [row] = await run(make_client, server, body)
     assert row["schema_title"] == "LLM Call"
     assert row["summary"] == "gpt-4: hi → HI"
+
+
+async def test_a_type_missing_from_the_schema_version_is_skipped_not_fatal(
+    make_client: ClientFactory, server: LocalServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An instance whose explicit schema version lacks the traced type: the call runs
+    unchanged, a warning is logged once, and the run's other spans are still delivered."""
+    schema = {
+        "external_identifier": "only-plan",
+        "span_type_schemas": [{"name": "agent:plan", "params_schema": {"type": "object"}}],
+    }
+    async with make_client() as client:
+        async with client.create_agent_instance(
+            agent_id="explicit", agent_version=AGENT_VERSION, agent_schema_version=schema
+        ) as run:
+            await run.start()
+            assert add(1) == 3
+            assert add(2) == 4
+            async with run.span("agent:plan") as plan:
+                await plan.start({})
+        assert await client.flush(30)
+    rows = await spans_of(server, run.id)
+    assert [r["id"] for r in rows] == [plan.id]
+    warnings = [r for r in caplog.records if "not in the instance's schema version" in r.message]
+    assert len(warnings) == 1

@@ -221,6 +221,17 @@ def open_call(
     handle = _INSTANCE.get()
     if handle is None or handle._finished:
         return None
+    allowed = handle._span_types
+    if allowed and options.name not in allowed:
+        # The API would refuse it (and a refusal must not cost the run its telemetry).
+        warn_once(
+            f"record {options.name} in instance {handle.id}",
+            LookupError(
+                f"span type {options.name!r} is not in the instance's schema version; "
+                "decorate before creating the instance, or register the type"
+            ),
+        )
+        return None
     try:
         return Call(handle, options), options.params(args, kwargs)
     except Exception as error:

@@ -10,12 +10,12 @@ registered keeps its own schema.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from prefactor_core.schema_registry import SchemaRegistry
 
-__all__ = ["declare", "register_declared"]
+__all__ = ["declare", "register_declared", "span_type_names"]
 
 _DECLARED: dict[str, str] = {}  # span type -> title
 _LOCK = threading.Lock()
@@ -30,6 +30,27 @@ def declare(name: str, title: str) -> None:
 def declared() -> dict[str, str]:
     """The declared span types and their titles (a copy)."""
     return dict(_DECLARED)
+
+
+def span_type_names(schema_version: dict[str, Any]) -> frozenset[str]:
+    """The span types an ``agent_schema_version`` declares, in any of its forms.
+
+    The API refuses a span whose type its instance's schema version does not declare
+    (unless it declares none), so ``@trace`` checks this before recording.
+    """
+    names: set[str] = set()
+    for key in ("span_schemas", "span_result_schemas"):
+        mapping = schema_version.get(key)
+        if isinstance(mapping, dict):
+            names.update(name for name in mapping if isinstance(name, str))
+    full = schema_version.get("span_type_schemas")
+    if isinstance(full, list):
+        names.update(
+            item["name"]
+            for item in full
+            if isinstance(item, dict) and isinstance(item.get("name"), str)
+        )
+    return frozenset(names)
 
 
 def register_declared(registry: SchemaRegistry) -> None:

@@ -19,7 +19,7 @@ from prefactor_core._engine.ids import IdFactory, check_client_id
 from prefactor_core._engine.sender import HttpSender
 from prefactor_core._engine.wire import BULK_ACTIONS
 from prefactor_core._traced_types import declared as declared_span_types
-from prefactor_core._traced_types import register_declared
+from prefactor_core._traced_types import register_declared, span_type_names
 from prefactor_core._version import __version__
 from prefactor_core.config import PrefactorCoreConfig
 from prefactor_core.exceptions import (
@@ -460,7 +460,7 @@ class PrefactorCoreClient:
                 agent_id, version, schema_version, environment_id, purpose, external_identifier
             )
             if instance_id is not None:
-                return self._track(AgentInstanceHandle(instance_id, self))
+                return self._track(AgentInstanceHandle(instance_id, self), schema_version)
         new_id = await manager.register(
             agent_id,
             version,
@@ -470,9 +470,12 @@ class PrefactorCoreClient:
             purpose=purpose,
             external_identifier=external_identifier,
         )
-        return self._track(AgentInstanceHandle(new_id, self))
+        return self._track(AgentInstanceHandle(new_id, self), schema_version)
 
-    def _track(self, handle: AgentInstanceHandle) -> AgentInstanceHandle:
+    def _track(
+        self, handle: AgentInstanceHandle, schema_version: dict[str, Any]
+    ) -> AgentInstanceHandle:
+        handle._span_types = span_type_names(schema_version)
         self._open_instances[handle.id] = handle
         return handle
 

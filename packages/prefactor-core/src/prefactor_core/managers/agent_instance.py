@@ -268,6 +268,9 @@ class AgentInstanceHandle:
         self._started = False
         self._finished = False
         self._outer: AgentInstanceHandle | None = None  # the current instance it replaced
+        # The span types of the run's schema version (None: unknown); @trace records only
+        # these, since the API refuses others (any, when the version declares none).
+        self._span_types: frozenset[str] | None = None
 
     @property
     def id(self) -> str:
