@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from prefactor_server.testing import LocalServer
 from .support import TestTransport
 
 AGENT_VERSION = {"name": "Test Agent", "external_identifier": "v1"}
+LIVE_TOKEN = "sync-client-token"
 
 
 def make_registry(*, strict: bool = False) -> SchemaRegistry:
@@ -78,3 +80,16 @@ def fixture_make_client(server: LocalServer) -> ClientFactory:
         return client
 
     return make
+
+
+@pytest.fixture(name="live")
+def fixture_live(tmp_path: Path) -> Iterator[LocalServer]:
+    """The real server with uvicorn on 127.0.0.1 (its own thread and loop)."""
+    runner = asyncio.Runner()
+    manager = LocalServer.run(tmp_path / "sync.db", token=LIVE_TOKEN)
+    server = runner.run(manager.__aenter__())
+    try:
+        yield server
+    finally:
+        runner.run(manager.__aexit__(None, None, None))
+        runner.close()

@@ -116,9 +116,11 @@ async def test_registry_schemas_are_used_when_none_is_given(
 
 
 async def test_no_schema_version_and_no_registry_is_a_value_error(
-    make_client: ClientFactory,
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """create_agent_instance raises ValueError when it has no schema at all."""
+    # No @trace span types either (other test modules declare some at import).
+    monkeypatch.setattr("prefactor_core._traced_types._DECLARED", {})
     async with make_client(registry=None) as client:
         with pytest.raises(ValueError, match="schema_registry"):
             await client.create_agent_instance(agent_id="a", agent_version=AGENT_VERSION)

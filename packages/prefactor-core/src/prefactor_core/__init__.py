@@ -10,6 +10,8 @@ from prefactor_core._version import __version__
 from prefactor_core.client import InstanceCreation, PrefactorCoreClient
 from prefactor_core.config import PrefactorCoreConfig, QueueConfig
 from prefactor_core.context_stack import SpanContextStack
+from prefactor_core.context_threads import ContextThreadPoolExecutor, with_current_context
+from prefactor_core.current import current_instance
 from prefactor_core.exceptions import (
     ClientAlreadyInitializedError,
     ClientNotInitializedError,
@@ -37,6 +39,9 @@ from prefactor_core.queue import (
 from prefactor_core.runtime import build_runtime_environment
 from prefactor_core.schema_registry import SchemaRegistry
 from prefactor_core.span_context import SpanContext
+from prefactor_core.sync_client import SyncAgentInstanceHandle, SyncPrefactorCoreClient
+from prefactor_core.sync_span import SyncSpanContext
+from prefactor_core.tracing import trace
 from prefactor_core.utils import (
     generate_idempotency_key,
     validate_idempotency_key,
@@ -49,6 +54,7 @@ __all__ = [
     "AgentInstanceManager",
     "ClientAlreadyInitializedError",
     "ClientNotInitializedError",
+    "ContextThreadPoolExecutor",
     "DeliveryStatistics",
     "InMemoryQueue",
     "InstanceCreation",
@@ -73,11 +79,17 @@ __all__ = [
     "SpanNotFoundError",
     "SpoolLockedError",
     "SpoolQueue",
+    "SyncAgentInstanceHandle",
+    "SyncPrefactorCoreClient",
+    "SyncSpanContext",
     "TaskExecutor",
     "TerminationMonitor",
     "__version__",
     "build_runtime_environment",
+    "current_instance",
     "generate_idempotency_key",
+    "trace",
     "validate_idempotency_key",
     "warn_missing_adaptor_config",
+    "with_current_context",
 ]

@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import logging
 import os
+import threading
 from collections.abc import Callable, Coroutine, Generator
 from datetime import datetime
 from types import TracebackType
@@ -14,12 +15,15 @@ from typing import Any, Literal, cast
 import httpx
 
 from prefactor_core._engine.dispatcher import DeliveryStatistics, Dispatcher
+from prefactor_core._engine.entry import EngineEntry
 from prefactor_core._engine.ids import IdFactory, check_client_id
 from prefactor_core._engine.rejection import is_fatal
 from prefactor_core._engine.retry import Backoff, Sleep
 from prefactor_core._engine.sender import HttpSender
 from prefactor_core._engine.wire import BULK_ACTIONS
 from prefactor_core._payload import PayloadEncoder
+from prefactor_core._traced_types import declared as declared_span_types
+from prefactor_core._traced_types import register_declared, span_type_names
 from prefactor_core._version import __version__
 from prefactor_core.config import PrefactorCoreConfig
 from prefactor_core.context_stack import SpanContextStack as SpanContextStack
@@ -39,6 +43,7 @@ from prefactor_core.queue.executor import TaskExecutor as TaskExecutor
 from prefactor_core.queue.memory import InMemoryQueue
 from prefactor_core.queue.spool import SpoolQueue
 from prefactor_core.runtime import build_runtime_environment
+from prefactor_core.schema_registry import SchemaRegistry
 from prefactor_core.span_context import SpanContext
 from prefactor_core.utils import generate_idempotency_key
 from prefactor_http import PrefactorHttpClient
@@ -72,6 +77,13 @@ _CLOSED_SPAN_ERROR = {
 
 def _discard(_op: Operation) -> None:
     """The queue of a disabled client."""
+
+
+async def _discard_async(_op: Operation) -> None:
+    """The awaited queue of a disabled client."""
+
+
+_get_ident = threading.get_ident
 
 
 def _forked() -> ClientNotInitializedError:
@@ -124,7 +136,7 @@ class InstanceCreation(Coroutine[Any, Any, AgentInstanceHandle]):
 
     async def __aenter__(self) -> AgentInstanceHandle:
         self._handle = await self._run()
-        return self._handle
+        return await self._handle.__aenter__()
 
     async def __aexit__(
         self,
@@ -194,6 +206,10 @@ class PrefactorCoreClient:
         self._state: Literal["new", "open", "closed"] = "new"
         self._generation = _fork_generation[0]
         self._put_nowait: Callable[[Operation], None] | None = None
+        # The thread-safe way in for callers off the engine loop's thread (set when open).
+        self._entry: EngineEntry | None = None
+        self._loop_thread = -1
+        self._traced_registry: SchemaRegistry | None = None
 
         self._ids = IdFactory()
         self._queue: Queue[Operation] | None = None
@@ -275,11 +291,22 @@ class PrefactorCoreClient:
         )
         self._state = "open"
         self._termination.open(self._fetch_instance, config.termination_poll_interval)
+        self._loop_thread = _get_ident()
         if not config.enabled:
             self._put_nowait = _discard
+            self._entry = EngineEntry(
+                asyncio.get_running_loop(), _discard, _discard_async, lambda _n: None, 0
+            )
             return
         if isinstance(self._queue, InMemoryQueue):
             self._put_nowait = self._queue.put_nowait
+        self._entry = EngineEntry(
+            asyncio.get_running_loop(),
+            self._put_nowait,
+            self._put,
+            self._count_dropped,
+            qc.max_queue_size,
+        )
         self._http = PrefactorHttpClient(
             config.http_config, sdk_header=self._sdk_header(), transport=self._transport
         )
@@ -323,6 +350,8 @@ class PrefactorCoreClient:
             self._state = "closed"
             return
         await self._finish_open_work()
+        if self._entry is not None:
+            await self._entry.close()  # what other threads emitted goes before the end
         self._state = "closed"
         self._termination.close()
         self._put_nowait = None
@@ -385,6 +414,8 @@ class PrefactorCoreClient:
         self._begin_urgent()
         try:
             async with asyncio.timeout(timeout):
+                if self._entry is not None:
+                    await self._entry.settle()
                 await self._dispatcher.wait_idle()
         except TimeoutError:
             return False
@@ -538,7 +569,7 @@ class PrefactorCoreClient:
                 agent_id, version, schema_version, environment_id, purpose, external_identifier
             )
             if instance_id is not None:
-                return self._track(AgentInstanceHandle(instance_id, self))
+                return self._track(AgentInstanceHandle(instance_id, self), schema_version)
         new_id = await manager.register(
             version,
             schema_version,
@@ -548,9 +579,12 @@ class PrefactorCoreClient:
             purpose=purpose,
             external_identifier=external_identifier,
         )
-        return self._track(AgentInstanceHandle(new_id, self))
+        return self._track(AgentInstanceHandle(new_id, self), schema_version)
 
-    def _track(self, handle: AgentInstanceHandle) -> AgentInstanceHandle:
+    def _track(
+        self, handle: AgentInstanceHandle, schema_version: dict[str, Any]
+    ) -> AgentInstanceHandle:
+        handle._span_types = span_type_names(schema_version)
         self._open_instances[handle.id] = handle
         if self._dispatcher is not None:
             self._termination.watch(handle.id)
@@ -571,10 +605,14 @@ class PrefactorCoreClient:
                 raise TypeError(f"agent_schema_version must be a dict, got {type(given).__name__}")
             return given
         registry = self._config.schema_registry
+        if registry is None and declared_span_types():
+            # Only @trace span types: a registry of their permissive schemas.
+            registry = self._traced_registry = self._traced_registry or SchemaRegistry()
         if registry is None:
             raise ValueError(
                 "no agent_schema_version was given and no schema_registry is configured"
             )
+        register_declared(registry)
         identifier = external_id or f"auto-{agent_id or 'deployment'}-{registry.fingerprint()}"
         version: dict[str, Any] = registry.to_agent_schema_version(identifier)
         return version
@@ -720,6 +758,13 @@ class PrefactorCoreClient:
             self._raise_if_failed()
         if self._generation != _fork_generation[0]:
             raise _forked()
+        entry = self._entry
+        if entry is not None and (entry.pending or _get_ident() != self._loop_thread):
+            # Another thread (or what one emitted is still ahead of us): the safe way in.
+            if self._state != "open":
+                raise ClientNotInitializedError("the client is closed")
+            entry.emit(op)
+            return True
         put = self._put_nowait  # None for custom queues, and once the client closed
         if put is None:
             return False
@@ -740,6 +785,41 @@ class PrefactorCoreClient:
             raise ClientNotInitializedError(_NOT_INITIALIZED)
         if self._dispatcher is None:
             return  # disabled: a quiet no-op
+        entry = self._entry
+        if entry is not None and (entry.pending or _get_ident() != self._loop_thread):
+            # Off the loop's thread this coroutine never suspends (the sync faces rely
+            # on that), and on it nothing may overtake what other threads emitted.
+            if self._state != "open":
+                raise ClientNotInitializedError("the client is closed")
+            entry.emit(op)
+            return
+        await self._put(op)
+
+    def _emit_all(self, ops: list[Operation]) -> None:
+        """Queue ``ops`` in order from any thread without waiting (the sync faces' way)."""
+        self._check_can_queue()
+        entry = self._entry
+        if entry is None or self._state != "open":
+            raise ClientNotInitializedError("the client is not initialized")
+        if self._dispatcher is not None:
+            entry.emit_all(ops)
+
+    def _check_can_queue(self) -> None:
+        if self._failure is not None:
+            self._failure.dropped_operations += 1
+            self._raise_if_failed()
+        if self._generation != _fork_generation[0]:
+            raise _forked()
+
+    def _count_dropped(self, n: int) -> None:
+        if self._dispatcher is not None:
+            self._dispatcher.count_dropped(n)
+
+    async def _put(self, op: Operation) -> None:
+        """Put ``op`` on the queue, waiting up to ``put_timeout``; drop and count if full."""
+        queue = self._queue
+        assert queue is not None
+        assert self._dispatcher is not None
         try:
             await queue.put(op)
         except QueueFullError:

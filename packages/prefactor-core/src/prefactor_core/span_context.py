@@ -8,6 +8,8 @@ and snapshots them), and puts an operation on the queue. Nothing waits for the n
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -39,6 +41,23 @@ _FINISH = OperationType.FINISH_SPAN
 
 # A pending create (cancel before start) must reach the API as such, then its finish.
 _NO_MERGE = {"no_merge": True}
+
+# Spans of one tree may start and finish on different threads (``@trace`` on functions
+# run by ``asyncio.to_thread`` or a thread pool, the sync client). Holding a child on its
+# unreleased parent and releasing the parent's waiting children must not interleave, or
+# a child's operations could be lost or overtake its parent's create. Reentrant: the
+# garbage collector may finish an abandoned traced generator's span at any allocation,
+# also inside this lock on the same thread.
+_ORDER_LOCK = threading.RLock()
+
+
+def _new_order_lock() -> None:
+    # A lock held by another thread at fork time would stay held forever in the child.
+    global _ORDER_LOCK
+    _ORDER_LOCK = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_new_order_lock)
 
 
 def encode_payload(data: object, what: str, encoder: PayloadEncoder | None = None) -> str:
@@ -200,10 +219,7 @@ class SpanContext:
     # -- context manager ------------------------------------------------------------
 
     async def __aenter__(self) -> SpanContext:
-        if not self._entered:
-            self._entered = True
-            if not self._id:
-                self._manager._open(self, push=True)
+        self._enter_now()
         return self
 
     async def __aexit__(
@@ -212,13 +228,36 @@ class SpanContext:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        try:
+            leftover = self._exit_now(exc)
+            if leftover:
+                await self._manager._enqueue_all(leftover)
+        except PrefactorTelemetryFailureError:
+            # The user's own exception always wins over a telemetry error.
+            if exc is None:
+                self._manager._failure_seen()
+                raise
+
+    # -- the synchronous core (the async methods and the sync faces share it) ------------
+    #
+    # Each returns the operations it could not queue without waiting (a full or custom
+    # queue), in order, or None: the async methods await them, the sync faces hand them
+    # to the engine's thread-safe entry.
+
+    def _enter_now(self) -> None:
+        if not self._entered:
+            self._entered = True
+            if not self._id:
+                self._manager._open(self, push=True)
+
+    def _exit_now(self, exc: BaseException | None) -> list[Operation] | None:
         stack = _STACK.get()
         if stack and stack[-1] == self._id:
             _STACK.set(stack[:-1])
         else:
             SpanContextStack.remove(self._id)
         if self._state == _FINISHED:
-            return
+            return None
         status: FinishStatus = self._status
         if exc is not None:
             status = "cancelled" if isinstance(exc, asyncio.CancelledError) else "failed"
@@ -226,13 +265,7 @@ class SpanContext:
             result = dict(self._result or {})
             result.setdefault("error", error)
             self._result = result
-        try:
-            await self._finish(status, None, None)
-        except PrefactorTelemetryFailureError:
-            # The user's own exception always wins over a telemetry error.
-            if exc is None:
-                self._manager._failure_seen()
-                raise
+        return self._finish_now(status, None, None)
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -255,8 +288,15 @@ class SpanContext:
             ValueError: If ``started_at`` is naive.
             PrefactorTelemetryFailureError: If telemetry has failed permanently.
         """
+        leftover = self._start_now(payload, started_at)
+        if leftover:
+            await self._manager._enqueue_all(leftover)
+
+    def _start_now(
+        self, payload: dict[str, Any] | None, started_at: datetime | None
+    ) -> list[Operation] | None:
         if self._state != _PREPARED:
-            return
+            return None
         if payload is None:
             encoded = self._default_json or "{}"
         else:
@@ -273,9 +313,7 @@ class SpanContext:
             else:
                 encoded = manager._encoder.encode(payload, "span payload", manager._params_budget)
         at = time.time() if started_at is None else aware_timestamp(started_at, "started_at")
-        leftover = self._create("active", encoded, at)
-        if leftover:
-            await self._manager._enqueue_all(leftover)
+        return self._create("active", encoded, at)
 
     async def complete(
         self, result: dict[str, Any] | None = None, timestamp: datetime | None = None
@@ -365,20 +403,31 @@ class SpanContext:
             )
         self._state = _STARTED
         parent = self._parent
-        if parent is not None and not parent._released:
-            # The parent's create is not queued yet: wait for it, so the server always
-            # sees a parent before its children.
-            self._held = [op]
-            if parent._waiting is None:
-                parent._waiting = []
-            parent._waiting.append(self)
-            return None
-        self._released = True
-        if not self._waiting:
-            return None if manager._offer(op) else [op]
-        ops = [op]
-        self._release_children(ops)
-        return manager._offer_all(ops)
+        with _ORDER_LOCK:
+            if parent is not None and not parent._released:
+                # The parent's create is not queued yet: wait for it, so the server
+                # always sees a parent before its children.
+                self._held = [op]
+                if parent._waiting is None:
+                    parent._waiting = []
+                parent._waiting.append(self)
+                return None
+            if not self._waiting:
+                offered = manager._offer(op)
+                self._released = True
+                return None if offered else [op]
+            ops = [op]
+            self._release_children(ops)
+            self._released = True
+            return manager._offer_all(ops)
+
+    def _hold(self, op: Operation) -> bool:
+        """Add ``op`` to this span's held operations unless they were released."""
+        with _ORDER_LOCK:
+            if self._held is None:
+                return False
+            self._held.append(op)
+            return True
 
     def _release_children(self, out: list[Operation]) -> None:
         """Collect, in order, the held operations of the spans waiting for this one."""
@@ -397,8 +446,19 @@ class SpanContext:
         timestamp: datetime | None,
         key: str | None = None,
     ) -> None:
+        leftover = self._finish_now(status, result, timestamp, key)
+        if leftover:
+            await self._manager._enqueue_all(leftover)
+
+    def _finish_now(
+        self,
+        status: FinishStatus,
+        result: dict[str, Any] | None,
+        timestamp: datetime | None,
+        key: str | None = None,
+    ) -> list[Operation] | None:
         if self._state == _FINISHED:
-            return
+            return None
         if status not in _FINISH_STATUSES:
             raise ValueError(f"status must be one of {_FINISH_STATUSES}, got {status!r}")
         manager = self._manager
@@ -442,11 +502,10 @@ class SpanContext:
         else:
             op = manager._op(OperationType.FINISH_SPAN, fields, at, "f-", self._id, key=key)
         manager._close(self)
-        if self._held is not None:
-            self._held.append(op)
+        if self._held is not None and self._hold(op):
+            pass
         elif leftover:
             leftover.append(op)
         elif not manager._offer(op):
             leftover = [op]
-        if leftover:
-            await manager._enqueue_all(leftover)
+        return leftover

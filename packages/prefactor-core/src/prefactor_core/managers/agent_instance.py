@@ -13,6 +13,7 @@ import orjson
 
 from prefactor_core._engine.ids import IdFactory, check_client_id
 from prefactor_core._payload import MARKER_KEY, PayloadEncoder
+from prefactor_core.current import enter_instance, leave_instance
 from prefactor_core.exceptions import PrefactorTelemetryFailureError
 from prefactor_core.operations import Operation, OperationType
 from prefactor_core.span_context import FinishStatus, SpanContext, to_timestamp
@@ -291,6 +292,10 @@ class AgentInstanceHandle:
         self._finish_key = generate_idempotency_key()
         self._started = False
         self._finished = False
+        self._outer: AgentInstanceHandle | None = None  # the current instance it replaced
+        # The span types of the run's schema version (None: unknown); @trace records only
+        # these, since the API refuses others (any, when the version declares none).
+        self._span_types: frozenset[str] | None = None
 
     @property
     def id(self) -> str:
@@ -313,11 +318,22 @@ class AgentInstanceHandle:
         return manager
 
     async def start(self, timestamp: datetime | None = None) -> None:
-        """Queue the start of the run. Later calls do nothing."""
+        """Queue the start of the run. Later calls do nothing.
+
+        The run becomes the current instance of this context (what ``@trace`` records
+        into) until it finishes.
+        """
         if self._started:
             return
         await self._manager().start_with_idempotency_key(self._id, self._start_key, timestamp)
         self._started = True
+        self._make_current()
+
+    def _make_current(self) -> None:
+        if not self._finished:
+            outer = enter_instance(self)
+            if outer is not self:
+                self._outer = outer
 
     async def finish(
         self, status: FinishStatus = "complete", timestamp: datetime | None = None
@@ -335,6 +351,7 @@ class AgentInstanceHandle:
             self._id, self._finish_key, status, timestamp
         )
         self._finished = True
+        leave_instance(self, self._outer)
         self._client._instance_closed(self._id)
 
     async def record_quality(self, name: str, payload: dict[str, Any] | None = None) -> None:
@@ -372,6 +389,7 @@ class AgentInstanceHandle:
         await self._client.finish_span(span_id, result_payload, timestamp)
 
     async def __aenter__(self) -> AgentInstanceHandle:
+        self._make_current()
         return self
 
     async def __aexit__(
@@ -381,6 +399,7 @@ class AgentInstanceHandle:
         tb: TracebackType | None,
     ) -> None:
         if self._finished:
+            leave_instance(self, self._outer)
             return
         status: FinishStatus = "complete"
         if exc is not None:
