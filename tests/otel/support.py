@@ -14,25 +14,36 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace import Status, StatusCode, Tracer
 
 SERVICE = "travel-agent"
 QUESTION = "Weather in Paris?"
 
 
 def record_trace() -> list[ReadableSpan]:
-    """Run a small GenAI agent under a real TracerProvider and return its ended spans.
+    """Run :func:`genai_trace` under a real TracerProvider and return its ended spans."""
+    exporter = InMemorySpanExporter()
+    provider = make_provider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    genai_trace(provider.get_tracer("test.genai"))
+    provider.shutdown()
+    return list(exporter.get_finished_spans())
+
+
+def make_provider() -> TracerProvider:
+    """A TracerProvider of the test service (never the global one)."""
+    return TracerProvider(
+        resource=Resource.create({"service.name": SERVICE, "service.version": "1.2.3"})
+    )
+
+
+def genai_trace(tracer: Tracer) -> None:
+    """A small GenAI agent run, traced.
 
     The tree: ``invoke_agent travel`` → ``chat gpt-4o`` (GenAI attributes) and
     ``execute_tool get_weather`` (fails with an exception) and ``ChatOpenAI``
     (OpenInference attributes, flattened messages).
     """
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider(
-        resource=Resource.create({"service.name": SERVICE, "service.version": "1.2.3"})
-    )
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("test.genai")
     with tracer.start_as_current_span(
         "invoke_agent travel",
         attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "travel"},
@@ -98,8 +109,6 @@ def record_trace() -> list[ReadableSpan]:
             },
         ) as span:
             span.set_status(Status(StatusCode.OK))
-    provider.shutdown()
-    return list(exporter.get_finished_spans())
 
 
 def _hex_ids(node: Any) -> Any:

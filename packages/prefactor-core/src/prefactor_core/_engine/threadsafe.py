@@ -71,6 +71,17 @@ class ThreadSafeSubmitter:
             self._drop(len(self._pending), "the client's event loop is closed")
             self._pending.clear()
 
+    def drain(self) -> None:
+        """On the loop's thread: hand over what is pending now (a flush does this first)."""
+        self._drain()
+
+    async def wait_handed_over(self) -> None:
+        """On the loop: return once everything submitted so far is on the client's queue."""
+        self._drain()
+        backlog = self._backlog
+        if backlog is not None:
+            await asyncio.shield(backlog)
+
     def _drop(self, count: int, reason: str) -> None:
         self.dropped += count
         if not self._warned:

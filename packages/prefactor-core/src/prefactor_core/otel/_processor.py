@@ -175,6 +175,7 @@ class PrefactorSpanProcessor(SpanProcessor):
         self._filter = span_filter or default_span_filter
         self._agent_id = agent_id
         self._agent_version = agent_version
+        self._loop = loop
         self._submitter = ThreadSafeSubmitter(client, loop)
         self._nodes: dict[int, _Node] = {}
         self._owned: dict[int, str] = {}  # trace id → the instance made for it
@@ -214,9 +215,29 @@ class PrefactorSpanProcessor(SpanProcessor):
         remove_resolver(self._resolve_parent)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Return True: spans are handed over as they end; ``await client.flush()``
-        delivers them."""
-        return True
+        """Hand the ended spans to the client; off the client's loop, also wait (at most
+        ``timeout_millis``) until the client delivered them.
+
+        On the loop's own thread it cannot wait: it hands the spans over and returns
+        True; ``await client.flush()`` then delivers them.
+        """
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._submitter.drain()
+            return True
+        timeout = timeout_millis / 1000
+        try:
+            future = asyncio.run_coroutine_threadsafe(self._flush(timeout), self._loop)
+            return future.result(timeout)
+        except Exception:  # a closed loop, a timeout: report, never raise
+            return False
+
+    async def _flush(self, timeout: float) -> bool:
+        await self._submitter.wait_handed_over()
+        return await self._client.flush(timeout)
 
     # -- internals ------------------------------------------------------------------------
 
