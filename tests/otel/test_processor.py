@@ -57,14 +57,21 @@ async def _read(server: LocalServer, path: str, **params: Any) -> dict[str, Any]
     return body
 
 
-async def _spans(server: LocalServer, instance_id: str) -> dict[str, dict[str, Any]]:
+async def read_spans(server: LocalServer, instance_id: str) -> list[dict[str, Any]]:
+    """The spans of an instance (one page of up to 100)."""
     body = await _read(
         server,
         "/api/v1/agent_spans",
         agent_instance_id=instance_id,
         **{"pagination[page_size]": "100"},
     )
-    return {span["payload"].get("name", span["schema_name"]): span for span in body["summaries"]}
+    spans: list[dict[str, Any]] = body["summaries"]
+    return spans
+
+
+async def _by_name(server: LocalServer, instance_id: str) -> dict[str, dict[str, Any]]:
+    """The spans of an instance by their OTel name (``payload.name``)."""
+    return {span["payload"]["name"]: span for span in await read_spans(server, instance_id)}
 
 
 def _trace_id(span: ReadableSpan) -> str:
@@ -91,7 +98,7 @@ async def test_trace_outside_a_run_becomes_its_own_instance(
     instance = (await _read(server, f"/api/v1/agent_instance/{instance_id}"))["details"]
     assert instance["status"] == "complete"
     assert instance["agent_id"] == agent_id_for_service(SERVICE)
-    spans = await _spans(server, instance_id)
+    spans = await _by_name(server, instance_id)
     assert set(spans) == {
         "invoke_agent travel",
         "chat gpt-4o",
@@ -136,7 +143,7 @@ async def test_nesting_both_ways_inside_a_run(
     assert processor.force_flush()
     assert await client.flush(timeout=10)
 
-    spans = await _spans(server, instance.id)
+    spans = await _by_name(server, instance.id)
     assert set(spans) == {"step", "chat", "inner"}
     assert spans["step"]["parent_span_id"] is None
     assert spans["chat"]["parent_span_id"] == step.id
@@ -164,7 +171,7 @@ async def test_default_filter_forwards_genai_spans_only(
         assert processor.force_flush()
         assert await client.flush(timeout=10)
         instance_id = instance_id_for_trace(format(web.get_span_context().trace_id, "032x"))
-        spans = await _spans(server, instance_id)
+        spans = await _by_name(server, instance_id)
         assert set(spans) == expected
         instance = (await _read(server, f"/api/v1/agent_instance/{instance_id}"))["details"]
         assert instance["status"] == "complete"
@@ -198,7 +205,7 @@ async def test_spans_ended_on_other_threads_are_delivered(
     assert processor.force_flush()
     assert await client.flush(timeout=10)
     for trace_id in roots:
-        spans = await _spans(server, instance_id_for_trace(trace_id))
+        spans = await _by_name(server, instance_id_for_trace(trace_id))
         assert len(spans) == 21
     assert processor.dropped == 0
     processor.shutdown()

@@ -560,7 +560,10 @@ def map_span(span: OtelSpan) -> MappedSpan:
         params["tool"] = tool
     invocation = _first(attrs, ("llm.invocation_parameters",), used)
     if invocation is not None:
-        params["invocation_parameters"] = _maybe_json(invocation)
+        invocation = params["invocation_parameters"] = _maybe_json(invocation)
+        # A failed call has no response model: the requested one is the next best.
+        if "model" not in params and isinstance(invocation, dict) and invocation.get("model"):
+            params["model"] = invocation["model"]
 
     out_messages = _output_messages(attrs, span.events, used)
     if out_messages:
