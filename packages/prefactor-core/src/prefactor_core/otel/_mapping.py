@@ -25,7 +25,6 @@ Every attribute the mapping does not consume is kept, flat, in ``params["attribu
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -245,36 +244,63 @@ def _maybe_json(value: Any, mime: Any = None) -> Any:
     return value
 
 
-_INDEXED = re.compile(r"^(\d+)\.(.+)$")
+_INDEXED_PREFIXES = (
+    "llm.input_messages.",
+    "llm.output_messages.",
+    "gen_ai.prompt.",
+    "gen_ai.completion.",
+    "retrieval.documents.",
+)
+
+Indexed = dict[str, tuple[dict[int, dict[str, Any]], list[str]]]
+"""Flattened list attributes: prefix → (index → the rest of the key → value, the keys)."""
 
 
-def _unflatten(attrs: Mapping[str, Any], prefix: str, used: set[str]) -> list[dict[str, Any]]:
-    """Collect ``<prefix>N.<key>`` attributes into a list of dicts, ordered by N."""
-    items: dict[int, dict[str, Any]] = {}
-    size = len(prefix)
+def _indexed(attrs: Mapping[str, Any]) -> Indexed:
+    """Group ``<prefix>N.<key>`` attributes in one pass over the attributes."""
+    groups: Indexed = {}
     for key, value in attrs.items():
-        if not key.startswith(prefix):
+        if not key.startswith(_INDEXED_PREFIXES):
             continue
-        match = _INDEXED.match(key[size:])
-        if match is None:
-            continue
-        used.add(key)
-        items.setdefault(int(match.group(1)), {})[match.group(2)] = value
-    return [items[index] for index in sorted(items)]
+        for prefix in _INDEXED_PREFIXES:
+            if key.startswith(prefix):
+                index, _, rest = key[len(prefix) :].partition(".")
+                if index.isdigit() and rest:
+                    group = groups.get(prefix)
+                    if group is None:
+                        group = groups[prefix] = ({}, [])
+                    group[0].setdefault(int(index), {})[rest] = value
+                    group[1].append(key)
+                break
+    return groups
+
+
+def _take(groups: Indexed, prefix: str, used: set[str]) -> list[dict[str, Any]]:
+    """The items of one flattened list, in index order (their keys count as used)."""
+    group = groups.get(prefix)
+    if group is None:
+        return []
+    items, keys = group
+    used.update(keys)
+    return [_nest(items[index]) for index in sorted(items)]
 
 
 def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
     """Turn ``a.0.b`` keys into nested dicts and lists (``{"a": [{"b": ...}]}``)."""
     root: dict[str, Any] = {}
+    numbered = False
     for key, value in flat.items():
         parts = key.split(".")
         node: dict[str, Any] = root
         for part in parts[:-1]:
+            numbered = numbered or part.isdigit()
             child = node.get(part)
             if not isinstance(child, dict):
                 child = node[part] = {}
             node = child
         node[parts[-1]] = value
+    if not numbered:
+        return root
     nested: dict[str, Any] = _lists(root)
     return nested
 
@@ -365,7 +391,7 @@ def _messages(value: Any) -> list[dict[str, Any]] | None:
 
 
 def _input_messages(
-    attrs: Mapping[str, Any], events: Sequence[OtelEvent], used: set[str]
+    attrs: Mapping[str, Any], groups: Indexed, events: Sequence[OtelEvent], used: set[str]
 ) -> list[dict[str, Any]] | None:
     for key in ("gen_ai.input.messages", "gen_ai.prompt"):
         if key in attrs:
@@ -378,9 +404,9 @@ def _input_messages(
                     found.insert(0, {"role": "system", "content": _system_text(system)})
                 return found
     for prefix in ("llm.input_messages.", "gen_ai.prompt."):
-        flat = _unflatten(attrs, prefix, used)
+        flat = _take(groups, prefix, used)
         if flat:
-            return [_message(_nest(item)) for item in flat]
+            return [_message(item) for item in flat]
     from_events = [
         {"role": event.name.split(".")[1], **_message(dict(event.attributes))}
         for event in events
@@ -408,7 +434,7 @@ def _system_text(value: Any) -> Any:
 
 
 def _output_messages(
-    attrs: Mapping[str, Any], events: Sequence[OtelEvent], used: set[str]
+    attrs: Mapping[str, Any], groups: Indexed, events: Sequence[OtelEvent], used: set[str]
 ) -> list[dict[str, Any]] | None:
     for key in ("gen_ai.output.messages", "gen_ai.completion"):
         if key in attrs:
@@ -417,9 +443,9 @@ def _output_messages(
                 used.add(key)
                 return found
     for prefix in ("llm.output_messages.", "gen_ai.completion."):
-        flat = _unflatten(attrs, prefix, used)
+        flat = _take(groups, prefix, used)
         if flat:
-            return [_message(_nest(item)) for item in flat]
+            return [_message(item) for item in flat]
     choices = []
     for event in events:
         if event.name == "gen_ai.choice":
@@ -546,7 +572,8 @@ def map_span(span: OtelSpan) -> MappedSpan:
     )
     if provider is not None:
         params["provider"] = provider
-    messages = _input_messages(attrs, span.events, used)
+    groups = _indexed(attrs)
+    messages = _input_messages(attrs, groups, span.events, used)
     if messages:
         params["messages"] = messages
     value = _first(
@@ -565,7 +592,7 @@ def map_span(span: OtelSpan) -> MappedSpan:
         if "model" not in params and isinstance(invocation, dict) and invocation.get("model"):
             params["model"] = invocation["model"]
 
-    out_messages = _output_messages(attrs, span.events, used)
+    out_messages = _output_messages(attrs, groups, span.events, used)
     if out_messages:
         result["messages"] = out_messages
     output = _first(
@@ -580,9 +607,9 @@ def map_span(span: OtelSpan) -> MappedSpan:
     cost = _first(attrs, ("llm.cost.total", "gen_ai.usage.cost"), used)
     if isinstance(cost, (int, float)) and not isinstance(cost, bool):
         result["cost"] = float(cost)
-    documents = _unflatten(attrs, "retrieval.documents.", used)
+    documents = _take(groups, "retrieval.documents.", used)
     if documents:
-        result["documents"] = [_nest(item).get("document", _nest(item)) for item in documents]
+        result["documents"] = [item.get("document", item) for item in documents]
 
     failed = span.status_code == STATUS_ERROR
     if failed:
