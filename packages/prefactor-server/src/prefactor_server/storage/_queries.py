@@ -551,16 +551,7 @@ class SqliteWriteSession(SqliteReadSession):
         except sqlite3.IntegrityError as exc:
             raise IdTaken(r["id"]) from exc
         account_id = r["account_id"]
-        orphans = self._orphans.get(account_id)
-        if orphans is None:
-            orphans = self._orphans[account_id] = (
-                self.conn.execute(
-                    "SELECT 1 FROM agent_spans INDEXED BY agent_spans_orphans "
-                    "WHERE account_id = ? AND orphaned = 1 LIMIT 1",
-                    (account_id,),
-                ).fetchone()
-                is not None
-            )
+        orphans = self._may_have_orphans(account_id)
         if r["orphaned"]:
             # Set after the lookup above, which has seen this span already.
             self._orphans[account_id] = True
