@@ -407,20 +407,24 @@ def _input_messages(
         flat = _take(groups, prefix, used)
         if flat:
             return [_message(item) for item in flat]
-    from_events = [
-        {"role": event.name.split(".")[1], **_message(dict(event.attributes))}
-        for event in events
-        if event.name
-        in (
-            "gen_ai.system.message",
-            "gen_ai.user.message",
-            "gen_ai.assistant.message",
-            "gen_ai.tool.message",
-        )
-    ]
-    for message in from_events:
-        message["role"] = message["role"] if message["role"] != "unknown" else "user"
+    from_events = []
+    for event in events:
+        if event.name in _MESSAGE_EVENTS:
+            message = _message(dict(event.attributes))
+            if message["role"] == "unknown":
+                message["role"] = event.name.split(".")[1]  # gen_ai.<role>.message
+            from_events.append(message)
     return from_events or None
+
+
+_MESSAGE_EVENTS = frozenset(
+    {
+        "gen_ai.system.message",
+        "gen_ai.user.message",
+        "gen_ai.assistant.message",
+        "gen_ai.tool.message",
+    }
+)
 
 
 def _system_text(value: Any) -> Any:
@@ -559,7 +563,7 @@ def _error(span: OtelSpan) -> dict[str, Any]:
 def map_span(span: OtelSpan) -> MappedSpan:
     """Map one ended OTel span to a Prefactor span (never raises on odd attributes)."""
     attrs = span.attributes
-    used: set[str] = {"openinference.span.kind"}
+    used: set[str] = {"openinference.span.kind", "traceloop.span.kind"}
     params: dict[str, Any] = {"name": span.name}
     result: dict[str, Any] = {}
 
