@@ -214,3 +214,31 @@ def test_bad_requests_get_json_errors_naming_the_field(served: Served) -> None:
         assert len(response.content) < 1000
     field = error["errors"]
     assert list(field) == ["resourceSpans.0.scopeSpans.0.spans.0.startTimeUnixNano"]
+
+
+def test_deeply_nested_attribute_is_cut_not_a_crash(served: Served) -> None:
+    """An attribute value nested sixty levels deep is stored cut short (200)."""
+    value: dict[str, object] = {"stringValue": "bottom"}
+    for _ in range(60):
+        value = {"arrayValue": {"values": [value]}}
+    span = {
+        "traceId": "c" * 32,
+        "spanId": "d" * 16,
+        "name": "deep",
+        "startTimeUnixNano": "1767225600000000000",
+        "endTimeUnixNano": "1767225601000000000",
+        "attributes": [{"key": "deep", "value": value}],
+    }
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+    response = httpx.post(
+        f"{served.url}/v1/traces",
+        content=orjson.dumps(body),
+        headers={**served.headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    [stored] = served.spans(agent_instance_id=instance_id_for_trace("c" * 32))
+    depth, node = 0, stored["payload"]["attributes"]["deep"]
+    while isinstance(node, list):
+        depth, node = depth + 1, node[0]
+    assert node is None
+    assert depth < 20

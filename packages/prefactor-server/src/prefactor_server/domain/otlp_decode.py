@@ -32,6 +32,9 @@ from prefactor_server.errors import ApiError
 __all__ = ["Export", "Resource", "decode_json", "decode_protobuf"]
 
 _ZERO_TRACE = "0" * 32
+# Attribute values nested deeper than this are cut off (None): a hostile body must not
+# exhaust the interpreter's stack. Real attributes nest a level or two.
+_MAX_DEPTH = 16
 _ZERO_SPAN = "0" * 16
 
 
@@ -80,8 +83,10 @@ def _service(attrs: Mapping[str, Any]) -> tuple[str, str | None]:
 # -- protobuf --------------------------------------------------------------------------
 
 
-def _pb_value(value: AnyValue) -> Any:
+def _pb_value(value: AnyValue, depth: int = 0) -> Any:
     kind = value.WhichOneof("value")
+    if depth > _MAX_DEPTH:
+        return None
     if kind == "string_value":
         return value.string_value
     if kind == "int_value":
@@ -91,9 +96,9 @@ def _pb_value(value: AnyValue) -> Any:
     if kind == "double_value":
         return value.double_value
     if kind == "array_value":
-        return [_pb_value(item) for item in value.array_value.values]
+        return [_pb_value(item, depth + 1) for item in value.array_value.values]
     if kind == "kvlist_value":
-        return {item.key: _pb_value(item.value) for item in value.kvlist_value.values}
+        return {item.key: _pb_value(item.value, depth + 1) for item in value.kvlist_value.values}
     if kind == "bytes_value":
         return base64.b64encode(value.bytes_value).decode()
     return None
@@ -201,8 +206,8 @@ def _json_enum(value: Any, names: Any, where: str) -> int:
     return _json_int(value, where)
 
 
-def _json_value(value: Any) -> Any:
-    if not isinstance(value, Mapping):
+def _json_value(value: Any, depth: int = 0) -> Any:
+    if not isinstance(value, Mapping) or depth > _MAX_DEPTH:
         return None
     for key in ("stringValue", "string_value"):
         if key in value:
@@ -220,17 +225,17 @@ def _json_value(value: Any) -> Any:
             return float(raw) if isinstance(raw, (str, int)) else raw
     for key in ("arrayValue", "array_value"):
         if key in value and isinstance(value[key], Mapping):
-            return [_json_value(item) for item in value[key].get("values") or ()]
+            return [_json_value(item, depth + 1) for item in value[key].get("values") or ()]
     for key in ("kvlistValue", "kvlist_value"):
         if key in value and isinstance(value[key], Mapping):
-            return _json_attrs(value[key].get("values"), "kvlistValue")
+            return _json_attrs(value[key].get("values"), "kvlistValue", depth + 1)
     for key in ("bytesValue", "bytes_value"):
         if key in value:
             return value[key]
     return None
 
 
-def _json_attrs(items: Any, where: str) -> dict[str, Any]:
+def _json_attrs(items: Any, where: str, depth: int = 0) -> dict[str, Any]:
     if items is None:
         return {}
     if not isinstance(items, list):
@@ -239,7 +244,7 @@ def _json_attrs(items: Any, where: str) -> dict[str, Any]:
     for index, item in enumerate(items):
         if not isinstance(item, Mapping) or not isinstance(item.get("key"), str):
             raise _bad(f"{where}.{index}.key", "must be a string")
-        out[item["key"]] = _json_value(item.get("value"))
+        out[item["key"]] = _json_value(item.get("value"), depth)
     return out
 
 
