@@ -45,6 +45,7 @@ __all__ = [
     "OtelSpan",
     "agent_id_for_service",
     "instance_id_for_trace",
+    "is_genai",
     "is_genai_span",
     "map_span",
     "span_id_for",
@@ -158,16 +159,20 @@ def is_genai_span(span: OtelSpan) -> bool:
     True for a known instrumentation scope (:data:`GENAI_SCOPE_PREFIXES`) or an
     attribute under ``gen_ai.``, ``llm.``, ``openinference.`` or ``traceloop.``.
     """
-    scope = span.scope_name
-    if scope and any(
-        scope == prefix or scope.startswith((prefix + ".", prefix + "-", prefix + "_"))
-        for prefix in GENAI_SCOPE_PREFIXES
-    ):
+    return is_genai(span.scope_name, span.attributes)
+
+
+_GENAI_SCOPES = tuple(
+    f"{prefix}{separator}" for prefix in GENAI_SCOPE_PREFIXES for separator in ".-_"
+)
+_GENAI_KEYS = ("gen_ai.", "llm.", "openinference.", "traceloop.")
+
+
+def is_genai(scope_name: str, attributes: Mapping[str, Any]) -> bool:
+    """:func:`is_genai_span` on a span's scope name and attributes (no span needed)."""
+    if scope_name and (scope_name in GENAI_SCOPE_PREFIXES or scope_name.startswith(_GENAI_SCOPES)):
         return True
-    return any(
-        key.startswith(("gen_ai.", "llm.", "openinference.", "traceloop."))
-        for key in span.attributes
-    )
+    return any(key.startswith(_GENAI_KEYS) for key in attributes)
 
 
 # -- usage -----------------------------------------------------------------------------

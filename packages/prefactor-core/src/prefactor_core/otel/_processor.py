@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -40,7 +42,7 @@ from prefactor_core.otel._mapping import (
     OtelSpan,
     agent_id_for_service,
     instance_id_for_trace,
-    is_genai_span,
+    is_genai,
     map_span,
     span_id_for,
 )
@@ -86,17 +88,7 @@ def default_span_filter(span: ReadableSpan) -> bool:
     """Forward GenAI spans only: a known GenAI instrumentation scope, or ``gen_ai.*``,
     ``llm.*``, ``openinference.*`` or ``traceloop.*`` attributes."""
     scope = span.instrumentation_scope
-    probe = OtelSpan(
-        trace_id="",
-        span_id="",
-        parent_span_id=None,
-        name=span.name,
-        start_ns=0,
-        end_ns=0,
-        attributes=span.attributes or {},
-        scope_name=scope.name if scope is not None else "",
-    )
-    return is_genai_span(probe)
+    return is_genai(scope.name if scope is not None else "", span.attributes or {})
 
 
 @dataclass
@@ -186,6 +178,13 @@ class PrefactorSpanProcessor(SpanProcessor):
             for name in SCHEMA_NAMES:
                 if not registry.has(name):
                     registry.register_type(name=name, params_schema={"type": "object"})
+        self._ended: deque[Any] = deque()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._worker = threading.Thread(
+            target=self._work, name="prefactor-otel-processor", daemon=True
+        )
+        self._worker.start()
         add_resolver(self._resolve_parent)
 
     @property
@@ -210,30 +209,55 @@ class PrefactorSpanProcessor(SpanProcessor):
             logger.exception("PrefactorSpanProcessor.on_end failed")
 
     def shutdown(self) -> None:
-        """Stop nesting Prefactor spans under OTel spans (delivery is the client's)."""
+        """Hand over what has ended, stop the worker, and stop nesting Prefactor spans
+        under OTel spans (idempotent; delivery itself is the client's)."""
+        if self._closed:
+            return
         self._closed = True
         remove_resolver(self._resolve_parent)
+        self._ended.append(self._stop)
+        self._wake.set()
+        self._worker.join(timeout=10)
+        self._hand_over()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Hand the ended spans to the client; off the client's loop, also wait (at most
-        ``timeout_millis``) until the client delivered them.
+        """Map the ended spans and hand them to the client; off the client's loop, also
+        wait until the client delivered them. Bounded by ``timeout_millis``.
 
-        On the loop's own thread it cannot wait: it hands the spans over and returns
-        True; ``await client.flush()`` then delivers them.
+        On the loop's own thread it cannot wait for delivery: it hands the spans over and
+        returns; ``await client.flush()`` then delivers them.
+
+        Returns:
+            False when the time ran out (or the loop is closed), else True.
         """
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self._loop:
+        timeout = timeout_millis / 1000
+        deadline = time.monotonic() + timeout
+        if not self._closed:
+            marker = threading.Event()
+            self._ended.append(marker)
+            self._wake.set()
+            if not marker.wait(timeout):
+                return False
+        if self._on_loop():
             self._submitter.drain()
             return True
-        timeout = timeout_millis / 1000
         try:
-            future = asyncio.run_coroutine_threadsafe(self._flush(timeout), self._loop)
-            return future.result(timeout)
+            future = asyncio.run_coroutine_threadsafe(
+                self._flush(max(deadline - time.monotonic(), 0.0)), self._loop
+            )
+            return future.result(max(deadline - time.monotonic(), 0.0))
         except Exception:  # a closed loop, a timeout: report, never raise
             return False
+
+    def _on_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    def _hand_over(self) -> None:
+        if self._on_loop():
+            self._submitter.drain()
 
     async def _flush(self, timeout: float) -> bool:
         await self._submitter.wait_handed_over()
@@ -312,14 +336,50 @@ class PrefactorSpanProcessor(SpanProcessor):
         return instance_id
 
     def _end(self, span: ReadableSpan) -> None:
+        """The agent's part: settle the trace's bookkeeping and queue the span for the
+        worker (mapping and encoding happen there, off the agent's thread)."""
         context = span.context
         if context is None:
             return
         node = self._nodes.pop(context.span_id, None)
         if node is None:
             return
+        owned = self._owned.pop(context.trace_id, None) if node.local_root else None
+        forwarded = node.forwarded and node.instance_id is not None
+        if forwarded or owned is not None:
+            self._ended.append((node if forwarded else None, span, owned))
+            if not self._wake.is_set():
+                self._wake.set()
+
+    def _work(self) -> None:
+        """The worker thread: map ended spans to operations and hand them over in order."""
+        ended = self._ended
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            ops: list[Operation] = []
+            while ended:
+                item = ended.popleft()
+                if isinstance(item, threading.Event):  # a flush or stop marker
+                    if ops:
+                        self._submitter.submit(ops)
+                        ops = []
+                    item.set()
+                    if item is self._stop:
+                        return
+                    continue
+                try:
+                    ops.extend(self._operations(*item))
+                except Exception:  # a span that cannot be mapped is logged, not fatal
+                    logger.exception("PrefactorSpanProcessor could not map a span")
+            if ops:
+                self._submitter.submit(ops)
+
+    def _operations(
+        self, node: _Node | None, span: ReadableSpan, owned: str | None
+    ) -> list[Operation]:
         ops: list[Operation] = []
-        if node.forwarded and node.instance_id is not None and node.own_id is not None:
+        if node is not None and node.instance_id is not None and node.own_id is not None:
             mapped = map_span(to_otel_span(span))
             start = (span.start_time or 0) / 1e9
             payload = {
@@ -338,10 +398,8 @@ class PrefactorSpanProcessor(SpanProcessor):
                     OperationType.CREATE_SPAN, payload, time.time(), "c-", node.own_id
                 )
             )
-        owned = self._owned.get(context.trace_id) if node.local_root else None
         if owned is not None:
             # The trace's local root ended (forwarded or not): its instance is over.
-            del self._owned[context.trace_id]
             failed = span.status.status_code.value == 2
             ops.append(
                 Operation(
@@ -355,8 +413,7 @@ class PrefactorSpanProcessor(SpanProcessor):
                     generate_idempotency_key(),
                 )
             )
-        if ops:
-            self._submitter.submit(ops)
+        return ops
 
     def _resolve_parent(self, instance_id: str, depth: int) -> str | None:
         """The current OTel span's Prefactor id, when it is inner to the SDK's stack."""
