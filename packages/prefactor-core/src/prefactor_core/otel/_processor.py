@@ -122,8 +122,8 @@ class PrefactorSpanProcessor(SpanProcessor):
     """An OTel ``SpanProcessor`` that records ended spans as Prefactor spans.
 
     Add it to a ``TracerProvider`` of your own; it never touches the global provider. Its
-    hooks never block and never raise: spans are mapped on the thread that ends them and
-    handed to the client's delivery engine through a thread-safe queue.
+    hooks never block and never raise: ``on_end`` queues the span, a worker thread maps
+    it and hands it to the client's delivery engine through a thread-safe queue.
 
     Example::
 
