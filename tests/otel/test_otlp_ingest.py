@@ -242,3 +242,46 @@ def test_deeply_nested_attribute_is_cut_not_a_crash(served: Served) -> None:
         depth, node = depth + 1, node[0]
     assert node is None
     assert depth < 20
+
+
+def test_malformed_otlp_json_never_fails_the_server(served: Served) -> None:
+    """Odd shapes in OTLP/JSON are refused with a 4xx naming the field, or stored; never 500."""
+    span = {"traceId": "e" * 32, "spanId": "f" * 16, "name": "odd"}
+    shapes: list[object] = [
+        [],
+        {"resourceSpans": 5},
+        {"resourceSpans": [5]},
+        {"resourceSpans": [{"resource": 5}]},
+        {"resourceSpans": [{"scopeSpans": [{"scope": 5, "spans": [span]}]}]},
+        {"resourceSpans": [{"scopeSpans": [{"spans": [{**span, "status": {"code": "NOPE"}}]}]}]},
+        {"resourceSpans": [{"scopeSpans": [{"spans": [{**span, "events": [5]}]}]}]},
+        {"resourceSpans": [{"scopeSpans": [{"spans": [{**span, "attributes": [{"key": 1}]}]}]}]},
+        {
+            "resourceSpans": [
+                {
+                    "scopeSpans": [
+                        {
+                            "spans": [
+                                {
+                                    **span,
+                                    "attributes": [
+                                        {"key": "a", "value": {"arrayValue": {"values": 5}}},
+                                        {"key": "b", "value": {"kvlistValue": {"values": 5}}},
+                                    ],
+                                }
+                            ]
+                        }
+                    ]
+                }
+            ]
+        },
+    ]
+    for shape in shapes:
+        response = httpx.post(
+            f"{served.url}/v1/traces",
+            content=orjson.dumps(shape),
+            headers={**served.headers, "Content-Type": "application/json"},
+        )
+        assert response.status_code < 500, (shape, response.text)
+        if response.status_code >= 400:
+            assert response.json()["status"] == "error"

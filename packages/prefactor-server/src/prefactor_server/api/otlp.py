@@ -114,6 +114,21 @@ def _decode(media: str, body: bytes) -> tuple[Export, list[PreparedTrace]]:
 @router.post(
     "/v1/traces",
     summary="OTLP/HTTP trace export (protobuf or JSON): one OTel trace → one agent instance",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "An OTLP ExportTraceServiceRequest; Content-Encoding gzip or deflate.",
+            "content": {
+                _PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
+                _JSON: {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"resourceSpans": {"type": "array", "items": {}}},
+                    }
+                },
+            },
+        }
+    },
     responses={
         200: {"description": "ExportTraceServiceResponse (partial_success counts refused spans)"},
         503: {"description": "Too many spans waiting to be stored; retry after Retry-After"},

@@ -225,7 +225,10 @@ def _json_value(value: Any, depth: int = 0) -> Any:
             return float(raw) if isinstance(raw, (str, int)) else raw
     for key in ("arrayValue", "array_value"):
         if key in value and isinstance(value[key], Mapping):
-            return [_json_value(item, depth + 1) for item in value[key].get("values") or ()]
+            items = value[key].get("values")
+            return (
+                [_json_value(item, depth + 1) for item in items] if isinstance(items, list) else []
+            )
     for key in ("kvlistValue", "kvlist_value"):
         if key in value and isinstance(value[key], Mapping):
             return _json_attrs(value[key].get("values"), "kvlistValue", depth + 1)
