@@ -339,7 +339,7 @@ class PrefactorSpanProcessor(SpanProcessor):
         """The agent's part: settle the trace's bookkeeping and queue the span for the
         worker (mapping and encoding happen there, off the agent's thread)."""
         context = span.context
-        if context is None:
+        if context is None or self._closed:  # after shutdown the worker is gone
             return
         node = self._nodes.pop(context.span_id, None)
         if node is None:
