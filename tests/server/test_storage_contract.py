@@ -109,6 +109,43 @@ async def test_orphans_are_adopted_and_ids_scoped_per_account(storage: Storage) 
     assert page.total == 1
 
 
+async def test_insert_spans_skips_stored_ids_and_settles_orphans(storage: Storage) -> None:
+    """insert_spans stores only new ids, marks spans whose parent is unknown as orphans,
+    and adopts stored orphans of the same instance when their parent arrives."""
+    account = storage.write_sync(lambda s: create_account(s, "one"))
+
+    def first(session: WriteSession) -> int:
+        return session.insert_spans(
+            account.id,
+            [
+                _span(account, "child", parent="root"),  # parent not yet stored
+                _span(account, "leaf", parent="child"),  # parent in the same call
+                _span(account, "other", instance_id="i2", parent="root"),
+            ],
+        )
+
+    def second(session: WriteSession) -> int:
+        return session.insert_spans(account.id, [_span(account, "child"), _span(account, "root")])
+
+    assert await storage.write(first) == 3
+    orphans = await storage.read(
+        lambda s: {span_id: s.get_span(account.id, span_id) for span_id in ("child", "leaf")}
+    )
+    assert orphans["child"] is not None
+    assert orphans["child"]["orphaned"] is True
+    assert orphans["leaf"] is not None
+    assert orphans["leaf"]["orphaned"] is False
+    assert await storage.write(second) == 1  # "child" is stored already
+    settled = await storage.read(
+        lambda s: {span_id: s.get_span(account.id, span_id) for span_id in ("child", "other")}
+    )
+    assert settled["child"] is not None
+    assert settled["child"]["orphaned"] is False
+    # A span of another instance naming the same parent id is not adopted.
+    assert settled["other"] is not None
+    assert settled["other"]["orphaned"] is True
+
+
 async def test_idempotency_is_scoped_by_action(storage: Storage) -> None:
     """Stored responses are found by account, action and key only."""
     account = storage.write_sync(lambda s: create_account(s, "acc"))

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from prefactor_server._version import __version__
-from prefactor_server.api import build_router
+from prefactor_server.api import build_router, otlp
 from prefactor_server.domain.accounts import Bootstrap, bootstrap_local_account
 from prefactor_server.domain.auth_guard import AuthGuard
 from prefactor_server.domain.schemas import SchemaCache
@@ -163,6 +163,7 @@ def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI
     app.state.schemas = SchemaCache()
     app.state.guard = AuthGuard(store)
     app.include_router(build_router())
+    app.include_router(otlp.router)  # POST /v1/traces, the OTLP/HTTP default path
     mount_viewer(app)  # the web viewer at / (the API stays under /api/v1)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

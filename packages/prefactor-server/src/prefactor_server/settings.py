@@ -75,6 +75,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Most items accepted in one POST /api/v1/bulk request.",
         "PREFACTOR_BULK_MAX_ITEMS",
     ),
+    Setting(
+        "otlp_max_pending_spans",
+        50_000,
+        "Most OTLP spans received but not yet stored; past it POST /v1/traces answers 503.",
+        "PREFACTOR_OTLP_MAX_PENDING_SPANS",
+    ),
 )
 
 
@@ -93,6 +99,7 @@ class Settings:
     max_body_bytes: int = 10 * 1024 * 1024
     body_timeout: float = 60.0
     bulk_max_items: int = 1000
+    otlp_max_pending_spans: int = 50_000
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "db_path", Path(self.db_path))
@@ -104,6 +111,10 @@ class Settings:
             raise SettingsError(f"body_timeout must be above 0, got {self.body_timeout}")
         if self.bulk_max_items < 1:
             raise SettingsError(f"bulk_max_items must be at least 1, got {self.bulk_max_items}")
+        if self.otlp_max_pending_spans < 1:
+            raise SettingsError(
+                f"otlp_max_pending_spans must be at least 1, got {self.otlp_max_pending_spans}"
+            )
         if self.api_token is not None and len(self.api_token) < 8:
             # A short shared token is guessable; refuse it rather than serve with it.
             raise SettingsError("api_token must be at least 8 characters")

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from prefactor_core._engine.ids import IdFactory, check_client_id
+from prefactor_core._engine.parents import _RESOLVERS, resolve
 from prefactor_core._payload import PayloadEncoder
 from prefactor_core.context_stack import _STACK, SpanContextStack
 from prefactor_core.exceptions import SpanNotFoundError
@@ -135,6 +136,9 @@ class SpanManager:
         ctx._prepared_at = time.time()
         parent_id = ctx._parent_id
         stack = _STACK.get()
+        if parent_id is None and _RESOLVERS:
+            # Inside another tracer's span (an OTel span bridged by prefactor_core.otel).
+            parent_id = ctx._parent_id = resolve(ctx._instance_id, len(stack))
         if parent_id is None:
             if stack:
                 top = stack[-1]

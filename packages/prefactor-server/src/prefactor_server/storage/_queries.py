@@ -262,6 +262,13 @@ _INSERT_SPAN = (
 )
 
 
+def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
+    """Slices of at most ``size`` values (SQLite allows 32,766 parameters per statement;
+    PostgreSQL 65,535; 500 keeps statements small for both)."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
 class SqliteWriteSession(SqliteReadSession, AuthWrites):
     """Reads and writes inside the writer's open transaction."""
 
@@ -445,6 +452,83 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
         ).fetchone()
         return None if row is None else str(row[0])
 
+    def insert_spans(self, account_id: str, records: Sequence[Record]) -> int:
+        # Set-based, for OTLP ingest: two lookups, one executemany and one adoption per
+        # instance, however many spans (children usually arrive before their parents).
+        ids = [r["id"] for r in records]
+        stored = self._existing_ids(account_id, ids)
+        batch = set(ids)
+        parents = {
+            r["parent_span_id"]
+            for r in records
+            if r["parent_span_id"] is not None and r["parent_span_id"] not in batch
+        }
+        known = stored | self._existing_ids(account_id, list(parents))
+        rows = []
+        for r in records:
+            if r["id"] in stored:
+                continue
+            stored.add(r["id"])  # a repeated id within the call counts once
+            parent = r["parent_span_id"]
+            orphaned = parent is not None and parent not in known and parent not in batch
+            rows.append(
+                (
+                    account_id, r["id"], r["agent_instance_id"], r["agent_id"], parent,
+                    int(orphaned), r["schema_name"], r["schema_title"], r["status"],
+                    orjson.dumps(r["payload"]).decode(), _dumps(r["result_payload"]),
+                    r["summary"], r["started_at"], r["finished_at"], r["inserted_at"],
+                    r["updated_at"],
+                )
+            )  # fmt: skip
+            if orphaned:
+                self._orphans[account_id] = True
+        if not rows:
+            return 0
+        self.conn.executemany(_INSERT_SPAN, rows)
+        if not self._may_have_orphans(account_id):
+            return len(rows)
+        new_ids = [row[1] for row in rows]
+        for chunk in _chunks(new_ids):
+            marks = ",".join("?" * len(chunk))
+            # The orphans of the new spans, in the same instance as their parent. INDEXED
+            # BY: without statistics SQLite would scan the account's spans by primary key.
+            self.conn.execute(
+                "UPDATE agent_spans INDEXED BY agent_spans_orphans SET orphaned = 0 "
+                f"WHERE account_id = ? AND orphaned = 1 AND parent_span_id IN ({marks}) "
+                "AND agent_instance_id = (SELECT p.agent_instance_id FROM agent_spans AS p "
+                "WHERE p.account_id = agent_spans.account_id "
+                "AND p.id = agent_spans.parent_span_id)",
+                (account_id, *chunk),
+            )
+        return len(rows)
+
+    def _may_have_orphans(self, account_id: str) -> bool:
+        """Whether the account may have orphaned spans (looked up once per transaction)."""
+        orphans = self._orphans.get(account_id)
+        if orphans is None:
+            orphans = self._orphans[account_id] = (
+                self.conn.execute(
+                    "SELECT 1 FROM agent_spans INDEXED BY agent_spans_orphans "
+                    "WHERE account_id = ? AND orphaned = 1 LIMIT 1",
+                    (account_id,),
+                ).fetchone()
+                is not None
+            )
+        return orphans
+
+    def _existing_ids(self, account_id: str, ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                row[0]
+                for row in self.conn.execute(
+                    f"SELECT id FROM agent_spans WHERE account_id = ? AND id IN ({marks})",
+                    (account_id, *chunk),
+                )
+            )
+        return found
+
     def insert_span(self, record: Record) -> None:
         r = record
         try:
@@ -461,16 +545,7 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
         except sqlite3.IntegrityError as exc:
             raise IdTaken(r["id"]) from exc
         account_id = r["account_id"]
-        orphans = self._orphans.get(account_id)
-        if orphans is None:
-            orphans = self._orphans[account_id] = (
-                self.conn.execute(
-                    "SELECT 1 FROM agent_spans INDEXED BY agent_spans_orphans "
-                    "WHERE account_id = ? AND orphaned = 1 LIMIT 1",
-                    (account_id,),
-                ).fetchone()
-                is not None
-            )
+        orphans = self._may_have_orphans(account_id)
         if r["orphaned"]:
             # Set after the lookup above, which has seen this span already.
             self._orphans[account_id] = True

@@ -278,6 +278,16 @@ class WriteSession(ReadSession, Protocol):
         """Store a span (raises :class:`IdTaken` when the id exists) and adopt its orphans."""
         ...
 
+    def insert_spans(self, account_id: str, records: Sequence[Record]) -> int:
+        """Store many spans of one account at once (OTLP ingest); return how many were new.
+
+        Ids already stored are skipped (a resent export stores nothing twice). Each new
+        span's ``orphaned`` is computed here (its parent is neither stored nor among
+        ``records``; the field in ``records`` is ignored), and stored orphans of the same
+        instance whose parent is among the new spans are adopted.
+        """
+        ...
+
     def update_span(self, account_id: str, span_id: str, fields: Record) -> None:
         """Change a span's fields."""
         ...

@@ -1,0 +1,101 @@
+"""The OpenTelemetry benchmark rows, side by side in one run (BENCHMARKS.md section 7).
+
+    .venv/bin/python -m benchmarks.otel            # full run
+    .venv/bin/python -m benchmarks.otel --quick    # smoke run
+
+One ``prefactor serve`` (127.0.0.1, a fresh SQLite file) serves both workloads:
+
+* ``otlp_ingest``: OTLP spans/s stored by ``POST /v1/traces`` (protobuf) from one
+  process running the standard ``OTLPSpanExporter``; none may be dropped.
+* ``otel_processor``: the agent thread's cost per span of ``PrefactorSpanProcessor`` and
+  of OTel's ``BatchSpanProcessor`` with a no-op exporter, over no processor at all.
+
+Results go to ``benchmarks/results/otel.json`` and ``benchmarks/results/otel.md`` (the
+Markdown tables, also printed), with the machine's load average at the start and end: on a
+shared machine it says how far to trust the absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import secrets
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from benchmarks.run import OURS, RESULTS, log, run, server
+
+
+def _median(rows: list[dict[str, Any]], key: str) -> tuple[float, float, float]:
+    values = [float(row[key]) for row in rows]
+    return statistics.median(values), min(values), max(values)
+
+
+def _fmt(figure: tuple[float, float, float], digits: int = 0) -> str:
+    median, low, high = figure
+    return f"{median:,.{digits}f} ({low:,.{digits}f}–{high:,.{digits}f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a smoke run")
+    quick = parser.parse_args().quick
+    reps, ingest_spans, processor_spans = (1, 5_000, 2_000) if quick else (3, 50_000, 20_000)
+    token = "bench-" + secrets.token_hex(8)
+    load_before = os.getloadavg()[0]
+    started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    ingest: list[dict[str, Any]] = []
+    processor: list[dict[str, Any]] = []
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        server(Path(directory) / "otel.db", token) as url,
+    ):
+        for rep in range(reps):
+            log(f"otlp ingest {rep + 1}/{reps}")
+            ingest.append(
+                run(
+                    OURS,
+                    "otlp_ingest",
+                    {"url": url, "token": token, "spans": ingest_spans, "batch": 512},
+                )
+            )
+            log(f"span processor {rep + 1}/{reps}")
+            processor.append(
+                run(OURS, "otel_processor", {"url": url, "token": token, "spans": processor_spans})
+            )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"otel{'-quick' if quick else ''}.json").write_text(
+        json.dumps({"ingest": ingest, "processor": processor}, indent=2)
+    )
+    dropped = sum(row["spans"] - row["stored"] for row in ingest)
+    undelivered = sum(row["expected"] - row["delivered"] for row in processor)
+    report = "\n".join(
+        [
+            f"Run on {started} with `python -m benchmarks.otel{' --quick' if quick else ''}`; "
+            f"{reps} repetitions, median (min–max); {os.cpu_count()} CPUs, load average "
+            f"{load_before:.1f} at the start and {os.getloadavg()[0]:.1f} at the end.",
+            "",
+            "| OTLP ingest (protobuf, one exporter process, 512 spans per export) | |",
+            "|---|---|",
+            f"| stored spans/s | {_fmt(_median(ingest, 'spans_per_s'))} |",
+            f"| spans dropped | {dropped} |",
+            "",
+            "| cost per span on the agent's thread | µs |",
+            "|---|---|",
+            f"| no processor (baseline) | {_fmt(_median(processor, 'baseline_us'), 1)} |",
+            "| OTel BatchSpanProcessor, no-op exporter | "
+            f"{_fmt(_median(processor, 'batch_us'), 1)} |",
+            f"| PrefactorSpanProcessor | {_fmt(_median(processor, 'ours_us'), 1)} |",
+            f"| spans not delivered by PrefactorSpanProcessor | {undelivered} |",
+        ]
+    )
+    (RESULTS / f"otel{'-quick' if quick else ''}.md").write_text(report + "\n")
+    print(report)
+
+
+if __name__ == "__main__":
+    main()

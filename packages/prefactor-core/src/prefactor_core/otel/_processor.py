@@ -1,0 +1,426 @@
+"""``PrefactorSpanProcessor``: ended OpenTelemetry spans become Prefactor spans.
+
+Nesting, both ways:
+
+* An OTel span started while a Prefactor span is open (in the same task or thread
+  context) joins that span's instance, under it.
+* A Prefactor span opened while a bridged OTel span is current nests under that OTel span
+  (through :mod:`prefactor_core._engine.parents`).
+* An OTel trace started outside any Prefactor span gets an instance of its own, like the
+  server's OTLP ingest: id ``otel-<trace id>``, agent from the resource's ``service.name``,
+  finished when the trace's local root span ends.
+
+Only spans the filter accepts are forwarded (by default GenAI spans: see
+:func:`~prefactor_core.otel._mapping.is_genai_span`); the filter sees the span as it
+starts. A span that is not forwarded is transparent: its forwarded descendants nest under
+its nearest forwarded ancestor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace as otel_trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from prefactor_core._engine.parents import add_resolver, remove_resolver
+from prefactor_core._engine.threadsafe import ThreadSafeSubmitter
+from prefactor_core._engine.wire import encode_json
+from prefactor_core.context_stack import _STACK
+from prefactor_core.operations import Operation, OperationType, derived_operation
+from prefactor_core.otel._mapping import (
+    SCHEMA_NAMES,
+    OtelEvent,
+    OtelSpan,
+    agent_id_for_service,
+    instance_id_for_trace,
+    is_genai,
+    map_span,
+    span_id_for,
+)
+from prefactor_core.utils import generate_idempotency_key
+
+if TYPE_CHECKING:
+    from prefactor_core.client import PrefactorCoreClient
+
+__all__ = ["PrefactorSpanProcessor", "SpanFilter", "default_span_filter", "to_otel_span"]
+
+logger = logging.getLogger(__name__)
+
+SpanFilter = Callable[[ReadableSpan], bool]
+"""Decides, when a span starts, whether it is forwarded to Prefactor."""
+
+
+def to_otel_span(span: ReadableSpan) -> OtelSpan:
+    """Convert an OTel SDK span to the mapping's neutral form."""
+    context = span.context
+    trace_id = format(context.trace_id, "032x") if context is not None else "0" * 32
+    parent = span.parent
+    scope = span.instrumentation_scope
+    return OtelSpan(
+        trace_id=trace_id,
+        span_id=format(context.span_id, "016x") if context is not None else "0" * 16,
+        parent_span_id=format(parent.span_id, "016x") if parent is not None else None,
+        name=span.name,
+        start_ns=span.start_time or 0,
+        end_ns=span.end_time or span.start_time or 0,
+        status_code=span.status.status_code.value,
+        status_message=span.status.description or "",
+        attributes=dict(span.attributes or {}),
+        events=[
+            OtelEvent(event.name, event.timestamp, dict(event.attributes or {}))
+            for event in span.events
+        ],
+        kind=span.kind.value + 1,  # the SDK counts from INTERNAL = 0, OTLP from UNSPECIFIED
+        scope_name=scope.name if scope is not None else "",
+    )
+
+
+def default_span_filter(span: ReadableSpan) -> bool:
+    """Forward GenAI spans only: a known GenAI instrumentation scope, or ``gen_ai.*``,
+    ``llm.*``, ``openinference.*`` or ``traceloop.*`` attributes."""
+    scope = span.instrumentation_scope
+    return is_genai(scope.name if scope is not None else "", span.attributes or {})
+
+
+@dataclass
+class _Node:
+    """What the processor knows of a started OTel span."""
+
+    instance_id: str | None  # None: not inside any instance (nothing to forward it into)
+    own_id: str | None  # its Prefactor id when forwarded
+    parent_id: str | None  # the Prefactor parent of it (or of its forwarded children)
+    depth: int  # the Prefactor span stack's depth when it started
+    forwarded: bool
+    local_root: bool  # no parent in this process: its end finishes an owned instance
+
+    @property
+    def prefactor_id(self) -> str | None:
+        """The Prefactor id children nest under (itself, or its ancestor when skipped)."""
+        return self.own_id if self.forwarded else self.parent_id
+
+
+def _service(span: ReadableSpan) -> tuple[str, str | None]:
+    attributes = span.resource.attributes
+    name = attributes.get("service.name")
+    version = attributes.get("service.version")
+    return (
+        name if isinstance(name, str) and name else "unknown_service",
+        str(version) if version is not None else None,
+    )
+
+
+class PrefactorSpanProcessor(SpanProcessor):
+    """An OTel ``SpanProcessor`` that records ended spans as Prefactor spans.
+
+    Add it to a ``TracerProvider`` of your own; it never touches the global provider. Its
+    hooks never block and never raise: ``on_end`` queues the span, a worker thread maps
+    it and hands it to the client's delivery engine through a thread-safe queue.
+
+    Example::
+
+        async with PrefactorCoreClient(config) as client:
+            provider = TracerProvider()
+            provider.add_span_processor(PrefactorSpanProcessor(client))
+            OpenAIInstrumentor().instrument(tracer_provider=provider)
+
+    Args:
+        client: An initialised (or about to be) :class:`PrefactorCoreClient`.
+        span_filter: Which spans to forward (default :func:`default_span_filter`);
+            ``lambda span: True`` forwards every span.
+        agent_id: The agent of instances made for OTel traces started outside any
+            Prefactor span (default: a digest of the resource's ``service.name``).
+        agent_version: Their agent version (default: named after ``service.name``,
+            identified by ``service.version``).
+        loop: The client's event loop (default: the running loop).
+
+    Raises:
+        RuntimeError: No loop is given and none is running.
+    """
+
+    def __init__(
+        self,
+        client: PrefactorCoreClient,
+        *,
+        span_filter: SpanFilter | None = None,
+        agent_id: str | None = None,
+        agent_version: dict[str, Any] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                raise RuntimeError(
+                    "PrefactorSpanProcessor needs the client's event loop: create it inside "
+                    "that loop or pass loop="
+                ) from None
+        self._client = client
+        self._filter = span_filter or default_span_filter
+        self._agent_id = agent_id
+        self._agent_version = agent_version
+        self._loop = loop
+        self._submitter = ThreadSafeSubmitter(client, loop)
+        self._nodes: dict[int, _Node] = {}
+        self._owned: dict[int, str] = {}  # trace id → the instance made for it
+        self._closed = False
+        registry = client.config.schema_registry
+        if registry is not None:
+            # The mapped spans' types must be known to instances that validate span types.
+            for name in SCHEMA_NAMES:
+                if not registry.has(name):
+                    registry.register_type(name=name, params_schema={"type": "object"})
+        self._ended: deque[Any] = deque()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._worker = threading.Thread(
+            target=self._work, name="prefactor-otel-processor", daemon=True
+        )
+        self._worker.start()
+        add_resolver(self._resolve_parent)
+
+    @property
+    def dropped(self) -> int:
+        """Operations that could not be handed to the client (closed loop or client)."""
+        return self._submitter.dropped
+
+    # -- SpanProcessor --------------------------------------------------------------------
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        """Record where the span nests (never blocks or raises)."""
+        try:
+            self._start(span)
+        except Exception:  # telemetry must never break the traced code
+            logger.exception("PrefactorSpanProcessor.on_start failed")
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Queue the ended span as a Prefactor span (never blocks or raises)."""
+        try:
+            self._end(span)
+        except Exception:
+            logger.exception("PrefactorSpanProcessor.on_end failed")
+
+    def shutdown(self) -> None:
+        """Hand over what has ended, stop the worker, and stop nesting Prefactor spans
+        under OTel spans (idempotent; delivery itself is the client's)."""
+        if self._closed:
+            return
+        self._closed = True
+        remove_resolver(self._resolve_parent)
+        self._ended.append(self._stop)
+        self._wake.set()
+        self._worker.join(timeout=10)
+        self._hand_over()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Map the ended spans and hand them to the client; off the client's loop, also
+        wait until the client delivered them. Bounded by ``timeout_millis``.
+
+        On the loop's own thread it cannot wait for delivery: it hands the spans over and
+        returns; ``await client.flush()`` then delivers them.
+
+        Returns:
+            False when the time ran out (or the loop is closed), else True.
+        """
+        timeout = timeout_millis / 1000
+        deadline = time.monotonic() + timeout
+        if not self._closed:
+            marker = threading.Event()
+            self._ended.append(marker)
+            self._wake.set()
+            if not marker.wait(timeout):
+                return False
+        if self._on_loop():
+            self._submitter.drain()
+            return True
+        try:
+            future = asyncio.run_coroutine_threadsafe(
+                self._flush(max(deadline - time.monotonic(), 0.0)), self._loop
+            )
+            return future.result(max(deadline - time.monotonic(), 0.0))
+        except Exception:  # a closed loop, a timeout: report, never raise
+            return False
+
+    def _on_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    def _hand_over(self) -> None:
+        if self._on_loop():
+            self._submitter.drain()
+
+    async def _flush(self, timeout: float) -> bool:
+        await self._submitter.wait_handed_over()
+        return await self._client.flush(timeout)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _start(self, span: Span) -> None:
+        if self._closed or span.context is None:
+            return
+        context = span.context
+        parent = span.parent
+        parent_node = self._nodes.get(parent.span_id) if parent is not None else None
+        stack = _STACK.get()
+        forwarded = self._filter(span)
+        trace_id = format(context.trace_id, "032x")
+        own_id = span_id_for(trace_id, format(context.span_id, "016x"))
+        if parent_node is not None and parent_node.instance_id is not None:
+            instance_id: str | None = parent_node.instance_id
+            parent_id = parent_node.prefactor_id
+        else:
+            instance_id, parent_id = self._prefactor_parent(stack)
+            if instance_id is None:
+                instance_id = self._owned.get(context.trace_id)
+            if instance_id is None and forwarded:
+                instance_id = self._own_instance(span, trace_id, context.trace_id)
+        self._nodes[context.span_id] = _Node(
+            instance_id=instance_id,
+            own_id=own_id,
+            parent_id=parent_id,
+            depth=len(stack),
+            forwarded=forwarded and instance_id is not None,
+            local_root=parent_node is None,
+        )
+
+    def _prefactor_parent(self, stack: tuple[str, ...]) -> tuple[str | None, str | None]:
+        """The instance and span of the innermost open Prefactor span, if any."""
+        if not stack:
+            return None, None
+        manager = self._client.span_manager
+        open_span = manager._open_spans.get(stack[-1]) if manager is not None else None
+        if open_span is None:
+            return None, None
+        return open_span.instance_id, open_span.id
+
+    def _own_instance(self, span: Span, trace_id: str, trace_key: int) -> str:
+        instance_id = instance_id_for_trace(trace_id)
+        self._owned[trace_key] = instance_id
+        service, version = _service(span)
+        body = {
+            "id": instance_id,
+            "agent_id": self._agent_id or agent_id_for_service(service),
+            "agent_version": self._agent_version
+            or {"name": service, "external_identifier": version or "unversioned"},
+            "agent_schema_version": {"external_identifier": "otel"},
+            "update_current_version": True,
+        }
+        started = (span.start_time or time.time_ns()) / 1e9
+        now = time.time()
+        self._submitter.submit(
+            (
+                Operation(
+                    OperationType.REGISTER_AGENT_INSTANCE,
+                    {"instance_id": instance_id, "body": body},
+                    now,
+                    generate_idempotency_key(),
+                ),
+                Operation(
+                    OperationType.START_AGENT_INSTANCE,
+                    {"instance_id": instance_id, "timestamp": started},
+                    now,
+                    generate_idempotency_key(),
+                ),
+            )
+        )
+        return instance_id
+
+    def _end(self, span: ReadableSpan) -> None:
+        """The agent's part: settle the trace's bookkeeping and queue the span for the
+        worker (mapping and encoding happen there, off the agent's thread)."""
+        context = span.context
+        if context is None or self._closed:  # after shutdown the worker is gone
+            return
+        node = self._nodes.pop(context.span_id, None)
+        if node is None:
+            return
+        owned = self._owned.pop(context.trace_id, None) if node.local_root else None
+        forwarded = node.forwarded and node.instance_id is not None
+        if forwarded or owned is not None:
+            self._ended.append((node if forwarded else None, span, owned))
+            if not self._wake.is_set():
+                self._wake.set()
+
+    def _work(self) -> None:
+        """The worker thread: map ended spans to operations and hand them over in order."""
+        ended = self._ended
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            ops: list[Operation] = []
+            while ended:
+                item = ended.popleft()
+                if isinstance(item, threading.Event):  # a flush or stop marker
+                    if ops:
+                        self._submitter.submit(ops)
+                        ops = []
+                    item.set()
+                    if item is self._stop:
+                        return
+                    continue
+                try:
+                    ops.extend(self._operations(*item))
+                except Exception:  # a span that cannot be mapped is logged, not fatal
+                    logger.exception("PrefactorSpanProcessor could not map a span")
+            if ops:
+                self._submitter.submit(ops)
+
+    def _operations(
+        self, node: _Node | None, span: ReadableSpan, owned: str | None
+    ) -> list[Operation]:
+        ops: list[Operation] = []
+        if node is not None and node.instance_id is not None and node.own_id is not None:
+            mapped = map_span(to_otel_span(span))
+            start = (span.start_time or 0) / 1e9
+            payload = {
+                "span_id": node.own_id,
+                "instance_id": node.instance_id,
+                "schema_name": mapped.schema_name,
+                "status": mapped.status,
+                "payload_json": encode_json(mapped.params),
+                "result_json": encode_json(mapped.result) if mapped.result else None,
+                "parent_span_id": node.parent_id,
+                "started_at": start,
+                "finished_at": (span.end_time or 0) / 1e9 or start,
+            }
+            ops.append(
+                derived_operation(
+                    OperationType.CREATE_SPAN, payload, time.time(), "c-", node.own_id
+                )
+            )
+        if owned is not None:
+            # The trace's local root ended (forwarded or not): its instance is over.
+            failed = span.status.status_code.value == 2
+            ops.append(
+                Operation(
+                    OperationType.FINISH_AGENT_INSTANCE,
+                    {
+                        "instance_id": owned,
+                        "status": "failed" if failed else "complete",
+                        "timestamp": (span.end_time or time.time_ns()) / 1e9,
+                    },
+                    time.time(),
+                    generate_idempotency_key(),
+                )
+            )
+        return ops
+
+    def _resolve_parent(self, instance_id: str, depth: int) -> str | None:
+        """The current OTel span's Prefactor id, when it is inner to the SDK's stack."""
+        context = otel_trace.get_current_span().get_span_context()
+        if not context.is_valid:
+            return None
+        node = self._nodes.get(context.span_id)
+        if node is None or node.instance_id != instance_id or depth > node.depth:
+            return None
+        return node.prefactor_id

@@ -1,0 +1,182 @@
+"""``POST /v1/traces``: OTLP/HTTP trace ingest (the path OTel exporters use by default).
+
+Accepts ``application/x-protobuf`` and ``application/json`` (OTLP/JSON), optionally
+gzip-compressed, authenticated with the account's bearer token (the exporters send it via
+``OTEL_EXPORTER_OTLP_HEADERS``). The answer is an ``ExportTraceServiceResponse`` in the
+request's encoding, with ``partial_success`` counting the spans that could not be used.
+
+Durability and back-pressure: the answer is sent only after the spans are committed, so
+an exporter that got 200 never loses them. When more than ``otlp_max_pending_spans`` spans
+are received but not yet stored, the export is refused with 503 and ``Retry-After`` (the
+standard exporters retry it) instead of being held in memory or dropped.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import orjson
+from fastapi import APIRouter, Request
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTracePartialSuccess,
+    ExportTraceServiceResponse,
+)
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from prefactor_server import _time
+from prefactor_server.api._common import CurrentAccount, read_body, settings, storage
+from prefactor_server.domain.context import WriteContext
+from prefactor_server.domain.otlp_decode import Export, decode_json, decode_protobuf
+from prefactor_server.domain.otlp_ingest import Outcome, PreparedTrace, prepare, store
+from prefactor_server.errors import ApiError
+from prefactor_server.storage.base import WriteSession
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["otlp"])
+
+_PROTOBUF = "application/x-protobuf"
+_JSON = "application/json"
+_RETRY_AFTER_SECONDS = 1
+
+
+class _Pending:
+    """Spans received and not yet stored, across requests (one event loop: no lock)."""
+
+    def __init__(self) -> None:
+        self.spans = 0
+
+
+def _pending(request: Request) -> _Pending:
+    state = request.app.state
+    pending: _Pending | None = getattr(state, "otlp_pending", None)
+    if pending is None:
+        pending = state.otlp_pending = _Pending()
+    return pending
+
+
+# zlib window bits of the accepted Content-Encodings (gzip framing, zlib framing).
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    """Inflate at most ``limit`` bytes (a small bomb cannot grow past the body cap)."""
+    decompressor = zlib.decompressobj(_WBITS[encoding])
+    try:
+        data = decompressor.decompress(body, limit + 1)
+    except zlib.error:
+        raise ApiError(
+            400,
+            "invalid_encoding",
+            f"body: Content-Encoding is {encoding} but the body is not {encoding} data",
+        ) from None
+    if len(data) > limit or decompressor.unconsumed_tail:
+        raise ApiError(
+            413, "payload_too_large", f"Decompressed request body is larger than {limit} bytes"
+        )
+    return data
+
+
+def _media_type(request: Request) -> str:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media not in (_PROTOBUF, _JSON):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "content-type: must be application/x-protobuf or application/json",
+            {"content-type": ["must be application/x-protobuf or application/json"]},
+        )
+    return media
+
+
+def _answer(media: str, rejected: int, errors: list[str]) -> Response:
+    message = "; ".join(errors)[:500]
+    if media == _PROTOBUF:
+        response = ExportTraceServiceResponse()
+        if rejected:
+            response.partial_success.CopyFrom(
+                ExportTracePartialSuccess(rejected_spans=rejected, error_message=message)
+            )
+        return Response(response.SerializeToString(), media_type=_PROTOBUF)
+    body: dict[str, object] = {}
+    if rejected:
+        # OTLP/JSON writes 64-bit integers as strings.
+        body["partialSuccess"] = {"rejectedSpans": str(rejected), "errorMessage": message}
+    return Response(orjson.dumps(body), media_type=_JSON)
+
+
+def _decode(media: str, body: bytes) -> tuple[Export, list[PreparedTrace]]:
+    export = decode_protobuf(body) if media == _PROTOBUF else decode_json(body)
+    return export, prepare(export)
+
+
+@router.post(
+    "/v1/traces",
+    summary="OTLP/HTTP trace export (protobuf or JSON): one OTel trace → one agent instance",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "An OTLP ExportTraceServiceRequest; Content-Encoding gzip or deflate.",
+            "content": {
+                _PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
+                _JSON: {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"resourceSpans": {"type": "array", "items": {}}},
+                    }
+                },
+            },
+        }
+    },
+    responses={
+        200: {"description": "ExportTraceServiceResponse (partial_success counts refused spans)"},
+        503: {"description": "Too many spans waiting to be stored; retry after Retry-After"},
+    },
+)
+async def export_traces(request: Request, account: CurrentAccount) -> Response:
+    """Store the spans of an OTLP export; answer once they are committed."""
+    media = _media_type(request)
+    config = settings(request)
+    body = await read_body(request)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in _WBITS:
+        body = _decompress(body, encoding, config.max_body_bytes)
+    elif encoding not in ("", "identity"):
+        raise ApiError(
+            415,
+            "unsupported_encoding",
+            "content-encoding: must be gzip, deflate or identity",
+            {"content-encoding": ["must be gzip, deflate or identity"]},
+        )
+    export, traces = await run_in_threadpool(_decode, media, body)
+    count = export.span_count
+    pending = _pending(request)
+    if count and pending.spans + count > config.otlp_max_pending_spans and pending.spans:
+        return Response(
+            orjson.dumps(
+                {
+                    "status": "error",
+                    "code": "overloaded",
+                    "message": "Too many spans waiting to be stored; retry later",
+                }
+            ),
+            status_code=503,
+            media_type=_JSON,
+            headers={"Retry-After": str(_RETRY_AFTER_SECONDS)},
+        )
+    schemas = request.app.state.schemas
+
+    def job(session: WriteSession) -> Outcome:
+        stamp = _time.now()
+        ctx = WriteContext(account=account, schemas=schemas, clock=lambda: stamp)
+        return store(session, ctx, traces)
+
+    outcome = Outcome()
+    if count:
+        pending.spans += count
+        try:
+            outcome = await storage(request).write(job)
+        finally:
+            pending.spans -= count
+    return _answer(media, export.rejected + outcome.rejected, export.errors + outcome.errors)

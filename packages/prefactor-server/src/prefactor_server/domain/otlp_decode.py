@@ -1,0 +1,340 @@
+"""Decode an OTLP trace export (protobuf or OTLP/JSON) into neutral spans.
+
+Both encodings end in the same :class:`Export`: resources (``service.name``,
+``service.version``) each with their :class:`~prefactor_core.otel._mapping.OtelSpan`
+values, plus the spans that could not be used (an id of the wrong length, an all-zero
+trace id), which the endpoint reports as ``partial_success`` instead of failing the
+whole export. A body that is not an export at all raises :class:`ApiError` 400 naming the
+field.
+
+OTLP/JSON is not protobuf's canonical JSON: trace and span ids are hex strings, 64-bit
+integers may arrive as strings or numbers, enums as numbers, keys in lowerCamelCase
+(snake_case is accepted too).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from prefactor_core.otel._mapping import OtelEvent, OtelSpan
+from prefactor_server.domain.fields import shown
+from prefactor_server.errors import ApiError
+
+__all__ = ["Export", "Resource", "decode_json", "decode_protobuf"]
+
+_ZERO_TRACE = "0" * 32
+# Attribute values nested deeper than this are cut off (None): a hostile body must not
+# exhaust the interpreter's stack. Real attributes nest a level or two.
+_MAX_DEPTH = 16
+_ZERO_SPAN = "0" * 16
+
+
+@dataclass
+class Resource:
+    """The spans of one OTLP resource and the service that sent them."""
+
+    service_name: str
+    service_version: str | None
+    spans: list[OtelSpan] = field(default_factory=list)
+
+
+@dataclass
+class Export:
+    """A decoded export: usable spans by resource, and the rejected ones."""
+
+    resources: list[Resource] = field(default_factory=list)
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def reject(self, where: str, reason: str) -> None:
+        """Count one unusable span (the first few reasons are kept for the answer)."""
+        self.rejected += 1
+        if len(self.errors) < 5:
+            self.errors.append(f"{where}: {reason}")
+
+    @property
+    def span_count(self) -> int:
+        """The number of usable spans."""
+        return sum(len(resource.spans) for resource in self.resources)
+
+
+def _bad(field_path: str, message: str) -> ApiError:
+    return ApiError(400, "invalid_otlp", f"{field_path}: {message}", {field_path: [message]})
+
+
+def _service(attrs: Mapping[str, Any]) -> tuple[str, str | None]:
+    name = attrs.get("service.name")
+    version = attrs.get("service.version")
+    return (
+        name if isinstance(name, str) and name else "unknown_service",
+        str(version) if version is not None and version != "" else None,
+    )
+
+
+# -- protobuf --------------------------------------------------------------------------
+
+
+def _pb_value(value: AnyValue, depth: int = 0) -> Any:
+    kind = value.WhichOneof("value")
+    if depth > _MAX_DEPTH:
+        return None
+    if kind == "string_value":
+        return value.string_value
+    if kind == "int_value":
+        return value.int_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "double_value":
+        return value.double_value
+    if kind == "array_value":
+        return [_pb_value(item, depth + 1) for item in value.array_value.values]
+    if kind == "kvlist_value":
+        return {item.key: _pb_value(item.value, depth + 1) for item in value.kvlist_value.values}
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    return None
+
+
+def _pb_attrs(items: Any) -> dict[str, Any]:
+    return {item.key: _pb_value(item.value) for item in items}
+
+
+def decode_protobuf(body: bytes) -> Export:
+    """Decode an ``ExportTraceServiceRequest`` in the protobuf binary encoding.
+
+    Raises:
+        ApiError: 400 ``invalid_otlp`` when the body is not such a message.
+    """
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(body)
+    except DecodeError:
+        raise _bad("body", "is not an OTLP ExportTraceServiceRequest (protobuf)") from None
+    export = Export()
+    for r_index, resource_spans in enumerate(request.resource_spans):
+        name, version = _service(_pb_attrs(resource_spans.resource.attributes))
+        resource = Resource(name, version)
+        for s_index, scope_spans in enumerate(resource_spans.scope_spans):
+            scope = scope_spans.scope.name
+            for index, span in enumerate(scope_spans.spans):
+                where = f"resource_spans.{r_index}.scope_spans.{s_index}.spans.{index}"
+                trace_id = span.trace_id.hex()
+                span_id = span.span_id.hex()
+                if len(trace_id) != 32 or trace_id == _ZERO_TRACE:
+                    export.reject(where, "trace_id must be 16 bytes, not all zero")
+                    continue
+                if len(span_id) != 16 or span_id == _ZERO_SPAN:
+                    export.reject(where, "span_id must be 8 bytes, not all zero")
+                    continue
+                parent = span.parent_span_id.hex()
+                if parent and (len(parent) != 16 or parent == _ZERO_SPAN):
+                    parent = ""
+                resource.spans.append(
+                    OtelSpan(
+                        trace_id=trace_id,
+                        span_id=span_id,
+                        parent_span_id=parent or None,
+                        name=span.name,
+                        start_ns=span.start_time_unix_nano,
+                        end_ns=span.end_time_unix_nano,
+                        status_code=span.status.code,
+                        status_message=span.status.message,
+                        attributes=_pb_attrs(span.attributes),
+                        events=[
+                            OtelEvent(event.name, event.time_unix_nano, _pb_attrs(event.attributes))
+                            for event in span.events
+                        ],
+                        kind=span.kind,
+                        scope_name=scope,
+                    )
+                )
+        if resource.spans:
+            export.resources.append(resource)
+    return export
+
+
+# -- OTLP/JSON -------------------------------------------------------------------------
+
+
+def _get(obj: Mapping[str, Any], camel: str, snake: str) -> Any:
+    value = obj.get(camel)
+    return obj.get(snake) if value is None else value
+
+
+def _list(obj: Mapping[str, Any], camel: str, snake: str, where: str) -> list[Any]:
+    value = _get(obj, camel, snake)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _bad(f"{where}.{camel}", "must be an array")
+    return value
+
+
+def _object(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _bad(where, "must be an object")
+    return value
+
+
+def _json_int(value: Any, where: str) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    raise _bad(where, f"must be an integer or a string of digits, got {shown(value)}")
+
+
+def _json_enum(value: Any, names: Any, where: str) -> int:
+    """An enum: a number as OTLP/JSON requires, or its name, which some senders write."""
+    if isinstance(value, str) and not value.isdigit():
+        try:
+            number: int = names.Value(value)
+        except ValueError:
+            raise _bad(where, f"is not a known value: {shown(value)}") from None
+        return number
+    return _json_int(value, where)
+
+
+def _json_value(value: Any, depth: int = 0) -> Any:
+    if not isinstance(value, Mapping) or depth > _MAX_DEPTH:
+        return None
+    for key in ("stringValue", "string_value"):
+        if key in value:
+            return value[key]
+    for key in ("boolValue", "bool_value"):
+        if key in value:
+            return value[key]
+    for key in ("intValue", "int_value"):
+        if key in value:
+            raw = value[key]
+            return int(raw) if isinstance(raw, str) and raw.lstrip("-").isdigit() else raw
+    for key in ("doubleValue", "double_value"):
+        if key in value:
+            raw = value[key]
+            return float(raw) if isinstance(raw, (str, int)) else raw
+    for key in ("arrayValue", "array_value"):
+        if key in value and isinstance(value[key], Mapping):
+            items = value[key].get("values")
+            return (
+                [_json_value(item, depth + 1) for item in items] if isinstance(items, list) else []
+            )
+    for key in ("kvlistValue", "kvlist_value"):
+        if key in value and isinstance(value[key], Mapping):
+            return _json_attrs(value[key].get("values"), "kvlistValue", depth + 1)
+    for key in ("bytesValue", "bytes_value"):
+        if key in value:
+            return value[key]
+    return None
+
+
+def _json_attrs(items: Any, where: str, depth: int = 0) -> dict[str, Any]:
+    if items is None:
+        return {}
+    if not isinstance(items, list):
+        raise _bad(where, "must be an array of {key, value}")
+    out: dict[str, Any] = {}
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping) or not isinstance(item.get("key"), str):
+            raise _bad(f"{where}.{index}.key", "must be a string")
+        out[item["key"]] = _json_value(item.get("value"), depth)
+    return out
+
+
+def _hex_id(value: Any, size: int) -> str | None:
+    if not isinstance(value, str) or len(value) != size:
+        return None
+    lowered = value.lower()
+    if lowered == "0" * size or any(char not in "0123456789abcdef" for char in lowered):
+        return None
+    return lowered
+
+
+def decode_json(body: bytes) -> Export:
+    """Decode an ``ExportTraceServiceRequest`` in the OTLP/JSON encoding.
+
+    Raises:
+        ApiError: 400 ``invalid_json`` / ``invalid_otlp`` naming the first bad field.
+    """
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "invalid_json", f"Request body is not valid JSON: {exc}") from None
+    root = _object(document, "body")
+    export = Export()
+    for r_index, raw_rs in enumerate(_list(root, "resourceSpans", "resource_spans", "body")):
+        r_where = f"resourceSpans.{r_index}"
+        resource_spans = _object(raw_rs, r_where)
+        raw_resource = _object(resource_spans.get("resource") or {}, f"{r_where}.resource")
+        attrs = _json_attrs(raw_resource.get("attributes"), f"{r_where}.resource.attributes")
+        resource = Resource(*_service(attrs))
+        for s_index, raw_ss in enumerate(
+            _list(resource_spans, "scopeSpans", "scope_spans", r_where)
+        ):
+            s_where = f"{r_where}.scopeSpans.{s_index}"
+            scope_spans = _object(raw_ss, s_where)
+            scope = scope_spans.get("scope") or {}
+            scope_name = scope.get("name", "") if isinstance(scope, Mapping) else ""
+            for index, raw_span in enumerate(_list(scope_spans, "spans", "spans", s_where)):
+                where = f"{s_where}.spans.{index}"
+                span = _object(raw_span, where)
+                trace_id = _hex_id(_get(span, "traceId", "trace_id"), 32)
+                span_id = _hex_id(_get(span, "spanId", "span_id"), 16)
+                if trace_id is None:
+                    export.reject(where, "traceId must be 32 hex characters, not all zero")
+                    continue
+                if span_id is None:
+                    export.reject(where, "spanId must be 16 hex characters, not all zero")
+                    continue
+                status = _object(span.get("status") or {}, f"{where}.status")
+                name = span.get("name", "")
+                message = status.get("message", "")
+                resource.spans.append(
+                    OtelSpan(
+                        trace_id=trace_id,
+                        span_id=span_id,
+                        parent_span_id=_hex_id(_get(span, "parentSpanId", "parent_span_id"), 16),
+                        name=name if isinstance(name, str) else str(name),
+                        start_ns=_json_int(
+                            _get(span, "startTimeUnixNano", "start_time_unix_nano"),
+                            f"{where}.startTimeUnixNano",
+                        ),
+                        end_ns=_json_int(
+                            _get(span, "endTimeUnixNano", "end_time_unix_nano"),
+                            f"{where}.endTimeUnixNano",
+                        ),
+                        status_code=_json_enum(
+                            status.get("code"), Status.StatusCode, f"{where}.status.code"
+                        ),
+                        status_message=message if isinstance(message, str) else str(message),
+                        attributes=_json_attrs(span.get("attributes"), f"{where}.attributes"),
+                        events=[
+                            OtelEvent(
+                                str(_object(event, f"{where}.events.{e_index}").get("name", "")),
+                                _json_int(
+                                    _get(event, "timeUnixNano", "time_unix_nano"),
+                                    f"{where}.events.{e_index}.timeUnixNano",
+                                ),
+                                _json_attrs(
+                                    event.get("attributes"), f"{where}.events.{e_index}.attributes"
+                                ),
+                            )
+                            for e_index, event in enumerate(_list(span, "events", "events", where))
+                        ],
+                        kind=_json_enum(span.get("kind"), Span.SpanKind, f"{where}.kind"),
+                        scope_name=scope_name if isinstance(scope_name, str) else "",
+                    )
+                )
+        if resource.spans:
+            export.resources.append(resource)
+    return export

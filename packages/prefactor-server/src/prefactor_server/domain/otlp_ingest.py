@@ -1,0 +1,232 @@
+"""Store decoded OTLP spans: one OTel trace becomes one agent instance.
+
+The rules (README, "OpenTelemetry in"):
+
+* The instance id is ``otel-<trace id>`` and each span id ``otel-<trace id>-<span id>``,
+  so the spans of one trace, exported in many requests, in any order, children before
+  parents, land in one instance and one tree (a child stored before its parent is marked
+  orphaned until the parent arrives, then adopted by the storage).
+* The agent is the resource's ``service.name`` (id: a digest of the name), the agent
+  version its ``service.version``.
+* Re-sending an export stores nothing twice: a span whose id is stored already is skipped.
+* The instance is ``active`` from its first span and finishes when its root span (the one
+  without a parent) arrives: OTel exports a span only once it has ended, so the root's
+  arrival means the run is over. Its status is ``failed`` when the root's status is
+  ``ERROR``, else ``complete``; its times are the root's start and end. A trace whose
+  root never arrives (a root in an uninstrumented service) stays ``active``.
+
+:func:`prepare` does the mapping outside the write transaction (it is the costly part);
+:func:`store` runs inside it through the storage protocol only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from prefactor_core.otel._mapping import (
+    OtelSpan,
+    agent_id_for_service,
+    instance_id_for_trace,
+    map_span,
+    span_id_for,
+)
+from prefactor_server.domain import instances
+from prefactor_server.domain.context import WriteContext
+from prefactor_server.domain.otlp_decode import Export
+from prefactor_server.errors import ApiError
+from prefactor_server.storage.base import Record, WriteSession
+
+__all__ = ["Outcome", "PreparedTrace", "prepare", "store"]
+
+_SCHEMA_IDENTIFIER = "otel"
+
+
+# The last second formatted and its text, as one tuple: threads swap it atomically.
+_SECOND: list[tuple[int, str]] = [(-1, "")]
+
+
+def ns_timestamp(ns: int) -> str:
+    """Format nanoseconds since the epoch as the storage's UTC timestamp (microseconds).
+
+    The date and time to the second are formatted once per second: spans of an export
+    mostly share their seconds.
+    """
+    seconds, rest = divmod(ns, 1_000_000_000)
+    second, text = _SECOND[0]
+    if second != seconds:
+        text = datetime.fromtimestamp(seconds, UTC).isoformat()[:19]
+        _SECOND[0] = (seconds, text)
+    return f"{text}.{rest // 1000:06d}Z"
+
+
+@dataclass
+class PreparedSpan:
+    """A mapped span ready to insert (instance and account fields are added in :func:`store`)."""
+
+    id: str
+    parent_id: str | None
+    schema_name: str
+    status: str
+    params: dict[str, Any]
+    result: dict[str, Any]
+    started_at: str
+    finished_at: str
+
+
+@dataclass
+class PreparedTrace:
+    """The spans of one trace in one export, with the service that sent them."""
+
+    instance_id: str
+    agent_id: str
+    service_name: str
+    service_version: str | None
+    started_at: str
+    spans: list[PreparedSpan] = field(default_factory=list)
+    root: PreparedSpan | None = None
+
+
+@dataclass
+class Outcome:
+    """What :func:`store` did: spans stored, spans already stored, spans refused."""
+
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _prepare_span(span: OtelSpan) -> PreparedSpan:
+    mapped = map_span(span)
+    started = ns_timestamp(span.start_ns)
+    return PreparedSpan(
+        id=span_id_for(span.trace_id, span.span_id),
+        parent_id=(
+            span_id_for(span.trace_id, span.parent_span_id) if span.parent_span_id else None
+        ),
+        schema_name=mapped.schema_name,
+        status=mapped.status,
+        params=mapped.params,
+        result=mapped.result,
+        started_at=started,
+        finished_at=ns_timestamp(span.end_ns) if span.end_ns >= span.start_ns else started,
+    )
+
+
+def prepare(export: Export) -> list[PreparedTrace]:
+    """Map every span of an export, grouped by trace (parents before children when the
+    export holds both: spans are ordered by start time)."""
+    traces: dict[str, PreparedTrace] = {}
+    for resource in export.resources:
+        agent_id = agent_id_for_service(resource.service_name)
+        for span in sorted(resource.spans, key=lambda item: item.start_ns):
+            prepared = _prepare_span(span)
+            trace = traces.get(span.trace_id)
+            if trace is None:
+                trace = traces[span.trace_id] = PreparedTrace(
+                    instance_id=instance_id_for_trace(span.trace_id),
+                    agent_id=agent_id,
+                    service_name=resource.service_name,
+                    service_version=resource.service_version,
+                    started_at=prepared.started_at,
+                )
+            trace.spans.append(prepared)
+            if prepared.parent_id is None:
+                trace.root = prepared
+    return list(traces.values())
+
+
+def _instance(session: WriteSession, ctx: WriteContext, trace: PreparedTrace) -> Record:
+    record = ctx.instances.get(trace.instance_id) or session.get_instance(
+        ctx.account.id, trace.instance_id
+    )
+    if record is not None:
+        ctx.instances[trace.instance_id] = record
+        return record
+    instances.register(
+        session,
+        ctx,
+        {
+            "id": trace.instance_id,
+            "agent_id": trace.agent_id,
+            "agent_version": {
+                "name": trace.service_name,
+                "external_identifier": trace.service_version or "unversioned",
+            },
+            "agent_schema_version": {"external_identifier": _SCHEMA_IDENTIFIER},
+        },
+    )
+    # Started at once, from its first span (what instances.start does, without the
+    # answer's span counts, which nobody reads here).
+    return _change(
+        ctx, session, trace.instance_id, {"status": "active", "started_at": trace.started_at}
+    )
+
+
+def _change(ctx: WriteContext, session: WriteSession, instance_id: str, changes: Record) -> Record:
+    changes["updated_at"] = ctx.clock()
+    session.update_instance(ctx.account.id, instance_id, changes)
+    record = ctx.instances[instance_id] = {**ctx.instances[instance_id], **changes}
+    return record
+
+
+def _finish(session: WriteSession, ctx: WriteContext, record: Record, root: PreparedSpan) -> None:
+    """Finish the instance with its root span (a resent root changes nothing)."""
+    if record["status"] not in ("pending", "active"):
+        return
+    changes: Record = {
+        "status": "failed" if root.status == "failed" else "complete",
+        "finished_at": root.finished_at,
+    }
+    if record["started_at"] is None or root.started_at < record["started_at"]:
+        changes["started_at"] = root.started_at
+    _change(ctx, session, record["id"], changes)
+
+
+def store(session: WriteSession, ctx: WriteContext, traces: list[PreparedTrace]) -> Outcome:
+    """Store prepared traces in the caller's transaction (see the module docstring)."""
+    outcome = Outcome()
+    account_id = ctx.account.id
+    now = ctx.clock()
+    records: list[Record] = []
+    roots: list[tuple[str, PreparedSpan]] = []
+    for trace in traces:
+        try:
+            instance = _instance(session, ctx, trace)
+        except ApiError as exc:
+            outcome.rejected += len(trace.spans)
+            outcome.errors.append(f"trace {trace.instance_id}: {exc.message}")
+            continue
+        instance_id = instance["id"]
+        agent_id = instance["agent_id"]
+        records.extend(
+            {
+                "account_id": account_id,
+                "id": span.id,
+                "agent_instance_id": instance_id,
+                "agent_id": agent_id,
+                "parent_span_id": span.parent_id,
+                "orphaned": False,  # decided by the storage
+                "schema_name": span.schema_name,
+                "schema_title": span.schema_name,
+                "status": span.status,
+                "payload": span.params,
+                "result_payload": span.result or None,
+                "summary": None,
+                "started_at": span.started_at,
+                "finished_at": span.finished_at,
+                "inserted_at": now,
+                "updated_at": now,
+            }
+            for span in trace.spans
+        )
+        if trace.root is not None:
+            roots.append((instance_id, trace.root))
+    if records:
+        outcome.stored = session.insert_spans(account_id, records)
+        outcome.duplicates = len(records) - outcome.stored
+    for instance_id, root in roots:
+        _finish(session, ctx, ctx.instances[instance_id], root)
+    return outcome

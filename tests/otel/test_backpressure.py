@@ -1,0 +1,77 @@
+"""POST /v1/traces answers only once spans are stored, and pushes back with 503 and
+Retry-After when too many spans wait to be stored (nothing is dropped)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+from tests.otel.support import otlp_protobuf, record_trace
+
+from prefactor_server.app import create_app
+from prefactor_server.settings import Settings
+from prefactor_server.storage.base import WriteSession
+from prefactor_server.storage.sqlite import SqliteStorage
+
+T = TypeVar("T")
+TOKEN = "otel-backpressure-token"
+
+
+class GatedStorage(SqliteStorage):
+    """SQLite storage whose writes wait at a gate while ``gated`` (a slow disk, on cue)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.gated = False
+        self.gate = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    async def write(self, fn: Callable[[WriteSession], T]) -> T:
+        if self.gated:
+            self.waiting.set()
+            await self.gate.wait()
+        return await super().write(fn)
+
+
+async def test_overload_gets_503_with_retry_after_and_loses_nothing(tmp_path: Path) -> None:
+    """While one export waits to be stored, another that would pass the pending-span cap
+    is refused with 503 and Retry-After; retried later, both are stored."""
+    storage = GatedStorage(tmp_path / "prefactor.db")
+    settings = Settings(
+        db_path=tmp_path / "prefactor.db", api_token=TOKEN, otlp_max_pending_spans=5
+    )
+    app = create_app(settings, storage=storage)
+    first, second = record_trace(), record_trace()
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-protobuf"}
+    async with (
+        asyncio.timeout(30),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1"
+        ) as http,
+    ):
+        storage.gated = True
+        waiting = asyncio.create_task(
+            http.post("/v1/traces", content=otlp_protobuf(first), headers=headers)
+        )
+        await storage.waiting.wait()
+        assert not waiting.done()  # not answered before it is stored
+
+        refused = await http.post("/v1/traces", content=otlp_protobuf(second), headers=headers)
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "1"
+        assert refused.json()["code"] == "overloaded"
+
+        storage.gate.set()
+        assert (await waiting).status_code == 200
+        retried = await http.post("/v1/traces", content=otlp_protobuf(second), headers=headers)
+        assert retried.status_code == 200
+        listed = await http.get(
+            "/api/v1/agent_spans",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            params={"pagination[page_size]": "100"},
+        )
+    storage.close()
+    assert listed.json()["pagination"]["item_count"] == len(first) + len(second)

@@ -1,0 +1,287 @@
+"""POST /v1/traces with the standard OTLP exporter and hand-made OTLP/JSON, into a real
+``prefactor serve``: one trace, one instance, one tree; deduplicated; any order."""
+
+from __future__ import annotations
+
+import gzip
+from typing import Any
+
+import httpx
+import orjson
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
+from tests.otel.conftest import Served
+from tests.otel.support import QUESTION, SERVICE, otlp_json, otlp_protobuf, record_trace
+
+from prefactor_core.otel._mapping import agent_id_for_service, instance_id_for_trace
+
+
+def _exporter(served: Served) -> OTLPSpanExporter:
+    return OTLPSpanExporter(endpoint=f"{served.url}/v1/traces", headers=served.headers)
+
+
+def _ids(spans: list[ReadableSpan]) -> tuple[str, dict[str, str]]:
+    trace_id = format(spans[0].context.trace_id, "032x")
+    by_name = {
+        span.name: f"otel-{trace_id}-{format(span.context.span_id, '016x')}" for span in spans
+    }
+    return trace_id, by_name
+
+
+def _by_id(served: Served, instance_id: str) -> dict[str, dict[str, Any]]:
+    return {span["id"]: span for span in served.spans(agent_instance_id=instance_id)}
+
+
+def test_exported_trace_becomes_one_instance_with_its_tree(served: Served) -> None:
+    """The standard exporter's protobuf export is stored as one instance: tree, statuses,
+    model, messages, token usage and the remaining attributes."""
+    spans = record_trace()
+    trace_id, ids = _ids(spans)
+    assert _exporter(served).export(spans) is SpanExportResult.SUCCESS
+
+    instance = served.instance(instance_id_for_trace(trace_id))
+    assert instance["status"] == "complete"
+    assert instance["agent_id"] == agent_id_for_service(SERVICE)
+    agent = served.get(f"/api/v1/agent/{instance['agent_id']}")["details"]
+    assert agent["name"] == SERVICE
+
+    stored = _by_id(served, instance["id"])
+    assert set(stored) == set(ids.values())
+    root = stored[ids["invoke_agent travel"]]
+    assert root["parent_span_id"] is None
+    assert root["schema_name"] == "agent"
+    for name in ("chat gpt-4o", "execute_tool get_weather", "ChatOpenAI"):
+        assert stored[ids[name]]["parent_span_id"] == root["id"]
+        assert stored[ids[name]]["orphaned"] is False
+
+    chat = stored[ids["chat gpt-4o"]]
+    assert chat["schema_name"] == "llm"
+    assert chat["status"] == "complete"
+    assert chat["payload"]["model"] == "gpt-4o"
+    assert chat["payload"]["messages"] == [{"role": "user", "content": QUESTION}]
+    assert chat["payload"]["attributes"]["server.address"] == "api.example.test"
+    assert chat["result_payload"]["usage"] == {
+        "input_tokens": 12,
+        "output_tokens": 7,
+        "total_tokens": 19,
+    }
+    assert chat["result_payload"]["messages"][0]["tool_calls"] == [
+        {"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}
+    ]
+
+    tool = stored[ids["execute_tool get_weather"]]
+    assert tool["schema_name"] == "tool"
+    assert tool["status"] == "failed"
+    assert tool["payload"]["tool"] == "get_weather"
+    error = tool["result_payload"]["error"]
+    assert error["type"] == "TimeoutError"
+    assert "weather service timed out" in error["message"]
+    assert "Traceback" in error["stacktrace"]
+
+    llm = stored[ids["ChatOpenAI"]]
+    assert llm["schema_name"] == "llm"
+    assert llm["payload"]["model"] == "gpt-4o-mini"
+    assert llm["payload"]["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": QUESTION},
+    ]
+    assert llm["payload"]["input"] == QUESTION
+    assert llm["result_payload"]["output"] == "Rain, 12°C."
+    assert llm["result_payload"]["usage"] == {
+        "input_tokens": 20,
+        "output_tokens": 5,
+        "total_tokens": 25,
+    }
+    assert instance["started_at"] == root["started_at"]
+    assert instance["finished_at"] == root["finished_at"]
+
+
+def test_resent_export_stores_nothing_twice(served: Served) -> None:
+    """Exporting the same spans again leaves one copy of each."""
+    spans = record_trace()
+    trace_id, ids = _ids(spans)
+    exporter = _exporter(served)
+    for _ in range(3):
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+    assert len(served.spans(agent_instance_id=instance_id_for_trace(trace_id))) == len(ids)
+
+
+def test_split_and_reversed_exports_build_one_tree(served: Served) -> None:
+    """Children exported before their parent, one span per export, end in one tree."""
+    spans = record_trace()
+    trace_id, ids = _ids(spans)
+    instance_id = instance_id_for_trace(trace_id)
+    exporter = _exporter(served)
+    children = [span for span in spans if span.parent is not None]
+    root = next(span for span in spans if span.parent is None)
+    for span in reversed(children):
+        assert exporter.export([span]) is SpanExportResult.SUCCESS
+    early = _by_id(served, instance_id)
+    assert all(span["orphaned"] for span in early.values())
+    assert served.instance(instance_id)["status"] == "active"
+
+    assert exporter.export([root]) is SpanExportResult.SUCCESS
+    stored = _by_id(served, instance_id)
+    assert len(stored) == len(ids)
+    assert not any(span["orphaned"] for span in stored.values())
+    assert {span["parent_span_id"] for span in stored.values()} == {None, ids[root.name]}
+    instance = served.instance(instance_id)
+    assert instance["status"] == "complete"
+    assert instance["started_at"] == stored[ids[root.name]]["started_at"]
+
+
+def test_otlp_json_gzip_is_accepted(served: Served) -> None:
+    """OTLP/JSON (hex ids, 64-bit integers as strings), gzip-compressed, stores the same."""
+    spans = record_trace()
+    trace_id, ids = _ids(spans)
+    response = httpx.post(
+        f"{served.url}/v1/traces",
+        content=gzip.compress(otlp_json(spans)),
+        headers={
+            **served.headers,
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {}
+    stored = _by_id(served, instance_id_for_trace(trace_id))
+    assert set(stored) == set(ids.values())
+    assert stored[ids["chat gpt-4o"]]["result_payload"]["usage"]["total_tokens"] == 19
+
+
+def test_unusable_spans_are_reported_as_partial_success(served: Served) -> None:
+    """A span with a malformed trace id is refused and counted; the others are stored."""
+    spans = record_trace()
+    trace_id, ids = _ids(spans)
+    document = orjson.loads(otlp_json(spans))
+    bad = document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    bad["traceId"] = "not-hex"
+    response = httpx.post(
+        f"{served.url}/v1/traces",
+        content=orjson.dumps(document),
+        headers={**served.headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200
+    partial = response.json()["partialSuccess"]
+    assert partial["rejectedSpans"] == "1"
+    assert "traceId" in partial["errorMessage"]
+    assert len(served.spans(agent_instance_id=instance_id_for_trace(trace_id))) == len(ids) - 1
+
+
+def test_protobuf_answer_is_an_export_response(served: Served) -> None:
+    """A protobuf export is answered with a serialised ExportTraceServiceResponse."""
+    response = httpx.post(
+        f"{served.url}/v1/traces",
+        content=otlp_protobuf(record_trace()),
+        headers={**served.headers, "Content-Type": "application/x-protobuf"},
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/x-protobuf"
+    message = ExportTraceServiceResponse()
+    message.ParseFromString(response.content)
+    assert not message.HasField("partial_success")
+
+
+def test_bad_requests_get_json_errors_naming_the_field(served: Served) -> None:
+    """Missing token, wrong media type, undecodable bodies: 4xx JSON naming the problem."""
+    url = f"{served.url}/v1/traces"
+    proto = {**served.headers, "Content-Type": "application/x-protobuf"}
+    cases: list[tuple[dict[str, str], bytes, int, str]] = [
+        ({"Content-Type": "application/x-protobuf"}, b"", 401, "unauthorized"),
+        ({**served.headers, "Content-Type": "text/plain"}, b"x", 415, "unsupported_media_type"),
+        (proto, b"\xff\xff\xff" * 10, 400, "invalid_otlp"),
+        ({**proto, "Content-Encoding": "gzip"}, b"not gzip", 400, "invalid_encoding"),
+        ({**proto, "Content-Encoding": "br"}, b"x", 415, "unsupported_encoding"),
+        (
+            {**served.headers, "Content-Type": "application/json"},
+            b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "'
+            + b"a" * 32
+            + b'", "spanId": "'
+            + b"b" * 16
+            + b'", "startTimeUnixNano": "soon"}]}]}]}',
+            400,
+            "invalid_otlp",
+        ),
+    ]
+    for headers, body, status, code in cases:
+        response = httpx.post(url, content=body, headers=headers)
+        assert response.status_code == status, (code, response.text)
+        error = response.json()
+        assert error["code"] == code
+        assert len(response.content) < 1000
+    field = error["errors"]
+    assert list(field) == ["resourceSpans.0.scopeSpans.0.spans.0.startTimeUnixNano"]
+
+
+def test_deeply_nested_attribute_is_cut_not_a_crash(served: Served) -> None:
+    """An attribute value nested sixty levels deep is stored cut short (200)."""
+    value: dict[str, object] = {"stringValue": "bottom"}
+    for _ in range(60):
+        value = {"arrayValue": {"values": [value]}}
+    span = {
+        "traceId": "c" * 32,
+        "spanId": "d" * 16,
+        "name": "deep",
+        "startTimeUnixNano": "1767225600000000000",
+        "endTimeUnixNano": "1767225601000000000",
+        "attributes": [{"key": "deep", "value": value}],
+    }
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+    response = httpx.post(
+        f"{served.url}/v1/traces",
+        content=orjson.dumps(body),
+        headers={**served.headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    [stored] = served.spans(agent_instance_id=instance_id_for_trace("c" * 32))
+    depth, node = 0, stored["payload"]["attributes"]["deep"]
+    while isinstance(node, list):
+        depth, node = depth + 1, node[0]
+    assert node is None
+    assert depth < 20
+
+
+def test_malformed_otlp_json_never_fails_the_server(served: Served) -> None:
+    """Odd shapes in OTLP/JSON are refused with a 4xx naming the field, or stored; never 500."""
+    span = {"traceId": "e" * 32, "spanId": "f" * 16, "name": "odd"}
+    shapes: list[object] = [
+        [],
+        {"resourceSpans": 5},
+        {"resourceSpans": [5]},
+        {"resourceSpans": [{"resource": 5}]},
+        {"resourceSpans": [{"scopeSpans": [{"scope": 5, "spans": [span]}]}]},
+        {"resourceSpans": [{"scopeSpans": [{"spans": [{**span, "status": {"code": "NOPE"}}]}]}]},
+        {"resourceSpans": [{"scopeSpans": [{"spans": [{**span, "events": [5]}]}]}]},
+        {"resourceSpans": [{"scopeSpans": [{"spans": [{**span, "attributes": [{"key": 1}]}]}]}]},
+        {
+            "resourceSpans": [
+                {
+                    "scopeSpans": [
+                        {
+                            "spans": [
+                                {
+                                    **span,
+                                    "attributes": [
+                                        {"key": "a", "value": {"arrayValue": {"values": 5}}},
+                                        {"key": "b", "value": {"kvlistValue": {"values": 5}}},
+                                    ],
+                                }
+                            ]
+                        }
+                    ]
+                }
+            ]
+        },
+    ]
+    for shape in shapes:
+        response = httpx.post(
+            f"{served.url}/v1/traces",
+            content=orjson.dumps(shape),
+            headers={**served.headers, "Content-Type": "application/json"},
+        )
+        assert response.status_code < 500, (shape, response.text)
+        if response.status_code >= 400:
+            assert response.json()["status"] == "error"

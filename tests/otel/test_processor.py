@@ -1,0 +1,220 @@
+"""PrefactorSpanProcessor: OTel spans recorded through the client's normal engine, into a
+real server (in-process), nesting both ways, filtered, from any thread."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from tests.otel.support import SERVICE, genai_trace, make_provider
+
+from prefactor_core import PrefactorCoreClient, PrefactorCoreConfig, SchemaRegistry
+from prefactor_core.otel import PrefactorSpanProcessor
+from prefactor_core.otel._mapping import agent_id_for_service, instance_id_for_trace
+from prefactor_http import HttpClientConfig
+from prefactor_server.testing import LocalServer
+
+TOKEN = "otel-processor-token"
+
+
+@pytest.fixture(name="server")
+async def fixture_server(tmp_path: Path) -> AsyncIterator[LocalServer]:
+    """The real server on a SQLite file, reached in-process."""
+    server = LocalServer(tmp_path / "prefactor.db", token=TOKEN)
+    yield server
+    await server.aclose()
+
+
+@pytest.fixture(name="client")
+async def fixture_client(server: LocalServer) -> AsyncIterator[PrefactorCoreClient]:
+    """An initialised client with a registry of its own span types."""
+    registry = SchemaRegistry()
+    registry.register_type(name="agent:step", params_schema={"type": "object"})
+    config = PrefactorCoreConfig(
+        http_config=HttpClientConfig(api_url=server.api_url, api_token=TOKEN),
+        schema_registry=registry,
+    )
+    async with PrefactorCoreClient(config, transport=server.transport) as client:
+        yield client
+
+
+async def _read(server: LocalServer, path: str, **params: Any) -> dict[str, Any]:
+    async with httpx.AsyncClient(
+        transport=server.transport,
+        base_url=server.api_url,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    ) as http:
+        response = await http.get(path, params=params)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def read_spans(server: LocalServer, instance_id: str) -> list[dict[str, Any]]:
+    """The spans of an instance (one page of up to 100)."""
+    body = await _read(
+        server,
+        "/api/v1/agent_spans",
+        agent_instance_id=instance_id,
+        **{"pagination[page_size]": "100"},
+    )
+    spans: list[dict[str, Any]] = body["summaries"]
+    return spans
+
+
+async def _by_name(server: LocalServer, instance_id: str) -> dict[str, dict[str, Any]]:
+    """The spans of an instance by their OTel name (``payload.name``)."""
+    return {span["payload"]["name"]: span for span in await read_spans(server, instance_id)}
+
+
+def _trace_id(span: ReadableSpan) -> str:
+    assert span.context is not None
+    return format(span.context.trace_id, "032x")
+
+
+async def test_trace_outside_a_run_becomes_its_own_instance(
+    server: LocalServer, client: PrefactorCoreClient
+) -> None:
+    """A GenAI trace started outside any Prefactor span is one instance, finished with
+    its root, with the tree, failures, messages and usage of the server's ingest."""
+    provider = make_provider()
+    processor = PrefactorSpanProcessor(client)
+    provider.add_span_processor(processor)
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    genai_trace(provider.get_tracer("test.genai"))
+    ended = memory.get_finished_spans()
+    assert processor.force_flush()
+    assert await client.flush(timeout=10)
+
+    instance_id = instance_id_for_trace(_trace_id(ended[0]))
+    instance = (await _read(server, f"/api/v1/agent_instance/{instance_id}"))["details"]
+    assert instance["status"] == "complete"
+    assert instance["agent_id"] == agent_id_for_service(SERVICE)
+    spans = await _by_name(server, instance_id)
+    assert set(spans) == {
+        "invoke_agent travel",
+        "chat gpt-4o",
+        "execute_tool get_weather",
+        "ChatOpenAI",
+    }
+    root = spans["invoke_agent travel"]
+    assert root["parent_span_id"] is None
+    assert {spans[name]["parent_span_id"] for name in spans if name != root["payload"]["name"]} == {
+        root["id"]
+    }
+    assert spans["execute_tool get_weather"]["status"] == "failed"
+    assert spans["execute_tool get_weather"]["result_payload"]["error"]["type"] == "TimeoutError"
+    assert spans["chat gpt-4o"]["result_payload"]["usage"]["total_tokens"] == 19
+    assert spans["ChatOpenAI"]["payload"]["messages"][0] == {
+        "role": "system",
+        "content": "Be brief.",
+    }
+    assert processor.dropped == 0
+    processor.shutdown()
+
+
+async def test_nesting_both_ways_inside_a_run(
+    server: LocalServer, client: PrefactorCoreClient
+) -> None:
+    """An OTel span opened inside a Prefactor span nests under it, and a Prefactor span
+    opened inside that OTel span nests under the OTel span."""
+    provider = make_provider()
+    processor = PrefactorSpanProcessor(client)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("openinference.instrumentation.test")
+    instance = await client.create_agent_instance(
+        agent_id="bridge-agent", agent_version={"name": "Bridge"}
+    )
+    await instance.start()
+    async with instance.span("agent:step", payload={"name": "step"}) as step:
+        with tracer.start_as_current_span("chat", attributes={"openinference.span.kind": "LLM"}):
+            async with instance.span("agent:step", payload={"name": "inner"}) as inner:
+                await inner.complete({})
+        await step.complete({})
+    await instance.finish()
+    assert processor.force_flush()
+    assert await client.flush(timeout=10)
+
+    spans = await _by_name(server, instance.id)
+    assert set(spans) == {"step", "chat", "inner"}
+    assert spans["step"]["parent_span_id"] is None
+    assert spans["chat"]["parent_span_id"] == step.id
+    assert spans["chat"]["schema_name"] == "llm"
+    assert spans["inner"]["parent_span_id"] == spans["chat"]["id"]
+    assert not any(span["orphaned"] for span in spans.values())
+    processor.shutdown()
+
+
+async def test_default_filter_forwards_genai_spans_only(
+    server: LocalServer, client: PrefactorCoreClient
+) -> None:
+    """An HTTP server span is not forwarded; its GenAI child is, as the instance's root;
+    a filter that accepts everything forwards both."""
+    for span_filter, expected in ((None, {"chat"}), (lambda span: True, {"GET /", "chat"})):
+        provider = make_provider()
+        processor = PrefactorSpanProcessor(client, span_filter=span_filter)
+        provider.add_span_processor(processor)
+        tracer = provider.get_tracer("opentelemetry.instrumentation.asgi")
+        with (
+            tracer.start_as_current_span("GET /", attributes={"http.method": "GET"}) as web,
+            tracer.start_as_current_span("chat", attributes={"gen_ai.operation.name": "chat"}),
+        ):
+            pass
+        assert processor.force_flush()
+        assert await client.flush(timeout=10)
+        instance_id = instance_id_for_trace(format(web.get_span_context().trace_id, "032x"))
+        spans = await _by_name(server, instance_id)
+        assert set(spans) == expected
+        instance = (await _read(server, f"/api/v1/agent_instance/{instance_id}"))["details"]
+        assert instance["status"] == "complete"
+        processor.shutdown()
+
+
+async def test_spans_ended_on_other_threads_are_delivered(
+    server: LocalServer, client: PrefactorCoreClient
+) -> None:
+    """on_end runs on whatever thread ends the span; every span still arrives once."""
+    provider = make_provider()
+    processor = PrefactorSpanProcessor(client)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("openinference.instrumentation.test")
+    roots: list[str] = []
+
+    def work(index: int) -> None:
+        with tracer.start_as_current_span(f"agent {index}") as root:
+            roots.append(format(root.get_span_context().trace_id, "032x"))
+            for call in range(20):
+                with tracer.start_as_current_span(
+                    f"chat {call}", attributes={"openinference.span.kind": "LLM"}
+                ):
+                    pass
+
+    threads = [threading.Thread(target=work, args=(index,)) for index in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert processor.force_flush()
+    assert await client.flush(timeout=10)
+    for trace_id in roots:
+        spans = await _by_name(server, instance_id_for_trace(trace_id))
+        assert len(spans) == 21
+    assert processor.dropped == 0
+    processor.shutdown()
+
+
+def test_processor_needs_the_clients_loop() -> None:
+    """Made outside the client's event loop without loop=, it says what to do."""
+    config = PrefactorCoreConfig(
+        http_config=HttpClientConfig(api_url="http://127.0.0.1:9", api_token="x")
+    )
+    with pytest.raises(RuntimeError, match="loop="):
+        PrefactorSpanProcessor(PrefactorCoreClient(config))
