@@ -1,0 +1,173 @@
+"""A run's span tree as compact columns (the run page's one big download).
+
+The viewer needs every span of a run to lay out and navigate the whole tree, but only a
+few facts per span. The tree is read in pages of :data:`CHUNK` spans (each page its own
+short read on the storage's reader pool, so API reads interleave with a big build), turned
+into columns (names and types dictionary-encoded, times as milliseconds from the run's
+start, payloads never kept), then encoded and gzip-compressed in a worker thread. Builds
+are serialised by a semaphore, so viewers of huge runs never occupy more than one reader.
+
+Format (``v`` 1)::
+
+    {"v": 1, "t0": "<ISO start>", "n": N, "cursor": "<max updated_at>",
+     "id": [...], "parent": [index or -1], "name": [i], "names": [...],
+     "type": [i], "types": [...], "status": [i], "statuses": [...],
+     "start": [ms or null], "end": [ms or null], "summary": [...],
+     "tokens": [...], "cost": [...], "model": [i or -1], "models": [...],
+     "errors": {"<index>": "Type: message"}}
+
+Spans are in id order; the page orders siblings by start and computes depths itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from prefactor_server.storage.base import Record, Storage
+from prefactor_server.traces.llm import llm_facts
+from prefactor_server.traces.tree import SpanNode, parse_time, span_error
+
+__all__ = ["CHUNK", "STATUSES", "TreeColumns", "build_tree_json", "span_row"]
+
+CHUNK = 5000
+STATUSES = ["pending", "active", "complete", "failed", "cancelled"]
+_SUMMARY_CHARS = 160
+_ERROR_CHARS = 300
+
+
+def _ms(moment: datetime | None, t0: datetime) -> int | None:
+    return None if moment is None else round((moment - t0).total_seconds() * 1000)
+
+
+def span_row(record: Record, t0: datetime) -> dict[str, Any]:
+    """One compact span (the live-update form): the columns' values for one span."""
+    facts = llm_facts(record.get("payload"), record.get("result_payload"))
+    status = str(record["status"])
+    error = span_error(record) if status == "failed" else None
+    return {
+        "id": record["id"],
+        "parent_id": record["parent_span_id"],
+        "name": str(record.get("schema_title") or record["schema_name"]),
+        "type": str(record["schema_name"]),
+        "status": status,
+        "start": _ms(parse_time(record.get("started_at")), t0),
+        "end": _ms(parse_time(record.get("finished_at")), t0),
+        "summary": SpanNode(record).display_summary[:_SUMMARY_CHARS],
+        "tokens": facts.total_tokens,
+        "cost": round(facts.cost, 6),
+        "model": facts.models[0] if facts.models else None,
+        "error": error[:_ERROR_CHARS] if error else None,
+    }
+
+
+@dataclass
+class TreeColumns:
+    """The columns being filled, one span at a time."""
+
+    t0: datetime
+    ids: list[str] = field(default_factory=list)
+    parent_ids: list[str | None] = field(default_factory=list)
+    name: list[int] = field(default_factory=list)
+    type: list[int] = field(default_factory=list)
+    status: list[int] = field(default_factory=list)
+    start: list[int | None] = field(default_factory=list)
+    end: list[int | None] = field(default_factory=list)
+    summary: list[str] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+    cost: list[float] = field(default_factory=list)
+    model: list[int] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    cursor: str = "1970-01-01T00:00:00.000000Z"  # no spans yet: every change is new
+    _dicts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def _code(self, kind: str, value: str) -> int:
+        table = self._dicts.setdefault(kind, {})
+        code = table.get(value)
+        if code is None:
+            code = table[value] = len(table)
+        return code
+
+    def add(self, record: Record) -> None:
+        """Append one span record (from :meth:`ReadSession.run_span_rows`)."""
+        row = span_row(record, self.t0)
+        if row["error"]:
+            self.errors[str(len(self.ids))] = row["error"]
+        self.ids.append(row["id"])
+        self.parent_ids.append(row["parent_id"])
+        self.name.append(self._code("names", row["name"]))
+        self.type.append(self._code("types", row["type"]))
+        self.status.append(self._code("statuses", row["status"]))
+        self.start.append(row["start"])
+        self.end.append(row["end"])
+        self.summary.append(row["summary"])
+        self.tokens.append(row["tokens"])
+        self.cost.append(row["cost"])
+        self.model.append(-1 if row["model"] is None else self._code("models", row["model"]))
+        self.cursor = max(self.cursor, str(record.get("updated_at") or ""))
+
+    def encode(self) -> bytes:
+        """The columns as JSON (parent ids become indexes; a missing parent is -1)."""
+        index = {span_id: i for i, span_id in enumerate(self.ids)}
+        parents = [-1 if p is None else index.get(p, -1) for p in self.parent_ids]
+        body = {
+            "v": 1,
+            "t0": self.t0.isoformat().replace("+00:00", "Z"),
+            "n": len(self.ids),
+            "cursor": self.cursor,
+            "id": self.ids,
+            "parent": parents,
+            **{kind: list(table) for kind, table in self._dicts.items()},
+            "name": self.name,
+            "type": self.type,
+            "status": self.status,
+            "start": self.start,
+            "end": self.end,
+            "summary": self.summary,
+            "tokens": self.tokens,
+            "cost": self.cost,
+            "model": self.model,
+            "errors": self.errors,
+        }
+        body.setdefault("names", [])
+        body.setdefault("types", [])
+        body.setdefault("statuses", [])
+        body.setdefault("models", [])
+        return orjson.dumps(body)
+
+
+async def build_tree_json(
+    storage: Storage, gate: asyncio.Semaphore, account_id: str, instance_id: str, t0: datetime
+) -> tuple[bytes, bytes]:
+    """Read a run's spans in pages and return its tree as (JSON, gzip of the JSON).
+
+    ``gate`` (one per app) lets one build run at a time.
+    """
+    async with gate:
+        columns = TreeColumns(t0)
+        after: str | None = None
+        while True:
+
+            def page(session: Any, after_id: str | None = after) -> int:
+                rows = session.run_span_rows(
+                    account_id, instance_id, after_id=after_id, limit=CHUNK
+                )
+                for record in rows:
+                    columns.add(record)
+                return len(rows)
+
+            count = await storage.read(page)
+            if count < CHUNK:
+                break
+            after = columns.ids[-1]
+
+        def finish() -> tuple[bytes, bytes]:
+            raw = columns.encode()
+            return raw, gzip.compress(raw, compresslevel=5)
+
+        return await asyncio.to_thread(finish)
