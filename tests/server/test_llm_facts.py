@@ -19,7 +19,11 @@ from prefactor_server.traces.llm import LlmFacts, chat_messages, llm_facts, migh
             (3, 4, 7, 0.5, ["m1"]),
         ),
         # OpenAI: prompt/completion tokens; the total is summed when missing.
-        ({"model": "gpt"}, {"usage": {"prompt_tokens": 10, "completion_tokens": 2}}, (10, 2, 12, 0.0, ["gpt"])),
+        (
+            {"model": "gpt"},
+            {"usage": {"prompt_tokens": 10, "completion_tokens": 2}},
+            (10, 2, 12, 0.0, ["gpt"]),
+        ),
         # Flattened GenAI attributes under params["attributes"]; the response model wins.
         (
             {"attributes": {"gen_ai.request.model": "req", "gen_ai.usage.input_tokens": 5}},
@@ -34,7 +38,11 @@ from prefactor_server.traces.llm import LlmFacts, chat_messages, llm_facts, migh
             (1, 1, 2, 0.01, ["oi"]),
         ),
         # usage.cost; nonsense values are ignored, not trusted.
-        ({}, {"usage": {"input_tokens": "12", "output_tokens": -3, "cost": 0.2}}, (0, 0, 0, 0.2, [])),
+        (
+            {},
+            {"usage": {"input_tokens": "12", "output_tokens": -3, "cost": 0.2}},
+            (0, 0, 0, 0.2, []),
+        ),
         ({"model": True}, {"usage": {"total_tokens": True}}, (0, 0, 0, 0.0, [])),
         ("not a dict", ["nor", "this"], (0, 0, 0, 0.0, [])),
     ],
@@ -61,7 +69,12 @@ def test_totals_add_up_and_keep_models_once() -> None:
 def test_conversation_shapes() -> None:
     """OpenAI, Anthropic and GenAI messages become one role/content list."""
     anthropic = chat_messages(
-        {"system": "Be brief.", "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}, {"type": "image"}]}]},
+        {
+            "system": "Be brief.",
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "Hi"}, {"type": "image"}]}
+            ],
+        },
         {"role": "assistant", "content": [{"type": "text", "text": "Hello"}]},
     )  # fmt: skip
     assert anthropic == [
