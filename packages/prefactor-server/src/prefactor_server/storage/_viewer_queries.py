@@ -20,7 +20,8 @@ __all__ = ["ViewerReads", "like_pattern"]
 _IN_CHUNK = 500
 
 # A span's params or result may hold LLM facts only if it mentions one of these; the
-# others are never parsed (see prefactor_server.traces.llm.HINTS).
+# others are never parsed (see prefactor_server.traces.llm.HINTS). Model names, token
+# counts and costs sit in either (OTel attributes are in the params).
 _HINT = "({col} LIKE '%token%' OR {col} LIKE '%cost%' OR {col} LIKE '%model%')"
 
 _SPAN_COUNT = (

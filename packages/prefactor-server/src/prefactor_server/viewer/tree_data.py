@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from prefactor_server.storage.base import Record, Storage
-from prefactor_server.traces.llm import llm_facts
+from prefactor_server.traces.llm import LlmFacts, llm_facts
 from prefactor_server.traces.tree import SpanNode, parse_time, span_error
 
 __all__ = ["CHUNK", "STATUSES", "TreeColumns", "build_tree_json", "span_row"]
@@ -39,6 +39,7 @@ CHUNK = 5000
 STATUSES = ["pending", "active", "complete", "failed", "cancelled"]
 _SUMMARY_CHARS = 160
 _ERROR_CHARS = 300
+_NO_FACTS = LlmFacts()
 
 
 def _ms(moment: datetime | None, t0: datetime) -> int | None:
@@ -47,7 +48,9 @@ def _ms(moment: datetime | None, t0: datetime) -> int | None:
 
 def span_row(record: Record, t0: datetime) -> dict[str, Any]:
     """One compact span (the live-update form): the columns' values for one span."""
-    facts = llm_facts(record.get("payload"), record.get("result_payload"))
+    params, result = record.get("payload"), record.get("result_payload")
+    # Most spans carry no LLM facts: storage leaves their payloads out (None), so skip.
+    facts = _NO_FACTS if params is None and result is None else llm_facts(params, result)
     status = str(record["status"])
     error = span_error(record) if status == "failed" else None
     return {
