@@ -251,3 +251,24 @@ async def test_pages_are_gzipped(viewer: httpx.AsyncClient) -> None:
     raw = await viewer.get("/", headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in raw.headers
     assert _run_ids(response.text) == _run_ids(raw.text)  # the same page, decoded
+
+
+async def test_run_list_sorts_by_tokens_and_cost_with_cursors(
+    viewer: httpx.AsyncClient, api: Api
+) -> None:
+    """Sorting by tokens or cost orders runs by their totals and pages like the others."""
+    ids = await make_many_runs(viewer, runs=60, seed=12)
+    quiet = await api.register()  # no LLM spans: zero tokens, last when descending
+    seen: list[str] = []
+    url: str | None = "/?sort=tokens"
+    while url is not None:
+        page = await viewer.get(url)
+        seen.extend(_run_ids(page.text))
+        url = _link(page.text, "next")
+    assert sorted(seen) == sorted([*ids, quiet["id"]])  # every run once
+    assert seen[-1] == quiet["id"]
+    by_cost = await viewer.get("/", params={"sort": "cost", "order": "asc"})
+    assert _run_ids(by_cost.text)[0] == quiet["id"]
+    second = await viewer.get(_link((await viewer.get("/?sort=tokens")).text, "next") or "")
+    back = await viewer.get(_link(second.text, "prev") or "")
+    assert _run_ids(back.text) == seen[:50]

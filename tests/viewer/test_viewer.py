@@ -276,3 +276,27 @@ def test_live_run_updates_without_reloading(page: Page, served: Served) -> None:
     _api(served, "POST", f"/api/v1/agent_instance/{instance_id}/finish", {"status": "complete"})
     expect(page.locator("#run-status .badge")).to_have_text("✓ complete", timeout=10_000)
     assert page.evaluate("window.__samePage") is True  # updated in place
+
+
+def test_dark_theme_follows_the_system(browser: Any, served: Served, artifacts: Path) -> None:
+    """With a dark system setting the pages turn dark, and stay readable (axe)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, color_scheme="dark")
+    try:
+        page = context.new_page()
+        _open_run(page, served, served.run.instance_id)
+        page.locator("#rows .row[data-status='failed']").click()
+        expect(page.locator("#detail .error-box")).to_be_visible()
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(13, 17, 23)"
+        _no_axe_violations(page)
+        page.screenshot(path=str(artifacts / "viewer-run-dark.png"))
+    finally:
+        context.close()
+
+
+def test_times_are_local_and_relative(page: Page, served: Served) -> None:
+    """Start times show in the browser's zone, with how long ago on hover."""
+    _login(page, served, f"/?q={served.run.instance_id}")
+    when = page.locator(f"tr[data-run='{served.run.instance_id}'] time")
+    expect(when).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"))
+    expect(when).to_have_attribute("title", re.compile(r"(ago|now) · \d{4}-"))

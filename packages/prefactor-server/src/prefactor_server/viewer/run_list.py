@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import orjson
 
 from prefactor_server.domain.resources import instance_resource
-from prefactor_server.storage.base import RUN_SORTS, ListQuery, ReadSession, RunQuery
+from prefactor_server.storage.base import RUN_SORTS, ListQuery, ReadSession, RunPage, RunQuery
 from prefactor_server.traces.llm import LlmFacts, llm_facts
 from prefactor_server.traces.tree import duration_seconds, parse_time
 
@@ -37,7 +37,14 @@ SORT_LABELS = {
     "duration": "duration",
     "spans": "span count",
     "errors": "errors",
+    "tokens": "tokens",
+    "cost": "cost",
 }
+# Sorts on LLM facts, which live inside payloads: every matching run's totals are read
+# (pre-filtered payloads only) and sorted here, so a page costs time in the number of
+# matching runs; the other sorts are one keyset query in storage.
+_LLM_SORTS = ("tokens", "cost")
+_LLM_SORT_MAX = 50_000
 _STATUSES = ("pending", "active", "complete", "failed", "cancelled", "terminated")
 _TEXT_CHARS = 200
 _AGENTS_SHOWN = 500
@@ -108,8 +115,8 @@ class RunListForm:
         )
         if form.status and form.status not in _STATUSES:
             raise ValueError(f"status: one of {', '.join(_STATUSES)}")
-        if form.sort not in RUN_SORTS:
-            raise ValueError(f"sort: one of {', '.join(RUN_SORTS)}")
+        if form.sort not in SORT_LABELS:
+            raise ValueError(f"sort: one of {', '.join(SORT_LABELS)}")
         if form.order not in ("asc", "desc"):
             raise ValueError("order: asc or desc")
         form.query()  # validates the cursors and dates
@@ -123,7 +130,7 @@ class RunListForm:
             status=self.status,
             started_from=_time_bound(self.start_from, "from"),
             started_to=_time_bound(self.start_to, "to"),
-            sort=self.sort,
+            sort=self.sort if self.sort in RUN_SORTS else "started",
             descending=self.order == "desc",
             after=decode_cursor(self.after, "after") if self.after else None,
             before=decode_cursor(self.before, "before") if self.before else None,
@@ -170,12 +177,56 @@ def _totals(session: ReadSession, account_id: str, ids: list[str]) -> dict[str, 
     return totals
 
 
+def _llm_sorted(
+    session: ReadSession, account_id: str, form: RunListForm
+) -> tuple[RunPage, dict[str, LlmFacts]]:
+    """A page of runs sorted by tokens or cost, with the same cursors as storage's pages."""
+    query = form.query()
+    every = session.list_runs(
+        account_id, replace(query, after=None, before=None, limit=_LLM_SORT_MAX)
+    )
+    totals = _totals(session, account_id, [str(row["id"]) for row in every.rows])
+
+    def key(row: dict[str, Any]) -> tuple[float, str]:
+        facts = totals[row["id"]]
+        value = facts.total_tokens if form.sort == "tokens" else round(facts.cost, 6)
+        row["sort_key"] = value
+        return value, str(row["id"])
+
+    rows = sorted(every.rows, key=key, reverse=query.descending)
+    start, end = 0, len(rows)
+    if query.after is not None:
+        after = (float(query.after[0]), query.after[1])
+        start = next(
+            (i for i, r in enumerate(rows) if _beyond(key(r), after, query.descending)), end
+        )
+        end = min(end, start + query.limit)
+    elif query.before is not None:
+        before = (float(query.before[0]), query.before[1])
+        end = next(
+            (i for i, r in enumerate(rows) if not _beyond(before, key(r), query.descending)), end
+        )
+        start = max(0, end - query.limit)
+    else:
+        end = min(end, query.limit)
+    page = RunPage(every.total, rows[start:end], has_before=start > 0, has_after=end < len(rows))
+    return page, totals
+
+
+def _beyond(row: tuple[float, str], cursor: tuple[float, str], descending: bool) -> bool:
+    """Whether ``row`` comes after ``cursor`` in the list's order."""
+    return row < cursor if descending else row > cursor
+
+
 def load_run_list(session: ReadSession, account_id: str, form: RunListForm) -> RunList:
     """Read one page of runs with span counts, agent names, models, tokens and cost."""
-    page = session.list_runs(account_id, form.query())
+    if form.sort in _LLM_SORTS:
+        page, totals = _llm_sorted(session, account_id, form)
+    else:
+        page = session.list_runs(account_id, form.query())
+        totals = _totals(session, account_id, [str(row["id"]) for row in page.rows])
     ids = [str(row["id"]) for row in page.rows]
     counts = session.span_counts(account_id, ids)
-    totals = _totals(session, account_id, ids)
     agents_page = session.list_agents(account_id, ListQuery(limit=_AGENTS_SHOWN))
     agents = {str(a["id"]): str(a.get("name") or a["id"]) for a in agents_page.rows}
     runs = []

@@ -24,14 +24,14 @@ from __future__ import annotations
 import asyncio
 import gzip
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from prefactor_server.storage.base import Record, Storage
 from prefactor_server.traces.llm import LlmFacts, llm_facts
-from prefactor_server.traces.tree import SpanNode, parse_time, span_error
+from prefactor_server.traces.tree import SpanNode, span_error
 
 __all__ = ["CHUNK", "STATUSES", "TreeColumns", "build_tree_json", "span_row"]
 
@@ -42,8 +42,17 @@ _ERROR_CHARS = 300
 _NO_FACTS = LlmFacts()
 
 
-def _ms(moment: datetime | None, t0: datetime) -> int | None:
-    return None if moment is None else round((moment - t0).total_seconds() * 1000)
+def _ms(value: object, t0: float) -> int | None:
+    """Milliseconds from ``t0`` (epoch ms) to a stored timestamp; None when absent."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)  # stored as 2026-08-10T09:00:01.000000Z
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return round(moment.timestamp() * 1000 - t0)
 
 
 def span_row(record: Record, t0: datetime) -> dict[str, Any]:
@@ -53,15 +62,19 @@ def span_row(record: Record, t0: datetime) -> dict[str, Any]:
     facts = _NO_FACTS if params is None and result is None else llm_facts(params, result)
     status = str(record["status"])
     error = span_error(record) if status == "failed" else None
+    summary = record.get("summary") or ""
+    if status == "cancelled" and not record.get("started_at"):
+        summary = SpanNode(record).display_summary  # "cancelled before it started: ..."
+    origin = t0.timestamp() * 1000
     return {
         "id": record["id"],
         "parent_id": record["parent_span_id"],
         "name": str(record.get("schema_title") or record["schema_name"]),
         "type": str(record["schema_name"]),
         "status": status,
-        "start": _ms(parse_time(record.get("started_at")), t0),
-        "end": _ms(parse_time(record.get("finished_at")), t0),
-        "summary": SpanNode(record).display_summary[:_SUMMARY_CHARS],
+        "start": _ms(record.get("started_at"), origin),
+        "end": _ms(record.get("finished_at"), origin),
+        "summary": str(summary)[:_SUMMARY_CHARS],
         "tokens": facts.total_tokens,
         "cost": round(facts.cost, 6),
         "model": facts.models[0] if facts.models else None,
