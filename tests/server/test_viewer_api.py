@@ -272,3 +272,19 @@ async def test_run_list_sorts_by_tokens_and_cost_with_cursors(
     second = await viewer.get(_link((await viewer.get("/?sort=tokens")).text, "next") or "")
     back = await viewer.get(_link(second.text, "prev") or "")
     assert _run_ids(back.text) == seen[:50]
+
+
+async def test_tree_is_rebuilt_when_the_run_changes(viewer: httpx.AsyncClient, api: Api) -> None:
+    """A cached tree is served while nothing changed, and rebuilt after a span finishes."""
+    instance = await api.register()
+    span = (await api.span(instance["id"])).json()["details"]
+    url = f"/viewer/api/runs/{instance['id']}/tree"
+    first = (await viewer.get(url)).json()
+    assert (await viewer.get(url)).json() == first
+    assert first["statuses"][first["status"][0]] == "active"
+    await api.finish_span(span["id"], status="failed", result_payload={"error": "boom"})
+    after = (await viewer.get(url)).json()
+    assert after["statuses"][after["status"][0]] == "failed"
+    assert after["errors"] == {"0": "boom"}
+    await api.span(instance["id"], status="complete")
+    assert (await viewer.get(url)).json()["n"] == 2

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 from typing import Any
 
 import orjson
@@ -22,7 +23,7 @@ from prefactor_server.storage.base import Account, ReadSession, Storage
 from prefactor_server.traces.llm import chat_messages, llm_facts
 from prefactor_server.traces.tree import parse_time
 from prefactor_server.viewer.auth import COOKIE, account_for
-from prefactor_server.viewer.tree_data import CHUNK, build_tree_json, span_row
+from prefactor_server.viewer.tree_data import CHUNK, TreeCache, build_tree_json, span_row
 
 __all__ = ["build_api_router", "run_origin"]
 
@@ -76,13 +77,23 @@ def build_api_router() -> APIRouter:
         if isinstance(found, Response):
             return found
         account, record = found
-        t0 = run_origin(record)
-        gate: asyncio.Semaphore = request.app.state.viewer_builds
-        raw, packed = await build_tree_json(storage(request), gate, account.id, instance_id, t0)
+        cache: TreeCache = request.app.state.viewer_trees
+        counts = await storage(request).read(
+            lambda s: s.span_counts(account.id, [instance_id])[instance_id]
+        )
+        validator = (sorted(counts.items()), record["status"], record["updated_at"])
+        key = (account.id, instance_id)
+        packed = cache.get(key, validator)
+        if packed is None:
+            gate: asyncio.Semaphore = request.app.state.viewer_builds
+            t0 = run_origin(record)
+            packed = await build_tree_json(storage(request), gate, account.id, instance_id, t0)
+            cache.put(key, validator, packed)
         headers = {"Cache-Control": "no-store", "Vary": "Accept-Encoding"}
         if "gzip" in request.headers.get("accept-encoding", ""):
             headers["Content-Encoding"] = "gzip"
             return Response(packed, media_type="application/json", headers=headers)
+        raw = await asyncio.to_thread(gzip.decompress, packed)
         return Response(raw, media_type="application/json", headers=headers)
 
     @router.get("/runs/{instance_id}/spans/{span_id}")

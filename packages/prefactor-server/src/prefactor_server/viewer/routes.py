@@ -18,6 +18,7 @@ from prefactor_server.traces.tree import duration_seconds, format_duration, pars
 from prefactor_server.viewer.api import build_api_router
 from prefactor_server.viewer.auth import COOKIE, account_for, clear_cookie, safe_next, set_cookie
 from prefactor_server.viewer.run_list import SORT_LABELS, RunList, RunListForm, load_run_list
+from prefactor_server.viewer.tree_data import TreeCache
 
 __all__ = ["mount_viewer", "not_found"]
 
@@ -170,6 +171,7 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
 def mount_viewer(app: FastAPI) -> None:
     """Serve the viewer at ``/``, its JSON at ``/viewer/api`` and its assets at ``/static``."""
     app.state.viewer_builds = asyncio.Semaphore(1)  # one big tree build at a time
+    app.state.viewer_trees = TreeCache()  # built trees of unchanged runs, reused
     app.include_router(build_router(_TEMPLATES))
     app.include_router(build_api_router())
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="viewer-static")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,7 +34,7 @@ from prefactor_server.storage.base import Record, Storage
 from prefactor_server.traces.llm import LlmFacts, llm_facts
 from prefactor_server.traces.tree import SpanNode, span_error
 
-__all__ = ["CHUNK", "STATUSES", "TreeColumns", "build_tree_json", "span_row"]
+__all__ = ["CHUNK", "STATUSES", "TreeCache", "TreeColumns", "build_tree_json", "span_row"]
 
 CHUNK = 5000
 STATUSES = ["pending", "active", "complete", "failed", "cancelled"]
@@ -157,10 +158,45 @@ class TreeColumns:
         return orjson.dumps(body)
 
 
+class TreeCache:
+    """Recently built trees (gzipped), most recent last, at most ``max_bytes`` in all.
+
+    An entry is used only while its validator still matches: the run's span counts per
+    status, status and update time. A span is created or finished with a status, so any
+    change to a run's spans changes its validator; a finished run is built once.
+    """
+
+    def __init__(self, max_bytes: int = 32 * 2**20) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple[str, str], tuple[Any, bytes]] = OrderedDict()
+        self._size = 0
+
+    def get(self, key: tuple[str, str], validator: Any) -> bytes | None:
+        """The cached gzip body of ``key`` if it is still valid."""
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != validator:
+            return None
+        self._entries.move_to_end(key)
+        return entry[1]
+
+    def put(self, key: tuple[str, str], validator: Any, packed: bytes) -> None:
+        """Keep a built tree, dropping the least recently used beyond the budget."""
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._size -= len(old[1])
+        if len(packed) > self.max_bytes:
+            return
+        self._entries[key] = (validator, packed)
+        self._size += len(packed)
+        while self._size > self.max_bytes:
+            _, (_, dropped) = self._entries.popitem(last=False)
+            self._size -= len(dropped)
+
+
 async def build_tree_json(
     storage: Storage, gate: asyncio.Semaphore, account_id: str, instance_id: str, t0: datetime
-) -> tuple[bytes, bytes]:
-    """Read a run's spans in pages and return its tree as (JSON, gzip of the JSON).
+) -> bytes:
+    """Read a run's spans in pages and return its tree as gzipped JSON.
 
     ``gate`` (one per app) lets one build run at a time.
     """
@@ -182,8 +218,7 @@ async def build_tree_json(
                 break
             after = columns.ids[-1]
 
-        def finish() -> tuple[bytes, bytes]:
-            raw = columns.encode()
-            return raw, gzip.compress(raw, compresslevel=5)
+        def finish() -> bytes:
+            return gzip.compress(columns.encode(), compresslevel=5)
 
         return await asyncio.to_thread(finish)
