@@ -288,3 +288,32 @@ async def test_tree_is_rebuilt_when_the_run_changes(viewer: httpx.AsyncClient, a
     assert after["errors"] == {"0": "boom"}
     await api.span(instance["id"], status="complete")
     assert (await viewer.get(url)).json()["n"] == 2
+
+
+async def test_tree_pages_chain_and_name_outside_parents(viewer: httpx.AsyncClient) -> None:
+    """Pages follow ``next`` to the end; a parent in another page is named by id."""
+    run_id = await make_big_run(viewer, spans=450, seed=4, payload_bytes=64)
+    url = f"/viewer/api/runs/{run_id}/tree"
+    ids: list[str] = []
+    parents: dict[str, str | None] = {}
+    after: str | None = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"limit": 200, **({"after": after} if after else {})}
+        page = (await viewer.get(url, params=params)).json()
+        pages += 1
+        for i, span_id in enumerate(page["id"]):
+            local = page["parent"][i]
+            parents[span_id] = page["id"][local] if local >= 0 else page["parent_ref"].get(str(i))
+        ids.extend(page["id"])
+        after = page["next"]
+        if after is None:
+            break
+    assert pages == 3
+    assert len(ids) == len(set(ids)) == 450
+    assert ids == sorted(ids)
+    assert parents[f"{run_id}-s0"] is None
+    assert all(parents[f"{run_id}-s{i}"] is not None for i in range(1, 450))
+    bad = await viewer.get(url, params={"limit": 0})
+    assert bad.status_code == 422
+    assert bad.json()["message"].startswith("limit:")

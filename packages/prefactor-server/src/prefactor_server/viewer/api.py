@@ -1,7 +1,7 @@
 """The viewer's JSON reads, signed in by the viewer's cookie (not part of ``/api/v1``).
 
-* ``GET /viewer/api/runs/{run}/tree``: the whole span tree as compact columns
-  (:mod:`.tree_data`), gzip-compressed when the browser accepts it.
+* ``GET /viewer/api/runs/{run}/tree?after=&limit=``: a page of the span tree as compact
+  columns (:mod:`.tree_data`), gzip-compressed when the browser accepts it.
 * ``GET /viewer/api/runs/{run}/spans/{span}``: one span in full, with its LLM facts and
   conversation.
 * ``GET /viewer/api/runs/{run}/search?q=``: ids of spans whose text matches.
@@ -28,6 +28,8 @@ from prefactor_server.viewer.tree_data import CHUNK, TreeCache, build_tree_json,
 __all__ = ["build_api_router", "run_origin"]
 
 _SEARCH_LIMIT = 2000
+_TREE_PAGE = 100_000
+_TREE_PAGE_MAX = 200_000
 _QUERY_CHARS = 200
 
 
@@ -72,22 +74,28 @@ def build_api_router() -> APIRouter:
         return account, record
 
     @router.get("/runs/{instance_id}/tree")
-    async def tree(request: Request, instance_id: str) -> Response:
+    async def tree(
+        request: Request, instance_id: str, after: str | None = None, limit: int = _TREE_PAGE
+    ) -> Response:
         found = await run_of(request, instance_id)
         if isinstance(found, Response):
             return found
+        if not 1 <= limit <= _TREE_PAGE_MAX:
+            return _error(422, "validation_error", f"limit: from 1 to {_TREE_PAGE_MAX}")
         account, record = found
         cache: TreeCache = request.app.state.viewer_trees
         counts = await storage(request).read(
             lambda s: s.span_counts(account.id, [instance_id])[instance_id]
         )
         validator = (sorted(counts.items()), record["status"], record["updated_at"])
-        key = (account.id, instance_id)
+        key = (account.id, instance_id, after or "", limit)
         packed = cache.get(key, validator)
         if packed is None:
             gate: asyncio.Semaphore = request.app.state.viewer_builds
             t0 = run_origin(record)
-            packed = await build_tree_json(storage(request), gate, account.id, instance_id, t0)
+            packed = await build_tree_json(
+                storage(request), gate, account.id, instance_id, t0, after=after, limit=limit
+            )
             cache.put(key, validator, packed)
         headers = {"Cache-Control": "no-store", "Vary": "Accept-Encoding"}
         if "gzip" in request.headers.get("accept-encoding", ""):

@@ -1,22 +1,27 @@
-"""A run's span tree as compact columns (the run page's one big download).
+"""A run's span tree as compact columns, in pages (the run page's big download).
 
 The viewer needs every span of a run to lay out and navigate the whole tree, but only a
-few facts per span. The tree is read in pages of :data:`CHUNK` spans (each page its own
-short read on the storage's reader pool, so API reads interleave with a big build), turned
-into columns (names and types dictionary-encoded, times as milliseconds from the run's
-start, payloads never kept), then encoded and gzip-compressed in a worker thread. Builds
-are serialised by a semaphore, so viewers of huge runs never occupy more than one reader.
+few facts per span. The page asks for the tree in pages (``after`` the last id it has,
+``limit`` spans): a small first page draws the first screen, bigger ones fill the rest.
+Each page is read in reads of at most :data:`CHUNK` spans (each its own short read on the
+storage's reader pool, so API reads interleave with a big build), turned into columns
+(names and types dictionary-encoded, times as milliseconds from the run's start, payloads
+never kept), then encoded and gzip-compressed in a worker thread. Builds are serialised
+by a semaphore, so viewers of huge runs never occupy more than one reader.
 
-Format (``v`` 1)::
+Format (``v`` 1) of one page::
 
-    {"v": 1, "t0": "<ISO start>", "n": N, "cursor": "<max updated_at>",
-     "id": [...], "parent": [index or -1], "name": [i], "names": [...],
+    {"v": 1, "t0": "<ISO start>", "n": N, "cursor": "<max updated_at>", "next": "<id>"|null,
+     "id": [...], "parent": [index in this page or -1], "parent_ref": {"<index>": "<id>"},
+     "name": [i], "names": [...],
      "type": [i], "types": [...], "status": [i], "statuses": [...],
      "start": [ms or null], "end": [ms or null], "summary": [...],
      "tokens": [...], "cost": [...], "model": [i or -1], "models": [...],
      "errors": {"<index>": "Type: message"}}
 
-Spans are in id order; the page orders siblings by start and computes depths itself.
+Spans are in id order; a parent outside the page is named in ``parent_ref``. ``next`` is
+the ``after`` of the following page (null on the last). The browser orders siblings by
+start and computes depths itself.
 """
 
 from __future__ import annotations
@@ -128,17 +133,24 @@ class TreeColumns:
         self.model.append(-1 if row["model"] is None else self._code("models", row["model"]))
         self.cursor = max(self.cursor, str(record.get("updated_at") or ""))
 
-    def encode(self) -> bytes:
-        """The columns as JSON (parent ids become indexes; a missing parent is -1)."""
+    def encode(self, following: str | None) -> bytes:
+        """The columns as JSON: parents as indexes in this page, or by id in ``parent_ref``."""
         index = {span_id: i for i, span_id in enumerate(self.ids)}
         parents = [-1 if p is None else index.get(p, -1) for p in self.parent_ids]
+        refs = {
+            str(i): p
+            for i, p in enumerate(self.parent_ids)
+            if p is not None and parents[i] < 0 and p != self.ids[i]
+        }
         body = {
             "v": 1,
             "t0": self.t0.isoformat().replace("+00:00", "Z"),
             "n": len(self.ids),
             "cursor": self.cursor,
+            "next": following,
             "id": self.ids,
             "parent": parents,
+            "parent_ref": refs,
             **{kind: list(table) for kind, table in self._dicts.items()},
             "name": self.name,
             "type": self.type,
@@ -168,10 +180,10 @@ class TreeCache:
 
     def __init__(self, max_bytes: int = 32 * 2**20) -> None:
         self.max_bytes = max_bytes
-        self._entries: OrderedDict[tuple[str, str], tuple[Any, bytes]] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str, str, int], tuple[Any, bytes]] = OrderedDict()
         self._size = 0
 
-    def get(self, key: tuple[str, str], validator: Any) -> bytes | None:
+    def get(self, key: tuple[str, str, str, int], validator: Any) -> bytes | None:
         """The cached gzip body of ``key`` if it is still valid."""
         entry = self._entries.get(key)
         if entry is None or entry[0] != validator:
@@ -179,7 +191,7 @@ class TreeCache:
         self._entries.move_to_end(key)
         return entry[1]
 
-    def put(self, key: tuple[str, str], validator: Any, packed: bytes) -> None:
+    def put(self, key: tuple[str, str, str, int], validator: Any, packed: bytes) -> None:
         """Keep a built tree, dropping the least recently used beyond the budget."""
         old = self._entries.pop(key, None)
         if old is not None:
@@ -194,31 +206,39 @@ class TreeCache:
 
 
 async def build_tree_json(
-    storage: Storage, gate: asyncio.Semaphore, account_id: str, instance_id: str, t0: datetime
+    storage: Storage,
+    gate: asyncio.Semaphore,
+    account_id: str,
+    instance_id: str,
+    t0: datetime,
+    *,
+    after: str | None = None,
+    limit: int = CHUNK,
 ) -> bytes:
-    """Read a run's spans in pages and return its tree as gzipped JSON.
+    """Read one page of a run's spans (``limit`` after ``after``) as gzipped columns.
 
     ``gate`` (one per app) lets one build run at a time.
     """
     async with gate:
         columns = TreeColumns(t0)
-        after: str | None = None
-        while True:
+        last = after
+        while len(columns.ids) < limit:
+            size = min(CHUNK, limit - len(columns.ids))
 
-            def page(session: Any, after_id: str | None = after) -> int:
-                rows = session.run_span_rows(
-                    account_id, instance_id, after_id=after_id, limit=CHUNK
-                )
+            def read(session: Any, after_id: str | None = last, size: int = size) -> int:
+                rows = session.run_span_rows(account_id, instance_id, after_id=after_id, limit=size)
                 for record in rows:
                     columns.add(record)
                 return len(rows)
 
-            count = await storage.read(page)
-            if count < CHUNK:
+            count = await storage.read(read)
+            if count < size:
                 break
-            after = columns.ids[-1]
+            last = columns.ids[-1]
+        full = len(columns.ids) >= limit
+        following = columns.ids[-1] if full and columns.ids else None
 
         def finish() -> bytes:
-            return gzip.compress(columns.encode(), compresslevel=5)
+            return gzip.compress(columns.encode(following), compresslevel=5)
 
         return await asyncio.to_thread(finish)

@@ -478,8 +478,6 @@
     $("run-models").textContent = Object.keys(models).join(", ") || "–";
   }
 
-  function indexIds() { idIndex = new Map(); for (var i = 0; i < d.n; i++) idIndex.set(d.id[i], i); }
-
   function code(list, value) {
     var at = list.indexOf(value);
     if (at < 0) { list.push(value); at = list.length - 1; }
@@ -532,23 +530,83 @@
       .catch(function () { setTimeout(poll, POLL_MS * 2); });
   }
 
+  // The tree comes in pages: a small first one draws the first screen, then the rest.
+  var FIRST_PAGE = 2000, NEXT_PAGE = 25000, pending = [], wanted = null;
+
+  function fetchPage(after, limit) {
+    var url = api + "/tree?limit=" + limit + (after ? "&after=" + encodeURIComponent(after) : "");
+    return fetch(url, { credentials: "same-origin" })
+      .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); });
+  }
+
+  function appendPage(p) {
+    var base = d.n, k;
+    // Each page has its own name/type/status/model tables: map its codes onto ours.
+    var remap = function (table) { return p[table].map(function (v) { return code(d[table], v); }); };
+    var nm = remap("names"), ty = remap("types"), st = remap("statuses"), md = remap("models");
+    for (k = 0; k < p.n; k++) {
+      d.id.push(p.id[k]); idIndex.set(p.id[k], base + k);
+      d.parent.push(p.parent[k] >= 0 ? base + p.parent[k] : -1);
+      d.name.push(nm[p.name[k]]); d.type.push(ty[p.type[k]]); d.status.push(st[p.status[k]]);
+      d.start.push(p.start[k]); d.end.push(p.end[k]); d.summary.push(p.summary[k]);
+      d.tokens.push(p.tokens[k]); d.cost.push(p.cost[k]);
+      d.model.push(p.model[k] < 0 ? -1 : md[p.model[k]]);
+    }
+    Object.keys(p.errors).forEach(function (key) { d.errors[base + Number(key)] = p.errors[key]; });
+    Object.keys(p.parent_ref).forEach(function (key) { pending.push([base + Number(key), p.parent_ref[key]]); });
+    d.n += p.n;
+    // A parent in a later page than its child is linked when it arrives.
+    pending = pending.filter(function (e) {
+      var at = idIndex.get(e[1]);
+      if (at === undefined) return true;
+      d.parent[e[0]] = at;
+      return false;
+    });
+    if (p.cursor > d.cursor) d.cursor = p.cursor;
+  }
+
+  function openWanted() {
+    if (!wanted) return;
+    var at = idIndex.get(wanted);
+    if (at !== undefined) { wanted = null; select(at); }
+  }
+
+  function more(next) {
+    if (!next) {
+      statusEl.textContent = d.n.toLocaleString("en-US") + " spans";
+      if (keep) runSearch();
+      showTotals();
+      if (wanted) statusEl.textContent = "No span " + wanted + " in this run; " + d.n.toLocaleString("en-US") + " spans";
+      view.dataset.complete = "1";
+      if (view.dataset.live === "1") setTimeout(poll, POLL_MS);
+      return null;
+    }
+    statusEl.textContent = "Loading… " + d.n.toLocaleString("en-US") + " loaded";
+    return fetchPage(next, NEXT_PAGE).then(function (p) {
+      appendPage(p);
+      layout();
+      computeVisible();
+      openWanted();
+      return more(p.next);
+    });
+  }
+
   function load() {
     var started = performance.now();
-    return fetch(api + "/tree", { credentials: "same-origin" })
-      .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
-      .then(function (body) {
-        d = body;
-        indexIds();
+    wanted = new URL(location.href).searchParams.get("span");
+    return fetchPage(null, FIRST_PAGE)
+      .then(function (p) {
+        d = { t0: p.t0, n: 0, cursor: p.cursor, id: [], parent: [], name: [], names: [], type: [], types: [],
+              status: [], statuses: [], start: [], end: [], summary: [], tokens: [], cost: [], model: [],
+              models: [], errors: {} };
+        idIndex = new Map(); pending = [];
+        appendPage(p);
         layout();
         computeVisible();
-        statusEl.textContent = d.n.toLocaleString("en-US") + " spans";
         showTotals();
-        var wanted = new URL(location.href).searchParams.get("span");
-        var at = wanted ? idIndex.get(wanted) : undefined;
-        if (at !== undefined) select(at);
-        else if (wanted) statusEl.textContent = "No span " + wanted + " in this run; " + d.n + " spans";
+        openWanted();
         view.dataset.ready = String(Math.round(performance.now() - started));
-        if (view.dataset.live === "1") setTimeout(poll, POLL_MS);
+        return more(p.next);
       })
       .catch(function (err) { statusEl.textContent = "Could not load the spans: " + err.message; });
   }
