@@ -585,7 +585,7 @@
     return fetchPage(next, NEXT_PAGE).then(function (p) {
       appendPage(p);
       layout();
-      computeVisible();
+      if (keep) runSearch(); else computeVisible(); // a search so far sees the new spans too
       openWanted();
       return more(p.next);
     });
