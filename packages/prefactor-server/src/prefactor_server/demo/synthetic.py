@@ -25,7 +25,8 @@ _BATCH = 1000
 _TYPES = ("agent:plan", "agent:task", "agent:tool", "agent:retrieval", "agent:llm")
 _MODELS = ("gpt-4o-mini", "claude-3-5-haiku", "gemini-1.5-flash")
 _MAX_DEPTH = 12
-_TEXT = "".join(random.Random(0).choice("abcdefghijklmnopqrstuvwxyz      ") for _ in range(1 << 16))
+_FILLER = random.Random(0)
+_TEXT = "".join(_FILLER.choice("abcdefghijklmnopqrstuvwxyz      ") for _ in range(1 << 16))
 
 
 class SyntheticError(RuntimeError):

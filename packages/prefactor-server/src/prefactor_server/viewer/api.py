@@ -134,9 +134,10 @@ def build_api_router() -> APIRouter:
             return _error(422, "validation_error", "q: give some text to search for")
         if len(text) > _QUERY_CHARS:
             return _error(422, "validation_error", f"q: at most {_QUERY_CHARS} characters")
-        ids = await storage(request).read(
-            lambda s: s.search_run_spans(account.id, instance_id, text, _SEARCH_LIMIT + 1)
-        )
+        async with request.app.state.viewer_builds:  # a scan: one viewer scan at a time
+            ids = await storage(request).read(
+                lambda s: s.search_run_spans(account.id, instance_id, text, _SEARCH_LIMIT + 1)
+            )
         return _json({"ids": ids[:_SEARCH_LIMIT], "truncated": len(ids) > _SEARCH_LIMIT})
 
     @router.get("/runs/{instance_id}/changes")

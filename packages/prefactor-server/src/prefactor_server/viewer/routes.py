@@ -35,7 +35,9 @@ def _when(value: object) -> str:
 def _money(value: object) -> str:
     if not isinstance(value, int | float) or not value:
         return "–"
-    return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
+    if value >= 1:
+        return f"${value:,.2f}"
+    return f"${value:.4f}" if value >= 0.001 else f"${value:.2g}"
 
 
 def _count(value: object) -> str:
@@ -122,7 +124,10 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
         def load(session: ReadSession) -> RunList:
             return load_run_list(session, account.id, form)
 
-        listing = await _storage(request).read(load)
+        # The viewer's scans take turns (app.state.viewer_builds), so they never hold more
+        # than one of the storage's readers and API requests always find one free.
+        async with request.app.state.viewer_builds:
+            listing = await _storage(request).read(load)
         return templates.TemplateResponse(
             request,
             "runs.html",
@@ -170,7 +175,7 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
 
 def mount_viewer(app: FastAPI) -> None:
     """Serve the viewer at ``/``, its JSON at ``/viewer/api`` and its assets at ``/static``."""
-    app.state.viewer_builds = asyncio.Semaphore(1)  # one big tree build at a time
+    app.state.viewer_builds = asyncio.Semaphore(1)  # one viewer scan (tree, search, list) at a time
     app.state.viewer_trees = TreeCache()  # built trees of unchanged runs, reused
     app.include_router(build_router(_TEMPLATES))
     app.include_router(build_api_router())

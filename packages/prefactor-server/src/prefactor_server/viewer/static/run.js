@@ -19,6 +19,7 @@
   var order = [], depth = null, size = null, kids = null, subTok = null, subCost = null;
   var collapsed = new Set(), keep = null, zoom = -1, vis = [], sel = -1;
   var win0 = 0, win1 = 1, pool = [], searchSeq = 0, detailCtl = null, hits = [];
+  var serverHits = { text: null, ids: null };
 
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -35,7 +36,10 @@
     return m + "m " + String(Math.round(s - m * 60)).padStart(2, "0") + "s";
   }
   function fmtNum(n) { return n ? n.toLocaleString("en-US") : "–"; }
-  function fmtCost(c) { return c ? "$" + (c < 1 ? c.toFixed(4) : c.toFixed(2)) : "–"; }
+  function fmtCost(c) {
+    if (!c) return "–";
+    return "$" + (c >= 1 ? c.toFixed(2) : c >= 0.001 ? c.toFixed(4) : c.toPrecision(2));
+  }
   function nowMs() { return Date.now() - Date.parse(d.t0); }
   function status(i) { return d.statuses[d.status[i]]; }
   function endOf(i) {
@@ -117,7 +121,7 @@
   function drawAxis() {
     axisEl.textContent = "";
     var w = win1 - win0, steps = [1, 2, 5], step = 1, k = 0;
-    while (w / step > 6) { step = steps[k % 3] * Math.pow(10, Math.floor(k / 3)); k++; }
+    while (w / step > 4) { step = steps[k % 3] * Math.pow(10, Math.floor(k / 3)); k++; }
     for (var t = 0; t <= w + 1e-9; t += step) {
       var tick = el("span", "tick", fmtDur(t));
       tick.style.left = (t / w) * 100 + "%";
@@ -225,13 +229,21 @@
           d.summary[i].toLowerCase().indexOf(text) >= 0 || d.id[i] === text ||
           (d.errors[i] && d.errors[i].toLowerCase().indexOf(text) >= 0)) matches[i] = 1;
     }
+    var addServerHits = function (ids) {
+      ids.forEach(function (id) { var j = idIndex.get(id); if (j !== undefined) matches[j] = 1; });
+    };
+    // Payload text is searched on the server, once per query; its hits are added when
+    // they arrive (and again as later pages of the tree arrive).
+    if (serverHits.text === text) { if (serverHits.ids) addServerHits(serverHits.ids); applyFilter(matches); return; }
     applyFilter(matches);
-    // Payload text is searched on the server; its hits are added when they arrive.
+    serverHits = { text: text, ids: null };
     fetch(api + "/search?q=" + encodeURIComponent(text), { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (body) {
-        if (!body || seq !== searchSeq) return;
-        body.ids.forEach(function (id) { var j = idIndex.get(id); if (j !== undefined) matches[j] = 1; });
+        if (!body || serverHits.text !== text) return;
+        serverHits.ids = body.ids;
+        if (seq !== searchSeq) return;
+        addServerHits(body.ids);
         applyFilter(matches);
       });
   }
