@@ -63,6 +63,10 @@ def _ms(value: object, t0: float) -> int | None:
 
 def span_row(record: Record, t0: datetime) -> dict[str, Any]:
     """One compact span (the live-update form): the columns' values for one span."""
+    return _row(record, t0.timestamp() * 1000)
+
+
+def _row(record: Record, origin: float) -> dict[str, Any]:
     params, result = record.get("payload"), record.get("result_payload")
     # Most spans carry no LLM facts: storage leaves their payloads out (None), so skip.
     facts = _NO_FACTS if params is None and result is None else llm_facts(params, result)
@@ -71,7 +75,6 @@ def span_row(record: Record, t0: datetime) -> dict[str, Any]:
     summary = record.get("summary") or ""
     if status == "cancelled" and not record.get("started_at"):
         summary = SpanNode(record).display_summary  # "cancelled before it started: ..."
-    origin = t0.timestamp() * 1000
     return {
         "id": record["id"],
         "parent_id": record["parent_span_id"],
@@ -108,8 +111,13 @@ class TreeColumns:
     cursor: str = "1970-01-01T00:00:00.000000Z"  # no spans yet: every change is new
     _dicts: dict[str, dict[str, int]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self._origin = self.t0.timestamp() * 1000
+        for kind in ("names", "types", "statuses", "models"):
+            self._dicts[kind] = {}
+
     def _code(self, kind: str, value: str) -> int:
-        table = self._dicts.setdefault(kind, {})
+        table = self._dicts[kind]
         code = table.get(value)
         if code is None:
             code = table[value] = len(table)
@@ -117,7 +125,7 @@ class TreeColumns:
 
     def add(self, record: Record) -> None:
         """Append one span record (from :meth:`ReadSession.run_span_rows`)."""
-        row = span_row(record, self.t0)
+        row = _row(record, self._origin)
         if row["error"]:
             self.errors[str(len(self.ids))] = row["error"]
         self.ids.append(row["id"])
@@ -131,7 +139,9 @@ class TreeColumns:
         self.tokens.append(row["tokens"])
         self.cost.append(row["cost"])
         self.model.append(-1 if row["model"] is None else self._code("models", row["model"]))
-        self.cursor = max(self.cursor, str(record.get("updated_at") or ""))
+        updated = record.get("updated_at")
+        if updated and updated > self.cursor:
+            self.cursor = str(updated)
 
     def encode(self, following: str | None) -> bytes:
         """The columns as JSON: parents as indexes in this page, or by id in ``parent_ref``."""
@@ -163,10 +173,6 @@ class TreeColumns:
             "model": self.model,
             "errors": self.errors,
         }
-        body.setdefault("names", [])
-        body.setdefault("types", [])
-        body.setdefault("statuses", [])
-        body.setdefault("models", [])
         return orjson.dumps(body)
 
 
