@@ -130,3 +130,56 @@ def test_token_from_environment(served: Served) -> None:
     result = runner.invoke(main, ["traces", "list"])
     assert result.exit_code == 0, result.output
     assert served.run.instance_id in result.stdout
+
+
+def test_show_failed_depth_and_max_spans(cli: CliRunner, served: Served) -> None:
+    """--failed keeps the failure and its parents; --depth and --max-spans cut the tree."""
+    failed = _invoke(cli, served, "traces", "show", served.run.instance_id, "--failed")
+    assert failed.exit_code == 0, failed.output
+    lines = failed.stdout.splitlines()
+    assert [line.split("[")[0].strip(" │├└─") for line in lines[1:4]] == [
+        "Plan",
+        "Sub-task",
+        "Tool call",
+    ]
+    assert "✗ failed" in lines[3]
+    assert "error: SimulatedToolError" in lines[4]
+    assert lines[-1].strip(" └─") == "… 13 more spans not shown (--failed, --depth, --max-spans)"
+
+    top = _invoke(cli, served, "traces", "show", served.run.instance_id, "--depth", "2")
+    assert "[agent:plan]" in top.stdout
+    assert top.stdout.count("[agent:task]") == 3
+    assert "[agent:tool]" not in top.stdout  # tools sit three levels down
+    assert "more spans not shown" in top.stdout
+
+    few = _invoke(cli, served, "traces", "show", served.run.instance_id, "--max-spans", "4")
+    assert few.stdout.count("\n") == 1 + 4 + 1  # run line, four spans, the "more" line
+    assert "… 12 more spans not shown" in few.stdout
+    bad = _invoke(cli, served, "traces", "show", served.run.instance_id, "--depth", "0")
+    assert bad.exit_code == 2
+    assert "--depth" in bad.output
+
+
+def test_list_json_and_pages(cli: CliRunner, served: Served) -> None:
+    """--json prints the runs as an array; --page walks on; the footer counts them."""
+    result = _invoke(cli, served, "traces", "list", "--json")
+    assert result.exit_code == 0, result.output
+    runs = json.loads(result.stdout)
+    assert [run["id"] for run in runs] == [served.run.instance_id]
+    assert runs[0]["span_counts"]["total"] == 16
+    listed = _invoke(cli, served, "traces", "list", "--limit", "1")
+    assert "runs 1-1 of 1" in listed.stdout
+    assert "--page 2" not in listed.stdout
+    beyond = _invoke(cli, served, "traces", "list", "--page", "2")
+    assert "No runs found." in beyond.stdout
+
+
+def test_list_fits_80_columns(served: Served) -> None:
+    """On an 80-column terminal every line fits and the id stays whole."""
+    narrow = CliRunner(env={"COLUMNS": "80", "PREFACTOR_API_TOKEN": None})
+    result = _invoke(narrow, served, "traces", "list")
+    assert result.exit_code == 0, result.output
+    assert all(len(line) <= 80 for line in result.stdout.splitlines()), result.stdout
+    row = next(line for line in result.stdout.splitlines() if served.run.instance_id in line)
+    assert "✓ complete" in row
+    assert "16 ✗1 ⊘1" in row

@@ -6,14 +6,16 @@ import asyncio
 import os
 import shutil
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 
 from prefactor_server.demo import DemoRun, run_demo
+from prefactor_server.demo.synthetic import make_big_run, make_many_runs
 from prefactor_server.testing import LocalServer
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -45,7 +47,7 @@ class LoopThread:
         self.thread.start()
 
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=60)
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=120)
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -60,6 +62,22 @@ class Served:
     url: str
     token: str
     run: DemoRun
+    loop: LoopThread
+
+    def client(self) -> httpx.AsyncClient:
+        """An API client of the account (use inside :meth:`call`)."""
+        return httpx.AsyncClient(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, trust_env=False
+        )
+
+    def call(self, work: Callable[[httpx.AsyncClient], Coroutine[Any, Any, T]]) -> T:
+        """Run ``work`` with an API client on the server's loop thread and return its result."""
+
+        async def main() -> T:
+            async with self.client() as client:
+                return await work(client)
+
+        return self.loop.call(main())
 
 
 @pytest.fixture(name="served", scope="module")
@@ -75,7 +93,7 @@ def fixture_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]
         server = loop.call(context.__aenter__())
         try:
             run = loop.call(run_demo(server.api_url, TOKEN, seed=7, latency_scale=0.15))
-            yield Served(server.api_url, TOKEN, run)
+            yield Served(server.api_url, TOKEN, run, loop)
         finally:
             loop.call(context.__aexit__(None, None, None))
     finally:
@@ -123,3 +141,15 @@ def fixture_artifacts() -> Path:
     """The directory CI keeps as artifacts (git-ignored)."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(name="big_run", scope="module")
+def fixture_big_run(served: Served) -> str:
+    """A finished run of 3,000 nested spans (some failed, some LLM calls) in the server."""
+    return served.call(lambda client: make_big_run(client, spans=3000, seed=3, payload_bytes=256))
+
+
+@pytest.fixture(name="many_runs", scope="module")
+def fixture_many_runs(served: Served) -> list[str]:
+    """130 small runs of one agent (``synthetic-many``), oldest first."""
+    return served.call(lambda client: make_many_runs(client, runs=130, seed=5))

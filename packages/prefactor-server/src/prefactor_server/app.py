@@ -15,6 +15,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,6 +30,7 @@ from prefactor_server.settings import Settings
 from prefactor_server.storage.base import Storage
 from prefactor_server.storage.sqlite import SqliteStorage
 from prefactor_server.viewer import mount_viewer
+from prefactor_server.viewer.routes import not_found as viewer_not_found
 
 __all__ = ["create_app"]
 
@@ -64,9 +66,18 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+def _wants_page(request: Request) -> bool:
+    """A browser asking for a page (not the API): it gets the viewer's HTML 404."""
+    path = request.url.path
+    accept = request.headers.get("accept", "")
+    return not path.startswith(("/api/", "/viewer/api/")) and "text/html" in accept
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = _CODES.get(exc.status_code, "error")
+    if exc.status_code == 404 and _wants_page(request):
+        return viewer_not_found(request, f"There is no page at {request.url.path[:200]}.")
     message = str(exc.detail) if exc.detail else code.replace("_", " ")
     if exc.status_code == 404 and message == "Not Found":
         message = f"No route for {request.method} {request.url.path}"
@@ -168,6 +179,9 @@ def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    # Compressed answers (the viewer's pages and JSON); a body already gzipped (a run's
+    # tree, compressed off the event loop) passes through untouched.
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
     app.add_middleware(_CatchAll)
     app.add_middleware(SecurityHeaders)  # outermost: the 500 envelope gets the headers too
     return app

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from prefactor_server.storage._auth_queries import AuthReads, AuthWrites
+from prefactor_server.storage._viewer_queries import ViewerReads
 from prefactor_server.storage.base import Account, IdTaken, ListQuery, Page, Record
 
 __all__ = ["SqliteReadSession", "SqliteWriteSession"]
@@ -83,7 +84,7 @@ def _span(row: sqlite3.Row) -> Record:
     return record
 
 
-class SqliteReadSession(AuthReads):
+class SqliteReadSession(AuthReads, ViewerReads):
     """Queries on one SQLite connection (the :class:`ReadSession` protocol)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:

@@ -26,6 +26,8 @@ __all__ = [
     "Page",
     "ReadSession",
     "Record",
+    "RunPage",
+    "RunQuery",
     "Storage",
     "WriteSession",
 ]
@@ -86,6 +88,58 @@ class Page:
 
     total: int
     rows: list[Record]
+
+
+@dataclass(frozen=True)
+class RunQuery:
+    """A run-list request of the viewer (keyset pagination, stable under inserts).
+
+    Attributes:
+        text: Matches the run id, external identifier, agent id or name, and span text
+            (type, summary, params, result); case-insensitive substring.
+        agent_id: Only this agent's runs.
+        status: Only runs with this status.
+        started_from: Only runs started (or, never started, inserted) at or after this
+            ISO timestamp.
+        started_to: ... and before this one.
+        sort: ``started``, ``duration``, ``spans`` or ``errors``.
+        descending: Sort direction (ties broken by id in the same direction).
+        after: The ``(sort key, id)`` of the last row of the previous page, to go forward.
+        before: The ``(sort key, id)`` of the first row of the next page, to go back.
+        limit: Page size.
+    """
+
+    text: str = ""
+    agent_id: str = ""
+    status: str = ""
+    started_from: str = ""
+    started_to: str = ""
+    sort: str = "started"
+    descending: bool = True
+    after: tuple[Any, str] | None = None
+    before: tuple[Any, str] | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """One page of runs: instance records, each with ``sort_key``; whether more lie either way.
+
+    Attributes:
+        total: How many runs match the filters (all pages).
+        rows: The instance records of this page, each with an extra ``sort_key``.
+        has_before: A page exists before this one.
+        has_after: A page exists after this one.
+    """
+
+    total: int
+    rows: list[Record]
+    has_before: bool
+    has_after: bool
+
+
+RUN_SORTS = ("started", "duration", "spans", "errors")
+"""The sort keys :meth:`ReadSession.list_runs` accepts."""
 
 
 class ReadSession(Protocol):
@@ -161,6 +215,47 @@ class ReadSession(Protocol):
 
     def list_spans(self, account_id: str, query: ListQuery) -> Page:
         """Return a page of spans."""
+        ...
+
+    # -- the viewer's reads (issue 16) ------------------------------------------------
+
+    def list_runs(self, account_id: str, query: RunQuery) -> RunPage:
+        """Return a page of runs (agent instances), filtered, sorted and keyset-paged."""
+        ...
+
+    def run_span_rows(
+        self,
+        account_id: str,
+        instance_id: str,
+        *,
+        after_id: str | None,
+        limit: int,
+        updated_since: str | None = None,
+    ) -> list[Record]:
+        """Return up to ``limit`` spans of a run in id order after ``after_id``, compactly.
+
+        Each record has ``id``, ``parent_span_id``, ``schema_name``, ``schema_title``,
+        ``status``, ``summary``, ``started_at``, ``finished_at``, ``updated_at``, and
+        ``payload`` / ``result_payload`` decoded only where they may hold LLM facts (they
+        mention a token, cost or model) or, for the result, the span failed or was
+        cancelled; else None.
+        With ``updated_since``, only spans updated at or after that timestamp, in
+        ``(updated_at, id)`` order.
+        """
+        ...
+
+    def search_run_spans(
+        self, account_id: str, instance_id: str, text: str, limit: int
+    ) -> list[str]:
+        """Return ids of up to ``limit`` spans of a run whose type, title, summary, params
+        or result contain ``text`` (case-insensitive substring)."""
+        ...
+
+    def llm_payloads(
+        self, account_id: str, instance_ids: Sequence[str]
+    ) -> list[tuple[str, Any, Any]]:
+        """Return ``(instance_id, params, result)`` of the runs' spans that may hold LLM
+        facts (their params or result mention a token, cost or model)."""
         ...
 
 

@@ -138,12 +138,37 @@ class TraceReader:
         self, *, agent_id: str | None = None, status: str | None = None, limit: int = 20
     ) -> list[dict[str, Any]]:
         """The most recent instances first, optionally only one agent's or one status."""
+        rows, _ = await self.instances_page(offset=0, limit=limit, agent_id=agent_id, status=status)
+        return rows
+
+    async def instances_page(
+        self,
+        *,
+        offset: int,
+        limit: int,
+        agent_id: str | None = None,
+        status: str | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of instances, newest first, and how many match in all."""
         params: dict[str, Any] = {"sorting": "-id"}
         if agent_id:
             params["agent_id"] = agent_id
         if status:
             params["status"] = status
-        return await self._all("/api/v1/agent_instance", params, limit)
+        rows: list[dict[str, Any]] = []
+        total = 0
+        while len(rows) < limit:
+            size = min(_PAGE, limit - len(rows))
+            body = await self._get(
+                "/api/v1/agent_instance",
+                {**params, "pagination[offset]": offset + len(rows), "pagination[page_size]": size},
+            )
+            page = body.get("summaries") or []
+            rows.extend(page)
+            total = int((body.get("pagination") or {}).get("item_count") or 0)
+            if len(page) < size:
+                break
+        return rows, total
 
     async def get_instance(self, instance_id: str) -> dict[str, Any]:
         """One instance with its span counts.

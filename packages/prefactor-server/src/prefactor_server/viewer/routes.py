@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -13,16 +13,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from prefactor_server.api._common import read_body
-from prefactor_server.domain.resources import instance_resource, span_resource
+from prefactor_server.domain.resources import instance_resource
 from prefactor_server.errors import ApiError, excerpt
-from prefactor_server.storage.base import Account, ListQuery, ReadSession, Storage
-from prefactor_server.traces.tree import (
-    build_tree,
-    duration_seconds,
-    format_duration,
-    parse_time,
-    walk,
-)
+from prefactor_server.storage.base import Account, ReadSession, Storage
+from prefactor_server.traces.tree import duration_seconds, format_duration, parse_time
+from prefactor_server.viewer.api import build_api_router
 from prefactor_server.viewer.auth import (
     COOKIE,
     account_for,
@@ -31,16 +26,14 @@ from prefactor_server.viewer.auth import (
     safe_next,
     set_cookie,
 )
-from prefactor_server.viewer.timeline import layout
+from prefactor_server.viewer.run_list import SORT_LABELS, RunList, RunListForm, load_run_list
+from prefactor_server.viewer.tree_data import TreeCache
 
-__all__ = ["mount_viewer"]
+__all__ = ["mount_viewer", "not_found"]
 
 _HERE = Path(__file__).parent
 _STATUSES = ("pending", "active", "complete", "failed", "cancelled", "terminated")
 _LIVE = ("pending", "active")
-_PAGE = 500
-_LIST_LIMIT = 100
-REFRESH_SECONDS = 2
 
 
 def _when(value: object) -> str:
@@ -48,17 +41,46 @@ def _when(value: object) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment is not None else "–"
 
 
-def _pretty(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
+def _money(value: object) -> str:
+    if not isinstance(value, int | float) or not value:
+        return "–"
+    if value >= 1:
+        return f"${value:,.2f}"
+    return f"${value:.4f}" if value >= 0.001 else f"${value:.2g}"
+
+
+def _count(value: object) -> str:
+    return f"{value:,}" if isinstance(value, int) and value else "–"
+
+
+def _server_url(request: Request) -> str:
+    """This server's URL as the connection reached it (never the client's Host header)."""
+    server = request.scope.get("server")
+    if not server:
+        return ""
+    host, port = server[0], server[1]
+    host = f"[{host}]" if ":" in host else host
+    return f"{request.url.scheme}://{host}" + ("" if port in (80, 443, None) else f":{port}")
 
 
 def _templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
     templates.env.filters["when"] = _when
-    templates.env.filters["duration"] = format_duration
-    templates.env.filters["pretty"] = _pretty
     templates.env.globals["server_url"] = _server_url
+    templates.env.filters["duration"] = format_duration
+    templates.env.filters["money"] = _money
+    templates.env.filters["count"] = _count
     return templates
+
+
+_TEMPLATES = _templates()
+
+
+def not_found(request: Request, what: str) -> Response:
+    """The viewer's HTML 404 page."""
+    return _TEMPLATES.TemplateResponse(
+        request, "not_found.html", {"title": "Not found", "what": what}, status_code=404
+    )
 
 
 def _storage(request: Request) -> Storage:
@@ -73,21 +95,6 @@ def _login_redirect(request: Request) -> Response:
 
 def _cross_site_refused() -> Response:
     return PlainTextResponse("Refused: this form was posted from another site.", status_code=403)
-
-
-def _server_url(request: Request) -> str:
-    """This server's URL as the connection reached it (never the client's Host header)."""
-    server = request.scope.get("server")
-    if not server:
-        return ""
-    host, port = server[0], server[1]
-    host = f"[{host}]" if ":" in host else host
-    return f"{request.url.scheme}://{host}" + ("" if port in (80, 443, None) else f":{port}")
-
-
-def _agent_names(session: ReadSession, account_id: str) -> dict[str, str]:
-    page = session.list_agents(account_id, ListQuery(limit=_PAGE))
-    return {str(row["id"]): str(row.get("name") or row["id"]) for row in page.rows}
 
 
 def build_router(templates: Jinja2Templates) -> APIRouter:
@@ -145,37 +152,33 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
         return response
 
     @router.get("/")
-    async def runs(request: Request, agent: str = "", status: str = "") -> Response:
+    async def runs(request: Request) -> Response:
         account = await signed_in(request)
         if account is None:
             return _login_redirect(request)
-        filters = {"agent_id": agent} if agent else {}
-        if status in _STATUSES:
-            filters["status"] = status
+        try:
+            form = RunListForm.parse(request.query_params)
+        except ValueError as exc:
+            return templates.TemplateResponse(
+                request, "not_found.html", {"title": "Bad request", "what": str(exc)}, 400
+            )
 
-        def load(session: ReadSession) -> tuple[int, list[dict[str, Any]], dict[str, str]]:
-            query = ListQuery(filters=filters, sort_field="id", descending=True, limit=_LIST_LIMIT)
-            page = session.list_instances(account.id, query)
-            counts = session.span_counts(account.id, [row["id"] for row in page.rows])
-            rows = [instance_resource(row, counts.get(row["id"])) for row in page.rows]
-            return page.total, rows, _agent_names(session, account.id)
+        def load(session: ReadSession) -> RunList:
+            return load_run_list(session, account.id, form)
 
-        total, instances, agents = await _storage(request).read(load)
-        for instance in instances:
-            instance["duration"] = duration_seconds(instance["started_at"], instance["finished_at"])
-            instance["agent_name"] = agents.get(instance["agent_id"], instance["agent_id"])
-        live = any(instance["status"] in _LIVE for instance in instances)
+        # The viewer's scans take turns (app.state.viewer_builds), so they never hold more
+        # than one of the storage's readers and API requests always find one free.
+        async with request.app.state.viewer_builds:
+            listing = await _storage(request).read(load)
         return templates.TemplateResponse(
             request,
             "runs.html",
             {
-                "instances": instances,
-                "total": total,
-                "agents": agents,
+                "form": form,
+                "listing": listing,
                 "statuses": _STATUSES,
-                "agent": agent,
-                "status": status,
-                "refresh": REFRESH_SECONDS if live else None,
+                "sorts": SORT_LABELS,
+                "refresh": listing.live and not (form.after or form.before),
             },
         )
 
@@ -185,50 +188,27 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
         if account is None:
             return _login_redirect(request)
 
-        def load(
-            session: ReadSession,
-        ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, str]] | None:
+        def load(session: ReadSession) -> tuple[dict[str, Any], str] | None:
             record = session.get_instance(account.id, instance_id)
             if record is None:
                 return None
             counts = session.span_counts(account.id, [instance_id]).get(instance_id)
-            spans: list[dict[str, Any]] = []
-            while True:
-                query = ListQuery(
-                    filters={"agent_instance_id": instance_id},
-                    sort_field="id",
-                    offset=len(spans),
-                    limit=_PAGE,
-                )
-                page = session.list_spans(account.id, query)
-                spans.extend(span_resource(row) for row in page.rows)
-                if not page.rows or len(spans) >= page.total:
-                    break
-            return instance_resource(record, counts), spans, _agent_names(session, account.id)
+            agent = session.get_agent(account.id, record["agent_id"])
+            name = str(agent.get("name") or agent["id"]) if agent else record["agent_id"]
+            return instance_resource(record, counts), name
 
         loaded = await _storage(request).read(load)
         if loaded is None:
-            return templates.TemplateResponse(
-                request,
-                "not_found.html",
-                {"what": f"No run with id {excerpt(instance_id, 80)}."},
-                status_code=404,
-            )
-        instance, spans, agents = loaded
-        nodes = list(walk(build_tree(spans)))
-        timeline = layout(nodes, instance["started_at"])
-        live = instance["status"] in _LIVE or any(node.status in _LIVE for node in nodes)
+            return not_found(request, f"No run with id {excerpt(instance_id, 80)}.")
+        instance, agent_name = loaded
         return templates.TemplateResponse(
             request,
             "run.html",
             {
                 "instance": instance,
-                "agent_name": agents.get(instance["agent_id"], instance["agent_id"]),
+                "agent_name": agent_name,
                 "duration": duration_seconds(instance["started_at"], instance["finished_at"]),
-                "nodes": nodes,
-                "timeline": timeline,
-                "failed": [node for node in nodes if node.status == "failed"],
-                "refresh": REFRESH_SECONDS if live else None,
+                "live": instance["status"] in _LIVE,
             },
         )
 
@@ -236,6 +216,9 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
 
 
 def mount_viewer(app: FastAPI) -> None:
-    """Serve the viewer at ``/`` and its assets at ``/static`` on ``app``."""
-    app.include_router(build_router(_templates()))
+    """Serve the viewer at ``/``, its JSON at ``/viewer/api`` and its assets at ``/static``."""
+    app.state.viewer_builds = asyncio.Semaphore(1)  # one viewer scan (tree, search, list) at a time
+    app.state.viewer_trees = TreeCache()  # built trees of unchanged runs, reused
+    app.include_router(build_router(_TEMPLATES))
+    app.include_router(build_api_router())
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="viewer-static")
