@@ -39,6 +39,7 @@ from jsonschema.protocols import Validator  # type: ignore[import-untyped]
 from prefactor_server.errors import invalid
 
 __all__ = [
+    "MAX_PATTERN_CHARS",
     "MAX_SCHEMA_NODES",
     "MAX_STEPS",
     "SchemaTooCostly",
@@ -53,6 +54,9 @@ MAX_SCHEMA_NODES = 2000
 """Most objects and values in one registered schema: jsonschema's metaschema check of a
 2,000-node schema takes about half a second (3,000 nodes: 1.9 s; it grows faster than
 the size), and it runs on the writer."""
+
+MAX_PATTERN_CHARS = 1000
+"""Longest ``pattern`` / ``patternProperties`` key accepted at registration."""
 
 MAX_STEPS = 30_000
 """Steps one validation may spend: a keyword costs one, a reference ``_REF_COST`` (about
@@ -303,6 +307,10 @@ def _larger_than(value: Any, limit: int) -> bool:
 
 
 def _check_pattern(pattern: str, field: str) -> None:
+    if len(pattern) > MAX_PATTERN_CHARS:
+        # RE2's matching time grows with the compiled program too, and compiling a
+        # 500 KB pattern (with Python's re in the metaschema's "format": "regex") took 4.5 s.
+        raise invalid(field, f"must be at most {MAX_PATTERN_CHARS} characters", "invalid_schema")
     try:
         search_function(pattern)
     except PatternError as exc:
