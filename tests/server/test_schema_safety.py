@@ -282,9 +282,24 @@ async def test_huge_schema_is_refused_before_the_metaschema_check(
     response = await _register(client, huge)
     assert response.status_code == 422
     assert response.json()["code"] == "invalid_schema"
+    assert "agent_schema_version" in response.json()["errors"]
+    big = {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(1200)}}
+    response = await _register(client, big)
+    assert response.status_code == 422
     assert "agent_schema_version.span_type_schemas.0.params_schema" in response.json()["errors"]
     fits = {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(300)}}
     assert (await _register(client, fits)).status_code == 201
+    # Many schemas that each fit are bounded in all (each costs a metaschema check).
+    many = {
+        "external_identifier": "many-types",
+        "span_schemas": {f"t{i}": {"type": "object", "properties": {"a": {}}} for i in range(2000)},
+    }
+    response = await client.post(
+        "/api/v1/agent_instance/register",
+        json={"agent_version": {"name": "A"}, "agent_schema_version": many},
+    )
+    assert response.status_code == 422
+    assert "agent_schema_version" in response.json()["errors"]
 
 
 async def test_templates_cannot_multiply_into_huge_summaries(

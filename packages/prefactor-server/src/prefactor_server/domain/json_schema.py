@@ -42,9 +42,11 @@ __all__ = [
     "MAX_PATTERN_CHARS",
     "MAX_SCHEMA_NODES",
     "MAX_STEPS",
+    "MAX_VERSION_NODES",
     "SchemaTooCostly",
     "check_schema",
     "check_schema_safety",
+    "larger_than",
     "search_function",
     "spending",
     "validator_for",
@@ -54,6 +56,10 @@ MAX_SCHEMA_NODES = 2000
 """Most objects and values in one registered schema: jsonschema's metaschema check of a
 2,000-node schema takes about half a second (3,000 nodes: 1.9 s; it grows faster than
 the size), and it runs on the writer."""
+
+MAX_VERSION_NODES = 5000
+"""Most objects and values in one registered schema version (all its span types and
+quality schemas): many small schemas cost a metaschema check each."""
 
 MAX_PATTERN_CHARS = 1000
 """Longest ``pattern`` / ``patternProperties`` key accepted at registration."""
@@ -290,7 +296,7 @@ def _walk(node: Any, path: str) -> Iterator[tuple[dict[str, Any], str]]:
             stack.extend((value, f"{where}.{index}") for index, value in enumerate(current))
 
 
-def _larger_than(value: Any, limit: int) -> bool:
+def larger_than(value: Any, limit: int) -> bool:
     """Whether ``value`` has more than ``limit`` objects, arrays and scalars in all."""
     count = 0
     stack = [value]
@@ -331,7 +337,7 @@ def check_schema_safety(schema: Any, field: str) -> None:
             ``unevaluatedProperties`` next to ``patternProperties`` (jsonschema matches
             those with Python's backtracking engine).
     """
-    if _larger_than(schema, MAX_SCHEMA_NODES):
+    if larger_than(schema, MAX_SCHEMA_NODES):
         raise invalid(
             field,
             f"is too large: more than {MAX_SCHEMA_NODES} objects and values (checking a "
