@@ -40,12 +40,14 @@ from prefactor_server.errors import invalid
 
 __all__ = [
     "MAX_PATTERN_CHARS",
+    "MAX_REQUEST_SCHEMA_NODES",
     "MAX_SCHEMA_NODES",
     "MAX_STEPS",
     "MAX_VERSION_NODES",
     "SchemaTooCostly",
     "check_schema",
     "check_schema_safety",
+    "count_nodes",
     "larger_than",
     "search_function",
     "spending",
@@ -60,6 +62,11 @@ the size), and it runs on the writer."""
 MAX_VERSION_NODES = 5000
 """Most objects and values in one registered schema version (all its span types and
 quality schemas): many small schemas cost a metaschema check each."""
+
+MAX_REQUEST_SCHEMA_NODES = 10_000
+"""Most objects and values of *new* schema versions one request may register (a bulk
+request of 200 registers of large new versions would otherwise hold the writer for
+minutes); the item past it gets a 422 and the items before it are kept."""
 
 MAX_PATTERN_CHARS = 1000
 """Longest ``pattern`` / ``patternProperties`` key accepted at registration."""
@@ -296,20 +303,23 @@ def _walk(node: Any, path: str) -> Iterator[tuple[dict[str, Any], str]]:
             stack.extend((value, f"{where}.{index}") for index, value in enumerate(current))
 
 
-def larger_than(value: Any, limit: int) -> bool:
-    """Whether ``value`` has more than ``limit`` objects, arrays and scalars in all."""
+def count_nodes(value: Any, limit: int) -> int:
+    """The objects, arrays and scalars in ``value``, counted up to ``limit + 1``."""
     count = 0
     stack = [value]
-    while stack:
+    while stack and count <= limit:
         current = stack.pop()
         count += 1
-        if count > limit:
-            return True
         if isinstance(current, dict):
             stack.extend(current.values())
         elif isinstance(current, list):
             stack.extend(current)
-    return False
+    return count
+
+
+def larger_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` has more than ``limit`` objects, arrays and scalars in all."""
+    return count_nodes(value, limit) > limit
 
 
 def _check_pattern(pattern: str, field: str) -> None:
