@@ -24,7 +24,11 @@ from prefactor_server.domain.fields import (
     shown,
     status_field,
 )
-from prefactor_server.domain.json_schema import MAX_REQUEST_SCHEMA_NODES, count_nodes
+from prefactor_server.domain.json_schema import (
+    MAX_REQUEST_SCHEMA_NODES,
+    MAX_VERSION_NODES,
+    count_nodes,
+)
 from prefactor_server.domain.resources import instance_resource
 from prefactor_server.domain.schemas import (
     content_identifier,
@@ -89,7 +93,9 @@ def _agent(
 
 
 def _spend_schema_checks(ctx: WriteContext, schema_body: dict[str, Any]) -> None:
-    size = count_nodes(schema_body, MAX_REQUEST_SCHEMA_NODES)
+    size = count_nodes(schema_body, MAX_VERSION_NODES)
+    if size > MAX_VERSION_NODES:
+        return  # normalise_schema_version refuses it (too large) before checking anything
     if ctx.schema_nodes + size > MAX_REQUEST_SCHEMA_NODES:
         raise invalid(
             "agent_schema_version",
