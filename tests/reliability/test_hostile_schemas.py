@@ -243,7 +243,7 @@ SCENARIOS: dict[str, tuple[Any, Any, str, str]] = {
         "a" * 40 + "!", "invalid_schema", "params_schema.$defs.x.$schema"),
     "huge schema (metaschema check)": (
         {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(50_000)}},
-        {"s": 1}, "invalid_schema", "params_schema"),
+        {"s": 1}, "invalid_schema", "agent_schema_version"),
 }  # fmt: skip
 
 

@@ -164,6 +164,9 @@ async def test_a_stored_schema_with_remote_references_reads_nothing(
         {"type": "object", "patternProperties": {"^(?=x)": {}}},
         {"type": "string", "pattern": "(?<!a)b"},
         {"patternProperties": {"^a": {}}, "unevaluatedProperties": False},
+        # Long patterns: compiling "(a|b)" * 100,000 took 4.5 s on the writer.
+        {"type": "string", "pattern": "(a|b)" * 1000},
+        {"type": "object", "patternProperties": {"x" * 1001: {}}},
     ],
 )
 async def test_patterns_without_linear_matching_are_refused(
@@ -279,9 +282,24 @@ async def test_huge_schema_is_refused_before_the_metaschema_check(
     response = await _register(client, huge)
     assert response.status_code == 422
     assert response.json()["code"] == "invalid_schema"
+    assert "agent_schema_version" in response.json()["errors"]
+    big = {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(1200)}}
+    response = await _register(client, big)
+    assert response.status_code == 422
     assert "agent_schema_version.span_type_schemas.0.params_schema" in response.json()["errors"]
     fits = {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(300)}}
     assert (await _register(client, fits)).status_code == 201
+    # Many schemas that each fit are bounded in all (each costs a metaschema check).
+    many = {
+        "external_identifier": "many-types",
+        "span_schemas": {f"t{i}": {"type": "object", "properties": {"a": {}}} for i in range(2000)},
+    }
+    response = await client.post(
+        "/api/v1/agent_instance/register",
+        json={"agent_version": {"name": "A"}, "agent_schema_version": many},
+    )
+    assert response.status_code == 422
+    assert "agent_schema_version" in response.json()["errors"]
 
 
 async def test_templates_cannot_multiply_into_huge_summaries(
@@ -308,3 +326,38 @@ async def test_templates_cannot_multiply_into_huge_summaries(
     summary = span.json()["details"]["summary"]
     assert 0 < len(summary) <= 2000
     assert summary.startswith("yyyy")
+
+
+async def test_new_schema_versions_per_request_are_bounded(client: httpx.AsyncClient) -> None:
+    """200 registers of large new versions in one bulk request held the writer for minutes:
+    past the per-request size, the item gets a 422 and the items before it are kept."""
+
+    def version(index: int) -> dict[str, Any]:
+        properties = {f"p{i}": {"type": "string"} for i in range(900)}
+        return {
+            "external_identifier": f"big-{index}",
+            "span_schemas": {
+                name: {"type": "object", "properties": properties} for name in ("a", "b")
+            },
+        }
+
+    items = [
+        {
+            "_type": "agent_instances/register",
+            "idempotency_key": f"register-{index:04d}",
+            "agent_id": "bulk-agent",
+            "agent_version": {"name": "A", "external_identifier": "v1"},
+            "agent_schema_version": version(index),
+        }
+        for index in range(4)
+    ]
+    response = await client.post("/api/v1/bulk", json={"items": items})
+    outputs = response.json()["outputs"]
+    assert outputs["register-0000"]["status"] == "success", outputs["register-0000"]
+    assert outputs["register-0001"]["status"] == "success"
+    assert outputs["register-0002"]["code"] == "too_many_schemas"
+    assert "agent_schema_version" in outputs["register-0002"]["errors"]
+    assert "register-0003" not in outputs
+    # The next request has its own allowance.
+    again = await client.post("/api/v1/bulk", json={"items": items[2:3]})
+    assert again.json()["outputs"]["register-0002"]["status"] == "success"

@@ -166,3 +166,44 @@ def test_migrations_are_recorded(tmp_path: Path) -> None:
         assert names == [migration.name for migration in MIGRATIONS]
     finally:
         storage.close()
+
+
+async def test_failed_authentications_are_counted_per_window(storage: Storage) -> None:
+    """record_auth_failure counts per client within a window; an ended window restarts."""
+    assert await storage.read(lambda s: s.auth_failures("10.0.0.1")) is None
+    for expected in (1, 2, 3):
+        count = await storage.write(lambda s: s.record_auth_failure("10.0.0.1", 100.0, 60.0))
+        assert count == (expected, 100.0)
+    assert await storage.write(lambda s: s.record_auth_failure("10.0.0.2", 130.0, 60.0)) == (
+        1,
+        130.0,
+    )
+    assert await storage.read(lambda s: s.auth_failures("10.0.0.1")) == (3, 100.0)
+    # 161 s: the first client's window (100–160) is over; the second's is not.
+    assert await storage.write(lambda s: s.record_auth_failure("10.0.0.1", 161.0, 60.0)) == (
+        1,
+        161.0,
+    )
+    assert await storage.read(lambda s: s.auth_failures("10.0.0.2")) == (1, 130.0)
+
+
+async def test_tokens_are_found_by_hash_revoked_or_not(storage: Storage) -> None:
+    from prefactor_server.domain.accounts import create_token, hash_token
+
+    def make(session: WriteSession) -> str:
+        account = create_account(session, "acme")
+        return str(create_token(session, account, "ci", "a-token-of-twenty-chars")[0]["id"])
+
+    token_id = await storage.write(make)
+    digest = hash_token("a-token-of-twenty-chars")
+    found = await storage.read(lambda s: s.find_token(digest))
+    assert found is not None
+    assert found["id"] == token_id
+    assert found["revoked_at"] is None
+    assert "token_hash" not in found
+    await storage.write(lambda s: s.revoke_token(token_id, "2026-01-01T00:00:00Z"))
+    revoked = await storage.read(lambda s: s.find_token(digest))
+    assert revoked is not None
+    assert revoked["revoked_at"] == "2026-01-01T00:00:00Z"
+    assert await storage.read(lambda s: s.account_for_token(digest)) is None
+    assert await storage.read(lambda s: s.find_token(hash_token("other"))) is None

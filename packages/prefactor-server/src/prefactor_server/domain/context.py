@@ -28,6 +28,8 @@ class WriteContext:
         clock: Returns the current time, formatted.
         instances: Instance id → record, for this request.
         span_instances: Span id → instance id of spans seen in this request.
+        schema_nodes: Size of the new schema versions registered in this request so far
+            (their checks are bounded per request, see ``json_schema``).
     """
 
     account: Account
@@ -35,6 +37,7 @@ class WriteContext:
     clock: Callable[[], str] = _time.now
     instances: dict[str, Record] = field(default_factory=dict)
     span_instances: dict[str, str] = field(default_factory=dict)
+    schema_nodes: int = 0
 
     def new_id(self) -> str:
         """Return a new k-sortable PFID in the account's partition."""

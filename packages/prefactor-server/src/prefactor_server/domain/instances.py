@@ -24,6 +24,11 @@ from prefactor_server.domain.fields import (
     shown,
     status_field,
 )
+from prefactor_server.domain.json_schema import (
+    MAX_REQUEST_SCHEMA_NODES,
+    MAX_VERSION_NODES,
+    count_nodes,
+)
 from prefactor_server.domain.resources import instance_resource
 from prefactor_server.domain.schemas import (
     content_identifier,
@@ -87,6 +92,21 @@ def _agent(
     return agent
 
 
+def _spend_schema_checks(ctx: WriteContext, schema_body: dict[str, Any]) -> None:
+    size = count_nodes(schema_body, MAX_VERSION_NODES)
+    if size > MAX_VERSION_NODES:
+        return  # normalise_schema_version refuses it (too large) before checking anything
+    if ctx.schema_nodes + size > MAX_REQUEST_SCHEMA_NODES:
+        raise invalid(
+            "agent_schema_version",
+            f"one request may register new schema versions of at most "
+            f"{MAX_REQUEST_SCHEMA_NODES} objects and values in all; send this one in "
+            "another request",
+            "too_many_schemas",
+        )
+    ctx.schema_nodes += size
+
+
 def register(session: WriteSession, ctx: WriteContext, fields: dict[str, Any]) -> Outcome:
     """Register an agent instance (status ``pending``)."""
     version_body = object_field(fields, "agent_version")
@@ -140,6 +160,7 @@ def register(session: WriteSession, ctx: WriteContext, fields: dict[str, Any]) -
     ) or content_identifier(schema_body)
     schema = session.find_schema_version(account_id, agent["id"], schema_ident)
     if schema is None:
+        _spend_schema_checks(ctx, schema_body)
         schema = {
             "account_id": account_id,
             "id": ctx.new_id(),

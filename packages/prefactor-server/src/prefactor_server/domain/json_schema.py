@@ -39,11 +39,16 @@ from jsonschema.protocols import Validator  # type: ignore[import-untyped]
 from prefactor_server.errors import invalid
 
 __all__ = [
+    "MAX_PATTERN_CHARS",
+    "MAX_REQUEST_SCHEMA_NODES",
     "MAX_SCHEMA_NODES",
     "MAX_STEPS",
+    "MAX_VERSION_NODES",
     "SchemaTooCostly",
     "check_schema",
     "check_schema_safety",
+    "count_nodes",
+    "larger_than",
     "search_function",
     "spending",
     "validator_for",
@@ -53,6 +58,18 @@ MAX_SCHEMA_NODES = 2000
 """Most objects and values in one registered schema: jsonschema's metaschema check of a
 2,000-node schema takes about half a second (3,000 nodes: 1.9 s; it grows faster than
 the size), and it runs on the writer."""
+
+MAX_VERSION_NODES = 5000
+"""Most objects and values in one registered schema version (all its span types and
+quality schemas): many small schemas cost a metaschema check each."""
+
+MAX_REQUEST_SCHEMA_NODES = 10_000
+"""Most objects and values of *new* schema versions one request may register (a bulk
+request of 200 registers of large new versions would otherwise hold the writer for
+minutes); the item past it gets a 422 and the items before it are kept."""
+
+MAX_PATTERN_CHARS = 1000
+"""Longest ``pattern`` / ``patternProperties`` key accepted at registration."""
 
 MAX_STEPS = 30_000
 """Steps one validation may spend: a keyword costs one, a reference ``_REF_COST`` (about
@@ -286,23 +303,30 @@ def _walk(node: Any, path: str) -> Iterator[tuple[dict[str, Any], str]]:
             stack.extend((value, f"{where}.{index}") for index, value in enumerate(current))
 
 
-def _larger_than(value: Any, limit: int) -> bool:
-    """Whether ``value`` has more than ``limit`` objects, arrays and scalars in all."""
+def count_nodes(value: Any, limit: int) -> int:
+    """The objects, arrays and scalars in ``value``, counted up to ``limit + 1``."""
     count = 0
     stack = [value]
-    while stack:
+    while stack and count <= limit:
         current = stack.pop()
         count += 1
-        if count > limit:
-            return True
         if isinstance(current, dict):
             stack.extend(current.values())
         elif isinstance(current, list):
             stack.extend(current)
-    return False
+    return count
+
+
+def larger_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` has more than ``limit`` objects, arrays and scalars in all."""
+    return count_nodes(value, limit) > limit
 
 
 def _check_pattern(pattern: str, field: str) -> None:
+    if len(pattern) > MAX_PATTERN_CHARS:
+        # RE2's matching time grows with the compiled program too, and compiling a
+        # 500 KB pattern (with Python's re in the metaschema's "format": "regex") took 4.5 s.
+        raise invalid(field, f"must be at most {MAX_PATTERN_CHARS} characters", "invalid_schema")
     try:
         search_function(pattern)
     except PatternError as exc:
@@ -323,7 +347,7 @@ def check_schema_safety(schema: Any, field: str) -> None:
             ``unevaluatedProperties`` next to ``patternProperties`` (jsonschema matches
             those with Python's backtracking engine).
     """
-    if _larger_than(schema, MAX_SCHEMA_NODES):
+    if larger_than(schema, MAX_SCHEMA_NODES):
         raise invalid(
             field,
             f"is too large: more than {MAX_SCHEMA_NODES} objects and values (checking a "

@@ -23,11 +23,13 @@ from jsonschema.protocols import Validator  # type: ignore[import-untyped]
 
 from prefactor_server.domain.json_schema import (
     MAX_STEPS,
+    MAX_VERSION_NODES,
     PatternError,
     SchemaTooCostly,
     UnsafeSchema,
     check_schema,
     check_schema_safety,
+    larger_than,
     search_function,
     spending,
     validator_for,
@@ -79,6 +81,12 @@ def normalise_schema_version(raw: dict[str, Any]) -> dict[str, Any]:
         ApiError: 422 with the field path of a malformed entry or schema.
     """
     prefix = "agent_schema_version."
+    if larger_than(raw, MAX_VERSION_NODES):
+        raise invalid(
+            "agent_schema_version",
+            f"is too large: more than {MAX_VERSION_NODES} objects and values in all",
+            "invalid_schema",
+        )
     span_types: dict[str, dict[str, Any]] = {}
 
     def entry(name: str) -> dict[str, Any]:
