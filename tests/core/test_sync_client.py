@@ -364,3 +364,43 @@ def test_forked_child_with_a_spool_gets_a_clear_error(live: LocalServer, tmp_pat
     client.close()
     assert "spool" in message
     assert "fork" in message
+
+
+class GatedTransport(httpx.AsyncBaseTransport):
+    """Real HTTP to the server, each request held until ``gate`` is set (a thread event,
+    so the test thread opens it while the engine's loop waits)."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await asyncio.to_thread(self.gate.wait)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def test_flush_reports_a_timeout_and_then_delivers(live: LocalServer) -> None:
+    """While the API does not answer, flush(timeout) returns False (the caller is not held
+    beyond it); once it answers, flush() returns True and the run is stored."""
+    transport = GatedTransport()
+    config = config_for(live).model_copy(update={"startup_timeout": 0.1})
+    client = SyncPrefactorCoreClient(config, transport=transport)
+    try:
+        client.open()  # does not wait past startup_timeout for the held ping
+        run = client.create_agent_instance(agent_id="gated", agent_version=AGENT_VERSION)
+        run.start()
+        assert lookup("held") == "HELD"
+        assert client.flush(0.2) is False
+        transport.gate.set()
+        assert client.flush(30) is True
+        run.finish()
+        assert client.flush(30) is True
+    finally:
+        transport.gate.set()
+        client.close()
+    assert instance_status(live, run.id) == "complete"
+    [row] = spans(live, run.id)
+    assert row["payload"] == {"key": "held"}

@@ -225,7 +225,7 @@ def open_call(
     if allowed and options.name not in allowed:
         # The API would refuse it (and a refusal must not cost the run its telemetry).
         warn_once(
-            f"record {options.name} in instance {handle.id}",
+            f"record {options.name} (not in a run's schema version)",
             LookupError(
                 f"span type {options.name!r} is not in the instance's schema version; "
                 "decorate before creating the instance, or register the type"
