@@ -40,22 +40,30 @@ Indexed = dict[str, tuple[dict[int, dict[str, Any]], list[str]]]
 """Flattened list attributes: prefix → (index → the rest of the key → value, the keys)."""
 
 
+_PREFIX_SET = frozenset(_INDEXED_PREFIXES)
+
+
 def indexed(attrs: Mapping[str, Any]) -> Indexed:
     """Group ``<prefix>N.<key>`` attributes in one pass over the attributes."""
     groups: Indexed = {}
     for key, value in attrs.items():
         if not key.startswith(_INDEXED_PREFIXES):
             continue
-        for prefix in _INDEXED_PREFIXES:
-            if key.startswith(prefix):
-                index, _, rest = key[len(prefix) :].partition(".")
-                if index.isdigit() and rest:
-                    group = groups.get(prefix)
-                    if group is None:
-                        group = groups[prefix] = ({}, [])
-                    group[0].setdefault(int(index), {})[rest] = value
-                    group[1].append(key)
-                break
+        # Every prefix is two dotted words: "<a>.<b>.<index>.<rest>".
+        parts = key.split(".", 3)
+        if len(parts) != 4 or not parts[2].isdigit() or not parts[3]:
+            continue
+        prefix = f"{parts[0]}.{parts[1]}."
+        if prefix not in _PREFIX_SET:
+            continue
+        group = groups.get(prefix)
+        if group is None:
+            group = groups[prefix] = ({}, [])
+        items = group[0].get(int(parts[2]))
+        if items is None:
+            items = group[0][int(parts[2])] = {}
+        items[parts[3]] = value
+        group[1].append(key)
     return groups
 
 
@@ -74,15 +82,20 @@ def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
     root: dict[str, Any] = {}
     numbered = False
     for key, value in flat.items():
+        if "." not in key:
+            root[key] = value
+            continue
         parts = key.split(".")
+        last = parts.pop()
         node: dict[str, Any] = root
-        for part in parts[:-1]:
-            numbered = numbered or part.isdigit()
+        for part in parts:
             child = node.get(part)
             if not isinstance(child, dict):
                 child = node[part] = {}
             node = child
-        node[parts[-1]] = value
+        node[last] = value
+        if not numbered:
+            numbered = any(part.isdigit() for part in parts)
     if not numbered:
         return root
     nested: dict[str, Any] = _lists(root)

@@ -16,13 +16,16 @@ The rules (README, "OpenTelemetry in"):
   root never arrives (a root in an uninstrumented service) stays ``active``.
 
 :func:`prepare` does the mapping outside the write transaction (it is the costly part);
-:func:`store` runs inside it through the storage protocol only.
+:func:`store` runs inside it through the storage protocol only. A large export is stored
+in parts (:func:`split`), one transaction each, so that mapping the next part overlaps
+storing the previous one; the answer still waits for the last commit.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 from prefactor_core.otel._mapping import (
@@ -34,13 +37,14 @@ from prefactor_core.otel._mapping import (
 )
 from prefactor_server.domain import instances
 from prefactor_server.domain.context import WriteContext
-from prefactor_server.domain.otlp_decode import Export
+from prefactor_server.domain.otlp_decode import Export, Resource
 from prefactor_server.errors import ApiError, conflict
 from prefactor_server.storage.base import IdTaken, Record, WriteSession
 
-__all__ = ["Outcome", "PreparedTrace", "prepare", "store"]
+__all__ = ["Outcome", "PreparedTrace", "prepare", "split", "store"]
 
 _SCHEMA_IDENTIFIER = "otel"
+_START = attrgetter("start_ns")
 
 
 # The last second formatted and its text, as one tuple: threads swap it atomically.
@@ -97,6 +101,28 @@ class Outcome:
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
 
+    def add(self, other: Outcome) -> None:
+        """Count another part's outcome in this one."""
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.rejected += other.rejected
+        self.errors.extend(other.errors)
+
+
+def split(export: Export, size: int) -> list[Export]:
+    """The export's usable spans in parts of at most ``size`` spans, earliest start first
+    (so parents mostly land in an earlier part than their children), for storing part by
+    part: the next part is mapped while the writer stores the previous one."""
+    if export.span_count <= size:
+        return [export]
+    parts: list[Export] = []
+    for resource in export.resources:
+        spans = sorted(resource.spans, key=_START)
+        for offset in range(0, len(spans), size):
+            chunk = spans[offset : offset + size]
+            parts.append(Export([Resource(resource.service_name, resource.service_version, chunk)]))
+    return parts
+
 
 def _prepare_span(span: OtelSpan) -> PreparedSpan:
     mapped = map_span(span)
@@ -121,7 +147,7 @@ def prepare(export: Export) -> list[PreparedTrace]:
     traces: dict[str, PreparedTrace] = {}
     for resource in export.resources:
         agent_id = agent_id_for_service(resource.service_name)
-        for span in sorted(resource.spans, key=lambda item: item.start_ns):
+        for span in sorted(resource.spans, key=_START):
             prepared = _prepare_span(span)
             trace = traces.get(span.trace_id)
             if trace is None:
