@@ -79,6 +79,23 @@ def take(groups: Indexed, prefix: str, used: set[str]) -> list[dict[str, Any]]:
 
 def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
     """Turn ``a.0.b`` keys into nested dicts and lists (``{"a": [{"b": ...}]}``)."""
+    # The common shape first: keys of at most two words, no index ("message.role").
+    root: dict[str, Any] = {}
+    for key, value in flat.items():
+        head, dot, tail = key.partition(".")
+        if not dot:
+            root[key] = value
+            continue
+        if "." in tail or head.isdigit():
+            return _nest_deep(flat)
+        child = root.get(head)
+        if not isinstance(child, dict):
+            child = root[head] = {}
+        child[tail] = value
+    return root
+
+
+def _nest_deep(flat: Mapping[str, Any]) -> dict[str, Any]:
     root: dict[str, Any] = {}
     numbered = False
     for key, value in flat.items():
