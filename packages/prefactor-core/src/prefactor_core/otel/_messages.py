@@ -149,10 +149,11 @@ def _tool_call(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 def _message(raw: Any) -> dict[str, Any]:
     """Normalise one message of any known shape to ``{"role", "content", "tool_calls"?}``."""
-    if not isinstance(raw, Mapping):
+    # ``type(...) is dict`` first: the ABC check of Mapping is the slow part for a dict.
+    if type(raw) is not dict and not isinstance(raw, Mapping):
         return {"role": "unknown", "content": raw}
     message: Any = raw.get("message", raw)
-    if not isinstance(message, Mapping):
+    if type(message) is not dict and not isinstance(message, Mapping):
         return {"role": "unknown", "content": message}
     out: dict[str, Any] = {"role": message.get("role", "unknown")}
     content = message.get("content")
