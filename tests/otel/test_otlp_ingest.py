@@ -11,9 +11,17 @@ import orjson
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from tests.otel.conftest import Served
-from tests.otel.support import QUESTION, SERVICE, otlp_json, otlp_protobuf, record_trace
+from tests.otel.support import (
+    QUESTION,
+    SERVICE,
+    make_provider,
+    otlp_json,
+    otlp_protobuf,
+    record_trace,
+)
 
 from prefactor_core.otel._mapping import agent_id_for_service, instance_id_for_trace
 
@@ -130,6 +138,58 @@ def test_split_and_reversed_exports_build_one_tree(served: Served) -> None:
     instance = served.instance(instance_id)
     assert instance["status"] == "complete"
     assert instance["started_at"] == stored[ids[root.name]]["started_at"]
+
+
+def _wide_trace(children: int) -> list[ReadableSpan]:
+    """One trace: a root, ``children`` LLM spans under it and a tool span under each."""
+    exporter = InMemorySpanExporter()
+    provider = make_provider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("openinference.instrumentation.test")
+    with tracer.start_as_current_span("agent", attributes={"openinference.span.kind": "AGENT"}):
+        for index in range(children):
+            with (
+                tracer.start_as_current_span(
+                    f"llm {index}", attributes={"openinference.span.kind": "LLM"}
+                ),
+                tracer.start_as_current_span(
+                    f"tool {index}", attributes={"openinference.span.kind": "TOOL"}
+                ),
+            ):
+                pass
+    provider.shutdown()
+    return list(exporter.get_finished_spans())
+
+
+def test_large_export_of_many_traces_is_stored_whole(served: Served) -> None:
+    """An export larger than one write (hundreds of spans, several traces of one service,
+    children first) is stored whole: every tree intact, every instance finished by its
+    root, all under one agent version; resending it stores nothing twice."""
+    traces = [_wide_trace(100), *(_wide_trace(3) for _ in range(20)), _wide_trace(150)]
+    spans = [span for trace in traces for span in trace]  # OTel ends children first
+    assert len(spans) > 500
+    exporter = _exporter(served)
+    for _ in range(2):
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+    versions = set()
+    for trace in traces:
+        trace_id, ids = _ids(trace)
+        instance = served.instance(instance_id_for_trace(trace_id))
+        stored = _by_id(served, instance["id"])
+        assert set(stored) == set(ids.values())
+        assert not any(span["orphaned"] for span in stored.values())
+        for span in trace:
+            parent = span.parent
+            expected = (
+                None if parent is None else f"otel-{trace_id}-{format(parent.span_id, '016x')}"
+            )
+            assert stored[ids[span.name]]["parent_span_id"] == expected
+        root = stored[ids["agent"]]
+        assert instance["status"] == "complete"
+        assert instance["started_at"] == root["started_at"]
+        assert instance["finished_at"] == root["finished_at"]
+        versions.add((instance["agent_version_id"], instance["agent_schema_version_id"]))
+    assert len(versions) == 1
 
 
 def test_otlp_json_gzip_is_accepted(served: Served) -> None:

@@ -105,7 +105,27 @@ def _pb_value(value: AnyValue, depth: int = 0) -> Any:
 
 
 def _pb_attrs(items: Any) -> dict[str, Any]:
-    return {item.key: _pb_value(item.value) for item in items}
+    # The hot loop of the decoder: strings and integers (most attribute values) are read
+    # inline, without a call per value.
+    out: dict[str, Any] = {}
+    for item in items:
+        value = item.value
+        kind = value.WhichOneof("value")
+        if kind == "string_value":
+            out[item.key] = value.string_value
+        elif kind == "int_value":
+            out[item.key] = value.int_value
+        else:
+            out[item.key] = _pb_value(value)
+    return out
+
+
+_BAD_TRACE = "trace_id must be 16 bytes, not all zero"
+_BAD_SPAN = "span_id must be 8 bytes, not all zero"
+
+
+def _where(r_index: int, s_index: int, index: int) -> str:
+    return f"resource_spans.{r_index}.scope_spans.{s_index}.spans.{index}"
 
 
 def decode_protobuf(body: bytes) -> Export:
@@ -125,36 +145,40 @@ def decode_protobuf(body: bytes) -> Export:
         resource = Resource(name, version)
         for s_index, scope_spans in enumerate(resource_spans.scope_spans):
             scope = scope_spans.scope.name
+            append = resource.spans.append
             for index, span in enumerate(scope_spans.spans):
-                where = f"resource_spans.{r_index}.scope_spans.{s_index}.spans.{index}"
                 trace_id = span.trace_id.hex()
                 span_id = span.span_id.hex()
                 if len(trace_id) != 32 or trace_id == _ZERO_TRACE:
-                    export.reject(where, "trace_id must be 16 bytes, not all zero")
+                    export.reject(_where(r_index, s_index, index), _BAD_TRACE)
                     continue
                 if len(span_id) != 16 or span_id == _ZERO_SPAN:
-                    export.reject(where, "span_id must be 8 bytes, not all zero")
+                    export.reject(_where(r_index, s_index, index), _BAD_SPAN)
                     continue
+                status = span.status
+                events = span.events
                 parent = span.parent_span_id.hex()
                 if parent and (len(parent) != 16 or parent == _ZERO_SPAN):
                     parent = ""
-                resource.spans.append(
+                append(
                     OtelSpan(
-                        trace_id=trace_id,
-                        span_id=span_id,
-                        parent_span_id=parent or None,
-                        name=span.name,
-                        start_ns=span.start_time_unix_nano,
-                        end_ns=span.end_time_unix_nano,
-                        status_code=span.status.code,
-                        status_message=span.status.message,
-                        attributes=_pb_attrs(span.attributes),
-                        events=[
+                        trace_id,
+                        span_id,
+                        parent or None,
+                        span.name,
+                        span.start_time_unix_nano,
+                        span.end_time_unix_nano,
+                        status.code,
+                        status.message,
+                        _pb_attrs(span.attributes),
+                        [
                             OtelEvent(event.name, event.time_unix_nano, _pb_attrs(event.attributes))
-                            for event in span.events
-                        ],
-                        kind=span.kind,
-                        scope_name=scope,
+                            for event in events
+                        ]
+                        if events
+                        else (),
+                        span.kind,
+                        scope,
                     )
                 )
         if resource.spans:
