@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from typing import Any
 
 import httpx
@@ -345,3 +346,59 @@ def test_malformed_otlp_json_never_fails_the_server(served: Served) -> None:
         assert response.status_code < 500, (shape, response.text)
         if response.status_code >= 400:
             assert response.json()["status"] == "error"
+
+
+def _post_json(served: Served, body: object) -> httpx.Response:
+    # The standard library writes integers past 64 bits (orjson refuses to).
+    return httpx.post(
+        f"{served.url}/v1/traces",
+        content=json.dumps(body).encode(),
+        headers={**served.headers, "Content-Type": "application/json"},
+    )
+
+
+def test_times_out_of_range_or_not_ascii_digits_are_400(served: Served) -> None:
+    """A time past 64 bits, a negative one or one of non-ASCII digits ('²', which
+    str.isdigit takes) is a 400 naming the field, never a 500."""
+    for bad in ("99999999999999999999999", "18446744073709551616", "²", "-5", -5):
+        span = {
+            "traceId": "1" * 32,
+            "spanId": "2" * 16,
+            "name": "bad time",
+            "startTimeUnixNano": bad,
+            "endTimeUnixNano": "1767225601000000000",
+        }
+        response = _post_json(served, {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})
+        assert response.status_code == 400, (bad, response.text)
+        assert "resourceSpans.0.scopeSpans.0.spans.0.startTimeUnixNano" in response.json()["errors"]
+
+
+def test_integers_past_64_bits_in_attributes_are_kept_as_text(served: Served) -> None:
+    """An intValue (or a wrongly typed value) past 64 bits is stored as its digits, exactly,
+    and the rest of the span with it; in range, it stays a number."""
+    huge = "99999999999999999999999"
+    span = {
+        "traceId": "3" * 32,
+        "spanId": "4" * 16,
+        "name": "big numbers",
+        "startTimeUnixNano": "1767225600000000000",
+        "endTimeUnixNano": "1767225601000000000",
+        "attributes": [
+            {"key": "big", "value": {"intValue": huge}},
+            {"key": "big_number", "value": {"intValue": int(huge)}},
+            {"key": "typed_wrong", "value": {"stringValue": int(huge)}},
+            {"key": "small", "value": {"intValue": "-42"}},
+            {"key": "super", "value": {"intValue": "²"}},
+            {"key": "nan", "value": {"doubleValue": "NaN"}},
+        ],
+    }
+    response = _post_json(served, {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})
+    assert response.status_code == 200, response.text
+    [stored] = served.spans(agent_instance_id=instance_id_for_trace("3" * 32))
+    attributes = stored["payload"]["attributes"]
+    assert attributes["big"] == huge
+    assert attributes["big_number"] == huge
+    assert attributes["typed_wrong"] == huge
+    assert attributes["small"] == -42
+    assert attributes["super"] == "²"
+    assert attributes["nan"] == "NaN"

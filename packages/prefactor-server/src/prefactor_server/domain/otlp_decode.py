@@ -15,17 +15,18 @@ integers may arrive as strings or numbers, enums as numbers, keys in lowerCamelC
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from prefactor_core.otel._mapping import OtelEvent, OtelSpan
+from prefactor_server._json import parse_json
 from prefactor_server.domain.fields import shown
 from prefactor_server.errors import ApiError
 
@@ -209,19 +210,55 @@ def _object(value: Any, where: str) -> Mapping[str, Any]:
     return value
 
 
+_UINT64_END = 1 << 64
+_INT64_MIN, _INT64_END = -(1 << 63), 1 << 63
+
+
+def _digits(value: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also takes '²' and other digits ``int`` refuses)."""
+    return value.isascii() and value.isdigit()
+
+
 def _json_int(value: Any, where: str) -> int:
+    """A fixed64 (times) or enum number: an integer or a string of ASCII digits, 0 ≤ n < 2^64."""
     if value is None:
         return 0
+    number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    raise _bad(where, f"must be an integer or a string of digits, got {shown(value)}")
+        number = value
+    elif isinstance(value, str) and _digits(value) and len(value) <= 20:
+        number = int(value)
+    if number is None or not 0 <= number < _UINT64_END:
+        raise _bad(where, f"must be an unsigned 64-bit integer (or its digits), got {shown(value)}")
+    return number
+
+
+def _json_int64(raw: Any) -> Any:
+    """An ``intValue``: an int64 as OTLP says; digits beyond that range are kept as text,
+    so nothing is lost and nothing past 64 bits reaches storage."""
+    if isinstance(raw, str):
+        body = raw[1:] if raw.startswith("-") else raw
+        if not (_digits(body) and len(body) <= 19):
+            return raw
+        raw = int(raw)
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw if _INT64_MIN <= raw < _INT64_END else str(raw)
+    return raw if isinstance(raw, float | bool) or raw is None else str(raw)
+
+
+def _json_scalar(raw: Any) -> Any:
+    """A string, bool or bytes value as sent; a wrong JSON type is kept as text (an integer
+    past 64 bits must not reach storage as a number)."""
+    if raw is None or isinstance(raw, str | bool | float):
+        return raw
+    if isinstance(raw, int):
+        return _json_int64(raw)
+    return str(raw)
 
 
 def _json_enum(value: Any, names: Any, where: str) -> int:
     """An enum: a number as OTLP/JSON requires, or its name, which some senders write."""
-    if isinstance(value, str) and not value.isdigit():
+    if isinstance(value, str) and not _digits(value):
         try:
             number: int = names.Value(value)
         except ValueError:
@@ -235,18 +272,16 @@ def _json_value(value: Any, depth: int = 0) -> Any:
         return None
     for key in ("stringValue", "string_value"):
         if key in value:
-            return value[key]
+            return _json_scalar(value[key])
     for key in ("boolValue", "bool_value"):
         if key in value:
-            return value[key]
+            return _json_scalar(value[key])
     for key in ("intValue", "int_value"):
         if key in value:
-            raw = value[key]
-            return int(raw) if isinstance(raw, str) and raw.lstrip("-").isdigit() else raw
+            return _json_int64(value[key])
     for key in ("doubleValue", "double_value"):
         if key in value:
-            raw = value[key]
-            return float(raw) if isinstance(raw, (str, int)) else raw
+            return _json_double(value[key])
     for key in ("arrayValue", "array_value"):
         if key in value and isinstance(value[key], Mapping):
             items = value[key].get("values")
@@ -258,8 +293,22 @@ def _json_value(value: Any, depth: int = 0) -> Any:
             return _json_attrs(value[key].get("values"), "kvlistValue", depth + 1)
     for key in ("bytesValue", "bytes_value"):
         if key in value:
-            return value[key]
+            return _json_scalar(value[key])
     return None
+
+
+def _json_double(raw: Any) -> Any:
+    """A ``doubleValue``: a number, or its text ("NaN", "Infinity" as OTLP/JSON writes them);
+    what is no number is kept as text."""
+    if isinstance(raw, float):
+        return raw
+    if isinstance(raw, int | str) and not isinstance(raw, bool):
+        try:
+            number = float(raw)
+        except (ValueError, OverflowError):
+            return str(raw)
+        return number if math.isfinite(number) else str(raw)
+    return _json_scalar(raw)
 
 
 def _json_attrs(items: Any, where: str, depth: int = 0) -> dict[str, Any]:
@@ -290,10 +339,7 @@ def decode_json(body: bytes) -> Export:
     Raises:
         ApiError: 400 ``invalid_json`` / ``invalid_otlp`` naming the first bad field.
     """
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"Request body is not valid JSON: {exc}") from None
+    document = parse_json(body)  # integers past 64 bits exact, not floats
     root = _object(document, "body")
     export = Export()
     for r_index, raw_rs in enumerate(_list(root, "resourceSpans", "resource_spans", "body")):
