@@ -147,7 +147,8 @@ class Settings:
 
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):/")
+# "scheme:/..." (a URL, or one a Path folded), or a database scheme without slashes.
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):/|^(postgres|postgresql|sqlite):", re.IGNORECASE)
 
 
 def redact_url(url: str) -> str:
@@ -164,7 +165,7 @@ def _database(db_path: Path | str, url: str | None) -> tuple[Path, str | None]:
     text = str(db_path)
     match = _SCHEME.match(text)
     if match is not None:
-        scheme = match.group(1).lower()
+        scheme = (match.group(1) or match.group(2)).lower()
         if isinstance(db_path, str) and scheme == "sqlite" and text.startswith("sqlite:///"):
             db_path = text[len("sqlite:///") :] or "prefactor.db"
         elif isinstance(db_path, str) and scheme in POSTGRES_SCHEMES and "://" in text:
@@ -180,7 +181,11 @@ def _database(db_path: Path | str, url: str | None) -> tuple[Path, str | None]:
             )
     if url is not None:
         match = _SCHEME.match(url)
-        if match is None or match.group(1).lower() not in POSTGRES_SCHEMES or "://" not in url:
+        if (
+            match is None
+            or (match.group(1) or "").lower() not in POSTGRES_SCHEMES
+            or "://" not in url
+        ):
             raise SettingsError(
                 f"unsupported database URL {redact_url(url)[:80]!r}: "
                 "expected postgresql://user@host/db"
