@@ -74,8 +74,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(db: Path, token: str) -> Iterator[str]:
-    """A ``prefactor serve`` process on 127.0.0.1; yields its URL."""
+def server(db: Path | str, token: str) -> Iterator[str]:
+    """A ``prefactor serve`` process on 127.0.0.1 (``db``: a file or a PostgreSQL URL)."""
     port = free_port()
     env = {**os.environ, "PREFACTOR_API_TOKEN": token}
     proc = subprocess.Popen(
