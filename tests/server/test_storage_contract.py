@@ -439,6 +439,13 @@ async def test_orphans_are_adopted_and_ids_scoped_per_account(storage: Storage) 
     assert lost["orphaned"] is True
     assert other is not None
     assert other["orphaned"] is True
+    listed = await storage.read(lambda s: s.list_spans(first.id, ListQuery()))
+    assert {row["id"]: row["orphaned"] for row in listed.rows} == {
+        "child": False,
+        "lost": True,
+        "other": True,
+        "parent": False,
+    }
     page = await storage.read(lambda s: s.list_spans(second.id, ListQuery()))
     assert page.total == 1
 

@@ -163,6 +163,13 @@ CREATE INDEX agent_spans_agent ON agent_spans (account_id, agent_id, id);
 CREATE INDEX agent_spans_status ON agent_spans (account_id, status, id);
 CREATE INDEX agent_spans_schema ON agent_spans (account_id, schema_name, id);
 CREATE INDEX agent_spans_started ON agent_spans (account_id, started_at, id);
+-- Spans arrive in bursts and are read soon after: vacuum (the visibility map that lets
+-- counts use the index alone) and analyze (fresh row estimates) after 2% new rows, not
+-- PostgreSQL's default 20%.
+ALTER TABLE agent_spans SET (
+    autovacuum_vacuum_insert_scale_factor = 0.02,
+    autovacuum_analyze_scale_factor = 0.02
+);
 CREATE TABLE idempotency (
     account_id text NOT NULL,
     action text NOT NULL,

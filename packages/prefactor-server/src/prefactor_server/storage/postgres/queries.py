@@ -256,11 +256,13 @@ class PgReadSession:
         result = {instance_id: dict.fromkeys(SPAN_STATUSES, 0) for instance_id in instance_ids}
         if not instance_ids:
             return result
+        # One index range per instance, read in status order: counted as it streams,
+        # with no sort, whatever the planner's (possibly stale) row estimates.
         rows = self._all(
-            "SELECT agent_instance_id, status, count(*) AS n FROM agent_spans "
-            "WHERE account_id = %s AND agent_instance_id = ANY(%s) "
-            "GROUP BY agent_instance_id, status",
-            (account_id, list(instance_ids)),
+            "SELECT i.id AS agent_instance_id, c.status, c.n FROM unnest(%s::text[]) AS i(id) "
+            "CROSS JOIN LATERAL (SELECT status, count(*) AS n FROM agent_spans "
+            "WHERE account_id = %s AND agent_instance_id = i.id GROUP BY status) AS c",
+            (list(dict.fromkeys(instance_ids)), account_id),
         )
         for row in rows:
             result[row["agent_instance_id"]][row["status"]] = int(row["n"])
@@ -273,7 +275,25 @@ class PgReadSession:
         )
 
     def list_spans(self, account_id: str, query: ListQuery) -> Page:
-        total, rows = self._page("agent_spans", account_id, query, sql.SQL(_SPAN_SELECT))
+        total, rows = self._page(
+            "agent_spans", account_id, query, sql.SQL("SELECT * FROM agent_spans s")
+        )
+        # The orphaned flags of the page only (not of every row an OFFSET skips): one
+        # primary-key probe per distinct parent.
+        parents = list({row["parent_span_id"] for row in rows if row["parent_span_id"]})
+        found: set[tuple[str, str]] = set()
+        if parents:
+            found = {
+                (row["id"], row["agent_instance_id"])
+                for row in self._all(
+                    "SELECT id, agent_instance_id FROM agent_spans "
+                    "WHERE account_id = %s AND id = ANY(%s)",
+                    (account_id, parents),
+                )
+            }
+        for row in rows:
+            parent = row["parent_span_id"]
+            row["orphaned"] = parent is not None and (parent, row["agent_instance_id"]) not in found
         return Page(total, rows)
 
 

@@ -148,10 +148,14 @@ class PostgresStorage:
         raise RuntimeError("write did not finish")  # pragma: no cover - the loop returns
 
     def _read(self, fn: Callable[[ReadSession], T]) -> T:
-        with self._pool.connection() as conn, conn.transaction():
-            # One snapshot for the whole call, so counts and rows agree.
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            return fn(PgReadSession(conn))
+        with self._pool.connection() as conn:
+            # One snapshot for the whole call, so counts and rows agree (BEGIN and its
+            # mode in one round trip).
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            try:
+                return fn(PgReadSession(conn))
+            finally:
+                conn.execute("ROLLBACK")  # read only: nothing to commit
 
     # -- the protocol --------------------------------------------------------------------
 
