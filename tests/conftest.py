@@ -11,7 +11,6 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -93,10 +92,12 @@ def fixture_backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(name="database")
-def fixture_database(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> dict[str, Any]:
-    """Settings that select a fresh database of ``backend`` (pass them to LocalServer)."""
+def fixture_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str | Path:
+    """A fresh database of ``backend``: a SQLite file, or the PostgreSQL URL (emptied).
+
+    Pass it where ``--db`` or ``LocalServer(db_path)`` takes a file or a URL.
+    """
     if backend == "postgresql":
-        return {"database_url": request.getfixturevalue("postgres_url")}
-    return {"db_path": tmp_path / "prefactor.db"}
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return tmp_path / "prefactor.db"

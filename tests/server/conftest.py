@@ -78,10 +78,9 @@ class Api:
 
 
 @pytest.fixture(name="server")
-async def fixture_server(tmp_path: Path, database: dict[str, Any]) -> AsyncIterator[LocalServer]:
+async def fixture_server(database: str | Path) -> AsyncIterator[LocalServer]:
     """A server on a fresh database of each backend, closed after the test."""
-    settings = {"db_path": tmp_path / "prefactor.db", **database}
-    server = LocalServer(settings.pop("db_path"), token="test-token-123", **settings)
+    server = LocalServer(database, token="test-token-123")
     try:
         yield server
     finally:

@@ -95,9 +95,9 @@ def test_db_migrate_and_check(backend: str, tmp_path: Path, request: pytest.Fixt
     assert after.exit_code == 0, after.output
 
 
-def test_token_commands_on_each_backend(database: dict[str, Any]) -> None:
+def test_token_commands_on_each_backend(database: str | Path) -> None:
     """token create/list/revoke work on the database --db names."""
-    target = str(database.get("database_url") or database["db_path"])
+    target = str(database)
     runner = CliRunner()
     created = runner.invoke(main, ["token", "create", "--name", "alice", "--db", target])
     assert created.exit_code == 0, created.output

@@ -104,17 +104,16 @@ def _free_port() -> int:
 
 
 @pytest.fixture(name="served")
-def fixture_served(database: dict[str, Any]) -> Iterator[str]:
+def fixture_served(database: str | Path) -> Iterator[str]:
     """A real ``prefactor serve`` subprocess on 127.0.0.1 (each backend); yields its URL."""
     if not PUBLISHED_PYTHON.exists():
         (pytest.fail if os.environ.get("CI") else pytest.skip)(
             "run scripts/published-venv first (.venv-published is missing)"
         )
-    target = database.get("database_url") or database["db_path"]
     port = _free_port()
     env = {**os.environ, "PREFACTOR_API_TOKEN": TOKEN}
     process = subprocess.Popen(
-        [str(PREFACTOR), "serve", "--port", str(port), "--db", str(target)],
+        [str(PREFACTOR), "serve", "--port", str(port), "--db", str(database)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

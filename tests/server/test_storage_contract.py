@@ -29,9 +29,9 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture(name="storage")
-def fixture_storage(database: dict[str, Any]) -> Iterator[Storage]:
+def fixture_storage(database: str | Path) -> Iterator[Storage]:
     """A fresh storage of each backend."""
-    storage = open_storage(Settings(**database))
+    storage = open_storage(Settings.from_env({}, db_path=database))
     try:
         yield storage
     finally:
@@ -502,9 +502,9 @@ async def test_concurrent_replays_answer_once(storage: Storage, account: Account
 # -- migrations -----------------------------------------------------------------------
 
 
-def test_migrations_are_recorded(database: dict[str, Any], backend: str, tmp_path: Path) -> None:
+def test_migrations_are_recorded(database: str | Path, backend: str) -> None:
     """Opening twice applies each migration once and records it by name."""
-    settings = Settings(**database)
+    settings = Settings.from_env({}, db_path=database)
     open_storage(settings).close()
     open_storage(settings).close()
     if backend == "postgresql":
