@@ -42,6 +42,7 @@ SENDERS = 4
 RUNS = 200
 RUN_SPANS = 10_000
 REPEAT = 30
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
 SCHEMA = {"external_identifier": "bench-v1", "span_type_schemas": [
     {"name": "agent:step", "params_schema": {"type": "object"}}]}  # fmt: skip
@@ -108,37 +109,46 @@ async def _latency(client: httpx.AsyncClient, url: str, params: dict[str, str | 
     return statistics.median(times) * 1000
 
 
-async def _reads(url: str) -> dict[str, float]:
+async def _prepare(url: str) -> str:
+    """Register RUNS runs for the run list; give the last one RUN_SPANS spans; return it."""
     async with httpx.AsyncClient(headers=HEADERS, timeout=120) as client:
-        # RUNS runs for the run list; one of them gets RUN_SPANS spans.
         ids = [await _register(client, url) for _ in range(RUNS)]
-        big = ids[-1]
         for start in range(0, RUN_SPANS, BATCH):
             response = await client.post(
                 f"{url}/api/v1/bulk",
-                content=_batch(big, start),
+                content=_batch(ids[-1], start),
                 headers={"Content-Type": "application/json", "Prefer": "return=minimal"},
             )
             response.raise_for_status()
-        api = f"{url}/api/v1"
+        return ids[-1]
+
+
+async def _reads(url: str, big: str, suffix: str = "") -> dict[str, float]:
+    api = f"{url}/api/v1"
+    page: dict[str, str | int] = {"agent_instance_id": big, "pagination[page_size]": 100}
+    async with httpx.AsyncClient(headers=HEADERS, timeout=120) as client:
         return {
-            "run list": await _latency(client, f"{api}/agent_instance", {"sorting": "-id"}),
-            "run (instance + counts)": await _latency(client, f"{api}/agent_instance/{big}", {}),
-            "spans, first page": await _latency(
-                client,
-                f"{api}/agent_spans",
-                {"agent_instance_id": big, "pagination[page_size]": 100},
+            f"run list{suffix}": await _latency(
+                client, f"{api}/agent_instance", {"sorting": "-id"}
             ),
-            "spans, last page": await _latency(
+            f"run (instance + counts){suffix}": await _latency(
+                client, f"{api}/agent_instance/{big}", {}
+            ),
+            f"spans, first page{suffix}": await _latency(client, f"{api}/agent_spans", page),
+            f"spans, last page{suffix}": await _latency(
                 client,
                 f"{api}/agent_spans",
-                {
-                    "agent_instance_id": big,
-                    "pagination[page_size]": 100,
-                    "pagination[offset]": RUN_SPANS - 100,
-                },
+                {**page, "pagination[offset]": RUN_SPANS - 100},
             ),
         }
+
+
+def _settle(target: str) -> None:
+    """What a database does by itself soon after a burst of writes: on PostgreSQL,
+    (auto)vacuum and analyze (visibility map, row estimates). SQLite has no such step."""
+    if target.startswith("postgresql://"):
+        with psycopg.connect(target, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
 
 
 def _save(text: str) -> None:
@@ -164,40 +174,58 @@ async def _setup(target: str, processes: int) -> dict[str, float]:
     with ExitStack() as stack:
         urls = [stack.enter_context(server(target, TOKEN)) for _ in range(processes)]
         rate = await _ingest(urls, SPANS)
-        reads = await _reads(urls[0])
-        return {"bulk spans/s": rate, **reads}
+        big = await _prepare(urls[0])
+        fresh = await _reads(urls[0], big)
+        await asyncio.to_thread(_settle, target)
+        settled = await _reads(urls[0], big, " (settled)")
+        return {"bulk spans/s": rate, **fresh, **settled}
+
+
+async def _round(cluster: str, tmp: str, rep: int) -> dict[str, dict[str, float]]:
+    """One measurement of every setup, each on a fresh database."""
+    results = {"SQLite, 1 process": await _setup(f"{tmp}/bench-{rep}.db", 1)}
+    for processes in (1, 2):
+        url = _database(cluster)
+        try:
+            label = f"PostgreSQL, {processes} process{'es' if processes > 1 else ''}"
+            results[label] = await _setup(url, processes)
+        finally:
+            _drop(cluster, url)
+    return results
+
+
+def _cell(metric: str, values: list[float]) -> str:
+    def one(value: float) -> str:
+        return f"{value:,.0f}" if metric.endswith("/s") else f"{value:.1f}"
+
+    unit = "" if metric.endswith("/s") else " ms"
+    spread = f" ({one(min(values))}–{one(max(values))})" if len(values) > 1 else ""
+    return one(statistics.median(values)) + unit + spread
 
 
 async def main() -> int:
-    """Run the three setups and print the table."""
+    """Run the three setups ROUNDS times, interleaved, and print the medians."""
     cluster = os.environ.get("PREFACTOR_TEST_POSTGRES_URL")
     if not cluster:
         print("set PREFACTOR_TEST_POSTGRES_URL (scripts/postgres-test-cluster start)")
         return 2
-    results: dict[str, dict[str, float]] = {}
+    rounds: list[dict[str, dict[str, float]]] = []
     with TemporaryDirectory() as tmp:
-        results["SQLite, 1 process"] = await _setup(f"{tmp}/bench.db", 1)
-        for processes in (1, 2):
-            url = _database(cluster)
-            try:
-                label = f"PostgreSQL, {processes} process{'es' if processes > 1 else ''}"
-                results[label] = await _setup(url, processes)
-            finally:
-                _drop(cluster, url)
-    metrics = list(next(iter(results.values())))
+        for rep in range(ROUNDS):
+            rounds.append(await _round(cluster, tmp, rep))
+    setups = list(rounds[0])
+    metrics = list(rounds[0][setups[0]])
     lines = [
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with "
-        f"`python -m benchmarks.storage` ({SPANS:,} spans, {SENDERS} senders, {BATCH} per "
-        f"request; latencies: median of {REPEAT}, ms). {os.cpu_count()} CPUs.",
+        f"`python -m benchmarks.storage`: {SPANS:,} spans from {SENDERS} senders, {BATCH} per "
+        f"bulk request; latencies are the median of {REPEAT} requests, in ms. Each figure is "
+        f"the median of {ROUNDS} rounds (min–max). {os.cpu_count()} CPUs.",
         "",
-        "| | " + " | ".join(results) + " |",
-        "|---|" + "---|" * len(results),
+        "| | " + " | ".join(setups) + " |",
+        "|---|" + "---|" * len(setups),
     ]
     for metric in metrics:
-        cells = []
-        for values in results.values():
-            value = values[metric]
-            cells.append(f"{value:,.0f}" if metric.endswith("/s") else f"{value:.1f} ms")
+        cells = [_cell(metric, [r[setup][metric] for r in rounds]) for setup in setups]
         lines.append(f"| {metric} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     print(text)
