@@ -122,6 +122,10 @@ class PgReadSession:
     def _all(self, query: LiteralString | sql.Composed, params: Sequence[Any]) -> list[Record]:
         return self.cur.execute(query, params).fetchall()
 
+    def _one_composed(self, query: sql.Composed, params: Sequence[Any]) -> dict[str, Any] | None:
+        rows = self._all(query, params)
+        return rows[0] if rows else None
+
     def account_for_token(self, token_hash: str) -> Account | None:
         return _account(
             self._one(
@@ -158,54 +162,47 @@ class PgReadSession:
         )
 
     def _page(
-        self,
-        table: str,
-        account_id: str,
-        query: ListQuery,
-        select: sql.Composable,
-        extra_where: LiteralString = "",
+        self, table: str, account_id: str, query: ListQuery, extra_where: LiteralString = ""
     ) -> tuple[int, list[Record]]:
         columns = LISTS[table].columns
-        # Spans are selected as "s" (their orphaned flag looks at the parent row).
-        alias = ("s",) if table == "agent_spans" else ()
-        where: list[sql.Composable] = [
-            sql.SQL("{} = %s").format(sql.Identifier(*alias, "account_id"))
-        ]
+        where: list[sql.Composable] = [sql.SQL("t.account_id = %s")]
         params: list[Any] = [account_id]
         for column, value in query.filters.items():
             if column not in columns:  # pragma: no cover - the API layer whitelists first
                 raise ValueError(f"cannot filter {table} by {column}")
-            where.append(sql.SQL("{} = %s").format(sql.Identifier(*alias, column)))
+            where.append(sql.SQL("{} = %s").format(sql.Identifier("t", column)))
             params.append(value)
         if extra_where:
-            where.append(sql.SQL(extra_where))
+            where.append(sql.SQL("t." + extra_where))
         if query.sort_field not in columns:  # pragma: no cover - the API layer whitelists first
             raise ValueError(f"cannot sort {table} by {query.sort_field}")
         clause = sql.SQL(" AND ").join(where)
-        count_row = self.cur.execute(
-            sql.SQL("SELECT count(*) AS n FROM {} {} WHERE {}").format(
-                sql.Identifier(table), sql.SQL(" ").join(map(sql.Identifier, alias)), clause
-            ),
-            params,
-        ).fetchone()
+        source = sql.SQL("{} t").format(sql.Identifier(table))
+        count_row = self._one_composed(
+            sql.SQL("SELECT count(*) AS n FROM {} WHERE {}").format(source, clause), params
+        )
         total = int(count_row["n"]) if count_row is not None else 0
         direction = sql.SQL("DESC" if query.descending else "ASC")
-        order = [sql.SQL("{} {}").format(sql.Identifier(*alias, query.sort_field), direction)]
-        if query.sort_field != "id":
-            # Ties broken by the k-sortable id, so pages are stable.
-            order.append(sql.SQL("{} {}").format(sql.Identifier(*alias, "id"), direction))
+        keys = [query.sort_field] if query.sort_field == "id" else [query.sort_field, "id"]
+        # Ties broken by the k-sortable id, so pages are stable.
+        order = sql.SQL(", ").join(
+            sql.SQL("{} {}").format(sql.Identifier("t", key), direction) for key in keys
+        )
+        # A deferred join: the page's ids come from the (filter, sort, id) index alone, and
+        # only those rows are read whole; an OFFSET deep into a large run skips index
+        # entries, not payloads.
         rows = self._all(
-            sql.SQL("{} WHERE {} ORDER BY {} LIMIT %s OFFSET %s").format(
-                select, clause, sql.SQL(", ").join(order)
-            ),
-            [*params, query.limit, query.offset],
+            sql.SQL(
+                "SELECT t.* FROM {source} JOIN (SELECT t.id FROM {source} WHERE {clause} "
+                "ORDER BY {order} LIMIT %s OFFSET %s) AS page ON t.id = page.id "
+                "WHERE t.account_id = %s ORDER BY {order}"
+            ).format(source=source, clause=clause, order=order),
+            [*params, query.limit, query.offset, account_id],
         )
         return total, rows
 
     def list_agents(self, account_id: str, query: ListQuery) -> Page:
-        total, rows = self._page(
-            "agents", account_id, query, sql.SQL("SELECT * FROM agents"), "deleted_at IS NULL"
-        )
+        total, rows = self._page("agents", account_id, query, "deleted_at IS NULL")
         return Page(total, rows)
 
     def instance_counts(
@@ -245,9 +242,7 @@ class PgReadSession:
         )
 
     def list_instances(self, account_id: str, query: ListQuery) -> Page:
-        total, rows = self._page(
-            "agent_instances", account_id, query, sql.SQL("SELECT * FROM agent_instances")
-        )
+        total, rows = self._page("agent_instances", account_id, query)
         return Page(total, rows)
 
     def span_counts(
@@ -275,9 +270,7 @@ class PgReadSession:
         )
 
     def list_spans(self, account_id: str, query: ListQuery) -> Page:
-        total, rows = self._page(
-            "agent_spans", account_id, query, sql.SQL("SELECT * FROM agent_spans s")
-        )
+        total, rows = self._page("agent_spans", account_id, query)
         # The orphaned flags of the page only (not of every row an OFFSET skips): one
         # primary-key probe per distinct parent.
         parents = list({row["parent_span_id"] for row in rows if row["parent_span_id"]})
