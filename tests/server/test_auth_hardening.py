@@ -76,7 +76,7 @@ def test_migration_drops_the_stored_token_prefixes(tmp_path: Path) -> None:
     db_path = tmp_path / "old.sqlite"
     with closing(sqlite3.connect(db_path)) as db, db:
         db.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
-    from prefactor_server.storage.migrations import MIGRATIONS, apply_migrations
+    from prefactor_server.storage.sqlite.migrations import MIGRATIONS, apply_migrations
 
     with closing(sqlite3.connect(db_path, isolation_level=None)) as db:
         for migration in MIGRATIONS[:2]:
