@@ -61,7 +61,9 @@ class LocalServer:
 
     def __init__(self, db_path: str | Path, *, token: str = DEFAULT_TOKEN, **settings: Any) -> None:
         # The database as given: a str may be a PostgreSQL URL (a Path would fold its "//").
-        self.settings = Settings.from_env({}, db_path=db_path, api_token=token, **settings)
+        # The token goes in after from_env: tests may use short fixed tokens (from_env holds
+        # PREFACTOR_API_TOKEN to the longer floor of the serve/CLI path).
+        self.settings = Settings.from_env({}, db_path=db_path, **settings).replace(api_token=token)
         self.app = create_app(self.settings)
         self.transport = httpx.ASGITransport(app=self.app)
         self.api_url = "http://prefactor.local"
