@@ -101,3 +101,19 @@ def fixture_database(backend: str, tmp_path: Path, request: pytest.FixtureReques
         url: str = request.getfixturevalue("postgres_url")
         return url
     return tmp_path / "prefactor.db"
+
+
+@pytest.fixture(name="module_database", scope="module", params=BACKENDS)
+def fixture_module_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> str | Path:
+    """A fresh database of each backend for a module's shared server (module-scoped
+    fixtures, e.g. one served process for many tests): a SQLite file, or the session's
+    PostgreSQL URL emptied when the module starts. Tests of such a module must not also
+    use ``database`` on PostgreSQL (it empties the same tables)."""
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("postgres_database")
+        empty_tables(url)
+        return url
+    path: Path = tmp_path_factory.mktemp("db") / "prefactor.db"
+    return path

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from prefactor_server.cli import main
 from prefactor_server.settings import Settings, SettingsError
+from prefactor_server.storage import open_storage
 
 
 @pytest.mark.parametrize(
@@ -101,9 +102,21 @@ def test_token_commands_on_each_backend(database: str | Path) -> None:
     runner = CliRunner()
     created = runner.invoke(main, ["token", "create", "--name", "alice", "--db", target])
     assert created.exit_code == 0, created.output
+    plain = created.output.strip()
+    storage = open_storage(Settings.from_env({}, db_path=database))
+    try:
+        rows = storage.read_sync(lambda s: s.list_tokens())
+        (row,) = [row for row in rows if row["name"] == "alice"]
+    finally:
+        storage.close()
     listed = runner.invoke(main, ["token", "list", "--db", target])
     assert "alice" in listed.output
-    assert created.output.strip()[:6] in listed.output
+    assert row["id"] in listed.output
+    assert plain[:8] not in listed.output  # nothing of the token itself is kept
+    revoked = runner.invoke(main, ["token", "revoke", row["id"], "--db", target])
+    assert revoked.exit_code == 0, revoked.output
+    again = runner.invoke(main, ["token", "revoke", row["id"], "--db", target])
+    assert again.exit_code != 0
 
 
 def _fresh_postgres_database(request: pytest.FixtureRequest) -> str:

@@ -152,3 +152,38 @@ async def test_parent_and_child_at_two_processes_are_adopted(
         params={"agent_instance_id": instance_id, "pagination[page_size]": 100},
     )
     assert listed.json()["pagination"]["item_count"] == 20
+
+
+async def test_one_trace_exported_to_two_processes_at_once(
+    pair: list[httpx.AsyncClient],
+) -> None:
+    """OTLP: every span of one new trace sent as its own export, alternately to both
+    processes, all at once: one instance, every span stored, the trace complete."""
+    from tests.otel.support import otlp_json, record_trace
+
+    spans = record_trace()
+    assert len(spans) >= 3
+
+    async def export(n: int) -> dict[str, Any]:
+        response = await pair[n % 2].post(
+            "/v1/traces",
+            content=otlp_json([spans[n]]),
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    answers = await asyncio.gather(*(export(n) for n in range(len(spans))))
+    assert not any(answer.get("partialSuccess", {}).get("rejectedSpans") for answer in answers)
+    listed = await pair[0].get("/api/v1/agent_instance", params={"pagination[page_size]": 100})
+    instances = listed.json()["summaries"]
+    assert len(instances) == 1, instances
+    instance = await pair[1].get(f"/api/v1/agent_instance/{instances[0]['id']}")
+    details = instance.json()["details"]
+    assert details["status"] == "complete"
+    stored = await pair[1].get(
+        "/api/v1/agent_spans",
+        params={"agent_instance_id": instances[0]["id"], "pagination[page_size]": 100},
+    )
+    assert stored.json()["pagination"]["item_count"] == len(spans)

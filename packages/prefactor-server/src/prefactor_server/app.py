@@ -150,9 +150,14 @@ def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI
     """
     owned = storage is None
     store: Storage = open_storage(settings) if storage is None else storage
-    bootstrap: Bootstrap = store.write_sync(
-        lambda session: bootstrap_local_account(session, settings.api_token)
-    )
+    try:
+        bootstrap: Bootstrap = store.write_sync(
+            lambda session: bootstrap_local_account(session, settings.api_token)
+        )
+    except BaseException:
+        if owned:  # e.g. a revoked PREFACTOR_API_TOKEN: no threads or pool left behind
+            store.close()
+        raise
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -192,6 +192,11 @@ def store(session: WriteSession, ctx: WriteContext, traces: list[PreparedTrace])
     now = ctx.clock()
     records: list[Record] = []
     roots: list[tuple[str, PreparedSpan]] = []
+    # Exports of one new trace may reach several server processes at once (PostgreSQL):
+    # each trace's instance is looked up and made under a lock on its id, taken in id
+    # order so two exports never wait on each other in a cycle (a no-op on SQLite).
+    for instance_id in sorted({trace.instance_id for trace in traces}):
+        session.lock(f"otlp-instance/{account_id}/{instance_id}")
     for trace in traces:
         try:
             instance = _instance(session, ctx, trace)
