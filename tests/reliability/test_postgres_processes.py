@@ -134,6 +134,8 @@ async def test_two_processes_one_killed(postgres_url: str, tmp_path: Path) -> No
             for client, run in zip(clients, ours, strict=True)
         ]  # fmt: skip
         await asyncio.wait_for(asyncio.gather(*(event.wait() for event in published_started)), 120)
+        with psycopg.connect(postgres_url) as conn:
+            at_kill = conn.execute("SELECT count(*) FROM agent_spans").fetchone()
         servers[0].kill()
         await servers[0].astart()
         await asyncio.wait_for(asyncio.gather(*agents), 200)
@@ -173,5 +175,7 @@ async def test_two_processes_one_killed(postgres_url: str, tmp_path: Path) -> No
     assert sorted(stored) == sorted(expected_spans)
     assert len(expected_spans) == 2 * 3 * 2 * 25 * 3 + 2 * 4 * 15
     assert statuses == dict.fromkeys(expected_instances, "complete")
+    assert at_kill is not None
+    assert at_kill[0] < len(expected_spans)  # the kill came while spans were still arriving
     assert accounts == (1,)
     print(f"{len(stored)} spans in {len(expected_instances)} instances", file=sys.stderr)

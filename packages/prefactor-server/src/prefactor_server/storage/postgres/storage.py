@@ -2,10 +2,11 @@
 
 Unlike SQLite there is no single writer: each :meth:`PostgresStorage.write` runs on a
 worker thread with its own pooled connection, concurrently with other writes of this and
-other server processes. The sessions (:mod:`.queries`) lock what a read-check-write needs,
-so the result is the same as running the writes one after the other. A write that
-PostgreSQL aborts for a deadlock or a serialisation failure runs again (its function is
-pure apart from the session, and the request's context is rebuilt inside it).
+other server processes. The sessions (:mod:`.queries`, :mod:`.writes`) lock what a
+read-check-write needs, so the result is the same as running the writes one after the
+other. A write that PostgreSQL aborts for a deadlock or a serialisation failure runs again
+(its function is pure apart from the session, and the request's context is rebuilt
+inside it).
 
 The storage protocol is synchronous (the domain code runs inside one transaction without
 awaiting), so this backend uses psycopg 3's synchronous connections and
@@ -39,11 +40,8 @@ from prefactor_server._time import now
 from prefactor_server.settings import redact_url
 from prefactor_server.storage.base import ReadSession, StorageClosedError, WriteSession
 from prefactor_server.storage.postgres.migrations import apply_migrations, pending_migrations
-from prefactor_server.storage.postgres.queries import (
-    PgReadSession,
-    PgWriteSession,
-    RetryWithoutBuffering,
-)
+from prefactor_server.storage.postgres.queries import PgReadSession
+from prefactor_server.storage.postgres.writes import PgWriteSession, RetryWithoutBuffering
 
 __all__ = ["PostgresStorage", "StorageOpenError", "connect"]
 
