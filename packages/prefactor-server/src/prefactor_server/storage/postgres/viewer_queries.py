@@ -3,7 +3,7 @@
 The same semantics as the SQLite twin (:mod:`..sqlite.viewer_queries`), in PostgreSQL's
 dialect: a run's duration is ``EXTRACT(EPOCH FROM …)`` of the text timestamps (a double,
 so a page cursor round-trips through JSON exactly), text matching is ``ILIKE`` (SQLite's
-LIKE is case-insensitive for ASCII), and payloads are matched as the text of their jsonb
+LIKE is case-insensitive for ASCII; the LLM hints are one ``~*``), and payloads are matched as the text of their jsonb
 (``payload::text``, which writes ``{"a": 1}`` with a space after the colon). Indexes:
 the run list by ``(account, COALESCE(started_at, inserted_at), id)`` and by agent or
 status; a run's spans by ``(account, instance, id)``, by ``updated_at`` for the live
@@ -24,13 +24,10 @@ _IN_CHUNK = 500
 
 def _hint(column: LiteralString) -> LiteralString:
     # A span's params or result may hold LLM facts only if it mentions one of these; the
-    # others are never decoded (see prefactor_server.traces.llm.HINTS). ``%%`` is a
-    # literal ``%`` in a query that has parameters.
-    text = column + "::text"
-    return (
-        "(" + text + " ILIKE '%%token%%' OR " + text + " ILIKE '%%cost%%' OR "
-        + text + " ILIKE '%%model%%')"
-    )  # fmt: skip
+    # others are never decoded (see prefactor_server.traces.llm.HINTS). One
+    # case-insensitive regular expression: the jsonb is rendered as text once, not once
+    # per word (the rendering is most of the cost).
+    return "(" + column + "::text ~* 'token|cost|model')"
 
 
 _SPAN_COUNT: LiteralString = (
@@ -179,12 +176,13 @@ class PgViewerReads:
         found: list[tuple[str, Any, Any]] = []
         for start in range(0, len(instance_ids), _IN_CHUNK):
             chunk = list(instance_ids[start : start + _IN_CHUNK])
+            # Each hint evaluated once per span (LATERAL), then used to filter and pick.
             rows = self._all(
-                "SELECT agent_instance_id, "
-                "CASE WHEN " + _hint("payload") + " THEN payload END AS payload, "
-                "CASE WHEN " + _hint("result_payload") + " THEN result_payload END AS result "
-                "FROM agent_spans WHERE account_id = %s AND agent_instance_id = ANY(%s) AND ("
-                + _hint("payload") + " OR " + _hint("result_payload") + ")",
+                "SELECT s.agent_instance_id, CASE WHEN h.p THEN s.payload END AS payload, "
+                "CASE WHEN h.r THEN s.result_payload END AS result FROM agent_spans s "
+                "CROSS JOIN LATERAL (SELECT " + _hint("s.payload") + " AS p, "
+                + _hint("s.result_payload") + " AS r) AS h "
+                "WHERE s.account_id = %s AND s.agent_instance_id = ANY(%s) AND (h.p OR h.r)",
                 [account_id, chunk],
             )  # fmt: skip
             found.extend(
