@@ -3,8 +3,9 @@
 The same semantics as the SQLite twin (:mod:`..sqlite.viewer_queries`), in PostgreSQL's
 dialect: a run's duration is ``EXTRACT(EPOCH FROM …)`` of the text timestamps (a double,
 so a page cursor round-trips through JSON exactly), text matching is ``ILIKE`` (SQLite's
-LIKE is case-insensitive for ASCII; the LLM hints are one ``~*``), and payloads are matched as the text of their jsonb
-(``payload::text``, which writes ``{"a": 1}`` with a space after the colon). Indexes:
+LIKE is case-insensitive for ASCII; the LLM hints are one ``~*``), and payloads are
+matched as the text of their jsonb (``payload::text``, which writes ``{"a": 1}`` with a
+space after the colon). Indexes:
 the run list by ``(account, COALESCE(started_at, inserted_at), id)`` and by agent or
 status; a run's spans by ``(account, instance, id)``, by ``updated_at`` for the live
 page's polls, and by status for the span-count sorts.
