@@ -200,11 +200,15 @@ CREATE INDEX auth_failures_window ON auth_failures (window_start);
 """
 
 # Issue 16's viewer: the run list sorted (and keyset-paged) by start time, which is the
-# insert time for a run never started; a live run page polling for spans updated since
-# its last look.
+# insert time for a run never started (also within one agent or one status: the list's
+# filters); a live run page polling for spans updated since its last look.
 _VIEWER_INDEXES = """
 CREATE INDEX agent_instances_started_or_inserted
     ON agent_instances (account_id, (COALESCE(started_at, inserted_at)), id);
+CREATE INDEX agent_instances_agent_started_or_inserted
+    ON agent_instances (account_id, agent_id, (COALESCE(started_at, inserted_at)), id);
+CREATE INDEX agent_instances_status_started_or_inserted
+    ON agent_instances (account_id, status, (COALESCE(started_at, inserted_at)), id);
 CREATE INDEX agent_spans_instance_updated
     ON agent_spans (account_id, agent_instance_id, updated_at, id);
 """
