@@ -74,8 +74,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(db: Path, token: str) -> Iterator[str]:
-    """A ``prefactor serve`` process on 127.0.0.1; yields its URL."""
+def server(db: Path | str, token: str) -> Iterator[str]:
+    """A ``prefactor serve`` process on 127.0.0.1 (``db``: a file or a PostgreSQL URL)."""
     port = free_port()
     env = {**os.environ, "PREFACTOR_API_TOKEN": token}
     proc = subprocess.Popen(
@@ -541,7 +541,19 @@ def report(data: dict[str, Any], chart_name: str) -> str:
             lines += [table.read_text().strip()]
     if data.get("notes"):
         lines += ["", "## Notes", "", data["notes"]]
+    lines += storage_section()
     return "\n".join(lines) + "\n"
+
+
+def storage_section() -> list[str]:
+    """The storage backends' table (``python -m benchmarks.storage``) and its notes."""
+    table, notes = RESULTS / "storage.md", RESULTS / "storage-notes.md"
+    if not table.exists():
+        return []
+    lines = ["", "## Storage backends: SQLite and PostgreSQL", "", table.read_text().strip()]
+    if notes.exists():
+        lines += ["", notes.read_text().strip()]
+    return lines
 
 
 def chart(data: dict[str, Any], path: Path) -> None:

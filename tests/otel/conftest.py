@@ -49,10 +49,12 @@ class Served:
 
 
 @pytest.fixture(name="served", scope="module")
-def fixture_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """A real ``prefactor serve`` process for the module, stopped at the end."""
+def fixture_served(
+    tmp_path_factory: pytest.TempPathFactory, module_database: str | Path
+) -> Iterator[Served]:
+    """A real ``prefactor serve`` process for the module (each backend), stopped at the end."""
     directory: Path = tmp_path_factory.mktemp("otel-server")
-    process = ServerProcess(directory / "server.db", directory / "server.log")
+    process = ServerProcess(module_database, directory / "server.log")
     process.start()
     try:
         yield Served(process)

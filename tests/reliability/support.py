@@ -62,12 +62,12 @@ class ServerProcess:
     port and database.
 
     Args:
-        db_path: The SQLite file.
+        db_path: The SQLite file, or a PostgreSQL URL (a str: a Path would fold its "//").
         port: The port (a free one when None).
         log_path: Where the server's output goes.
     """
 
-    def __init__(self, db_path: Path, log_path: Path, port: int | None = None) -> None:
+    def __init__(self, db_path: Path | str, log_path: Path, port: int | None = None) -> None:
         self.db_path = db_path
         self.port = port or free_port()
         self.log_path = log_path

@@ -1,4 +1,5 @@
-"""Fixtures for the server tests: a LocalServer on a SQLite file in tmp_path, an HTTP client."""
+"""Fixtures for the server tests: a LocalServer on each backend (a SQLite file in tmp_path,
+the session's PostgreSQL database), an HTTP client."""
 
 from __future__ import annotations
 
@@ -77,9 +78,9 @@ class Api:
 
 
 @pytest.fixture(name="server")
-async def fixture_server(tmp_path: Path) -> AsyncIterator[LocalServer]:
-    """A server on a fresh SQLite file, closed after the test."""
-    server = LocalServer(tmp_path / "prefactor.db", token="test-token-123")
+async def fixture_server(database: str | Path) -> AsyncIterator[LocalServer]:
+    """A server on a fresh database of each backend, closed after the test."""
+    server = LocalServer(database, token="test-token-123")
     try:
         yield server
     finally:

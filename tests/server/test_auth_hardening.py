@@ -29,9 +29,9 @@ class Clock:
 
 
 @pytest.fixture(name="served")
-async def fixture_served(tmp_path: Path) -> AsyncIterator[tuple[LocalServer, Clock]]:
+async def fixture_served(database: str | Path) -> AsyncIterator[tuple[LocalServer, Clock]]:
     clock = Clock()
-    server = LocalServer(tmp_path / "db.sqlite", token=TOKEN)
+    server = LocalServer(database, token=TOKEN)
     server.app.state.guard = AuthGuard(server.storage, clock=clock)
     try:
         yield server, clock
@@ -76,7 +76,7 @@ def test_migration_drops_the_stored_token_prefixes(tmp_path: Path) -> None:
     db_path = tmp_path / "old.sqlite"
     with closing(sqlite3.connect(db_path)) as db, db:
         db.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
-    from prefactor_server.storage.migrations import MIGRATIONS, apply_migrations
+    from prefactor_server.storage.sqlite.migrations import MIGRATIONS, apply_migrations
 
     with closing(sqlite3.connect(db_path, isolation_level=None)) as db:
         for migration in MIGRATIONS[:2]:
@@ -111,9 +111,9 @@ def test_short_api_token_is_refused_with_a_clear_message(token: str) -> None:
     assert Settings.from_env({"PREFACTOR_API_TOKEN": "y" * MIN_API_TOKEN_CHARS}).api_token
 
 
-def test_restart_with_a_revoked_api_token_says_what_happened(tmp_path: Path) -> None:
-    """It failed with "UNIQUE constraint failed"."""
-    settings = Settings(db_path=tmp_path / "db.sqlite", api_token=TOKEN)
+def test_restart_with_a_revoked_api_token_says_what_happened(database: str | Path) -> None:
+    """It failed with "UNIQUE constraint failed" (each backend)."""
+    settings = Settings.from_env({}, db_path=database, api_token=TOKEN)
     app = create_app(settings)
     rows = app.state.storage.read_sync(lambda session: session.list_tokens())
     token_id = next(row["id"] for row in rows if row["name"] == "PREFACTOR_API_TOKEN")
@@ -158,9 +158,9 @@ async def test_wrong_tokens_are_slowed_down_per_address(
         assert (await http.get("/api/v1/ping", headers=_bearer("again"))).status_code == 401
 
 
-async def test_the_brake_survives_a_restart(tmp_path: Path) -> None:
-    """The counts are in the database, not in the process."""
-    db_path = tmp_path / "db.sqlite"
+async def test_the_brake_survives_a_restart(database: str | Path) -> None:
+    """The counts are in the database, not in the process (each backend)."""
+    db_path = database
     clock = Clock()
     for round_ in range(2):
         server = LocalServer(db_path, token=TOKEN)

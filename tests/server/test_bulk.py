@@ -112,11 +112,9 @@ async def test_bulk_request_validation(client: httpx.AsyncClient) -> None:
     assert "items.1.idempotency_key" in duplicated.json()["errors"]
 
 
-async def test_bulk_caps(tmp_path: Path) -> None:
+async def test_bulk_caps(database: str | Path) -> None:
     """Too many items is 422 too_many_items; a body over the limit is 413."""
-    server = LocalServer(
-        tmp_path / "db", token="tok-12345678", bulk_max_items=2, max_body_bytes=2048
-    )
+    server = LocalServer(database, token="tok-12345678", bulk_max_items=2, max_body_bytes=2048)
     async with (
         server,
         httpx.AsyncClient(

@@ -8,7 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from prefactor_server.cli import main
-from prefactor_server.storage import SqliteStorage
+from prefactor_server.settings import Settings
+from prefactor_server.storage import SqliteStorage, open_storage
 
 
 @pytest.mark.parametrize(
@@ -78,11 +79,12 @@ def test_token_list_shows_whole_ids_that_revoke_takes(tmp_path: Path, columns: s
     assert runner.invoke(main, ["token", "revoke", token_id, "--db", db]).exit_code == 0
 
 
-def test_serve_with_a_revoked_api_token_says_what_to_do(tmp_path: Path) -> None:
-    """Restarting with a revoked PREFACTOR_API_TOKEN failed with "UNIQUE constraint failed"."""
-    db = str(tmp_path / "cli.db")
+def test_serve_with_a_revoked_api_token_says_what_to_do(database: str | Path) -> None:
+    """Restarting with a revoked PREFACTOR_API_TOKEN failed with "UNIQUE constraint failed"
+    (each backend)."""
+    db = str(database)
     token = "revoked-token-0123456789"
-    storage = SqliteStorage(db)
+    storage = open_storage(Settings.from_env({}, db_path=database))
     from prefactor_server.domain.accounts import bootstrap_local_account
 
     try:

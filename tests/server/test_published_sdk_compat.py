@@ -97,13 +97,13 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 
 
 @pytest.fixture(name="served")
-def fixture_served(tmp_path: Path) -> Iterator[str]:
-    """A real ``prefactor serve`` subprocess on 127.0.0.1; yields its URL."""
+def fixture_served(database: str | Path) -> Iterator[str]:
+    """A real ``prefactor serve`` subprocess on 127.0.0.1 (each backend); yields its URL."""
     if not PUBLISHED_PYTHON.exists():
         (pytest.fail if os.environ.get("CI") else pytest.skip)(
             "run scripts/published-venv first (.venv-published is missing)"
         )
-    with serve_process(tmp_path / "compat.db", token=TOKEN) as url:
+    with serve_process(database, token=TOKEN) as url:
         yield url
 
 

@@ -21,10 +21,10 @@ async def test_run_serves_on_a_real_port(tmp_path: Path) -> None:
     assert response.json()["status"] == "success"
 
 
-async def test_data_survives_reopening(tmp_path: Path) -> None:
-    """A second LocalServer on the same file sees the first one's account and token."""
-    async with LocalServer(tmp_path / "db.sqlite", token="same-token-1") as first:
+async def test_data_survives_reopening(database: str | Path) -> None:
+    """A second LocalServer on the same database sees the first one's account and token."""
+    async with LocalServer(database, token="same-token-1") as first:
         account_id = first.app.state.bootstrap.account.id
-    async with LocalServer(tmp_path / "db.sqlite", token="same-token-1") as second:
+    async with LocalServer(database, token="same-token-1") as second:
         assert second.app.state.bootstrap.account.id == account_id
         assert second.app.state.bootstrap.new_token is None

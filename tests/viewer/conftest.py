@@ -83,14 +83,13 @@ class Served:
 
 
 @pytest.fixture(name="served", scope="module")
-def fixture_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def fixture_served(module_database: str | Path) -> Iterator[Served]:
     """Serve a fresh database with uvicorn on 127.0.0.1 and record one demo run in it.
 
     A small latency scale gives the timeline bars real widths in a fraction of a second.
     """
-    db_path = tmp_path_factory.mktemp("viewer") / "viewer.db"
     loop = LoopThread()
-    context = LocalServer.run(db_path, token=TOKEN)
+    context = LocalServer.run(module_database, token=TOKEN)
     try:
         server = loop.call(context.__aenter__())
         try:

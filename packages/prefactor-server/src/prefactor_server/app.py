@@ -28,7 +28,7 @@ from prefactor_server.errors import ApiError
 from prefactor_server.security_headers import SecurityHeaders
 from prefactor_server.settings import Settings
 from prefactor_server.storage.base import Storage
-from prefactor_server.storage.sqlite import SqliteStorage
+from prefactor_server.storage.open import open_storage
 from prefactor_server.viewer import mount_viewer
 from prefactor_server.viewer.routes import not_found as viewer_not_found
 
@@ -142,17 +142,22 @@ def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI
 
     Args:
         settings: The server settings.
-        storage: A storage to use instead of opening ``settings.db_path`` (the app then
+        storage: A storage to use instead of opening the settings' database (the app then
             does not close it).
 
     Returns:
         The FastAPI app; ``app.state`` holds ``settings``, ``storage``, ``bootstrap``.
     """
     owned = storage is None
-    store: Storage = SqliteStorage(settings.db_path) if storage is None else storage
-    bootstrap: Bootstrap = store.write_sync(
-        lambda session: bootstrap_local_account(session, settings.api_token)
-    )
+    store: Storage = open_storage(settings) if storage is None else storage
+    try:
+        bootstrap: Bootstrap = store.write_sync(
+            lambda session: bootstrap_local_account(session, settings.api_token)
+        )
+    except BaseException:
+        if owned:  # e.g. a revoked PREFACTOR_API_TOKEN: no threads or pool left behind
+            store.close()
+        raise
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

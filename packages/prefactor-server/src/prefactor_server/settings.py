@@ -14,12 +14,21 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MIN_API_TOKEN_CHARS", "SETTINGS", "Setting", "Settings", "SettingsError"]
+__all__ = [
+    "MIN_API_TOKEN_CHARS",
+    "POSTGRES_SCHEMES",
+    "SETTINGS",
+    "Setting",
+    "Settings",
+    "SettingsError",
+    "redact_url",
+]
 
 MIN_API_TOKEN_CHARS = 16
 """Shortest ``PREFACTOR_API_TOKEN`` accepted: a chosen token is a password, and the
@@ -48,7 +57,18 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("db_path", Path("prefactor.db"), "SQLite database file.", "PREFACTOR_DB"),
+    Setting(
+        "db_path",
+        Path("prefactor.db"),
+        "SQLite database file, or a postgresql://user@host/db URL.",
+        "PREFACTOR_DB",
+    ),
+    Setting(
+        "database_url",
+        None,
+        "PostgreSQL URL (postgresql://user[:password]@host[:port]/db); wins over the SQLite file.",
+        "PREFACTOR_DATABASE_URL",
+    ),
     Setting("host", "127.0.0.1", "Interface to bind to.", "PREFACTOR_HOST"),
     Setting("port", 8000, "TCP port to listen on.", "PREFACTOR_PORT"),
     Setting(
@@ -93,6 +113,7 @@ class Settings:
     """
 
     db_path: Path = Path("prefactor.db")
+    database_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     api_token: str | None = None
@@ -102,7 +123,9 @@ class Settings:
     otlp_max_pending_spans: int = 50_000
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "db_path", Path(self.db_path))
+        db_path, url = _database(self.db_path, self.database_url)
+        object.__setattr__(self, "db_path", db_path)
+        object.__setattr__(self, "database_url", url)
         if not 0 <= self.port <= 65535:
             raise SettingsError(f"port must be 0-65535, got {self.port}")
         if self.max_body_bytes < 1024:
@@ -156,6 +179,60 @@ class Settings:
         """Return a copy with some values changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
+    @property
+    def database_label(self) -> str:
+        """Where the data lives, for messages: the file, or the URL without its password."""
+        if self.database_url is None:
+            return str(self.db_path)
+        return redact_url(self.database_url)
+
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+# "scheme:/..." (a URL, or one a Path folded), or a database scheme without slashes.
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):/|^(postgres|postgresql|sqlite):", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with its password (if any) replaced by ``***``."""
+    return re.sub(r"^([^:/]+://[^:/@]*):[^@]*@", r"\1:***@", url)
+
+
+def _database(db_path: Path | str, url: str | None) -> tuple[Path, str | None]:
+    """Split the database settings into the SQLite file and the PostgreSQL URL.
+
+    ``db_path`` may be a URL (``--db postgresql://...``, ``--db sqlite:///file.db``); any
+    other scheme is refused here, at start, never turned into a file path.
+    """
+    text = str(db_path)
+    match = _SCHEME.match(text)
+    if match is not None:
+        scheme = (match.group(1) or match.group(2)).lower()
+        if isinstance(db_path, str) and scheme == "sqlite" and text.startswith("sqlite:///"):
+            db_path = text[len("sqlite:///") :] or "prefactor.db"
+        elif isinstance(db_path, str) and scheme in POSTGRES_SCHEMES and "://" in text:
+            if url is not None and url != text:
+                raise SettingsError(
+                    "two PostgreSQL URLs given (--db/PREFACTOR_DB and PREFACTOR_DATABASE_URL)"
+                )
+            url, db_path = text, Path("prefactor.db")
+        else:
+            raise SettingsError(
+                f"unsupported database {redact_url(text)[:80]!r}: use a SQLite file path, "
+                "sqlite:///path or postgresql://user@host/db"
+            )
+    if url is not None:
+        match = _SCHEME.match(url)
+        if (
+            match is None
+            or (match.group(1) or "").lower() not in POSTGRES_SCHEMES
+            or "://" not in url
+        ):
+            raise SettingsError(
+                f"unsupported database URL {redact_url(url)[:80]!r}: "
+                "expected postgresql://user@host/db"
+            )
+    return Path(db_path), url
+
 
 def _coerce(setting: Setting, raw: str) -> Any:
     default = setting.default
@@ -172,5 +249,6 @@ def _coerce(setting: Setting, raw: str) -> Any:
         except ValueError:
             raise SettingsError(f"{setting.env} must be a number, got {raw!r}") from None
     if isinstance(default, Path):
-        return Path(raw)
+        # A URL stays a string: Path() would fold "postgresql://" into "postgresql:/".
+        return raw if _SCHEME.match(raw) else Path(raw)
     return raw

@@ -47,7 +47,7 @@ class LocalServer:
     """The server on a real SQLite file, reachable in-process through ``transport``.
 
     Args:
-        db_path: The SQLite file (created when missing).
+        db_path: The SQLite file (created when missing), or a ``postgresql://`` URL.
         token: The bearer token accepted for the local account.
         **settings: Other :class:`~prefactor_server.settings.Settings` values.
 
@@ -60,7 +60,10 @@ class LocalServer:
     """
 
     def __init__(self, db_path: str | Path, *, token: str = DEFAULT_TOKEN, **settings: Any) -> None:
-        self.settings = Settings(db_path=Path(db_path), api_token=token, **settings)
+        # The database as given: a str may be a PostgreSQL URL (a Path would fold its "//").
+        # The token goes in after from_env: tests may use short fixed tokens (from_env holds
+        # PREFACTOR_API_TOKEN to the longer floor of the serve/CLI path).
+        self.settings = Settings.from_env({}, db_path=db_path, **settings).replace(api_token=token)
         self.app = create_app(self.settings)
         self.transport = httpx.ASGITransport(app=self.app)
         self.api_url = "http://prefactor.local"

@@ -20,7 +20,7 @@ from prefactor_server.api._common import (
 )
 from prefactor_server.domain.resources import instance_resource
 from prefactor_server.errors import not_found
-from prefactor_server.storage.base import ReadSession
+from prefactor_server.storage.base import LISTS, ReadSession
 
 __all__ = ["router"]
 
@@ -154,8 +154,8 @@ async def list_instances(
     """Answer with a page of instances in the list envelope."""
     query = list_query(
         request,
-        filters=("agent_id", "status"),
-        sortable=("id", "inserted_at", "updated_at", "started_at", "finished_at", "status"),
+        filters=LISTS["agent_instances"].filters,
+        sortable=LISTS["agent_instances"].sortable,
     )
 
     def load(session: ReadSession) -> tuple[Any, list[dict[str, Any]]]:

@@ -20,6 +20,7 @@ from prefactor_server.api._common import (
 )
 from prefactor_server.domain.resources import span_resource
 from prefactor_server.errors import invalid, not_found
+from prefactor_server.storage.base import LISTS
 
 __all__ = ["router"]
 
@@ -108,16 +109,8 @@ async def list_spans(
     """Answer with a page of full span resources in the list envelope."""
     query = list_query(
         request,
-        filters=("agent_instance_id", "agent_id", "status", "schema_name"),
-        sortable=(
-            "id",
-            "inserted_at",
-            "updated_at",
-            "started_at",
-            "finished_at",
-            "status",
-            "schema_name",
-        ),
+        filters=LISTS["agent_spans"].filters,
+        sortable=LISTS["agent_spans"].sortable,
     )
     page = await storage(request).read(lambda session: session.list_spans(account.id, query))
     summaries: list[dict[str, Any]] = [span_resource(row) for row in page.rows]

@@ -20,7 +20,7 @@ from prefactor_server.api._common import (
 )
 from prefactor_server.domain.resources import agent_resource
 from prefactor_server.errors import ApiError, not_found
-from prefactor_server.storage.base import ReadSession
+from prefactor_server.storage.base import LISTS, ReadSession
 
 __all__ = ["router"]
 
@@ -137,8 +137,8 @@ async def list_agents(
     """Answer with a page of agents in the list envelope."""
     query = list_query(
         request,
-        filters=("team_id", "owner_person_id", "risk_profile_id"),
-        sortable=("id", "name", "status", "inserted_at", "updated_at"),
+        filters=LISTS["agents"].filters,
+        sortable=LISTS["agents"].sortable,
     )
     page = await storage(request).read(lambda session: session.list_agents(account.id, query))
     return list_response(page, query, [agent_resource(row) for row in page.rows])

@@ -20,11 +20,13 @@ def main() -> None:
 
 
 def _register() -> None:
+    from prefactor_server.cli.db import db
     from prefactor_server.cli.demo import demo
     from prefactor_server.cli.serve import serve
     from prefactor_server.cli.token import token
     from prefactor_server.cli.traces import traces
 
+    main.add_command(db)
     main.add_command(demo)
     main.add_command(serve)
     main.add_command(token)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import click
 from rich.console import Console
@@ -13,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from prefactor_server.cli._api import API_URL_ENV, TOKEN_ENV
 from prefactor_server.demo import STEPS, DemoError, DemoRun, embedded_server, run_demo
+from prefactor_server.settings import Settings, SettingsError
 from prefactor_server.traces.render import run_tree
 
 __all__ = ["demo"]
@@ -22,10 +22,11 @@ __all__ = ["demo"]
 @click.option(
     "--db",
     "db_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("prefactor-demo.db"),
+    type=str,
+    metavar="PATH|URL",
+    default="prefactor-demo.db",
     show_default=True,
-    help="SQLite file of the embedded server (ignored with --api-url).",
+    help="SQLite file (or postgresql:// URL) of the embedded server (ignored with --api-url).",
 )
 @click.option(
     "--api-url",
@@ -48,7 +49,7 @@ __all__ = ["demo"]
 )
 @click.option("--no-progress", is_flag=True, help="Do not show the progress bar.")
 def demo(
-    db_path: Path,
+    db_path: str,
     api_url: str | None,
     token: str | None,
     seed: int,
@@ -64,6 +65,11 @@ def demo(
     """
     if api_url is not None and not token:
         raise click.ClickException(f"--api-url needs --token (or {TOKEN_ENV})")
+    if api_url is None:
+        try:
+            Settings(db_path=db_path)  # type: ignore[arg-type]  # a str: maybe a URL
+        except SettingsError as exc:  # an unknown scheme: refused before anything is made
+            raise click.ClickException(str(exc)) from None
     console = Console()
     errors = Console(stderr=True)
     progress = Progress(
@@ -107,7 +113,7 @@ def demo(
 
 @contextlib.asynccontextmanager
 async def _server(
-    db_path: Path, api_url: str | None, token: str | None
+    db_path: str, api_url: str | None, token: str | None
 ) -> AsyncIterator[tuple[str, str]]:
     if api_url is not None and token is not None:
         yield api_url.rstrip("/"), token
@@ -117,7 +123,7 @@ async def _server(
 
 
 def _next_steps(
-    console: Console, instance_id: str, db_path: Path | None, api_url: str, token: str
+    console: Console, instance_id: str, db_path: str | None, api_url: str, token: str
 ) -> None:
     console.print("[bold]Where to look next[/bold]")
     if db_path is not None:

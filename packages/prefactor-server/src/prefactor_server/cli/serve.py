@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 import uvicorn
+from fastapi import FastAPI
 from rich.console import Console
 
 from prefactor_server.app import create_app
-from prefactor_server.cli._options import _HELP, db_option, fail, load_settings
+from prefactor_server.cli._options import _HELP, db_option, fail, load_settings, open_db
 from prefactor_server.domain.accounts import Bootstrap, RevokedTokenError
+from prefactor_server.settings import Settings
 
 __all__ = ["serve"]
 
@@ -19,22 +19,27 @@ __all__ = ["serve"]
 @click.option("--host", default=None, help=_HELP["host"])
 @click.option("--port", type=int, default=None, help=_HELP["port"])
 @db_option
-def serve(host: str | None, port: int | None, db_path: Path | None) -> None:
+def serve(host: str | None, port: int | None, db_path: str | None) -> None:
     """Serve the Prefactor API on HOST:PORT (127.0.0.1:8000 unless told otherwise)."""
     settings = load_settings(host=host, port=port, db_path=db_path)
     console = Console(stderr=True)
+    storage = open_db(settings)
     try:
-        app = create_app(settings)
-    except RevokedTokenError as exc:
-        fail(str(exc))
-        return
-    except Exception as exc:  # a bad db path or a corrupt file: one line, not a traceback
-        fail(f"cannot open {settings.db_path}: {exc}")
-        return
+        try:
+            app = create_app(settings, storage=storage)
+        except RevokedTokenError as exc:
+            fail(str(exc))
+            return
+        _run(settings, app, console)
+    finally:
+        storage.close()
+
+
+def _run(settings: Settings, app: FastAPI, console: Console) -> None:
     bootstrap: Bootstrap = app.state.bootstrap
     url = f"http://{settings.host}:{settings.port}"
     console.print(
-        f"Prefactor API listening on [bold]{url}/api/v1[/bold] (database {settings.db_path})"
+        f"Prefactor API listening on [bold]{url}/api/v1[/bold] (database {settings.database_label})"
     )
     if bootstrap.new_token is not None:
         console.print("Created the local account. Its API token (shown only this once):")

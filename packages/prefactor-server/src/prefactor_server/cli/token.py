@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 from rich.console import Console
 from rich.table import Table
 
-from prefactor_server.cli._options import db_option, fail, load_settings
+from prefactor_server.cli._options import db_option, fail, load_settings, open_db
 from prefactor_server.domain.accounts import bootstrap_local_account, create_token
 from prefactor_server.storage.base import Record, WriteSession
-from prefactor_server.storage.sqlite import SqliteStorage
 
 __all__ = ["token"]
 
@@ -24,10 +21,10 @@ def token() -> None:
 @token.command("create")
 @click.option("--name", default="cli", show_default=True, help="A label shown by 'token list'.")
 @db_option
-def create(name: str, db_path: Path | None) -> None:
+def create(name: str, db_path: str | None) -> None:
     """Create a token for the local account and print it (shown only once)."""
     settings = load_settings(db_path=db_path)
-    storage = SqliteStorage(settings.db_path)
+    storage = open_db(settings)
     try:
 
         def make(session: WriteSession) -> str:
@@ -42,12 +39,10 @@ def create(name: str, db_path: Path | None) -> None:
 
 @token.command("list")
 @db_option
-def list_tokens(db_path: Path | None) -> None:
+def list_tokens(db_path: str | None) -> None:
     """List tokens: ids (for 'token revoke'), names, dates (tokens are stored hashed)."""
     settings = load_settings(db_path=db_path)
-    if not settings.db_path.exists():
-        fail(f"no database at {settings.db_path}")
-    storage = SqliteStorage(settings.db_path)
+    storage = open_db(settings, must_exist=True)
     try:
         rows: list[Record] = storage.read_sync(lambda session: session.list_tokens())
     finally:
@@ -63,12 +58,10 @@ def list_tokens(db_path: Path | None) -> None:
 @token.command("revoke")
 @click.argument("token_id")
 @db_option
-def revoke(token_id: str, db_path: Path | None) -> None:
+def revoke(token_id: str, db_path: str | None) -> None:
     """Revoke the token with id TOKEN_ID (see 'token list')."""
     settings = load_settings(db_path=db_path)
-    if not settings.db_path.exists():
-        fail(f"no database at {settings.db_path}")
-    storage = SqliteStorage(settings.db_path)
+    storage = open_db(settings, must_exist=True)
     try:
         revoked = storage.write_sync(lambda session: session.revoke_token(token_id, _now()))
     finally:

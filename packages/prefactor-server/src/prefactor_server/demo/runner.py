@@ -62,7 +62,7 @@ def new_demo_token() -> str:
 
 @asynccontextmanager
 async def embedded_server(
-    db_path: Path, *, token: str | None = None
+    db_path: Path | str, *, token: str | None = None
 ) -> AsyncIterator[tuple[str, str]]:
     """Serve a database file on 127.0.0.1 (a free port) for the block; yield (url, token).
 

@@ -120,6 +120,8 @@ def bootstrap_local_account(session: WriteSession, api_token: str | None) -> Boo
     On first start this creates the account and, unless ``api_token`` is given, a random
     token. A given ``api_token`` is registered once (by hash) for the local account.
     """
+    # Several server processes may start on one database at once: one makes the account.
+    session.lock("bootstrap")
     account = session.first_account()
     made: str | None = None
     if account is None:

@@ -250,6 +250,11 @@ def store(session: WriteSession, ctx: WriteContext, traces: list[PreparedTrace])
     records: list[Record] = []
     roots: list[tuple[str, PreparedSpan]] = []
     templates: dict[tuple[str, str, str | None], Record] = {}
+    # Exports of one new trace may reach several server processes at once (PostgreSQL):
+    # each trace's instance is looked up and made under a lock on its id, taken in id
+    # order so two exports never wait on each other in a cycle (a no-op on SQLite).
+    for instance_id in sorted({trace.instance_id for trace in traces}):
+        session.lock(f"otlp-instance/{account_id}/{instance_id}")
     for trace in traces:
         try:
             instance, new = _instance(session, ctx, trace, templates)

@@ -1,10 +1,13 @@
 """The storage interface: domain operations, no SQL.
 
-Routes and domain code talk to storage only through these protocols, so a second
-backend (PostgreSQL, a later issue) passes the same contract tests by implementing them.
+Routes and domain code talk to storage only through these protocols; each backend lives
+in its own package (``storage/sqlite``, ``storage/postgres``) and passes the same contract
+suite (``tests/server/test_storage_contract.py``). :func:`prefactor_server.storage.open_storage`
+picks the backend from the settings.
 
-* :class:`Storage` runs a function on a read session or, serialised on the single
-  writer path, inside one write transaction.
+* :class:`Storage` runs a function on a read session or inside one write transaction
+  (SQLite serialises them on one writer thread; PostgreSQL runs them concurrently, with
+  row locks making each read-check-write of a state machine atomic).
 * :class:`ReadSession` holds the queries; :class:`WriteSession` adds the writes and
   savepoints, so a bulk request commits once while each item stays atomic on its own.
 
@@ -20,15 +23,20 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 __all__ = [
+    "INSTANCE_STATUSES",
+    "LISTS",
+    "SPAN_STATUSES",
     "Account",
     "IdTaken",
     "ListQuery",
+    "ListSpec",
     "Page",
     "ReadSession",
     "Record",
     "RunPage",
     "RunQuery",
     "Storage",
+    "StorageClosedError",
     "WriteSession",
 ]
 
@@ -40,6 +48,63 @@ Record = dict[str, Any]
 
 class IdTaken(Exception):
     """An insert used an id that the account already has (a client-chosen id reused)."""
+
+
+class StorageClosedError(RuntimeError):
+    """The storage was used after ``close()``."""
+
+
+SPAN_STATUSES = ("pending", "active", "complete", "failed", "cancelled")
+"""Every span status (span counts report each, zeros included)."""
+
+INSTANCE_STATUSES = (*SPAN_STATUSES, "terminated")
+"""Every agent instance status."""
+
+
+@dataclass(frozen=True)
+class ListSpec:
+    """What one list endpoint may filter and sort by: declared once, for API and storage.
+
+    Attributes:
+        table: The stored resource.
+        filters: Columns a query parameter may filter on (exact match).
+        sortable: Columns the list may be sorted by (ties broken by id).
+    """
+
+    table: str
+    filters: tuple[str, ...]
+    sortable: tuple[str, ...]
+
+    @property
+    def columns(self) -> frozenset[str]:
+        """Every column a :class:`ListQuery` of this list may name."""
+        return frozenset((*self.filters, *self.sortable))
+
+
+LISTS: dict[str, ListSpec] = {
+    spec.table: spec
+    for spec in (
+        ListSpec(
+            "agents",
+            ("team_id", "owner_person_id", "risk_profile_id"),
+            ("id", "name", "status", "inserted_at", "updated_at"),
+        ),
+        ListSpec(
+            "agent_instances",
+            ("agent_id", "status"),
+            ("id", "inserted_at", "updated_at", "started_at", "finished_at", "status"),
+        ),
+        ListSpec(
+            "agent_spans",
+            ("agent_instance_id", "agent_id", "status", "schema_name"),
+            (
+                "id", "inserted_at", "updated_at", "started_at", "finished_at", "status",
+                "schema_name",
+            ),
+        ),
+    )
+}  # fmt: skip
+"""The list endpoints by table. Each backend indexes every (account, filter, sort) pair."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +126,20 @@ class Account:
     default_agent_id: str | None
     default_environment_id: str
     inserted_at: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> Account | None:
+        """Return the account a database row (indexable by column name) holds; None for None."""
+        if row is None:
+            return None
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            partition=row["partition"],
+            default_agent_id=row["default_agent_id"],
+            default_environment_id=row["default_environment_id"],
+            inserted_at=row["inserted_at"],
+        )
 
 
 @dataclass(frozen=True)
@@ -264,6 +343,11 @@ class WriteSession(ReadSession, Protocol):
 
     def savepoint(self) -> AbstractContextManager[None]:
         """Return a context that rolls back only its own writes when it raises."""
+        ...
+
+    def lock(self, name: str) -> None:
+        """Hold a named lock until the transaction ends: writes of other processes that
+        take the same name wait (SQLite's writes are serial already: a no-op there)."""
         ...
 
     def get_idempotent(self, account_id: str, action: str, key: str) -> tuple[int, bytes] | None:

@@ -1,6 +1,6 @@
 """SQLite queries of tokens and of the failed-authentication counter (a mixin of the sessions).
 
-Kept apart from ``_queries.py``: they guard authentication, not the API's resources.
+Kept apart from ``queries.py``: they guard authentication, not the API's resources.
 """
 
 from __future__ import annotations

@@ -27,21 +27,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from prefactor_server._time import now
-from prefactor_server.storage._queries import SqliteReadSession, SqliteWriteSession
-from prefactor_server.storage.base import ReadSession, WriteSession
-from prefactor_server.storage.migrations import apply_migrations
+from prefactor_server.storage.base import ReadSession, StorageClosedError, WriteSession
+from prefactor_server.storage.sqlite.migrations import apply_migrations
+from prefactor_server.storage.sqlite.queries import SqliteReadSession, SqliteWriteSession
 
-__all__ = ["SqliteStorage", "StorageClosedError"]
+__all__ = ["SqliteStorage"]
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 _STOP = object()
 _READ_THREADS = 2
-
-
-class StorageClosedError(RuntimeError):
-    """The storage was used after :meth:`SqliteStorage.close`."""
 
 
 def _connect(path: Path) -> sqlite3.Connection:

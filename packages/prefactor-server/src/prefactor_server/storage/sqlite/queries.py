@@ -10,30 +10,20 @@ from typing import Any
 
 import orjson
 
-from prefactor_server.storage._auth_queries import AuthReads, AuthWrites
-from prefactor_server.storage._viewer_queries import ViewerReads
-from prefactor_server.storage.base import Account, IdTaken, ListQuery, Page, Record
+from prefactor_server.storage.base import (
+    INSTANCE_STATUSES,
+    LISTS,
+    SPAN_STATUSES,
+    Account,
+    IdTaken,
+    ListQuery,
+    Page,
+    Record,
+)
+from prefactor_server.storage.sqlite.auth_queries import AuthReads, AuthWrites
+from prefactor_server.storage.sqlite.viewer_queries import ViewerReads
 
 __all__ = ["SqliteReadSession", "SqliteWriteSession"]
-
-_SPAN_STATUSES = ("pending", "active", "complete", "failed", "cancelled")
-_INSTANCE_STATUSES = ("pending", "active", "complete", "failed", "cancelled", "terminated")
-
-# The columns each list may filter and sort on; anything else never reaches SQL.
-_LIST_COLUMNS = {
-    "agents": {
-        "id", "name", "status", "inserted_at", "updated_at", "team_id", "owner_person_id",
-        "risk_profile_id",
-    },
-    "agent_instances": {
-        "id", "agent_id", "status", "inserted_at", "updated_at", "started_at", "finished_at",
-    },
-    "agent_spans": {
-        "id", "agent_instance_id", "agent_id", "status", "schema_name", "inserted_at",
-        "updated_at", "started_at", "finished_at",
-    },
-}  # fmt: skip
-
 
 # Filter column → the (account_id, column, id) index that serves it. Named explicitly with
 # INDEXED BY because, without ANALYZE statistics, SQLite prefers the primary key for
@@ -49,17 +39,7 @@ _FILTER_INDEXES = {
 }
 
 
-def _account(row: sqlite3.Row | None) -> Account | None:
-    if row is None:
-        return None
-    return Account(
-        id=row["id"],
-        name=row["name"],
-        partition=row["partition"],
-        default_agent_id=row["default_agent_id"],
-        default_environment_id=row["default_environment_id"],
-        inserted_at=row["inserted_at"],
-    )
+_account = Account.from_row
 
 
 def _loads(value: str | bytes | None) -> Any:
@@ -128,7 +108,7 @@ class SqliteReadSession(AuthReads, ViewerReads):
     def _page(
         self, table: str, account_id: str, query: ListQuery, extra_where: str = ""
     ) -> tuple[int, list[sqlite3.Row]]:
-        columns = _LIST_COLUMNS[table]
+        columns = LISTS[table].columns
         where = ["account_id = ?"]
         params: list[Any] = [account_id]
         for column, value in query.filters.items():
@@ -172,7 +152,7 @@ class SqliteReadSession(AuthReads, ViewerReads):
         if environment_id is not None:
             sql += " AND environment_id = ?"
             params.append(environment_id)
-        counts = dict.fromkeys(_INSTANCE_STATUSES, 0)
+        counts = dict.fromkeys(INSTANCE_STATUSES, 0)
         for status, count in self.conn.execute(sql + " GROUP BY status", params):
             counts[status] = count
         return counts
@@ -209,7 +189,7 @@ class SqliteReadSession(AuthReads, ViewerReads):
     def span_counts(
         self, account_id: str, instance_ids: Sequence[str]
     ) -> dict[str, dict[str, int]]:
-        result = {instance_id: dict.fromkeys(_SPAN_STATUSES, 0) for instance_id in instance_ids}
+        result = {instance_id: dict.fromkeys(SPAN_STATUSES, 0) for instance_id in instance_ids}
         if not instance_ids:
             return result
         marks = ",".join("?" * len(instance_ids))
@@ -303,6 +283,9 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
             self.conn.execute(f"RELEASE {name}")
         finally:
             self._depth -= 1
+
+    def lock(self, name: str) -> None:
+        pass  # the one writer thread already runs every write transaction alone
 
     def get_idempotent(self, account_id: str, action: str, key: str) -> tuple[int, bytes] | None:
         row = self.conn.execute(

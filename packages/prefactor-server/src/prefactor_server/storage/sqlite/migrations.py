@@ -180,10 +180,19 @@ CREATE TABLE auth_failures (
 );
 """
 
+# The viewer's run list sorts (and keyset-pages) by start time, the insert time for a
+# run never started. (PostgreSQL's migration of this name also indexes spans by update
+# time for the live run page; SQLite's reads name their span index with INDEXED BY.)
+_VIEWER_INDEXES = """
+CREATE INDEX agent_instances_started_or_inserted
+    ON agent_instances (account_id, COALESCE(started_at, inserted_at), id);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_span_counts_index", _SPAN_COUNTS_INDEX),
     Migration("0003_token_hardening", _TOKEN_HARDENING),
+    Migration("0004_viewer_indexes", _VIEWER_INDEXES),
 )
 
 
