@@ -1,16 +1,16 @@
-"""One voice-agent conversation through the published prefactor-livekit, on either core.
+"""One voice-agent turn through the published prefactor-livekit, on either core.
 
 ``python livekit_scenario.py MODE API_URL TOKEN`` (MODE: ``attach``, ``start`` or
-``terminate``) prints one JSON line with the instance id. The session is driven
-without a LiveKit server: ``ScriptedSession`` is an event emitter with the surface the
-adapter binds to (``on``, ``off``, ``start``) and emits, in order, the events an
-``AgentSession`` emits during one user turn with a tool call: user state, final
-transcript, speech created, LLM metrics, tool execution, the assistant's message, agent
-state, usage, and close. Event objects carry the attribute names of livekit-agents'
-event classes. Times are fixed, so both cores record the same payloads.
+``terminate``) prints one JSON line with the instance id. The session is livekit-agents'
+own ``AgentSession`` with an ``Agent`` that has a function tool, run without a LiveKit
+server or room: text in (``session.run(user_input=...)``), no audio, and a scripted
+``llm.LLM`` whose first reply calls the tool and whose second answers. LiveKit emits
+its events (conversation items, speech, LLM metrics, usage, tools executed, agent
+state, close) as it does in a room, and the adapter turns them into spans.
 
-prefactor-livekit imports livekit-agents only for type checking, so it is not
-installed here (its install brings a WebRTC build, PyAV and numpy).
+LiveKit gives a function call no ``group_id`` (None) unless a provider sets one; the
+adapter's ``livekit:tool`` schema asks for a string, so the API refuses that span's
+payload (on either core; see tests/adapters/test_livekit.py for what each records).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
+from livekit.agents import Agent, AgentSession, function_tool, llm
+from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions
 from platform_control import terminate_and_wait
 from prefactor_livekit import PrefactorLiveKitSession, register_livekit_schemas
 
@@ -29,157 +29,90 @@ from prefactor_core import PrefactorCoreConfig, PrefactorTerminatedError, Schema
 from prefactor_http.config import HttpClientConfig
 
 AGENT_ID = "voice-agent"
-T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+QUESTION = "What's the weather in Paris?"
+ANSWER = "It is sunny and 21C in Paris."
 
 
-@dataclass
-class Event:
-    """An event object: its fields are the attributes livekit-agents' events have."""
-
-    fields: dict[str, Any]
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.fields[name]
-        except KeyError:
-            raise AttributeError(name) from None
+def _usage() -> llm.CompletionUsage:
+    return llm.CompletionUsage(completion_tokens=12, prompt_tokens=40, total_tokens=52)
 
 
-@dataclass
-class Item:
-    """A chat message of the conversation (livekit's ``ChatMessage`` attributes)."""
-
-    id: str
-    role: str
-    content: list[str]
-    type: str = "message"
-
-
-@dataclass
-class FunctionCall:
-    name: str
-    call_id: str
-    arguments: str
-    group_id: str | None = None
-    created_at: float = T0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class FunctionOutput:
-    name: str
-    call_id: str
-    output: str
-    is_error: bool = False
+# What the model says: first a call of the tool, then (given its output) the answer.
+REPLIES = [
+    llm.ChatChunk(
+        id="req-1",
+        delta=llm.ChoiceDelta(
+            role="assistant",
+            tool_calls=[
+                llm.FunctionToolCall(
+                    name="get_weather", arguments='{"city": "Paris"}', call_id="call-1"
+                )
+            ],
+        ),
+        usage=_usage(),
+    ),
+    llm.ChatChunk(
+        id="req-2",
+        delta=llm.ChoiceDelta(role="assistant", content=ANSWER),
+        usage=_usage(),
+    ),
+]
 
 
-@dataclass
-class LLMMetrics:
-    """LLM metrics as livekit reports them (``type`` tells the kind)."""
+class ScriptedLLM(llm.LLM):
+    """An ``llm.LLM`` that answers each request with the next scripted chunk."""
 
-    request_id: str
-    timestamp: float
-    ttft: float
-    duration: float
-    completion_tokens: int
-    prompt_tokens: int
-    total_tokens: int
-    label: str = "scripted-llm"
-    type: str = "llm_metrics"
-    metadata: dict[str, Any] = field(
-        default_factory=lambda: {"model_name": "scripted-llm", "model_provider": "test"}
-    )
+    def __init__(self, replies: list[llm.ChatChunk]) -> None:
+        super().__init__()
+        self._replies = list(replies)
 
+    @property
+    def model(self) -> str:
+        return "scripted-llm"
 
-class ToolsExecuted(Event):
-    def zipped(self) -> list[tuple[FunctionCall, FunctionOutput]]:
-        calls, outputs = self.fields["function_calls"], self.fields["function_call_outputs"]
-        return list(zip(calls, outputs, strict=True))
+    @property
+    def provider(self) -> str:
+        return "test"
 
-
-class ScriptedSession:
-    """An AgentSession stand-in that plays one conversation when started."""
-
-    def __init__(self, before_close: Callable[[], Any] | None = None) -> None:
-        self._handlers: dict[str, list[Callable[[Any], None]]] = {}
-        self._before_close = before_close
-
-    def on(self, event: str, handler: Callable[[Any], None]) -> None:
-        self._handlers.setdefault(event, []).append(handler)
-
-    def off(self, event: str, handler: Callable[[Any], None]) -> None:
-        self._handlers.get(event, []).remove(handler)
-
-    def emit(self, event: str, payload: Any) -> None:
-        for handler in list(self._handlers.get(event, [])):
-            handler(payload)
-
-    async def start(self, agent: Any, **kwargs: Any) -> None:
-        await self.play()
-
-    async def play(self) -> None:
-        # Each emit is followed by a turn of the loop, as events arrive over time.
-        call = FunctionCall("get_weather", "call-1", '{"city": "Paris"}', "group-1")
-        output = FunctionOutput("get_weather", "call-1", "sunny, 21C")
-        question, answer = "What's the weather in Paris?", "It is sunny and 21C in Paris."
-        steps: list[tuple[str, Any]] = [
-            ("user_state_changed", _state("listening", "speaking", T0)),
-            ("user_input_transcribed", _heard("what's the wea", False, T0 + 0.5)),
-            ("user_input_transcribed", _heard(question, True, T0 + 1)),
-            ("user_state_changed", _state("speaking", "listening", T0 + 1.1)),
-            (
-                "speech_created",
-                Event(
-                    {"source": "generate_reply", "user_initiated": False, "created_at": T0 + 1.2}
-                ),
-            ),
-            (
-                "metrics_collected",
-                Event({"metrics": LLMMetrics("req-1", T0 + 1.3, 0.2, 0.5, 12, 40, 52)}),
-            ),
-            (
-                "function_tools_executed",
-                ToolsExecuted(
-                    {
-                        "function_calls": [call],
-                        "function_call_outputs": [output],
-                        "created_at": T0 + 1.5,
-                    }
-                ),
-            ),
-            ("conversation_item_added", _said("msg-1", "user", question, T0 + 1)),
-            ("conversation_item_added", _said("msg-2", "assistant", answer, T0 + 2)),
-            ("agent_state_changed", _state("speaking", "listening", T0 + 3)),
-            ("session_usage_updated", Event({"usage": Event({"model_usage": [_USAGE]})})),
-        ]
-        for name, event in steps:
-            self.emit(name, event)
-            await asyncio.sleep(0)
-        if self._before_close is not None:
-            await self._before_close()
-        self.emit("close", Event({"reason": "user_initiated", "error": None, "created_at": T0 + 4}))
+    def chat(
+        self,
+        *,
+        chat_ctx: llm.ChatContext,
+        tools: list[llm.Tool] | None = None,
+        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
+        parallel_tool_calls: Any = NOT_GIVEN,
+        tool_choice: Any = NOT_GIVEN,
+        extra_kwargs: Any = NOT_GIVEN,
+    ) -> llm.LLMStream:
+        reply = self._replies.pop(0)
+        return _ScriptedStream(
+            self, reply, chat_ctx=chat_ctx, tools=tools or [], conn_options=conn_options
+        )
 
 
-_USAGE = {"model": "scripted-llm", "total_tokens": 52}
+class _ScriptedStream(llm.LLMStream):
+    def __init__(self, owner: ScriptedLLM, reply: llm.ChatChunk, **kwargs: Any) -> None:
+        super().__init__(owner, **kwargs)
+        self._reply = reply
+
+    async def _run(self) -> None:
+        self._event_ch.send_nowait(self._reply)
 
 
-def _state(old: str, new: str, at: float) -> Event:
-    return Event({"old_state": old, "new_state": new, "created_at": at})
+class VoiceAgent(Agent):
+    """The agent: instructions and one function tool."""
 
+    def __init__(self) -> None:
+        super().__init__(instructions="You tell people the weather.")
 
-def _heard(transcript: str, final: bool, at: float) -> Event:
-    fields = {"transcript": transcript, "is_final": final, "created_at": at}
-    if final:
-        fields.update(language="en", speaker_id="user-1")
-    return Event(fields)
+    @function_tool
+    async def get_weather(self, city: str) -> str:
+        """The weather in a city.
 
-
-def _said(item_id: str, role: str, text: str, at: float) -> Event:
-    return Event({"item": Item(item_id, role, [text]), "created_at": at})
-
-
-class VoiceAgent:
-    """The agent object handed to ``start`` (the adapter records its class name)."""
+        Args:
+            city: The city's name.
+        """
+        return f"sunny, 21C in {city}"
 
 
 async def main(mode: str, api_url: str, token: str) -> dict[str, Any]:
@@ -196,23 +129,25 @@ async def main(mode: str, api_url: str, token: str) -> dict[str, Any]:
     instance = await wrapper.ensure_initialized()
     outcome: dict[str, Any] = {"instance_id": instance.id}
 
-    async def terminate() -> None:
-        probe = (
-            "livekit:tool",
-            {"name": "probe", "tool_name": "probe", "inputs": {}},
-            {"status": "completed", "outputs": {}, "is_error": False},
-        )
-        outcome["termination_reason"] = await terminate_and_wait(
-            api_url, token, client, instance, "call ended by ops", probe
-        )
-
-    session = ScriptedSession(terminate if mode == "terminate" else None)
+    session: AgentSession[None] = AgentSession(llm=ScriptedLLM(REPLIES))
     try:
         if mode == "attach":
             await wrapper.attach(session)
-            await session.play()
+            await session.start(VoiceAgent())
         else:
             await wrapper.start(session, VoiceAgent())
+        result = await session.run(user_input=QUESTION)
+        outcome["events"] = [event.type for event in result.events]
+        if mode == "terminate":
+            probe = (
+                "livekit:tool",
+                {"name": "probe", "tool_name": "probe", "inputs": {}},
+                {"status": "completed", "outputs": {}, "is_error": False},
+            )
+            outcome["termination_reason"] = await terminate_and_wait(
+                api_url, token, client, instance, "call ended by ops", probe
+            )
+        await session.aclose()
         await wrapper.close()
     except PrefactorTerminatedError as error:
         outcome["terminated"] = error.reason
@@ -221,5 +156,5 @@ async def main(mode: str, api_url: str, token: str) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    result = asyncio.run(main(*sys.argv[1:4]))
-    print(json.dumps(result), flush=True)
+    outcome = asyncio.run(main(*sys.argv[1:4]))
+    print(json.dumps(outcome), flush=True)
