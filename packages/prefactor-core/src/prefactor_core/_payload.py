@@ -53,6 +53,7 @@ __all__ = [
     "PayloadEncoder",
     "PayloadStatistics",
     "encode_value",
+    "encoded_size",
     "marker",
     "to_jsonable",
 ]
@@ -201,6 +202,21 @@ class PayloadEncoder:
             return raw.decode()
         return self._cut(raw, what, limit)
 
+    def cut_items(self, what: str, kept: int, dropped: int, limit: int) -> dict[str, Any]:
+        """Count a stream whose items were cut to ``limit`` bytes; return the marker object
+        that goes into its result (``{"_prefactor": {"replaced": "items_cut", ...}}``)."""
+        self.truncated += 1
+        self._warn_once(
+            "items_cut",
+            "a %s yielded more than its budget of %d bytes; %d items were kept and the "
+            "%d after them left out (logged once; statistics().truncated counts them)",
+            what,
+            limit,
+            kept,
+            dropped,
+        )
+        return marker("items_cut", kept=kept, dropped=dropped, limit=limit)
+
     def jsonable(self, data: Any) -> Any:
         """Return ``data`` as JSON-compatible Python (markers for what cannot be encoded)."""
         return _loads(self._encode_bytes(data))
@@ -348,6 +364,20 @@ def _cut_strings(value: Any, budget: int, changed: list[int]) -> Any:
 
 
 _DEFAULT = PayloadEncoder()
+_SIZER = PayloadEncoder()
+_SIZER._warned.add("unencodable")  # it only measures: the real encode warns
+
+
+def encoded_size(value: Any) -> int:
+    """Bytes of the JSON text ``value`` encodes to, before any budget; never raises.
+
+    Counts nothing: a stream's items are measured here when kept and encoded for real,
+    with the client's encoder, when its span finishes.
+    """
+    try:
+        return len(_dumps(value, default=_known, option=_OPTIONS))
+    except TypeError:
+        return len(_SIZER._encode_bytes(value))
 
 
 def to_jsonable(value: Any) -> Any:
