@@ -1,9 +1,11 @@
 """One voice-agent conversation through the published prefactor-livekit, on either core.
 
-``python livekit_scenario.py MODE API_URL TOKEN`` (MODE: ``attach``, ``start`` or
-``terminate``) prints one JSON line with the instance id. The session is driven
-without a LiveKit server: ``ScriptedSession`` is an event emitter with the surface the
-adapter binds to (``on``, ``off``, ``start``) and emits, in order, the events an
+``python livekit_scenario.py MODE API_URL TOKEN`` (MODE: ``attach``, ``start``,
+``terminate``, or ``no-group``: ``attach`` with a function call whose ``group_id`` is
+None, which the adapter sends as is and the tool span's schema refuses) prints one
+JSON line with the instance id. The session is driven without a LiveKit server:
+``ScriptedSession`` is an event emitter with the surface the adapter binds to (``on``,
+``off``, ``start``) and emits, in order, the events an
 ``AgentSession`` emits during one user turn with a tool call: user state, final
 transcript, speech created, LLM metrics, tool execution, the assistant's message, agent
 state, usage, and close. Event objects carry the attribute names of livekit-agents'
@@ -100,9 +102,12 @@ class ToolsExecuted(Event):
 class ScriptedSession:
     """An AgentSession stand-in that plays one conversation when started."""
 
-    def __init__(self, before_close: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self, before_close: Callable[[], Any] | None = None, group_id: str | None = "group-1"
+    ) -> None:
         self._handlers: dict[str, list[Callable[[Any], None]]] = {}
         self._before_close = before_close
+        self._group_id = group_id
 
     def on(self, event: str, handler: Callable[[Any], None]) -> None:
         self._handlers.setdefault(event, []).append(handler)
@@ -119,7 +124,7 @@ class ScriptedSession:
 
     async def play(self) -> None:
         # Each emit is followed by a turn of the loop, as events arrive over time.
-        call = FunctionCall("get_weather", "call-1", '{"city": "Paris"}', "group-1")
+        call = FunctionCall("get_weather", "call-1", '{"city": "Paris"}', self._group_id)
         output = FunctionOutput("get_weather", "call-1", "sunny, 21C")
         question, answer = "What's the weather in Paris?", "It is sunny and 21C in Paris."
         steps: list[tuple[str, Any]] = [
@@ -206,9 +211,12 @@ async def main(mode: str, api_url: str, token: str) -> dict[str, Any]:
             api_url, token, client, instance, "call ended by ops", probe
         )
 
-    session = ScriptedSession(terminate if mode == "terminate" else None)
+    session = ScriptedSession(
+        terminate if mode == "terminate" else None,
+        group_id=None if mode == "no-group" else "group-1",
+    )
     try:
-        if mode == "attach":
+        if mode in ("attach", "no-group"):
             await wrapper.attach(session)
             await session.play()
         else:

@@ -68,3 +68,35 @@ def test_session_run_matches_the_published_core(served: str, mode: str) -> None:
     }
     assert instance_view(our_instance) == instance_view(published_instance)
     assert ours_seen == span_view(published_spans)
+
+
+def test_a_tool_call_the_schema_refuses_costs_only_its_params(served: str) -> None:
+    """prefactor-livekit sends a function call's ``group_id`` as is; None fails the
+    ``livekit:tool`` schema (a string), so the server refuses that one span create (422).
+    That used to latch a telemetry failure for the whole client and lose the rest of the
+    session; now only that span's params are replaced by a marker naming the refusal, and
+    the run completes with every other span stored as in a run without the refusal.
+    (The published core, which creates spans directly, loses just that span.)"""
+    refused_run = run_scenario(SCRIPT, OUR_PYTHON, "no-group", served, TOKEN)
+    normal_run = run_scenario(SCRIPT, OUR_PYTHON, "attach", served, TOKEN)
+    instance, spans = read_run(served, refused_run["instance_id"])
+    normal_instance, normal_spans = read_run(served, normal_run["instance_id"])
+    assert instance["status"] == "complete"
+    assert instance_view(instance) == instance_view(normal_instance)
+    views, normal = span_view(spans), span_view(normal_spans)
+    assert counts(views) == CONVERSATION
+    [tool] = [view for view in views if view["type"] == "livekit:tool"]
+    [normal_tool] = [view for view in normal if view["type"] == "livekit:tool"]
+    assert tool["payload"] == {
+        "_prefactor": {
+            "replaced": "rejected",
+            "code": "validation_error",
+            "message": "payload.group_id: None is not of type 'string'",
+        }
+    }
+    assert normal_tool["payload"]["group_id"] == "group-1"
+    assert {**tool, "payload": None} == {**normal_tool, "payload": None}  # result, parent, ...
+    assert [v for v in views if v is not tool] == [v for v in normal if v is not normal_tool]
+    stderr = refused_run["stderr"]
+    assert stderr.count("refused a span create (422 validation_error") == 1
+    assert "PrefactorTelemetryFailureError" not in stderr
