@@ -213,6 +213,38 @@ def test_a_raising_masking_hook_never_reaches_a_traced_function(live: LocalServe
     assert (row["status"], row["payload"], row["result_payload"]) == ("complete", failed, failed)
 
 
+def test_a_masking_hook_returning_no_dict_is_its_failure_not_the_agents(
+    live: LocalServer,
+) -> None:
+    """A hook that returns None (a forgotten ``return``) for some payloads: those become
+    mask_failed markers, counted, for hand-written spans and @trace alike; no TypeError
+    reaches the agent, whose own payloads were dicts."""
+
+    def forgetful(data: Any) -> Any:
+        if "api_key" in data:
+            data["api_key"] = "***"  # edits in place, forgets to return
+            return None
+        return data
+
+    config = configured(live, mask=forgetful)
+    with SyncPrefactorCoreClient(config) as client:
+        with client.create_agent_instance(agent_id="forgot", agent_version=AGENT_VERSION) as run:
+            run.start()
+            with run.span("agent:tool") as span:
+                span.start({"api_key": SECRET})
+                span.complete({"ok": True})
+            assert login("cy", SECRET)["user"] == "cy"
+        assert client.flush(30)
+        assert client.statistics().mask_errors == 3
+    rows = spans(live, run.id)
+    failed = {MARKER_KEY: {"replaced": "mask_failed", "error": "TypeError"}}
+    hand, traced = only(rows, "agent:tool"), only(rows, "trace:login")
+    assert (hand["payload"], hand["result_payload"]) == (failed, {"ok": True})
+    assert (traced["payload"], traced["result_payload"]) == (failed, failed)
+    assert {hand["status"], traced["status"]} == {"complete"}
+    assert SECRET not in orjson.dumps(rows).decode()
+
+
 def test_a_huge_traced_argument_is_cut_to_the_field_budget(live: LocalServer) -> None:
     """A 2 MB argument is stored cut to max_field_bytes with a note of what was cut; the
     function gets it whole and the run completes."""

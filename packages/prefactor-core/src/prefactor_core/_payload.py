@@ -188,9 +188,15 @@ class PayloadEncoder:
         Raises:
             TypeError: If ``data`` does not encode as a JSON object.
         """
-        if self.mask is not None:
-            data = self._masked(data, what)
-        raw = self._encode_bytes(data)
+        if self.mask is None:
+            raw = self._encode_bytes(data)
+        else:
+            masked = self._masked(data, what)
+            raw = self._encode_bytes(masked)
+            if raw[:1] != b"{" and self._encode_bytes(data)[:1] == b"{":
+                # The hook's mistake, not the caller's: never raised into the agent.
+                failed = self._mask_failed(what, f"returned {type(masked).__name__}, not a dict")
+                raw = _dumps(failed)
         if raw[:1] != b"{":
             raise TypeError(f"{what} must be a dict (a JSON object), got {type(data).__name__}")
         return self.fit(raw, what, budget)
@@ -280,16 +286,19 @@ class PayloadEncoder:
         try:
             masked = self.mask(data)
         except Exception as error:
-            self.mask_errors += 1
-            self._warn_once(
-                "mask",
-                "the masking hook raised %s on the %s; the payload is replaced by a marker "
-                "(logged once; statistics().mask_errors counts them)",
-                type(error).__name__,
-                what,
-            )
-            return marker("mask_failed", error=type(error).__name__)
+            return self._mask_failed(what, f"raised {type(error).__name__}", type(error).__name__)
         return masked
+
+    def _mask_failed(self, what: str, how: str, error: str = "TypeError") -> dict[str, Any]:
+        self.mask_errors += 1
+        self._warn_once(
+            "mask",
+            "the masking hook %s on the %s; the payload is replaced by a marker "
+            "(logged once; statistics().mask_errors counts them)",
+            how,
+            what,
+        )
+        return marker("mask_failed", error=error)
 
     def _cut(self, raw: bytes, what: str, limit: int) -> str:
         doc = _loads(raw)
