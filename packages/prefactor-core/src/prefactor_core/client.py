@@ -685,7 +685,7 @@ class PrefactorCoreClient:
         Raises:
             ClientNotInitializedError: If the client is not initialised.
             ValueError: If the registry is strict and does not know ``schema_name``.
-            TypeError: If ``payload`` is not a JSON-serialisable dict.
+            TypeError: If ``payload`` is not a dict (a JSON object).
             PrefactorTelemetryFailureError: If telemetry failed permanently.
             PrefactorTerminatedError: If the platform terminated the instance (not for
                 a client driven by an adapter, which stops the agent itself).
