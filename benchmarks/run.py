@@ -393,6 +393,22 @@ def fmt(s: dict[str, float], digits: int = 1, unit: str = "") -> str:
     return f"{f.format(s['median'])}{unit} ({f.format(s['min'])}–{f.format(s['max'])})"
 
 
+# The suites `scripts/bench` runs after this harness, each in its own module with its own
+# competitors side by side; their tables (benchmarks/results/<name>.md) join the report.
+SUITES = (
+    ("trace", "@trace against an undecorated call, a hand-written span, Langfuse and LangSmith"),
+    ("otel", "OpenTelemetry: OTLP ingest and PrefactorSpanProcessor against BatchSpanProcessor"),
+    ("storage", "Storage backends: SQLite, PostgreSQL with one and with two server processes"),
+    ("viewer", "The viewer in headless Chromium: big runs and many runs, before and after"),
+)
+SUITE_COMMANDS = {
+    "trace": "python -m benchmarks.trace_overhead",
+    "otel": "python -m benchmarks.otel",
+    "storage": "python -m benchmarks.storage",
+    "viewer": "python -m benchmarks.viewer",
+}
+
+
 def report(data: dict[str, Any], chart_name: str) -> str:
     m = data["machine"]
     p = data["plan"]
@@ -518,6 +534,11 @@ def report(data: dict[str, Any], chart_name: str) -> str:
             f"| {int(n):,} | {s['caller_us_median']:.1f} | {s['caller_us_first']:.1f} | "
             f"{s['caller_us_last']:.1f} | {s['spans_per_s']:,.0f} |"
         )
+    for number, (name, title) in enumerate(SUITES, start=6):
+        table = RESULTS / f"{name}.md"
+        if table.exists():
+            lines += ["", f"## {number}. {title}", "", f"`{SUITE_COMMANDS[name]}`:", ""]
+            lines += [table.read_text().strip()]
     if data.get("notes"):
         lines += ["", "## Notes", "", data["notes"]]
     return "\n".join(lines) + "\n"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from typing import Any
 
 import httpx
@@ -11,9 +12,17 @@ import orjson
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from tests.otel.conftest import Served
-from tests.otel.support import QUESTION, SERVICE, otlp_json, otlp_protobuf, record_trace
+from tests.otel.support import (
+    QUESTION,
+    SERVICE,
+    make_provider,
+    otlp_json,
+    otlp_protobuf,
+    record_trace,
+)
 
 from prefactor_core.otel._mapping import agent_id_for_service, instance_id_for_trace
 
@@ -130,6 +139,58 @@ def test_split_and_reversed_exports_build_one_tree(served: Served) -> None:
     instance = served.instance(instance_id)
     assert instance["status"] == "complete"
     assert instance["started_at"] == stored[ids[root.name]]["started_at"]
+
+
+def _wide_trace(children: int) -> list[ReadableSpan]:
+    """One trace: a root, ``children`` LLM spans under it and a tool span under each."""
+    exporter = InMemorySpanExporter()
+    provider = make_provider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("openinference.instrumentation.test")
+    with tracer.start_as_current_span("agent", attributes={"openinference.span.kind": "AGENT"}):
+        for index in range(children):
+            with (
+                tracer.start_as_current_span(
+                    f"llm {index}", attributes={"openinference.span.kind": "LLM"}
+                ),
+                tracer.start_as_current_span(
+                    f"tool {index}", attributes={"openinference.span.kind": "TOOL"}
+                ),
+            ):
+                pass
+    provider.shutdown()
+    return list(exporter.get_finished_spans())
+
+
+def test_large_export_of_many_traces_is_stored_whole(served: Served) -> None:
+    """An export larger than one write (hundreds of spans, several traces of one service,
+    children first) is stored whole: every tree intact, every instance finished by its
+    root, all under one agent version; resending it stores nothing twice."""
+    traces = [_wide_trace(100), *(_wide_trace(3) for _ in range(20)), _wide_trace(150)]
+    spans = [span for trace in traces for span in trace]  # OTel ends children first
+    assert len(spans) > 500
+    exporter = _exporter(served)
+    for _ in range(2):
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+    versions = set()
+    for trace in traces:
+        trace_id, ids = _ids(trace)
+        instance = served.instance(instance_id_for_trace(trace_id))
+        stored = _by_id(served, instance["id"])
+        assert set(stored) == set(ids.values())
+        assert not any(span["orphaned"] for span in stored.values())
+        for span in trace:
+            parent = span.parent
+            expected = (
+                None if parent is None else f"otel-{trace_id}-{format(parent.span_id, '016x')}"
+            )
+            assert stored[ids[span.name]]["parent_span_id"] == expected
+        root = stored[ids["agent"]]
+        assert instance["status"] == "complete"
+        assert instance["started_at"] == root["started_at"]
+        assert instance["finished_at"] == root["finished_at"]
+        versions.add((instance["agent_version_id"], instance["agent_schema_version_id"]))
+    assert len(versions) == 1
 
 
 def test_otlp_json_gzip_is_accepted(served: Served) -> None:
@@ -285,3 +346,59 @@ def test_malformed_otlp_json_never_fails_the_server(served: Served) -> None:
         assert response.status_code < 500, (shape, response.text)
         if response.status_code >= 400:
             assert response.json()["status"] == "error"
+
+
+def _post_json(served: Served, body: object) -> httpx.Response:
+    # The standard library writes integers past 64 bits (orjson refuses to).
+    return httpx.post(
+        f"{served.url}/v1/traces",
+        content=json.dumps(body).encode(),
+        headers={**served.headers, "Content-Type": "application/json"},
+    )
+
+
+def test_times_out_of_range_or_not_ascii_digits_are_400(served: Served) -> None:
+    """A time past 64 bits, a negative one or one of non-ASCII digits ('²', which
+    str.isdigit takes) is a 400 naming the field, never a 500."""
+    for bad in ("99999999999999999999999", "18446744073709551616", "²", "-5", -5):
+        span = {
+            "traceId": "1" * 32,
+            "spanId": "2" * 16,
+            "name": "bad time",
+            "startTimeUnixNano": bad,
+            "endTimeUnixNano": "1767225601000000000",
+        }
+        response = _post_json(served, {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})
+        assert response.status_code == 400, (bad, response.text)
+        assert "resourceSpans.0.scopeSpans.0.spans.0.startTimeUnixNano" in response.json()["errors"]
+
+
+def test_integers_past_64_bits_in_attributes_are_kept_as_text(served: Served) -> None:
+    """An intValue (or a wrongly typed value) past 64 bits is stored as its digits, exactly,
+    and the rest of the span with it; in range, it stays a number."""
+    huge = "99999999999999999999999"
+    span = {
+        "traceId": "3" * 32,
+        "spanId": "4" * 16,
+        "name": "big numbers",
+        "startTimeUnixNano": "1767225600000000000",
+        "endTimeUnixNano": "1767225601000000000",
+        "attributes": [
+            {"key": "big", "value": {"intValue": huge}},
+            {"key": "big_number", "value": {"intValue": int(huge)}},
+            {"key": "typed_wrong", "value": {"stringValue": int(huge)}},
+            {"key": "small", "value": {"intValue": "-42"}},
+            {"key": "super", "value": {"intValue": "²"}},
+            {"key": "nan", "value": {"doubleValue": "NaN"}},
+        ],
+    }
+    response = _post_json(served, {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})
+    assert response.status_code == 200, response.text
+    [stored] = served.spans(agent_instance_id=instance_id_for_trace("3" * 32))
+    attributes = stored["payload"]["attributes"]
+    assert attributes["big"] == huge
+    assert attributes["big_number"] == huge
+    assert attributes["typed_wrong"] == huge
+    assert attributes["small"] == -42
+    assert attributes["super"] == "²"
+    assert attributes["nan"] == "NaN"

@@ -361,3 +361,38 @@ async def test_new_schema_versions_per_request_are_bounded(client: httpx.AsyncCl
     # The next request has its own allowance.
     again = await client.post("/api/v1/bulk", json={"items": items[2:3]})
     assert again.json()["outputs"]["register-0002"]["status"] == "success"
+
+
+async def test_references_to_nothing_are_refused_at_registration(client: httpx.AsyncClient) -> None:
+    """A `#/...` pointer or `#anchor` that names no part of the schema is a 422 at
+    registration, naming the field (before: accepted, then every span got a 422)."""
+    for schema, field in (
+        (
+            {"type": "object", "properties": {"a": {"$ref": "#/definitions/nope"}}},
+            "properties.a.$ref",
+        ),
+        ({"$defs": {"x": {"type": "string"}}, "$ref": "#/$defs/y"}, "$ref"),
+        ({"items": {"$ref": "#missing-anchor"}}, "items.$ref"),
+    ):
+        response = await _register(client, schema)
+        assert response.status_code == 422, (schema, response.text)
+        body = response.json()
+        assert body["code"] == "invalid_schema"
+        where = f"agent_schema_version.span_type_schemas.0.params_schema.{field}"
+        assert where in body["errors"], body
+
+
+async def test_escaped_pointers_and_anchors_resolve(client: httpx.AsyncClient) -> None:
+    """JSON-pointer escapes (~1 for '/', ~0 for '~') and `$anchor`s are followed."""
+    schema = {
+        "$defs": {"a/b": {"type": "string"}, "c~d": {"$anchor": "cd", "type": "integer"}},
+        "type": "object",
+        "properties": {
+            "x": {"$ref": "#/$defs/a~1b"},
+            "y": {"$ref": "#/$defs/c~0d"},
+            "z": {"$ref": "#cd"},
+            "w": {"$ref": "#"},
+        },
+    }
+    response = await _register(client, schema)
+    assert response.status_code == 201, response.text

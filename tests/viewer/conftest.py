@@ -22,7 +22,9 @@ playwright_sync = pytest.importorskip("playwright.sync_api")
 
 TOKEN = "viewer-test-token-123"
 CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).parents[2] / "artifacts"
+# Screenshots the browser tests take (git-ignored; the committed ones in artifacts/ are
+# made by benchmarks/viewer.py and are never overwritten by a test run).
+ARTIFACTS = Path(__file__).parents[2] / "artifacts" / "browser-tests"
 _ARGS = [
     "--headless",
     "--no-sandbox",
@@ -139,7 +141,7 @@ def fixture_page(browser: playwright_sync.Browser) -> Iterator[playwright_sync.P
 @pytest.fixture(name="artifacts")
 def fixture_artifacts() -> Path:
     """The directory CI keeps as artifacts (git-ignored)."""
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from prefactor_core.managers.agent_instance import AgentInstanceHandle
 
-__all__ = ["current_instance"]
+__all__ = ["current_instance", "enter_instance", "leave_instance"]
 
 _INSTANCE: ContextVar[AgentInstanceHandle | None] = ContextVar(
     "prefactor_current_instance", default=None

@@ -40,22 +40,30 @@ Indexed = dict[str, tuple[dict[int, dict[str, Any]], list[str]]]
 """Flattened list attributes: prefix → (index → the rest of the key → value, the keys)."""
 
 
+_PREFIX_SET = frozenset(_INDEXED_PREFIXES)
+
+
 def indexed(attrs: Mapping[str, Any]) -> Indexed:
     """Group ``<prefix>N.<key>`` attributes in one pass over the attributes."""
     groups: Indexed = {}
     for key, value in attrs.items():
         if not key.startswith(_INDEXED_PREFIXES):
             continue
-        for prefix in _INDEXED_PREFIXES:
-            if key.startswith(prefix):
-                index, _, rest = key[len(prefix) :].partition(".")
-                if index.isdigit() and rest:
-                    group = groups.get(prefix)
-                    if group is None:
-                        group = groups[prefix] = ({}, [])
-                    group[0].setdefault(int(index), {})[rest] = value
-                    group[1].append(key)
-                break
+        # Every prefix is two dotted words: "<a>.<b>.<index>.<rest>".
+        parts = key.split(".", 3)
+        if len(parts) != 4 or not parts[2].isdigit() or not parts[3]:
+            continue
+        prefix = f"{parts[0]}.{parts[1]}."
+        if prefix not in _PREFIX_SET:
+            continue
+        group = groups.get(prefix)
+        if group is None:
+            group = groups[prefix] = ({}, [])
+        items = group[0].get(int(parts[2]))
+        if items is None:
+            items = group[0][int(parts[2])] = {}
+        items[parts[3]] = value
+        group[1].append(key)
     return groups
 
 
@@ -71,18 +79,40 @@ def take(groups: Indexed, prefix: str, used: set[str]) -> list[dict[str, Any]]:
 
 def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
     """Turn ``a.0.b`` keys into nested dicts and lists (``{"a": [{"b": ...}]}``)."""
+    # The common shape first: keys of at most two words, no index ("message.role").
+    root: dict[str, Any] = {}
+    for key, value in flat.items():
+        head, dot, tail = key.partition(".")
+        if not dot:
+            root[key] = value
+            continue
+        if "." in tail or head.isdigit():
+            return _nest_deep(flat)
+        child = root.get(head)
+        if not isinstance(child, dict):
+            child = root[head] = {}
+        child[tail] = value
+    return root
+
+
+def _nest_deep(flat: Mapping[str, Any]) -> dict[str, Any]:
     root: dict[str, Any] = {}
     numbered = False
     for key, value in flat.items():
+        if "." not in key:
+            root[key] = value
+            continue
         parts = key.split(".")
+        last = parts.pop()
         node: dict[str, Any] = root
-        for part in parts[:-1]:
-            numbered = numbered or part.isdigit()
+        for part in parts:
             child = node.get(part)
             if not isinstance(child, dict):
                 child = node[part] = {}
             node = child
-        node[parts[-1]] = value
+        node[last] = value
+        if not numbered:
+            numbered = any(part.isdigit() for part in parts)
     if not numbered:
         return root
     nested: dict[str, Any] = _lists(root)
@@ -119,10 +149,11 @@ def _tool_call(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 def _message(raw: Any) -> dict[str, Any]:
     """Normalise one message of any known shape to ``{"role", "content", "tool_calls"?}``."""
-    if not isinstance(raw, Mapping):
+    # ``type(...) is dict`` first: the ABC check of Mapping is the slow part for a dict.
+    if type(raw) is not dict and not isinstance(raw, Mapping):
         return {"role": "unknown", "content": raw}
     message: Any = raw.get("message", raw)
-    if not isinstance(message, Mapping):
+    if type(message) is not dict and not isinstance(message, Mapping):
         return {"role": "unknown", "content": message}
     out: dict[str, Any] = {"role": message.get("role", "unknown")}
     content = message.get("content")

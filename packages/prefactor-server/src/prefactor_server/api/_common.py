@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Annotated, Any
 
 import orjson
@@ -11,6 +10,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
+from prefactor_server._json import parse_json
 from prefactor_server.domain.actions import Result, execute
 from prefactor_server.domain.auth_guard import AuthGuard
 from prefactor_server.domain.context import WriteContext
@@ -124,33 +124,6 @@ def _is_json(content_type: str | None) -> bool:
     )
 
 
-# Digits → "0", "-" kept, all else → " ": a 20-digit run, or a minus and 19 digits, is the
-# only way to write an integer orjson would turn into a float (outside int64/uint64).
-_DIGITS = bytes(48 if 48 <= b <= 57 else (45 if b == 45 else 32) for b in range(256))
-
-
-def _may_hold_huge_integers(raw: bytes) -> bool:
-    shape = raw.translate(_DIGITS)
-    return b"0" * 20 in shape or b"-" + b"0" * 19 in shape
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _loads_exact(raw: bytes) -> Any:
-    """Parse keeping integers exact (the rare body with long digit runs; see above).
-
-    The parsed integers outside the 64-bit range are refused per item with a 422 naming
-    the field (``check_storable``), so a bulk request keeps its items before that one.
-    """
-    try:
-        return json.loads(raw, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError) as exc:
-        message = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
-        raise ApiError(400, "invalid_json", f"Request body is not valid JSON: {message}") from None
-
-
 async def read_json(request: Request, *, allow_empty: bool = False) -> dict[str, Any]:
     """Parse the body as one JSON object.
 
@@ -175,12 +148,9 @@ async def read_json(request: Request, *, allow_empty: bool = False) -> dict[str,
             "unsupported_media_type",
             f"Content-Type must be application/json, got {shown(content_type)}",
         )
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"Request body is not valid JSON: {exc}") from None
-    if _may_hold_huge_integers(raw):
-        body = _loads_exact(raw)
+    # Integers outside 64 bits stay exact and are refused per item with a 422 naming the
+    # field (``check_storable``), so a bulk request keeps its items before that one.
+    body = parse_json(raw)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "Request body must be a JSON object")
     return body

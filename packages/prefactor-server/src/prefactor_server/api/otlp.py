@@ -13,7 +13,9 @@ standard exporters retry it) instead of being held in memory or dropped.
 
 from __future__ import annotations
 
+import asyncio
 import zlib
+from collections.abc import Callable
 
 import orjson
 from fastapi import APIRouter, Request
@@ -28,9 +30,9 @@ from prefactor_server import _time
 from prefactor_server.api._common import CurrentAccount, read_body, settings, storage
 from prefactor_server.domain.context import WriteContext
 from prefactor_server.domain.otlp_decode import Export, decode_json, decode_protobuf
-from prefactor_server.domain.otlp_ingest import Outcome, PreparedTrace, prepare, store
+from prefactor_server.domain.otlp_ingest import Outcome, PreparedTrace, prepare, split, store
 from prefactor_server.errors import ApiError
-from prefactor_server.storage.base import WriteSession
+from prefactor_server.storage.base import Account, WriteSession
 
 __all__ = ["router"]
 
@@ -106,9 +108,44 @@ def _answer(media: str, rejected: int, errors: list[str]) -> Response:
     return Response(orjson.dumps(body), media_type=_JSON)
 
 
-def _decode(media: str, body: bytes) -> tuple[Export, list[PreparedTrace]]:
-    export = decode_protobuf(body) if media == _PROTOBUF else decode_json(body)
-    return export, prepare(export)
+def _decode(media: str, body: bytes) -> Export:
+    return decode_protobuf(body) if media == _PROTOBUF else decode_json(body)
+
+
+# Spans per write transaction of a large export: small enough that mapping the next part
+# overlaps most of the previous part's write, large enough that a transaction's fixed
+# costs (commit, instance lookups) stay small per span.
+_PART_SPANS = 128
+
+
+async def _store(request: Request, account: Account, export: Export) -> Outcome:
+    """Store the export part by part: part k+1 is mapped (in a worker thread) while the
+    writer thread stores part k; returns once every part is committed."""
+    schemas = request.app.state.schemas
+    backend = storage(request)
+
+    def job(traces: list[PreparedTrace]) -> Callable[[WriteSession], Outcome]:
+        def run(session: WriteSession) -> Outcome:
+            stamp = _time.now()
+            ctx = WriteContext(account=account, schemas=schemas, clock=lambda: stamp)
+            return store(session, ctx, traces)
+
+        return run
+
+    writes: list[asyncio.Future[Outcome]] = []
+    try:
+        for part in split(export, _PART_SPANS):
+            traces = await run_in_threadpool(prepare, part)
+            writes.append(asyncio.ensure_future(backend.write(job(traces))))
+    finally:
+        # Every started write is awaited, also when mapping a later part failed.
+        results = await asyncio.gather(*writes, return_exceptions=True)
+    outcome = Outcome()
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+        outcome.add(result)
+    return outcome
 
 
 @router.post(
@@ -149,7 +186,7 @@ async def export_traces(request: Request, account: CurrentAccount) -> Response:
             "content-encoding: must be gzip, deflate or identity",
             {"content-encoding": ["must be gzip, deflate or identity"]},
         )
-    export, traces = await run_in_threadpool(_decode, media, body)
+    export = await run_in_threadpool(_decode, media, body)
     count = export.span_count
     pending = _pending(request)
     if count and pending.spans + count > config.otlp_max_pending_spans and pending.spans:
@@ -165,18 +202,11 @@ async def export_traces(request: Request, account: CurrentAccount) -> Response:
             media_type=_JSON,
             headers={"Retry-After": str(_RETRY_AFTER_SECONDS)},
         )
-    schemas = request.app.state.schemas
-
-    def job(session: WriteSession) -> Outcome:
-        stamp = _time.now()
-        ctx = WriteContext(account=account, schemas=schemas, clock=lambda: stamp)
-        return store(session, ctx, traces)
-
     outcome = Outcome()
     if count:
         pending.spans += count
         try:
-            outcome = await storage(request).write(job)
+            outcome = await _store(request, account, export)
         finally:
             pending.spans -= count
     return _answer(media, export.rejected + outcome.rejected, export.errors + outcome.errors)

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache, lru_cache
 from typing import Any, NoReturn
+from urllib.parse import unquote
 
 import re2  # type: ignore[import-untyped]
 import referencing
@@ -36,7 +37,7 @@ from jsonschema import (  # type: ignore[import-untyped]
 )
 from jsonschema.protocols import Validator  # type: ignore[import-untyped]
 
-from prefactor_server.errors import invalid
+from prefactor_server.errors import excerpt, invalid
 
 __all__ = [
     "MAX_PATTERN_CHARS",
@@ -44,7 +45,9 @@ __all__ = [
     "MAX_SCHEMA_NODES",
     "MAX_STEPS",
     "MAX_VERSION_NODES",
+    "PatternError",
     "SchemaTooCostly",
+    "UnsafeSchema",
     "check_schema",
     "check_schema_safety",
     "count_nodes",
@@ -338,6 +341,32 @@ def _check_pattern(pattern: str, field: str) -> None:
         ) from None
 
 
+def _resolves(schema: Any, reference: str) -> bool:
+    """Whether an in-document reference (``#``, ``#/json/pointer`` or ``#anchor``) names a
+    part of ``schema``. A document with nested ``$id``s has other bases for its pointers;
+    it is not judged here (validation still fetches nothing)."""
+    fragment = unquote(reference[1:])
+    if any(where and isinstance(node.get("$id"), str) for node, where in _walk(schema, "")):
+        return True
+    if not fragment:
+        return True
+    if not fragment.startswith("/"):
+        return any(
+            fragment in (node.get("$anchor"), node.get("$dynamicAnchor"))
+            for node, _ in _walk(schema, "")
+        )
+    node = schema
+    for token in fragment[1:].split("/"):
+        token = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and token in node:
+            node = node[token]
+        elif isinstance(node, list) and token.isdecimal() and int(token) < len(node):
+            node = node[int(token)]
+        else:
+            return False
+    return True
+
+
 def check_schema_safety(schema: Any, field: str) -> None:
     """Refuse what a schema could use to make the server read, fetch or stall.
 
@@ -370,6 +399,12 @@ def check_schema_safety(schema: Any, field: str) -> None:
                     f"{where}.{keyword}",
                     "must point inside the same schema ('#', '#/...' or '#anchor'); "
                     "schemas are self-contained and the server fetches nothing",
+                    "invalid_schema",
+                )
+            if isinstance(target, str) and not _resolves(schema, target):
+                raise invalid(
+                    f"{where}.{keyword}",
+                    f"points at nothing in this schema: {excerpt(target, 80)}",
                     "invalid_schema",
                 )
         pattern = node.get("pattern")

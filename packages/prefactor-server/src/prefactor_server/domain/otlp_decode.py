@@ -15,17 +15,18 @@ integers may arrive as strings or numbers, enums as numbers, keys in lowerCamelC
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from prefactor_core.otel._mapping import OtelEvent, OtelSpan
+from prefactor_server._json import parse_json
 from prefactor_server.domain.fields import shown
 from prefactor_server.errors import ApiError
 
@@ -105,7 +106,27 @@ def _pb_value(value: AnyValue, depth: int = 0) -> Any:
 
 
 def _pb_attrs(items: Any) -> dict[str, Any]:
-    return {item.key: _pb_value(item.value) for item in items}
+    # The hot loop of the decoder: strings and integers (most attribute values) are read
+    # inline, without a call per value.
+    out: dict[str, Any] = {}
+    for item in items:
+        value = item.value
+        kind = value.WhichOneof("value")
+        if kind == "string_value":
+            out[item.key] = value.string_value
+        elif kind == "int_value":
+            out[item.key] = value.int_value
+        else:
+            out[item.key] = _pb_value(value)
+    return out
+
+
+_BAD_TRACE = "trace_id must be 16 bytes, not all zero"
+_BAD_SPAN = "span_id must be 8 bytes, not all zero"
+
+
+def _where(r_index: int, s_index: int, index: int) -> str:
+    return f"resource_spans.{r_index}.scope_spans.{s_index}.spans.{index}"
 
 
 def decode_protobuf(body: bytes) -> Export:
@@ -125,36 +146,40 @@ def decode_protobuf(body: bytes) -> Export:
         resource = Resource(name, version)
         for s_index, scope_spans in enumerate(resource_spans.scope_spans):
             scope = scope_spans.scope.name
+            append = resource.spans.append
             for index, span in enumerate(scope_spans.spans):
-                where = f"resource_spans.{r_index}.scope_spans.{s_index}.spans.{index}"
                 trace_id = span.trace_id.hex()
                 span_id = span.span_id.hex()
                 if len(trace_id) != 32 or trace_id == _ZERO_TRACE:
-                    export.reject(where, "trace_id must be 16 bytes, not all zero")
+                    export.reject(_where(r_index, s_index, index), _BAD_TRACE)
                     continue
                 if len(span_id) != 16 or span_id == _ZERO_SPAN:
-                    export.reject(where, "span_id must be 8 bytes, not all zero")
+                    export.reject(_where(r_index, s_index, index), _BAD_SPAN)
                     continue
+                status = span.status
+                events = span.events
                 parent = span.parent_span_id.hex()
                 if parent and (len(parent) != 16 or parent == _ZERO_SPAN):
                     parent = ""
-                resource.spans.append(
+                append(
                     OtelSpan(
-                        trace_id=trace_id,
-                        span_id=span_id,
-                        parent_span_id=parent or None,
-                        name=span.name,
-                        start_ns=span.start_time_unix_nano,
-                        end_ns=span.end_time_unix_nano,
-                        status_code=span.status.code,
-                        status_message=span.status.message,
-                        attributes=_pb_attrs(span.attributes),
-                        events=[
+                        trace_id,
+                        span_id,
+                        parent or None,
+                        span.name,
+                        span.start_time_unix_nano,
+                        span.end_time_unix_nano,
+                        status.code,
+                        status.message,
+                        _pb_attrs(span.attributes),
+                        [
                             OtelEvent(event.name, event.time_unix_nano, _pb_attrs(event.attributes))
-                            for event in span.events
-                        ],
-                        kind=span.kind,
-                        scope_name=scope,
+                            for event in events
+                        ]
+                        if events
+                        else (),
+                        span.kind,
+                        scope,
                     )
                 )
         if resource.spans:
@@ -185,19 +210,55 @@ def _object(value: Any, where: str) -> Mapping[str, Any]:
     return value
 
 
+_UINT64_END = 1 << 64
+_INT64_MIN, _INT64_END = -(1 << 63), 1 << 63
+
+
+def _digits(value: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also takes '²' and other digits ``int`` refuses)."""
+    return value.isascii() and value.isdigit()
+
+
 def _json_int(value: Any, where: str) -> int:
+    """A fixed64 (times) or enum number: an integer or a string of ASCII digits, 0 ≤ n < 2^64."""
     if value is None:
         return 0
+    number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    raise _bad(where, f"must be an integer or a string of digits, got {shown(value)}")
+        number = value
+    elif isinstance(value, str) and _digits(value) and len(value) <= 20:
+        number = int(value)
+    if number is None or not 0 <= number < _UINT64_END:
+        raise _bad(where, f"must be an unsigned 64-bit integer (or its digits), got {shown(value)}")
+    return number
+
+
+def _json_int64(raw: Any) -> Any:
+    """An ``intValue``: an int64 as OTLP says; digits beyond that range are kept as text,
+    so nothing is lost and nothing past 64 bits reaches storage."""
+    if isinstance(raw, str):
+        body = raw[1:] if raw.startswith("-") else raw
+        if not (_digits(body) and len(body) <= 19):
+            return raw
+        raw = int(raw)
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw if _INT64_MIN <= raw < _INT64_END else str(raw)
+    return raw if isinstance(raw, float | bool) or raw is None else str(raw)
+
+
+def _json_scalar(raw: Any) -> Any:
+    """A string, bool or bytes value as sent; a wrong JSON type is kept as text (an integer
+    past 64 bits must not reach storage as a number)."""
+    if raw is None or isinstance(raw, str | bool | float):
+        return raw
+    if isinstance(raw, int):
+        return _json_int64(raw)
+    return str(raw)
 
 
 def _json_enum(value: Any, names: Any, where: str) -> int:
     """An enum: a number as OTLP/JSON requires, or its name, which some senders write."""
-    if isinstance(value, str) and not value.isdigit():
+    if isinstance(value, str) and not _digits(value):
         try:
             number: int = names.Value(value)
         except ValueError:
@@ -211,18 +272,16 @@ def _json_value(value: Any, depth: int = 0) -> Any:
         return None
     for key in ("stringValue", "string_value"):
         if key in value:
-            return value[key]
+            return _json_scalar(value[key])
     for key in ("boolValue", "bool_value"):
         if key in value:
-            return value[key]
+            return _json_scalar(value[key])
     for key in ("intValue", "int_value"):
         if key in value:
-            raw = value[key]
-            return int(raw) if isinstance(raw, str) and raw.lstrip("-").isdigit() else raw
+            return _json_int64(value[key])
     for key in ("doubleValue", "double_value"):
         if key in value:
-            raw = value[key]
-            return float(raw) if isinstance(raw, (str, int)) else raw
+            return _json_double(value[key])
     for key in ("arrayValue", "array_value"):
         if key in value and isinstance(value[key], Mapping):
             items = value[key].get("values")
@@ -234,8 +293,22 @@ def _json_value(value: Any, depth: int = 0) -> Any:
             return _json_attrs(value[key].get("values"), "kvlistValue", depth + 1)
     for key in ("bytesValue", "bytes_value"):
         if key in value:
-            return value[key]
+            return _json_scalar(value[key])
     return None
+
+
+def _json_double(raw: Any) -> Any:
+    """A ``doubleValue``: a number, or its text ("NaN", "Infinity" as OTLP/JSON writes them);
+    what is no number is kept as text."""
+    if isinstance(raw, float):
+        return raw
+    if isinstance(raw, int | str) and not isinstance(raw, bool):
+        try:
+            number = float(raw)
+        except (ValueError, OverflowError):
+            return str(raw)
+        return number if math.isfinite(number) else str(raw)
+    return _json_scalar(raw)
 
 
 def _json_attrs(items: Any, where: str, depth: int = 0) -> dict[str, Any]:
@@ -266,10 +339,7 @@ def decode_json(body: bytes) -> Export:
     Raises:
         ApiError: 400 ``invalid_json`` / ``invalid_otlp`` naming the first bad field.
     """
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"Request body is not valid JSON: {exc}") from None
+    document = parse_json(body)  # integers past 64 bits exact, not floats
     root = _object(document, "body")
     export = Export()
     for r_index, raw_rs in enumerate(_list(root, "resourceSpans", "resource_spans", "body")):

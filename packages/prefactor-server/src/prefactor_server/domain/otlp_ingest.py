@@ -16,13 +16,16 @@ The rules (README, "OpenTelemetry in"):
   root never arrives (a root in an uninstrumented service) stays ``active``.
 
 :func:`prepare` does the mapping outside the write transaction (it is the costly part);
-:func:`store` runs inside it through the storage protocol only.
+:func:`store` runs inside it through the storage protocol only. A large export is stored
+in parts (:func:`split`), one transaction each, so that mapping the next part overlaps
+storing the previous one; the answer still waits for the last commit.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 from prefactor_core.otel._mapping import (
@@ -34,13 +37,14 @@ from prefactor_core.otel._mapping import (
 )
 from prefactor_server.domain import instances
 from prefactor_server.domain.context import WriteContext
-from prefactor_server.domain.otlp_decode import Export
-from prefactor_server.errors import ApiError
-from prefactor_server.storage.base import Record, WriteSession
+from prefactor_server.domain.otlp_decode import Export, Resource
+from prefactor_server.errors import ApiError, conflict
+from prefactor_server.storage.base import IdTaken, Record, WriteSession
 
-__all__ = ["Outcome", "PreparedTrace", "prepare", "store"]
+__all__ = ["Outcome", "PreparedTrace", "prepare", "split", "store"]
 
 _SCHEMA_IDENTIFIER = "otel"
+_START = attrgetter("start_ns")
 
 
 # The last second formatted and its text, as one tuple: threads swap it atomically.
@@ -97,6 +101,28 @@ class Outcome:
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
 
+    def add(self, other: Outcome) -> None:
+        """Count another part's outcome in this one."""
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.rejected += other.rejected
+        self.errors.extend(other.errors)
+
+
+def split(export: Export, size: int) -> list[Export]:
+    """The export's usable spans in parts of at most ``size`` spans, earliest start first
+    (so parents mostly land in an earlier part than their children), for storing part by
+    part: the next part is mapped while the writer stores the previous one."""
+    if export.span_count <= size:
+        return [export]
+    parts: list[Export] = []
+    for resource in export.resources:
+        spans = sorted(resource.spans, key=_START)
+        for offset in range(0, len(spans), size):
+            chunk = spans[offset : offset + size]
+            parts.append(Export([Resource(resource.service_name, resource.service_version, chunk)]))
+    return parts
+
 
 def _prepare_span(span: OtelSpan) -> PreparedSpan:
     mapped = map_span(span)
@@ -121,7 +147,7 @@ def prepare(export: Export) -> list[PreparedTrace]:
     traces: dict[str, PreparedTrace] = {}
     for resource in export.resources:
         agent_id = agent_id_for_service(resource.service_name)
-        for span in sorted(resource.spans, key=lambda item: item.start_ns):
+        for span in sorted(resource.spans, key=_START):
             prepared = _prepare_span(span)
             trace = traces.get(span.trace_id)
             if trace is None:
@@ -138,13 +164,45 @@ def prepare(export: Export) -> list[PreparedTrace]:
     return list(traces.values())
 
 
-def _instance(session: WriteSession, ctx: WriteContext, trace: PreparedTrace) -> Record:
+def _opening(trace: PreparedTrace) -> Record:
+    """The instance's state after this export: active from its first span, finished by its
+    root (see :func:`_finish`)."""
+    changes: Record = {"status": "active", "started_at": trace.started_at}
+    root = trace.root
+    if root is not None:
+        changes["status"] = "failed" if root.status == "failed" else "complete"
+        changes["finished_at"] = root.finished_at
+        if root.started_at < trace.started_at:
+            changes["started_at"] = root.started_at
+    return changes
+
+
+def _instance(
+    session: WriteSession,
+    ctx: WriteContext,
+    trace: PreparedTrace,
+    templates: dict[tuple[str, str, str | None], Record],
+) -> tuple[Record, bool]:
+    """The trace's instance, registered when new; and whether it was new (then it is
+    already in its state after this export: :func:`_opening`)."""
     record = ctx.instances.get(trace.instance_id) or session.get_instance(
         ctx.account.id, trace.instance_id
     )
     if record is not None:
         ctx.instances[trace.instance_id] = record
-        return record
+        return record, False
+    service = (trace.agent_id, trace.service_name, trace.service_version)
+    template = templates.get(service)
+    if template is not None:
+        # Another new trace of the same service in this export: the agent, its version,
+        # schema version and deployment are settled, only the instance row is new.
+        record = {**template, "id": trace.instance_id, **_opening(trace)}
+        try:
+            session.insert_instance(record)
+        except IdTaken:
+            raise conflict(f"Agent instance {trace.instance_id} already exists") from None
+        ctx.instances[trace.instance_id] = record
+        return record, True
     instances.register(
         session,
         ctx,
@@ -158,11 +216,10 @@ def _instance(session: WriteSession, ctx: WriteContext, trace: PreparedTrace) ->
             "agent_schema_version": {"external_identifier": _SCHEMA_IDENTIFIER},
         },
     )
+    templates[service] = ctx.instances[trace.instance_id]
     # Started at once, from its first span (what instances.start does, without the
-    # answer's span counts, which nobody reads here).
-    return _change(
-        ctx, session, trace.instance_id, {"status": "active", "started_at": trace.started_at}
-    )
+    # answer's span counts, which nobody reads here), and finished when the root is here.
+    return _change(ctx, session, trace.instance_id, _opening(trace)), True
 
 
 def _change(ctx: WriteContext, session: WriteSession, instance_id: str, changes: Record) -> Record:
@@ -192,9 +249,10 @@ def store(session: WriteSession, ctx: WriteContext, traces: list[PreparedTrace])
     now = ctx.clock()
     records: list[Record] = []
     roots: list[tuple[str, PreparedSpan]] = []
+    templates: dict[tuple[str, str, str | None], Record] = {}
     for trace in traces:
         try:
-            instance = _instance(session, ctx, trace)
+            instance, new = _instance(session, ctx, trace, templates)
         except ApiError as exc:
             outcome.rejected += len(trace.spans)
             outcome.errors.append(f"trace {trace.instance_id}: {exc.message}")
@@ -222,7 +280,7 @@ def store(session: WriteSession, ctx: WriteContext, traces: list[PreparedTrace])
             }
             for span in trace.spans
         )
-        if trace.root is not None:
+        if trace.root is not None and not new:
             roots.append((instance_id, trace.root))
     if records:
         outcome.stored = session.insert_spans(account_id, records)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -263,6 +264,9 @@ _INSERT_SPAN = (
 )
 
 
+_SECOND_COLUMN = itemgetter(1)
+
+
 def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
     """Slices of at most ``size`` values (SQLite allows 32,766 parameters per statement;
     PostgreSQL 65,535; 500 keeps statements small for both)."""
@@ -485,6 +489,9 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
                 self._orphans[account_id] = True
         if not rows:
             return 0
+        # In key order: each B-tree page (the table's and every index's, all of which end
+        # in the id) is then visited once per call instead of once per row.
+        rows.sort(key=_SECOND_COLUMN)
         self.conn.executemany(_INSERT_SPAN, rows)
         if not self._may_have_orphans(account_id):
             return len(rows)

@@ -150,7 +150,7 @@ class TraceReader:
         status: str | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
         """One page of instances, newest first, and how many match in all."""
-        params: dict[str, Any] = {"sorting": "-id"}
+        params: dict[str, Any] = {"sorting": "-inserted_at"}
         if agent_id:
             params["agent_id"] = agent_id
         if status:
