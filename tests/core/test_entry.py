@@ -1,19 +1,22 @@
-"""The engine's thread-safe entry: order across threads, custom queues, bounds."""
+"""The engine's thread-safe entry: order across threads, custom queues, bounds, and
+``client._submit`` (the entry's never-raising face for bridges such as the OTel
+processor)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 
-from prefactor_core import Operation, Queue, trace
+from prefactor_core import Operation, OperationType, PrefactorCoreClient, Queue, trace
 from prefactor_core._engine.entry import EngineEntry
 from prefactor_core.queue.base import QueueFullError
 from prefactor_core.queue.memory import InMemoryQueue
 from prefactor_server.testing import LocalServer
 
 from .conftest import AGENT_VERSION, ClientFactory
-from .support import spans_of
+from .support import read_one, spans_of
 
 
 @trace("agent:tool")
@@ -140,3 +143,99 @@ async def test_a_full_queue_moves_to_the_awaited_put_in_order() -> None:
     await entry.close()
     entry.emit(99)  # type: ignore[arg-type]
     assert not entry.pending
+
+
+def _register(instance_id: str) -> Operation:
+    body = {
+        "id": instance_id,
+        "agent_id": "threads",
+        "agent_version": {"name": "Threads"},
+        "agent_schema_version": {"external_identifier": "threads"},
+    }
+    return Operation(
+        OperationType.REGISTER_AGENT_INSTANCE,
+        {"instance_id": instance_id, "body": body},
+        time.time(),
+        f"reg-{instance_id}",
+    )
+
+
+def _start(instance_id: str) -> Operation:
+    return Operation(
+        OperationType.START_AGENT_INSTANCE,
+        {"instance_id": instance_id, "timestamp": time.time()},
+        time.time(),
+        f"start-{instance_id}",
+    )
+
+
+async def test_submitted_operations_from_threads_and_the_loop_arrive_in_order(
+    make_client: ClientFactory, server: LocalServer
+) -> None:
+    """Register then start, submitted from four threads and from the loop itself, all
+    arrive: a start before its register would be refused. Nothing is dropped, and flush
+    waits for what the entry holds."""
+    async with asyncio.timeout(30):
+        async with make_client() as client:
+
+            def work(index: int) -> None:
+                for run in range(10):
+                    instance_id = f"thread-{index}-{run}"
+                    assert client._submit([_register(instance_id), _start(instance_id)]) == 0
+
+            threads = [threading.Thread(target=work, args=(index,)) for index in range(4)]
+            for thread in threads:
+                thread.start()
+            for run in range(10):  # meanwhile on the loop's own thread
+                assert client._submit([_register(f"loop-{run}"), _start(f"loop-{run}")]) == 0
+            for thread in threads:
+                await asyncio.to_thread(thread.join)
+            assert await client.flush(timeout=20)
+            assert client.statistics().dropped == 0
+    names = [f"thread-{i}-{run}" for i in range(4) for run in range(10)]
+    for instance_id in names + [f"loop-{run}" for run in range(10)]:
+        stored = await read_one(server, f"/api/v1/agent_instance/{instance_id}")
+        assert stored["status"] == "active"
+
+
+async def test_a_full_queue_on_the_loop_goes_through_the_bounded_entry(
+    make_client: ClientFactory, server: LocalServer
+) -> None:
+    """On the loop's thread with the queue full, operations wait in the entry (in order,
+    as many as the queue holds) and the rest are dropped and counted, never blocking."""
+    async with asyncio.timeout(30):
+        async with make_client(max_queue_size=4, put_timeout=30.0) as client:
+            # No await in between: the dispatcher cannot take from the queue meanwhile.
+            ops = [
+                op for run in range(6) for op in (_register(f"full-{run}"), _start(f"full-{run}"))
+            ]
+            assert client._submit(ops) == 4  # 4 on the queue, 4 in the entry, 4 dropped
+            assert await client.flush(timeout=20)
+            assert client.statistics().dropped == 4
+    for run in range(4):
+        assert (await read_one(server, f"/api/v1/agent_instance/full-{run}"))["status"] == "active"
+
+
+def test_a_client_that_cannot_take_operations_counts_them_and_never_raises(
+    make_client: ClientFactory,
+) -> None:
+    """Not yet open, closed, or its loop gone: ``_submit`` returns how many it dropped."""
+    client = make_client()
+    assert client._submit([_register("early"), _start("early")]) == 2
+
+    async def open_then_leave() -> None:
+        await client.initialize()
+
+    runner = asyncio.Runner()
+    runner.run(open_then_leave())
+    runner.close()  # the loop is gone while the client still counts as open
+    assert client._submit([_register("late"), _start("late")]) == 2
+
+    closed = make_client()
+    asyncio.run(_open_and_close(closed))
+    assert closed._submit([_register("after"), _start("after")]) == 2
+
+
+async def _open_and_close(client: PrefactorCoreClient) -> None:
+    async with client:
+        pass

@@ -84,6 +84,45 @@ async def test_params_that_do_not_match_the_schema_are_replaced_by_a_marker(
     assert "model" in warning
 
 
+@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "single"])
+async def test_after_a_refused_span_create_is_answered_the_run_goes_on(
+    make_client: ClientFactory, server: LocalServer, bulk: bool
+) -> None:
+    """One span create refused with 422 and its answer processed (flush) before the run
+    makes more spans: the later spans do not raise, all are stored, and the run and the
+    next run complete (a refusal used to latch telemetry for the whole client)."""
+    transport = TestTransport(server.transport, strip_capabilities=not bulk)
+    async with make_client(transport=transport) as client:
+        instance = await client.create_agent_instance(agent_id="a", agent_version=AGENT_VERSION)
+        await instance.start()
+        async with instance.span("agent:llm") as refused:
+            await refused.start({"model": None, "prompt": "p"})  # the schema wants a string
+        assert await client.flush()
+        assert client.statistics().rejected == 1
+        later = []
+        for n in range(5):
+            async with instance.span("agent:tool") as span:
+                later.append(span.id)
+                await span.start({"n": n})
+                await span.complete({"n": n})
+        await instance.finish()
+        again = await client.create_agent_instance(agent_id="a", agent_version=AGENT_VERSION)
+        async with again.span("agent:step") as step:
+            await step.start({})
+        await again.finish()
+        assert await client.flush()
+        stats = client.statistics()
+    rows = {row["id"]: row for row in await spans_of(server, instance.id)}
+    assert set(rows) == {refused.id, *later}
+    assert rows[refused.id]["payload"][MARKER_KEY]["replaced"] == "rejected"
+    assert [rows[i]["result_payload"] for i in later] == [{"n": n} for n in range(5)]
+    assert all(row["status"] == "complete" for row in rows.values())
+    assert (stats.rejected, stats.dropped) == (1, 0)
+    for run in (instance, again):
+        assert (await read_one(server, f"/api/v1/agent_instance/{run.id}"))["status"] == "complete"
+    assert [row["id"] for row in await spans_of(server, again.id)] == [step.id]
+
+
 async def test_a_result_that_does_not_match_the_schema_is_replaced_by_a_marker(
     make_client: ClientFactory, server: LocalServer
 ) -> None:

@@ -3,6 +3,7 @@ real server (in-process), nesting both ways, filtered, from any thread."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -218,3 +219,41 @@ def test_processor_needs_the_clients_loop() -> None:
     )
     with pytest.raises(RuntimeError, match="loop="):
         PrefactorSpanProcessor(PrefactorCoreClient(config))
+
+
+async def test_force_flush_off_the_loop_waits_until_delivered(
+    server: LocalServer, client: PrefactorCoreClient
+) -> None:
+    """Spans ended on a worker thread and ``force_flush()`` called there (off the loop):
+    when it returns True the spans are stored, without ``client.flush()``."""
+    provider = make_provider()
+    processor = PrefactorSpanProcessor(client)
+    provider.add_span_processor(processor)
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+
+    def agent() -> bool:
+        genai_trace(provider.get_tracer("test.genai"))
+        return processor.force_flush(20_000)
+
+    assert await asyncio.to_thread(agent)
+    ended = memory.get_finished_spans()
+    instance_id = instance_id_for_trace(_trace_id(ended[0]))
+    assert len(await read_spans(server, instance_id)) == len(ended)
+    instance = (await _read(server, f"/api/v1/agent_instance/{instance_id}"))["details"]
+    assert instance["status"] == "complete"
+    processor.shutdown()
+
+
+async def test_spans_for_a_closed_client_are_dropped_counted_and_never_raise(
+    server: LocalServer, client: PrefactorCoreClient
+) -> None:
+    """After the client closed, traced code runs on: what the processor cannot hand over
+    (the trace's instance, its spans, its finish) is counted in ``dropped``."""
+    provider = make_provider()
+    processor = PrefactorSpanProcessor(client)
+    provider.add_span_processor(processor)
+    await client.close()
+    genai_trace(provider.get_tracer("test.genai"))  # never raises into the traced code
+    processor.shutdown()  # the worker has handed over (or dropped) everything
+    assert processor.dropped == 2 + 4 + 1  # its instance's register + start, 4 spans, finish

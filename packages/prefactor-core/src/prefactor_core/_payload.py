@@ -53,6 +53,7 @@ __all__ = [
     "PayloadEncoder",
     "PayloadStatistics",
     "encode_value",
+    "encoded_size",
     "marker",
     "to_jsonable",
 ]
@@ -187,9 +188,15 @@ class PayloadEncoder:
         Raises:
             TypeError: If ``data`` does not encode as a JSON object.
         """
-        if self.mask is not None:
-            data = self._masked(data, what)
-        raw = self._encode_bytes(data)
+        if self.mask is None:
+            raw = self._encode_bytes(data)
+        else:
+            masked = self._masked(data, what)
+            raw = self._encode_bytes(masked)
+            if raw[:1] != b"{" and self._encode_bytes(data)[:1] == b"{":
+                # The hook's mistake, not the caller's: never raised into the agent.
+                failed = self._mask_failed(what, f"returned {type(masked).__name__}, not a dict")
+                raw = _dumps(failed)
         if raw[:1] != b"{":
             raise TypeError(f"{what} must be a dict (a JSON object), got {type(data).__name__}")
         return self.fit(raw, what, budget)
@@ -200,6 +207,21 @@ class PayloadEncoder:
         if len(raw) <= self.max_field_bytes and len(raw) <= limit:
             return raw.decode()
         return self._cut(raw, what, limit)
+
+    def cut_items(self, what: str, kept: int, dropped: int, limit: int) -> dict[str, Any]:
+        """Count a stream whose items were cut to ``limit`` bytes; return the marker object
+        that goes into its result (``{"_prefactor": {"replaced": "items_cut", ...}}``)."""
+        self.truncated += 1
+        self._warn_once(
+            "items_cut",
+            "a %s yielded more than its budget of %d bytes; %d items were kept and the "
+            "%d after them left out (logged once; statistics().truncated counts them)",
+            what,
+            limit,
+            kept,
+            dropped,
+        )
+        return marker("items_cut", kept=kept, dropped=dropped, limit=limit)
 
     def jsonable(self, data: Any) -> Any:
         """Return ``data`` as JSON-compatible Python (markers for what cannot be encoded)."""
@@ -264,16 +286,19 @@ class PayloadEncoder:
         try:
             masked = self.mask(data)
         except Exception as error:
-            self.mask_errors += 1
-            self._warn_once(
-                "mask",
-                "the masking hook raised %s on the %s; the payload is replaced by a marker "
-                "(logged once; statistics().mask_errors counts them)",
-                type(error).__name__,
-                what,
-            )
-            return marker("mask_failed", error=type(error).__name__)
+            return self._mask_failed(what, f"raised {type(error).__name__}", type(error).__name__)
         return masked
+
+    def _mask_failed(self, what: str, how: str, error: str = "TypeError") -> dict[str, Any]:
+        self.mask_errors += 1
+        self._warn_once(
+            "mask",
+            "the masking hook %s on the %s; the payload is replaced by a marker "
+            "(logged once; statistics().mask_errors counts them)",
+            how,
+            what,
+        )
+        return marker("mask_failed", error=error)
 
     def _cut(self, raw: bytes, what: str, limit: int) -> str:
         doc = _loads(raw)
@@ -348,6 +373,20 @@ def _cut_strings(value: Any, budget: int, changed: list[int]) -> Any:
 
 
 _DEFAULT = PayloadEncoder()
+_SIZER = PayloadEncoder()
+_SIZER._warned.add("unencodable")  # it only measures: the real encode warns
+
+
+def encoded_size(value: Any) -> int:
+    """Bytes of the JSON text ``value`` encodes to, before any budget; never raises.
+
+    Counts nothing: a stream's items are measured here when kept and encoded for real,
+    with the client's encoder, when its span finishes.
+    """
+    try:
+        return len(_dumps(value, default=_known, option=_OPTIONS))
+    except TypeError:
+        return len(_SIZER._encode_bytes(value))
 
 
 def to_jsonable(value: Any) -> Any:

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, cast
 
-from prefactor_core._engine.wire import _OPTIONS, _dumps
+from prefactor_core._payload import PayloadEncoder
 from prefactor_core.context_stack import SpanContextStack
 from prefactor_core.current import _INSTANCE
 from prefactor_core.managers.agent_instance import AgentInstanceHandle
@@ -31,18 +31,6 @@ def warn_once(what: str, error: BaseException) -> None:
     if what not in _warned:
         _warned.add(what)
         logger.warning("@trace could not %s: %r (the function runs on; logged once)", what, error)
-
-
-def _safe(payload: dict[str, Any]) -> dict[str, Any]:
-    """``payload`` with each value that JSON cannot take replaced by its type's name."""
-    out: dict[str, Any] = {}
-    for key, value in payload.items():
-        try:
-            _dumps(value, option=_OPTIONS)
-            out[str(key)] = value
-        except (TypeError, ValueError):
-            out[str(key)] = f"<{type(value).__name__}>"
-    return out
 
 
 class _Binder:
@@ -178,12 +166,11 @@ class Call:
         self.ctx: SpanContext = self.client.span(handle.id, options.name)
 
     def start(self, params: dict[str, Any]) -> list[Operation] | None:
+        # Raw values go in as they are: the span encodes them with the client's encoder
+        # (masking hook, size budgets, markers for what cannot be encoded), like any span.
         ctx = self.ctx
         ctx._enter_now()
-        try:
-            return ctx._start_now(params, None)
-        except TypeError:
-            return ctx._start_now(_safe(params), None)
+        return ctx._start_now(params, None)
 
     def finish(
         self, error: BaseException | None, result: dict[str, Any] | None
@@ -191,11 +178,17 @@ class Call:
         ctx = self.ctx
         if error is None and result is not None:
             ctx._result = result
-        try:
-            return ctx._exit_now(error)
-        except TypeError:
-            ctx._result = _safe(ctx._result or {})
-            return ctx._exit_now(error)
+        return ctx._exit_now(error)
+
+    @property
+    def encoder(self) -> PayloadEncoder:
+        """The client's payload encoder (its budgets and counters)."""
+        return self.ctx._manager._encoder
+
+    def result_budget(self) -> int:
+        """The bytes left for the span's result once its params are encoded."""
+        ctx = self.ctx
+        return ctx._manager._span_budget - ctx._params_bytes
 
     def abandon(self) -> None:
         """Forget a span that could not start: off the stack and out of the open spans,

@@ -15,16 +15,22 @@ import functools
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any
 
+from prefactor_core._payload import encoded_size
 from prefactor_core._trace_call import Call, Options, open_call, warn_once
 from prefactor_core.current import _INSTANCE
 
 __all__ = ["wrap_async_generator", "wrap_generator"]
 
 
+# Bytes of the result around the items (``{"output": [...]}`` and a cut marker), kept
+# out of the items' share of the span's budget.
+_RESULT_OVERHEAD = 256
+
+
 class _Stream:
     """A generator's span and its own context (where each step of its body runs)."""
 
-    __slots__ = ("args", "call", "context", "items", "kwargs", "options")
+    __slots__ = ("args", "call", "context", "dropped", "items", "kwargs", "options", "room")
 
     def __init__(self, options: Options, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         # Copied at the call, so the stream nests where it was called, wherever consumed.
@@ -34,6 +40,8 @@ class _Stream:
         self.kwargs = kwargs
         self.call: Call | None = None
         self.items: list[Any] = []
+        self.room = 0  # bytes of JSON the kept items may still take; -1 once cut
+        self.dropped = 0  # items yielded after the cut
 
     def begin(self) -> None:
         """Open and start the span (at the first step, inside the stream's context)."""
@@ -49,10 +57,19 @@ class _Stream:
             warn_once(f"start a span of {self.options.name}", error)
             return
         self.call = call
+        self.room = max(call.result_budget() - _RESULT_OVERHEAD, 0)
 
     def add(self, item: Any) -> None:
-        if self.call is not None and self.options.capture_output:
-            self.items.append(item)
+        if self.call is None or not self.options.capture_output:
+            return
+        if self.room >= 0:
+            size = encoded_size(item) + 1  # and a comma
+            if size <= self.room:
+                self.room -= size
+                self.items.append(item)
+                return
+            self.room = -1  # the items kept stay a prefix of the stream
+        self.dropped += 1
 
     def end(self, error: BaseException | None) -> None:
         """Finish the span once: ``error`` None means exhausted or closed early."""
@@ -60,6 +77,12 @@ class _Stream:
         if call is None:
             return
         result = None if error is not None else self.options.stream_result(self.items)
+        if self.dropped and result is not None:
+            cut = call.encoder.cut_items(
+                "stream's items", len(self.items), self.dropped, call.result_budget()
+            )
+            result = {**result, **cut}
+        self.items = []
         try:
             call.emit(self.context.run(call.finish, error, result))
         except Exception as failure:

@@ -685,7 +685,7 @@ class PrefactorCoreClient:
         Raises:
             ClientNotInitializedError: If the client is not initialised.
             ValueError: If the registry is strict and does not know ``schema_name``.
-            TypeError: If ``payload`` is not a JSON-serialisable dict.
+            TypeError: If ``payload`` is not a dict (a JSON object).
             PrefactorTelemetryFailureError: If telemetry failed permanently.
             PrefactorTerminatedError: If the platform terminated the instance (not for
                 a client driven by an adapter, which stops the agent itself).
@@ -803,6 +803,48 @@ class PrefactorCoreClient:
             raise ClientNotInitializedError("the client is not initialized")
         if self._dispatcher is not None:
             entry.emit_all(ops)
+
+    def _submit(self, ops: list[Operation]) -> int:
+        """Queue ``ops`` in order from any thread, never waiting and never raising: the
+        way in for bridges whose hooks must not fail (the OTel span processor).
+
+        On the loop's own thread, with the entry idle, they go straight on the queue;
+        otherwise (another thread, a full queue, something emitted still ahead) through
+        the thread-safe entry, which keeps them in order behind what came first.
+
+        Returns:
+            How many were dropped: the client is not open, has failed or was forked, its
+            loop is closed, or the entry's buffer is full (those are also counted in
+            ``statistics().dropped``).
+        """
+        entry = self._entry
+        if (
+            entry is None
+            or self._state != "open"
+            or self._failure is not None
+            or self._generation != _fork_generation[0]
+        ):
+            if self._failure is not None:
+                self._failure.dropped_operations += len(ops)
+            return len(ops)
+        if self._dispatcher is None:
+            return 0  # disabled: a quiet no-op
+        put = self._put_nowait
+        try:
+            on_loop = put is not None and asyncio.get_running_loop() is entry.loop
+        except RuntimeError:
+            on_loop = False
+        dropped = 0
+        for op in ops:
+            if on_loop and put is not None and not entry.pending:
+                try:
+                    put(op)
+                    continue
+                except QueueFullError:
+                    pass  # the entry's pump waits for room, in order
+            if not entry.emit(op):
+                dropped += 1
+        return dropped
 
     def _check_can_queue(self) -> None:
         if self._failure is not None:

@@ -111,7 +111,9 @@ class SyncSpanContext:
         """Queue the span's creation as ``active`` with ``payload`` as its params.
 
         Raises:
-            TypeError: If ``payload`` is not a JSON-serialisable dict.
+            TypeError: If ``payload`` is not a dict (a JSON object). Values inside it
+                that JSON has no type for never raise: they are encoded like any span's
+                (see the README's "What happens to a payload").
             ValueError: If ``started_at`` is naive.
             PrefactorTelemetryFailureError: If telemetry has failed permanently.
         """

@@ -94,20 +94,28 @@ class EngineEntry:
         self.closed = False
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The engine's event loop."""
+        return self._loop
+
+    @property
     def pending(self) -> bool:
         """True while emitted operations wait to enter the queue."""
         return bool(self._buffer)
 
-    def emit(self, op: Operation) -> None:
+    def emit(self, op: Operation) -> bool:
         """Hand ``op`` to the engine from any thread; never blocks, never raises.
 
-        Safe on the loop's thread too. After ``close()`` (or once the buffer is full),
-        the operation is dropped and counted.
+        Safe on the loop's thread too. After ``close()``, once the buffer is full, or
+        when the loop has closed, the operation is dropped and counted.
+
+        Returns:
+            False when ``op`` was dropped.
         """
         buffer = self._buffer
         if self.closed or len(buffer) >= self._max_pending:
             self._dropped += 1
-            return
+            return False
         buffer.append(op)
         # Wake the loop only if no wake-up is pending. The flag is cleared on the loop
         # *before* it drains, so an append that sees it still set is drained by it.
@@ -118,6 +126,10 @@ class EngineEntry:
             except RuntimeError:  # the loop is closed: nothing will ever read the buffer
                 self._scheduled = False
                 self.closed = True
+                self._dropped += len(buffer)
+                buffer.clear()
+                return False
+        return True
 
     def emit_all(self, ops: list[Operation]) -> None:
         """Emit ``ops`` in order."""

@@ -32,7 +32,6 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from prefactor_core._engine.parents import add_resolver, remove_resolver
-from prefactor_core._engine.threadsafe import ThreadSafeSubmitter
 from prefactor_core._engine.wire import encode_json
 from prefactor_core.context_stack import _STACK
 from prefactor_core.operations import Operation, OperationType, derived_operation
@@ -123,7 +122,8 @@ class PrefactorSpanProcessor(SpanProcessor):
 
     Add it to a ``TracerProvider`` of your own; it never touches the global provider. Its
     hooks never block and never raise: ``on_end`` queues the span, a worker thread maps
-    it and hands it to the client's delivery engine through a thread-safe queue.
+    it and hands it to the client's delivery engine through the client's thread-safe
+    entry (the one the sync client and ``@trace`` use: in order, bounded, never blocking).
 
     Example::
 
@@ -168,7 +168,8 @@ class PrefactorSpanProcessor(SpanProcessor):
         self._agent_id = agent_id
         self._agent_version = agent_version
         self._loop = loop
-        self._submitter = ThreadSafeSubmitter(client, loop)
+        self._dropped = 0
+        self._warned = False
         self._nodes: dict[int, _Node] = {}
         self._owned: dict[int, str] = {}  # trace id → the instance made for it
         self._closed = False
@@ -189,8 +190,9 @@ class PrefactorSpanProcessor(SpanProcessor):
 
     @property
     def dropped(self) -> int:
-        """Operations that could not be handed to the client (closed loop or client)."""
-        return self._submitter.dropped
+        """Operations that could not be handed to the client (a client not open or
+        failed, its loop closed, or its entry's buffer full)."""
+        return self._dropped
 
     # -- SpanProcessor --------------------------------------------------------------------
 
@@ -218,14 +220,13 @@ class PrefactorSpanProcessor(SpanProcessor):
         self._ended.append(self._stop)
         self._wake.set()
         self._worker.join(timeout=10)
-        self._hand_over()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Map the ended spans and hand them to the client; off the client's loop, also
         wait until the client delivered them. Bounded by ``timeout_millis``.
 
-        On the loop's own thread it cannot wait for delivery: it hands the spans over and
-        returns; ``await client.flush()`` then delivers them.
+        On the loop's own thread it cannot wait for delivery: it hands the spans to the
+        client and returns; ``await client.flush()`` then delivers them.
 
         Returns:
             False when the time ran out (or the loop is closed), else True.
@@ -239,7 +240,6 @@ class PrefactorSpanProcessor(SpanProcessor):
             if not marker.wait(timeout):
                 return False
         if self._on_loop():
-            self._submitter.drain()
             return True
         try:
             future = asyncio.run_coroutine_threadsafe(
@@ -255,13 +255,21 @@ class PrefactorSpanProcessor(SpanProcessor):
         except RuntimeError:
             return False
 
-    def _hand_over(self) -> None:
-        if self._on_loop():
-            self._submitter.drain()
-
     async def _flush(self, timeout: float) -> bool:
-        await self._submitter.wait_handed_over()
-        return await self._client.flush(timeout)
+        return await self._client.flush(timeout)  # it takes in what the entry holds first
+
+    def _submit(self, ops: list[Operation]) -> None:
+        """Hand ``ops`` to the client in order (any thread; never blocks or raises)."""
+        dropped = self._client._submit(ops)
+        if dropped:
+            self._dropped += dropped
+            if not self._warned:
+                self._warned = True
+                logger.warning(
+                    "PrefactorSpanProcessor dropped %d operation(s): the client is not open, "
+                    "has failed, or its buffer is full (logged once; see .dropped)",
+                    dropped,
+                )
 
     # -- internals ------------------------------------------------------------------------
 
@@ -317,8 +325,8 @@ class PrefactorSpanProcessor(SpanProcessor):
         }
         started = (span.start_time or time.time_ns()) / 1e9
         now = time.time()
-        self._submitter.submit(
-            (
+        self._submit(
+            [
                 Operation(
                     OperationType.REGISTER_AGENT_INSTANCE,
                     {"instance_id": instance_id, "body": body},
@@ -331,7 +339,7 @@ class PrefactorSpanProcessor(SpanProcessor):
                     now,
                     generate_idempotency_key(),
                 ),
-            )
+            ]
         )
         return instance_id
 
@@ -362,7 +370,7 @@ class PrefactorSpanProcessor(SpanProcessor):
                 item = ended.popleft()
                 if isinstance(item, threading.Event):  # a flush or stop marker
                     if ops:
-                        self._submitter.submit(ops)
+                        self._submit(ops)
                         ops = []
                     item.set()
                     if item is self._stop:
@@ -373,7 +381,7 @@ class PrefactorSpanProcessor(SpanProcessor):
                 except Exception:  # a span that cannot be mapped is logged, not fatal
                     logger.exception("PrefactorSpanProcessor could not map a span")
             if ops:
-                self._submitter.submit(ops)
+                self._submit(ops)
 
     def _operations(
         self, node: _Node | None, span: ReadableSpan, owned: str | None
