@@ -257,3 +257,40 @@ async def test_spans_for_a_closed_client_are_dropped_counted_and_never_raise(
     genai_trace(provider.get_tracer("test.genai"))  # never raises into the traced code
     processor.shutdown()  # the worker has handed over (or dropped) everything
     assert processor.dropped == 2 + 4 + 1  # its instance's register + start, 4 spans, finish
+
+
+async def test_otel_span_in_a_run_without_an_open_span_joins_the_run(server: LocalServer) -> None:
+    """With no schema registry at all (only @trace types), an OTel span opened inside
+    `async with instance` but outside any Prefactor span is a top span of that run, and a
+    decorated function called inside it nests under it: one tree, nothing refused."""
+    from prefactor_core import trace
+
+    @trace("agent:lookup")
+    def lookup(city: str) -> str:
+        return f"sunny in {city}"
+
+    config = PrefactorCoreConfig(
+        http_config=HttpClientConfig(api_url=server.api_url, api_token=TOKEN)
+    )
+    async with PrefactorCoreClient(config, transport=server.transport) as client:
+        provider = make_provider()
+        processor = PrefactorSpanProcessor(client)
+        provider.add_span_processor(processor)
+        tracer = provider.get_tracer("openinference.instrumentation.test")
+        async with client.create_agent_instance(
+            agent_id="no-registry-agent", agent_version={"name": "No registry"}
+        ) as instance:
+            with tracer.start_as_current_span(
+                "chat", attributes={"openinference.span.kind": "LLM"}
+            ):
+                assert lookup("Oslo") == "sunny in Oslo"
+        assert processor.force_flush()
+        assert await client.flush(timeout=10)
+        assert client.statistics().rejected == 0
+        processor.shutdown()
+
+    spans = {span["schema_name"]: span for span in await read_spans(server, instance.id)}
+    assert set(spans) == {"llm", "agent:lookup"}
+    assert spans["llm"]["parent_span_id"] is None
+    assert spans["agent:lookup"]["parent_span_id"] == spans["llm"]["id"]
+    assert not any(span["orphaned"] for span in spans.values())

@@ -33,7 +33,9 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from prefactor_core._engine.parents import add_resolver, remove_resolver
 from prefactor_core._engine.wire import encode_json
+from prefactor_core._traced_types import declare
 from prefactor_core.context_stack import _STACK
+from prefactor_core.current import current_instance
 from prefactor_core.operations import Operation, OperationType, derived_operation
 from prefactor_core.otel._mapping import (
     SCHEMA_NAMES,
@@ -173,12 +175,14 @@ class PrefactorSpanProcessor(SpanProcessor):
         self._nodes: dict[int, _Node] = {}
         self._owned: dict[int, str] = {}  # trace id → the instance made for it
         self._closed = False
+        # The mapped spans' types must be known to instances that validate span types:
+        # registered in the client's registry now, and declared like @trace's types, so a
+        # client without a registry (one that only @trace feeds) registers them too.
         registry = client.config.schema_registry
-        if registry is not None:
-            # The mapped spans' types must be known to instances that validate span types.
-            for name in SCHEMA_NAMES:
-                if not registry.has(name):
-                    registry.register_type(name=name, params_schema={"type": "object"})
+        for name in SCHEMA_NAMES:
+            declare(name, f"OpenTelemetry {name}")
+            if registry is not None and not registry.has(name):
+                registry.register_type(name=name, params_schema={"type": "object"})
         self._ended: deque[Any] = deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -302,14 +306,16 @@ class PrefactorSpanProcessor(SpanProcessor):
         )
 
     def _prefactor_parent(self, stack: tuple[str, ...]) -> tuple[str | None, str | None]:
-        """The instance and span of the innermost open Prefactor span, if any."""
-        if not stack:
-            return None, None
+        """The instance and span of the innermost open Prefactor span; else the current
+        instance of this client (``async with instance`` or ``start()``), at its top."""
         manager = self._client.span_manager
-        open_span = manager._open_spans.get(stack[-1]) if manager is not None else None
-        if open_span is None:
-            return None, None
-        return open_span.instance_id, open_span.id
+        open_span = manager._open_spans.get(stack[-1]) if stack and manager is not None else None
+        if open_span is not None:
+            return open_span.instance_id, open_span.id
+        handle = current_instance()
+        if handle is not None and handle._client is self._client:
+            return handle.id, None
+        return None, None
 
     def _own_instance(self, span: Span, trace_id: str, trace_key: int) -> str:
         instance_id = instance_id_for_trace(trace_id)
