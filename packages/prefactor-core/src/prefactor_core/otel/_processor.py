@@ -47,6 +47,7 @@ from prefactor_core.otel._mapping import (
     map_span,
     span_id_for,
 )
+from prefactor_core.sync_client import SyncPrefactorCoreClient
 from prefactor_core.utils import generate_idempotency_key
 
 if TYPE_CHECKING:
@@ -135,7 +136,9 @@ class PrefactorSpanProcessor(SpanProcessor):
             OpenAIInstrumentor().instrument(tracer_provider=provider)
 
     Args:
-        client: An initialised (or about to be) :class:`PrefactorCoreClient`.
+        client: An initialised (or about to be) :class:`PrefactorCoreClient`, or a
+            :class:`SyncPrefactorCoreClient` (opened here if it is not yet; its engine's
+            loop is used, so no ``loop`` is needed).
         span_filter: Which spans to forward (default :func:`default_span_filter`);
             ``lambda span: True`` forwards every span.
         agent_id: The agent of instances made for OTel traces started outside any
@@ -150,13 +153,18 @@ class PrefactorSpanProcessor(SpanProcessor):
 
     def __init__(
         self,
-        client: PrefactorCoreClient,
+        client: PrefactorCoreClient | SyncPrefactorCoreClient,
         *,
         span_filter: SpanFilter | None = None,
         agent_id: str | None = None,
         agent_version: dict[str, Any] | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
+        if isinstance(client, SyncPrefactorCoreClient):
+            # The sync client's engine: an async client on a loop of its own thread.
+            client.open()
+            engine = client._require_engine()
+            client, loop = engine.client, engine.loop
         if loop is None:
             try:
                 loop = asyncio.get_running_loop()
