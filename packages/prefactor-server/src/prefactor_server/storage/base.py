@@ -38,6 +38,7 @@ __all__ = [
     "Storage",
     "StorageClosedError",
     "WriteSession",
+    "like_pattern",
 ]
 
 T = TypeVar("T")
@@ -498,3 +499,10 @@ class Storage(Protocol):
     def close(self) -> None:
         """Finish queued writes, stop the writer and close every connection (idempotent)."""
         ...
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE/ILIKE pattern matching ``text`` anywhere: ``%``, ``_`` and ``\\`` escaped
+    with ``\\`` (SQLite needs ``ESCAPE '\\'``; it is PostgreSQL's default)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, LiteralString
 
-from prefactor_server.storage.base import RUN_SORTS, Record, RunPage, RunQuery
+from prefactor_server.storage.base import RUN_SORTS, Record, RunPage, RunQuery, like_pattern
 
-__all__ = ["PgViewerReads", "like_pattern"]
+__all__ = ["PgViewerReads"]
 
 _IN_CHUNK = 500
 
@@ -44,12 +44,6 @@ _SORT_KEYS: dict[str, LiteralString] = {
     "spans": _SPAN_COUNT + ")",
     "errors": _SPAN_COUNT + " AND s.status = 'failed')",
 }
-
-
-def like_pattern(text: str) -> str:
-    """An ILIKE pattern matching ``text`` anywhere (``\\`` escapes ``%``, ``_`` and itself)."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 def _cursor_key(sort: str, key: Any) -> Any:

@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 
-from prefactor_server.storage.base import RUN_SORTS, Record, RunPage, RunQuery
+from prefactor_server.storage.base import RUN_SORTS, Record, RunPage, RunQuery, like_pattern
 
-__all__ = ["ViewerReads", "like_pattern"]
+__all__ = ["ViewerReads"]
 
 _IN_CHUNK = 500
 
@@ -34,12 +34,6 @@ _SORT_KEYS = {
     "spans": _SPAN_COUNT.format(extra=""),
     "errors": _SPAN_COUNT.format(extra=" AND s.status = 'failed'"),
 }
-
-
-def like_pattern(text: str) -> str:
-    """A LIKE pattern matching ``text`` anywhere, with ``\\`` escaping ``%`` and ``_``."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 def _decode(value: str | bytes | None) -> Any:
