@@ -157,3 +157,12 @@ def test_check_client_id_rejects_invalid_ids(value: Any) -> None:
     """Empty, too long, non-string or ids with other characters raise ValueError."""
     with pytest.raises(ValueError, match="instance_id"):
         check_client_id(value, "instance_id")
+
+
+def test_ids_of_one_factory_sort_in_creation_order() -> None:
+    """Ids made in a tight loop (many per millisecond) sort in the order they were made."""
+    factory = IdFactory(5)
+    made = [factory.new_id() for _ in range(5_000)]
+    assert len({parse_pfid(i).timestamp_ms for i in made}) < len(made)  # several per ms
+    assert made == sorted(made)
+    assert len(set(made)) == len(made)

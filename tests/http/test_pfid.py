@@ -101,3 +101,31 @@ def test_is_pfid_accepts_generated_values() -> None:
     """``is_pfid`` is true for a generated PFID and false for a prefixed id."""
     assert is_pfid(generate_pfid(9))
     assert not is_pfid("ins_0001")
+
+
+def test_default_pfids_sort_in_creation_order_within_a_millisecond() -> None:
+    """Ids made with the defaults in a tight loop sort in the order they were made."""
+    made = [generate_pfid(9) for _ in range(5_000)]
+    assert len({parse_pfid(i).timestamp_ms for i in made}) < len(made)  # several per ms
+    assert made == sorted(made)
+    assert len(set(made)) == len(made)
+    assert {parse_pfid(i).partition for i in made} == {9}
+
+
+def test_default_pfids_keep_their_order_across_threads() -> None:
+    """Ids of one partition made from several threads are unique and each thread's sorted."""
+    import threading
+
+    results: list[list[str]] = [[] for _ in range(4)]
+
+    def make(out: list[str]) -> None:
+        out.extend(generate_pfid(11) for _ in range(2_000))
+
+    threads = [threading.Thread(target=make, args=(out,)) for out in results]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [i for out in results for i in out]
+    assert len(set(every)) == len(every)
+    assert all(out == sorted(out) for out in results)

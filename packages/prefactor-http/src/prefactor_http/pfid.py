@@ -5,7 +5,9 @@ A PFID is a 160-bit number written as 32 lowercase Crockford base32 characters::
     2 zero bits | 48 bits Unix time (ms) | 30 bits partition | 80 random bits
 
 Because the time comes first and every PFID has the same length, PFIDs sort as strings
-in creation order (to the millisecond). The partition ties ids to an account, so a
+in creation order: by the millisecond, and within one process also inside a millisecond
+(an id made in the same millisecond as the previous one of its partition takes a random
+field a random step above the previous one's). The partition ties ids to an account, so a
 client can make ids that the server accepts as its own: the server announces the
 partition in its ping capabilities, and the SDK makes span and instance ids locally
 instead of waiting for a round trip.
@@ -20,6 +22,7 @@ Example::
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import NamedTuple
 
@@ -46,6 +49,10 @@ MAX_PARTITION = (1 << 30) - 1
 
 _MAX_TIME = (1 << 48) - 1
 _MAX_RANDOM = (1 << 80) - 1
+
+# Per partition: the (millisecond, random field) of the last id made with the defaults.
+_last: dict[int, tuple[int, int]] = {}
+_last_lock = threading.Lock()
 
 
 class Pfid(NamedTuple):
@@ -77,12 +84,40 @@ def generate_pfid(partition: int, *, now_ms: int | None = None, rand: int | None
     """
     if not 0 <= partition <= MAX_PARTITION:
         raise ValueError(f"partition must be between 0 and {MAX_PARTITION}, got {partition}")
+    if now_ms is None and rand is None:
+        return _encode(*_next_monotonic(partition), partition)
     ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
     if not 0 <= ms <= _MAX_TIME:
         raise ValueError(f"now_ms must fit in 48 bits, got {ms}")
     bits = int.from_bytes(os.urandom(10), "big") if rand is None else rand
     if not 0 <= bits <= _MAX_RANDOM:
         raise ValueError("rand must fit in 80 bits")
+    return _encode(ms, bits, partition)
+
+
+def _next_monotonic(partition: int) -> tuple[int, int]:
+    """Return the time and random field of the next id of ``partition`` in this process.
+
+    The first id of a millisecond takes a random field in the lower half of the range;
+    an id made in the same millisecond as the last one (or after the clock went back)
+    keeps that millisecond and steps its random field up by 1 to 2**48, so ids sort in
+    the order they were made and 2**31 of them fit in one millisecond.
+    """
+    ms = time.time_ns() // 1_000_000
+    step = int.from_bytes(os.urandom(10), "big")
+    with _last_lock:
+        last = _last.get(partition)
+        if last is None or ms > last[0]:
+            bits = step >> 1
+        else:
+            ms, bits = last[0], last[1] + 1 + (step >> 32)
+            if bits > _MAX_RANDOM:
+                ms, bits = ms + 1, step >> 1
+        _last[partition] = (ms, bits)
+    return ms, bits
+
+
+def _encode(ms: int, bits: int, partition: int) -> str:
     value = (ms << 110) | (partition << 80) | bits
     chars = []
     for _ in range(PFID_LENGTH):

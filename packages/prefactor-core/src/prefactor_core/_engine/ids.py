@@ -58,15 +58,18 @@ class IdFactory:
 
     The first 16 characters (2 zero bits, the millisecond, the partition: 80 bits) are
     the same for every id made in one millisecond, so they are encoded once per
-    millisecond; each id then only encodes its 80 random bits.
+    millisecond; each id then only encodes its 80 random bits. Inside one millisecond the
+    random field of each id is drawn above the previous one's, so the ids of one factory
+    sort in the order they were made.
     """
 
-    __slots__ = ("_ms", "_prefix", "partition")
+    __slots__ = ("_last", "_ms", "_prefix", "partition")
 
     def __init__(self, partition: int = 0) -> None:
         self.partition = 0
         self._ms = -1
         self._prefix = ""
+        self._last = 0
         self.set_partition(partition)
 
     def set_partition(self, partition: int) -> None:
@@ -82,4 +85,10 @@ class IdFactory:
         if ms != self._ms:
             self._ms = ms
             self._prefix = _encode80((ms << 30) | self.partition)
-        return self._prefix + _encode80(_getrandbits(80))
+            # The first id of a millisecond starts in the lower half of the random range
+            bits = _getrandbits(79)
+        else:
+            # and each next one steps up by 1 to 2**48, so 2**31 ids fit in a millisecond.
+            bits = self._last + 1 + _getrandbits(48)
+        self._last = bits
+        return self._prefix + _encode80(bits)
