@@ -193,6 +193,8 @@ class Dispatcher:
 
     async def stop(self, *, count_as_dropped: bool = True) -> int:
         """Stop at once; return how many operations were not delivered."""
+        # Requests still unanswered are given up too (their tasks forget them when cancelled).
+        in_flight = self._in_flight
         running = (self._reader, self._scheduler, self._pause, *self._tasks)
         for task in running:
             if task is not None and not task.done():
@@ -203,7 +205,7 @@ class Dispatcher:
             self._timer.cancel()
         left = (
             sum(weight(op) for lane in self._lanes.values() for op in lane)
-            + self._in_flight
+            + in_flight
             + self._queue.size()
         )
         self._pending = 0
@@ -734,7 +736,6 @@ class Dispatcher:
             del self._lanes[lane_id]
 
     def _back_off(self, error: Exception) -> None:
-        self._failures_in_a_row += 1
         retry_after = getattr(error, "retry_after", None)
         delay = self._backoff.next_delay(
             float(retry_after) if isinstance(retry_after, int | float) else None
