@@ -1,0 +1,224 @@
+"""What goes into the next bulk request: the dispatcher's batching rules, free of I/O.
+
+* **Lanes.** Operations wait in one FIFO per agent instance (a lane). A batch takes the
+  head operations of many lanes, in lane order, up to an item cap and a byte budget.
+* **Pipelining.** Bulk requests may overlap for one lane, but a batch never carries an
+  operation that depends on one still in flight (``InFlight``): a span finish whose
+  create is in flight waits, so does a child whose parent's create is in flight, and so
+  does everything behind an instance-level operation (register, start, finish, quality:
+  the *barriers*) in flight.
+* **Merging.** A span create that was never attempted and whose finish is taken in the
+  same batch goes out as one create that already carries the terminal status, result and
+  both timestamps; a create flagged ``no_merge`` (cancel before start) or ``recovered``
+  (replayed from a spool) never merges.
+* **Per action.** Only the operation types the server accepts in bulk are taken; a lane
+  whose head is of another type is left to a single request, so order is kept.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Container, Iterable
+from dataclasses import dataclass
+
+from prefactor_core._engine.outcomes import merged
+from prefactor_core._engine.wire import BULK_ACTIONS, render_bulk_item
+from prefactor_core.operations import Operation, OperationType
+
+__all__ = ["ALL_BULK", "BARRIER_TYPES", "Batch", "InFlight", "bulk_types", "merge", "take_batch"]
+
+BARRIER_TYPES = frozenset(
+    {
+        OperationType.REGISTER_AGENT_INSTANCE,
+        OperationType.START_AGENT_INSTANCE,
+        OperationType.FINISH_AGENT_INSTANCE,
+        OperationType.RECORD_QUALITY,
+    }
+)
+"""Instance-level operations: nothing behind them in their lane overtakes them."""
+
+ALL_BULK = frozenset(BULK_ACTIONS)
+"""Every operation type that has a bulk action."""
+
+_CREATE = OperationType.CREATE_SPAN
+_FINISH = OperationType.FINISH_SPAN
+
+
+@dataclass(slots=True)
+class Batch:
+    """The operations of one bulk request, rendered, with what they hold in flight.
+
+    Attributes:
+        ops: (lane id, operation) in request order.
+        texts: The rendered items, one per operation.
+        lanes: The lanes the batch took from.
+        barriers: The lanes whose barrier operation the batch carries.
+        creates: The span ids whose create the batch carries.
+        taken: How many queued operations the batch stands for (merges count two).
+    """
+
+    ops: list[tuple[str, Operation]]
+    texts: list[str]
+    lanes: set[str]
+    barriers: set[str]
+    creates: set[str]
+    taken: int
+
+
+class InFlight:
+    """What the bulk requests in flight carry that later operations may depend on."""
+
+    __slots__ = ("barriers", "creates", "lanes")
+
+    def __init__(self) -> None:
+        self.lanes: dict[str, int] = {}  # lane id -> batches in flight taking from it
+        self.barriers: dict[str, int] = {}  # lane id -> batches carrying its barrier
+        self.creates: set[str] = set()  # span ids whose create is in flight
+
+    def independent(self, op: Operation) -> bool:
+        """True when ``op`` depends on nothing in flight of its lane."""
+        kind = op.type
+        if kind is _CREATE:
+            parent = op.payload.get("parent_span_id")
+            return parent is None or parent not in self.creates
+        if kind is _FINISH:
+            return op.payload["span_id"] not in self.creates
+        return False
+
+    def take_off(self, batch: Batch) -> None:
+        """Mark a batch as in flight."""
+        for lane_id in batch.lanes:
+            self.lanes[lane_id] = self.lanes.get(lane_id, 0) + 1
+        for lane_id in batch.barriers:
+            self.barriers[lane_id] = self.barriers.get(lane_id, 0) + 1
+        self.creates.update(batch.creates)
+
+    def land(self, batch: Batch) -> None:
+        """Clear the marks of an answered (or failed) batch."""
+        _decrement(self.lanes, batch.lanes)
+        _decrement(self.barriers, batch.barriers)
+        self.creates.difference_update(batch.creates)
+
+
+def _decrement(counts: dict[str, int], keys: set[str]) -> None:
+    for key in keys:
+        left = counts.get(key, 1) - 1
+        if left:
+            counts[key] = left
+        else:
+            counts.pop(key, None)
+
+
+def bulk_types(bulk: bool | Iterable[str]) -> frozenset[OperationType]:
+    """The operation types to send in bulk.
+
+    Args:
+        bulk: The bulk action names a server lists (``capabilities.bulk_actions``); True
+            for all of ours, False for none.
+    """
+    if isinstance(bulk, bool):
+        return ALL_BULK if bulk else frozenset()
+    names = set(bulk)
+    return frozenset(kind for kind, action in BULK_ACTIONS.items() if action in names)
+
+
+def merge(ops: list[Operation], attempted: Container[int]) -> list[Operation]:
+    """Fold each span finish into its create when the create was never sent.
+
+    Args:
+        ops: Consecutive operations of one lane.
+        attempted: ``id()`` of the operations sent at least once (never merged: the
+            server may have stored the first attempt).
+    """
+    creates: dict[str, int] = {}
+    out: list[Operation] = []
+    for op in ops:
+        kind = op.type
+        if (
+            kind is _CREATE
+            and id(op) not in attempted
+            and not op.metadata.get("no_merge")
+            and not op.metadata.get("recovered")
+        ):
+            creates[op.payload["span_id"]] = len(out)
+            out.append(op)
+        elif kind is _FINISH and op.payload["span_id"] in creates:
+            index = creates.pop(op.payload["span_id"])
+            out[index] = merged(out[index], op)
+        else:
+            out.append(op)
+    return out
+
+
+def take_batch(
+    lanes: dict[str, deque[Operation]],
+    flights: InFlight,
+    attempted: Container[int],
+    *,
+    max_items: int,
+    max_bytes: int,
+    skip: Container[str] = (),
+    bulk_types: Container[OperationType] | None = None,
+) -> Batch | None:
+    """Take the next bulk batch from the heads of ``lanes`` (which it pops), or None.
+
+    Args:
+        lanes: The waiting operations by lane; taken ones are removed, the rest stay.
+        flights: What is in flight (see the module docstring); not changed here.
+        attempted: ``id()`` of operations sent before (see ``merge``).
+        max_items: The most items in the request.
+        max_bytes: The server's cap on the request body.
+        skip: Lanes not to take from (a single request of theirs is in flight).
+        bulk_types: The operation types the server takes in bulk; all when None.
+    """
+    ops: list[tuple[str, Operation]] = []
+    texts: list[str] = []
+    used: set[str] = set()
+    barriers: set[str] = set()
+    creates: set[str] = set()
+    taken_total = 0
+    # Characters, not bytes: keep a margin for non-ASCII text.
+    budget = int(max_bytes * 0.9) - 16
+    room = max_items
+    for lane_id, lane in lanes.items():
+        if room <= 0 or budget <= 0:
+            break
+        if not lane or lane_id in flights.barriers or lane_id in skip:
+            continue
+        flying = flights.lanes.get(lane_id, 0)
+        # Take twice the room: a create and its finish usually merge into one item.
+        taken: list[Operation] = []
+        limit = 2 * room
+        while lane and len(taken) < limit:
+            head = lane[0]
+            if flying and not flights.independent(head):
+                break
+            if bulk_types is not None and head.type not in bulk_types:
+                break
+            taken.append(lane.popleft())
+        if not taken:
+            continue
+        taken_total += len(taken)
+        merged_ops = merge(taken, attempted)
+        for index, op in enumerate(merged_ops):
+            text = render_bulk_item(op) if index < room else ""
+            if index >= room or (ops and len(text) + 1 > budget):
+                rest = merged_ops[index:]
+                lane.extendleft(reversed(rest))
+                taken_total -= len(rest)
+                if index < room:
+                    budget = 0
+                break
+            ops.append((lane_id, op))
+            texts.append(text)
+            budget -= len(text) + 1
+            used.add(lane_id)
+            kind = op.type
+            if kind is _CREATE:
+                creates.add(op.payload["span_id"])
+            elif kind in BARRIER_TYPES:
+                barriers.add(lane_id)
+        room = max_items - len(ops)
+    if not ops:
+        return None
+    return Batch(ops, texts, used, barriers, creates, taken_total)

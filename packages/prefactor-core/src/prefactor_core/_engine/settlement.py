@@ -1,0 +1,301 @@
+"""One request's life: sending it, then settling the API's answer (what was delivered,
+what was refused, what goes again).
+
+* **Delivered.** Counted, forgotten, acknowledged to a spool; a ``control`` object asking
+  to terminate the instance is passed on. A 409 on an operation for which it means
+  "already done" (``CONFLICT_IS_DONE``) counts as delivered.
+* **Not processed.** Bulk items without an output, and the items from a transient item
+  error on, go back to the head of their lanes in order; a transient item error (or a
+  transient failure of the whole request: connection errors, timeouts, 429, 5xx) backs
+  off before the next attempt.
+* **Refused.** The API stops processing a bulk request at a refused item: the item is
+  repaired or dropped (``rejection.Rejections``) and the items after it go back to their
+  lanes. A refused register kills its lane; a create refused for good drops its
+  span's finish. A whole request refused without naming an item is split in halves.
+* **Fatal.** 401/403 drop the operations and are reported to the client (which latches).
+* **Broken.** A failure that is no HTTP error at all (a bug, a broken response) is
+  retried ``max_retries`` times in a row, then its operations are dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefactor_core._engine.batching import Batch
+from prefactor_core._engine.lanes import Lanes
+from prefactor_core._engine.ledger import Ledger
+from prefactor_core._engine.outcomes import (
+    CONFLICT_IS_DONE,
+    ITEM_STATUS,
+    TRANSIENT_ITEM_CODES,
+    ItemError,
+    Sender,
+    is_transient,
+    weight,
+)
+from prefactor_core._engine.rejection import Rejections, blamed_item, is_fatal
+from prefactor_core._engine.wire import BULK_ACTIONS, render_single
+from prefactor_core.operations import Operation, OperationType
+from prefactor_http.exceptions import PrefactorApiError
+
+__all__ = ["BulkAnswer", "Settlement", "read_bulk_answer"]
+
+logger = logging.getLogger("prefactor_core.delivery")
+
+Routed = tuple[str, Operation]
+"""An operation with the id of its lane."""
+
+
+@dataclass(slots=True)
+class BulkAnswer:
+    """A bulk response read item by item.
+
+    Attributes:
+        delivered: Items the API stored (or had already applied).
+        unprocessed: Items to send again, in order.
+        transient: The passing item error that stopped processing, if one did.
+        refused: The position and error of the item the API refused, if one was.
+    """
+
+    delivered: list[Operation] = field(default_factory=list)
+    unprocessed: list[Routed] = field(default_factory=list)
+    transient: ItemError | None = None
+    refused: tuple[int, ItemError] | None = None
+
+
+def read_bulk_answer(ops: list[Routed], response: dict[str, Any]) -> BulkAnswer:
+    """Read the outputs of a bulk response for the items ``ops`` (see the module)."""
+    outputs = response.get("outputs")
+    if not isinstance(outputs, dict):
+        outputs = {}
+    answer = BulkAnswer()
+    for position, (lane_id, op) in enumerate(ops):
+        output = outputs.get(op.idempotency_key)
+        if not isinstance(output, dict):
+            answer.unprocessed.append((lane_id, op))
+            continue
+        if output.get("status") == "success":
+            answer.delivered.append(op)
+            continue
+        code = str(output.get("code") or "unknown")
+        message = str(output.get("message") or "bulk item failed")
+        if code == "conflict" and op.type in CONFLICT_IS_DONE:
+            logger.debug("%s already applied (%s); counted as delivered", op.type.name, message)
+            answer.delivered.append(op)
+            continue
+        error = ItemError(
+            message,
+            code,
+            ITEM_STATUS.get(code, 400),
+            output.get("errors") or {},
+            method="POST",
+            path=f"/api/v1/bulk [{BULK_ACTIONS[op.type]}]",
+        )
+        if code in TRANSIENT_ITEM_CODES:
+            answer.transient = error
+            answer.unprocessed.extend(ops[position:])
+        else:
+            answer.refused = (position, error)
+        break
+    return answer
+
+
+class Settlement:
+    """Applies answers and failures to the lanes and the ledger (see the module).
+
+    Args:
+        sender: What sends the requests.
+        lanes: Where operations to send again go back to.
+        ledger: The counters and the spool's acknowledgements.
+        max_retries: How often a broken (non-HTTP) failure is retried in a row.
+        back_off: Starts a backoff wait after a transient failure.
+        on_success: Called after any delivery (resets the backoff).
+        on_too_large: Called with the new batch size when a batch must be split.
+        on_permanent_failure: Reports a fatal answer to the client.
+        on_control: Reports a ``control.terminate`` of an instance to the client.
+    """
+
+    def __init__(
+        self,
+        sender: Sender,
+        lanes: Lanes,
+        ledger: Ledger,
+        *,
+        max_retries: int,
+        back_off: Callable[[Exception], None],
+        on_success: Callable[[], None],
+        on_too_large: Callable[[int], None],
+        on_permanent_failure: Callable[[Exception, Operation], None],
+        on_control: Callable[[str, str | None], None] | None,
+    ) -> None:
+        self._sender = sender
+        self._lanes = lanes
+        self._ledger = ledger
+        self._max_retries = max_retries
+        self._back_off = back_off
+        self._on_success = on_success
+        self._on_too_large = on_too_large
+        self._on_permanent_failure = on_permanent_failure
+        self._on_control = on_control
+        self._broken_in_a_row = 0
+        self.rejections = Rejections()
+
+    async def send_bulk(self, batch: Batch) -> None:
+        """Send a bulk request (taken off by the dispatcher) and settle its answer."""
+        ledger = self._ledger
+        lanes = self._lanes
+        ops = batch.ops
+        body = ('{"items":[' + ",".join(batch.texts) + "]}").encode()
+        attempted = lanes.attempted
+        for _, op in ops:
+            attempted.add(id(op))
+        ledger.requests += 1
+        try:
+            response = await self._sender.post("/api/v1/bulk", body)
+        except Exception as error:
+            ledger.failed_requests += 1
+            self.failed(ops, error)
+        else:
+            await self.bulk(ops, response)
+        finally:
+            ledger.in_flight -= len(ops)
+            lanes.flights.land(batch)
+
+    async def send_single(self, lane_id: str, op: Operation) -> None:
+        """Send one operation in its own request and settle the answer."""
+        ledger = self._ledger
+        path, body = render_single(op)
+        self._lanes.attempted.add(id(op))
+        ledger.requests += 1
+        try:
+            response = await self._sender.post(path, body.encode())
+        except PrefactorApiError as error:
+            await self.single_error(lane_id, op, error)
+        except Exception as error:
+            ledger.failed_requests += 1
+            self.failed([(lane_id, op)], error)
+        else:
+            await self.single(op, response)
+        finally:
+            ledger.in_flight -= 1
+            self._lanes.busy.discard(lane_id)
+
+    async def bulk(self, ops: list[Routed], response: dict[str, Any]) -> None:
+        """Settle the answer to a bulk request."""
+        answer = read_bulk_answer(ops, response)
+        delivered = answer.delivered
+        if delivered:
+            if self._on_control is not None:
+                outputs = response.get("outputs") or {}
+                for op in delivered:
+                    self.control(op, outputs.get(op.idempotency_key) or {})
+            await self._delivered(delivered)
+        if answer.refused is not None:
+            position, error = answer.refused
+            if is_fatal(error):
+                self._lanes.forget(o for _, o in ops)
+                self._permanent(error, ops[position][1])
+                self._ledger.dropped += sum(weight(o) for _, o in ops[position:])
+                return
+            # Processing stopped at the refused item: the ones after it are unprocessed.
+            self.refuse(answer.unprocessed, ops[position], ops[position + 1 :], error)
+            return
+        if answer.unprocessed:
+            self._lanes.requeue(answer.unprocessed)
+            if answer.transient is not None:
+                self._ledger.retried += len(answer.unprocessed)
+                self._back_off(answer.transient)
+
+    async def single(self, op: Operation, response: dict[str, Any]) -> None:
+        """Settle the success of a single request."""
+        self.control(op, response)
+        await self._delivered([op])
+
+    async def single_error(self, lane_id: str, op: Operation, error: PrefactorApiError) -> None:
+        """Settle a single request the API answered with an error."""
+        if error.status_code == 409 and op.type in CONFLICT_IS_DONE:
+            await self.single(op, {})
+            return
+        self._ledger.failed_requests += 1
+        if not is_fatal(error) and not is_transient(error):
+            self.refuse([], (lane_id, op), [], error)
+        else:
+            self.failed([(lane_id, op)], error)
+
+    def failed(self, ops: list[Routed], error: Exception) -> None:
+        """Settle a request that failed as a whole (see the module)."""
+        ledger = self._ledger
+        if is_transient(error):
+            ledger.retried += len(ops)
+            self._lanes.requeue(ops)
+            self._back_off(error)
+            return
+        if is_fatal(error):
+            self._lanes.forget(op for _, op in ops)
+            self._permanent(error, ops[0][1])
+            ledger.dropped += sum(weight(op) for _, op in ops)
+            return
+        if isinstance(error, PrefactorApiError):
+            # The server refused the whole request: find the item at fault, or split.
+            index = blamed_item(error) if len(ops) > 1 else 0
+            if index is not None and index < len(ops):
+                self.refuse(ops[:index], ops[index], ops[index + 1 :], error)
+                return
+            size = max(1, len(ops) // 2)
+            self._on_too_large(size)
+            logger.info(
+                "the API refused a batch of %d (%s %s); batches now hold %d",
+                len(ops),
+                error.status_code,
+                error.code,
+                size,
+            )
+            self._lanes.requeue(ops)
+            return
+        # Not an HTTP error at all (a bug, a broken response): retry a few times.
+        self._broken_in_a_row += 1
+        if self._broken_in_a_row > self._max_retries:
+            logger.error("dropping %d operation(s) after %r", len(ops), error)
+            ledger.dropped += sum(weight(op) for _, op in ops)
+            self._lanes.forget(op for _, op in ops)
+            return
+        ledger.retried += len(ops)
+        self._lanes.requeue(ops)
+        self._back_off(error)
+
+    def refuse(
+        self, before: list[Routed], refused: Routed, after: list[Routed], error: PrefactorApiError
+    ) -> None:
+        """Handle one refused operation: repair or drop it, and requeue the others in order."""
+        lane_id, op = refused
+        lanes = self._lanes
+        lanes.forget([op])
+        repaired = self.rejections.repair(op, error)
+        if repaired is None:
+            self._ledger.give_up([op])
+            if op.type is OperationType.REGISTER_AGENT_INSTANCE:
+                lanes.kill(lane_id)
+            elif op.type is OperationType.CREATE_SPAN and "merged_finish" not in op.metadata:
+                lanes.lose_span(op.payload["span_id"], lane_id, after)
+        rest = [*before, *([(lane_id, repaired)] if repaired is not None else []), *after]
+        lanes.requeue(rest)
+
+    def control(self, op: Operation, response: dict[str, Any]) -> None:
+        """Pass on a request to terminate the operation's instance."""
+        control = response.get("control")
+        if self._on_control is not None and isinstance(control, dict) and control.get("terminate"):
+            reason = control.get("reason")
+            self._on_control(op.payload["instance_id"], reason if isinstance(reason, str) else None)
+
+    async def _delivered(self, ops: list[Operation]) -> None:
+        self._broken_in_a_row = 0
+        self._on_success()
+        self._lanes.forget(ops)
+        await self._ledger.delivered(ops)
+
+    def _permanent(self, error: Exception, op: Operation) -> None:
+        logger.error("telemetry failed permanently on %s: %s", op.type.name, error)
+        self._on_permanent_failure(error, op)
