@@ -20,7 +20,6 @@ from prefactor_core._engine.ids import IdFactory, check_client_id
 from prefactor_core._engine.rejection import is_fatal
 from prefactor_core._engine.retry import Backoff, Sleep
 from prefactor_core._engine.sender import HttpSender
-from prefactor_core._engine.wire import BULK_ACTIONS
 from prefactor_core._payload import PayloadEncoder
 from prefactor_core._traced_types import declared as declared_span_types
 from prefactor_core._traced_types import register_declared, span_type_names
@@ -950,7 +949,8 @@ class PrefactorCoreClient:
             self._dispatcher.configure(bulk=False)
             return
         actions = caps.get("bulk_actions")
-        bulk = isinstance(actions, list) and set(BULK_ACTIONS.values()) <= set(actions)
+        # Per action: what the server does not list goes in single requests.
+        bulk = [a for a in actions if isinstance(a, str)] if isinstance(actions, list) else False
         partition = caps.get("pfid_partition")
         if isinstance(partition, int) and 0 <= partition <= MAX_PARTITION:
             self._ids.set_partition(partition)
