@@ -163,6 +163,7 @@ class Harness:
         self.sleep = sleep or HeldSleep()
         self.queue: InMemoryQueue[Operation] = InMemoryQueue()
         self.failures: list[tuple[Exception, Operation]] = []
+        self.terminated: list[tuple[str, str | None]] = []
         config = {"batch_linger": 0.0, "retry_delay_base": 1.0, "max_retry_delay": 30.0}
         config.update(options)
         self.dispatcher = Dispatcher(
@@ -170,6 +171,7 @@ class Harness:
             sender,
             QueueConfig(**config),
             on_permanent_failure=lambda error, op: self.failures.append((error, op)),
+            on_control=lambda instance, reason: self.terminated.append((instance, reason)),
             sleep=self.sleep,
         )
         self.dispatcher.start()

@@ -284,3 +284,21 @@ async def test_without_bulk_every_operation_goes_to_its_own_endpoint_in_order() 
     assert sender.delivered() == [op.idempotency_key for op in ops]
     assert BULK not in {request.path for request in sender.requests}
     assert harness.dispatcher.statistics().sent == len(ops)
+
+
+@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "single"])
+async def test_a_terminate_control_in_an_answer_is_passed_on(bulk: bool) -> None:
+    control = {"control": {"terminate": True, "reason": "stop now"}}
+
+    def plan(request: Request, _index: int) -> dict[str, object]:
+        if request.path != BULK:
+            return control if request.keys == ["B:create:b1"] else {}
+        outputs = {key: {"status": "success"} for key in request.keys}
+        outputs["B:create:b1"] = {"status": "success", **control}
+        return {"outputs": outputs}
+
+    sender = FakeSender(plan)
+    harness = Harness(sender, bulk=bulk)
+    harness.put(create("A", "a1"), create("B", "b1"), create("B", "b2"))
+    assert await harness.finish() == 0
+    assert harness.terminated == [("B", "stop now")]

@@ -187,15 +187,19 @@ def take_batch(
             continue
         flying = flights.lanes.get(lane_id, 0)
         # Take twice the room: a create and its finish usually merge into one item.
-        taken: list[Operation] = []
         limit = 2 * room
-        while lane and len(taken) < limit:
-            head = lane[0]
-            if flying and not flights.independent(head):
-                break
-            if bulk_types is not None and head.type not in bulk_types:
-                break
-            taken.append(lane.popleft())
+        if flying or bulk_types is not None:
+            taken: list[Operation] = []
+            while lane and len(taken) < limit:
+                head = lane[0]
+                if flying and not flights.independent(head):
+                    break
+                if bulk_types is not None and head.type not in bulk_types:
+                    break
+                taken.append(lane.popleft())
+        else:
+            popleft = lane.popleft
+            taken = [popleft() for _ in range(min(limit, len(lane)))]
         if not taken:
             continue
         taken_total += len(taken)

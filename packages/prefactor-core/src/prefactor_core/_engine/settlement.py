@@ -58,12 +58,14 @@ class BulkAnswer:
         unprocessed: Items to send again, in order.
         transient: The passing item error that stopped processing, if one did.
         refused: The position and error of the item the API refused, if one was.
+        controls: Delivered items whose output carries a ``control`` object.
     """
 
     delivered: list[Operation] = field(default_factory=list)
     unprocessed: list[Routed] = field(default_factory=list)
     transient: ItemError | None = None
     refused: tuple[int, ItemError] | None = None
+    controls: list[tuple[Operation, dict[str, Any]]] = field(default_factory=list)
 
 
 def read_bulk_answer(ops: list[Routed], response: dict[str, Any]) -> BulkAnswer:
@@ -79,6 +81,8 @@ def read_bulk_answer(ops: list[Routed], response: dict[str, Any]) -> BulkAnswer:
             continue
         if output.get("status") == "success":
             answer.delivered.append(op)
+            if "control" in output:
+                answer.controls.append((op, output))
             continue
         code = str(output.get("code") or "unknown")
         message = str(output.get("message") or "bulk item failed")
@@ -187,11 +191,9 @@ class Settlement:
         """Settle the answer to a bulk request."""
         answer = read_bulk_answer(ops, response)
         delivered = answer.delivered
+        for op, output in answer.controls:
+            self.control(op, output)
         if delivered:
-            if self._on_control is not None:
-                outputs = response.get("outputs") or {}
-                for op in delivered:
-                    self.control(op, outputs.get(op.idempotency_key) or {})
             await self._delivered(delivered)
         if answer.refused is not None:
             position, error = answer.refused
