@@ -265,3 +265,16 @@ async def test_wait_idle_returns_once_everything_is_answered() -> None:
     assert harness.dispatcher.idle()
     assert harness.dispatcher.statistics().sent == 2
     await harness.finish()
+
+
+async def test_a_merged_create_in_flight_counts_for_both_operations() -> None:
+    """A span's create and finish merged into one item are two operations: in flight,
+    and undelivered when the deadline passes."""
+    sender = FakeSender(hold=lambda _r: True)
+    harness = Harness(sender)
+    harness.put(create("A", "s1"), finish("A", "s1"))
+    await sender.wait_for(1)
+    assert harness.dispatcher.statistics().in_flight == 2
+    await harness.queue.close()
+    assert await harness.dispatcher.drain(0.01) == 2
+    assert harness.dispatcher.statistics().dropped == 2

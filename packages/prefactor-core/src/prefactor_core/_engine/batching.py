@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
-from prefactor_core._engine.outcomes import merged
+from prefactor_core._engine.outcomes import merged, weight
 from prefactor_core._engine.wire import BULK_ACTIONS, render_bulk_item
 from prefactor_core.operations import Operation, OperationType
 
@@ -54,7 +54,9 @@ class Batch:
         lanes: The lanes the batch took from.
         barriers: The lanes whose barrier operation the batch carries.
         creates: The span ids whose create the batch carries.
-        taken: How many queued operations the batch stands for (merges count two).
+        taken: How many lane entries the batch took (a finish merged into its create
+            is one more).
+        weight: How many queued operations the batch carries (``outcomes.weight``).
     """
 
     ops: list[tuple[str, Operation]]
@@ -63,6 +65,7 @@ class Batch:
     barriers: set[str]
     creates: set[str]
     taken: int
+    weight: int
 
 
 class InFlight:
@@ -225,4 +228,4 @@ def take_batch(
         room = max_items - len(ops)
     if not ops:
         return None
-    return Batch(ops, texts, used, barriers, creates, taken_total)
+    return Batch(ops, texts, used, barriers, creates, taken_total, sum(weight(op) for _, op in ops))

@@ -42,7 +42,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from prefactor_core._engine.batching import ALL_BULK, bulk_types, take_batch
 from prefactor_core._engine.lanes import Lanes
 from prefactor_core._engine.ledger import Ledger, OnDelivered
-from prefactor_core._engine.outcomes import DeliveryStatistics, ItemError, Sender
+from prefactor_core._engine.outcomes import DeliveryStatistics, ItemError, Sender, weight
 from prefactor_core._engine.retry import Backoff, Sleep
 from prefactor_core._engine.settlement import Settlement
 from prefactor_core._engine.wire import BULK_ACTIONS
@@ -326,7 +326,7 @@ class Dispatcher:
                 return
             lanes.pending -= batch.taken
             lanes.flights.take_off(batch)
-            self._ledger.in_flight += len(batch.ops)
+            self._ledger.in_flight += batch.weight
             self._spawn(self._settlement.send_bulk(batch))
 
     def _dispatch_single(self) -> None:
@@ -344,7 +344,7 @@ class Dispatcher:
                 continue
             op = lane.popleft()
             lanes.pending -= 1
-            self._ledger.in_flight += 1
+            self._ledger.in_flight += weight(op)
             lanes.busy.add(lane_id)
             self._spawn(self._settlement.send_single(lane_id, op))
 

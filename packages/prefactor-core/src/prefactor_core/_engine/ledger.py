@@ -29,7 +29,7 @@ class Ledger:
         dropped: Operations given up on.
         requests: Requests made.
         failed_requests: Requests that failed (transiently or not).
-        in_flight: Operations in requests not answered yet.
+        in_flight: Operations in requests not answered yet (a merged create counts for two).
     """
 
     __slots__ = (

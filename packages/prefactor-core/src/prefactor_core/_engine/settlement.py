@@ -165,7 +165,7 @@ class Settlement:
         else:
             await self.bulk(ops, response)
         finally:
-            ledger.in_flight -= len(ops)
+            ledger.in_flight -= batch.weight
             lanes.flights.land(batch)
 
     async def send_single(self, lane_id: str, op: Operation) -> None:
@@ -184,7 +184,7 @@ class Settlement:
         else:
             await self.single(op, response)
         finally:
-            ledger.in_flight -= 1
+            ledger.in_flight -= weight(op)
             self._lanes.busy.discard(lane_id)
 
     async def bulk(self, ops: list[Routed], response: dict[str, Any]) -> None:
