@@ -38,6 +38,14 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from prefactor_core._engine.optable import (
+    INSTANCE_ID,
+    MERGED_FINISH,
+    NO_MERGE,
+    PARENT_SPAN_ID,
+    RECOVERED,
+    SPAN_ID,
+)
 from prefactor_core._engine.outcomes import (
     CONFLICT_IS_DONE,
     ITEM_STATUS,
@@ -293,7 +301,7 @@ class Dispatcher:
             self._poke()
 
     def _accept(self, op: Operation) -> None:
-        lane_id: str = op.payload["instance_id"]
+        lane_id: str = op.payload[INSTANCE_ID]
         if self._latched:
             self._dropped += 1
             return
@@ -303,9 +311,9 @@ class Dispatcher:
         if (
             self._lost
             and op.type is OperationType.FINISH_SPAN
-            and op.payload["span_id"] in self._lost
+            and op.payload[SPAN_ID] in self._lost
         ):
-            self._lost.discard(op.payload["span_id"])
+            self._lost.discard(op.payload[SPAN_ID])
             self._give_up([op])
             return
         lane = self._lanes.get(lane_id)
@@ -431,7 +439,7 @@ class Dispatcher:
                 lanes.add(lane_id)
                 kind = op.type
                 if kind is OperationType.CREATE_SPAN:
-                    creates.add(op.payload["span_id"])
+                    creates.add(op.payload[SPAN_ID])
                 elif kind in _BARRIER_TYPES:
                     barriers.add(lane_id)
             room = self._bulk_max_items - len(ops)
@@ -449,10 +457,10 @@ class Dispatcher:
         """True when ``op`` depends on nothing in flight (see ``_lane_flights``)."""
         kind = op.type
         if kind is OperationType.CREATE_SPAN:
-            parent = op.payload.get("parent_span_id")
+            parent = op.payload.get(PARENT_SPAN_ID)
             return parent is None or parent not in self._flying_creates
         if kind is OperationType.FINISH_SPAN:
-            return op.payload["span_id"] not in self._flying_creates
+            return op.payload[SPAN_ID] not in self._flying_creates
         return False
 
     def _land(self, batch: _Batch) -> None:
@@ -479,13 +487,13 @@ class Dispatcher:
             if (
                 op.type is OperationType.CREATE_SPAN
                 and id(op) not in self._attempted
-                and not op.metadata.get("no_merge")
-                and not op.metadata.get("recovered")
+                and not op.metadata.get(NO_MERGE)
+                and not op.metadata.get(RECOVERED)
             ):
-                creates[op.payload["span_id"]] = len(out)
+                creates[op.payload[SPAN_ID]] = len(out)
                 out.append(op)
-            elif op.type is OperationType.FINISH_SPAN and op.payload["span_id"] in creates:
-                index = creates.pop(op.payload["span_id"])
+            elif op.type is OperationType.FINISH_SPAN and op.payload[SPAN_ID] in creates:
+                index = creates.pop(op.payload[SPAN_ID])
                 out[index] = merged(out[index], op)
             else:
                 out.append(op)
@@ -657,21 +665,21 @@ class Dispatcher:
             self._give_up([op])
             if op.type is OperationType.REGISTER_AGENT_INSTANCE:
                 self._kill_lane(lane_id)
-            elif op.type is OperationType.CREATE_SPAN and "merged_finish" not in op.metadata:
-                self._lose_span(op.payload["span_id"], lane_id, after)
+            elif op.type is OperationType.CREATE_SPAN and MERGED_FINISH not in op.metadata:
+                self._lose_span(op.payload[SPAN_ID], lane_id, after)
         rest = [*before, *([(lane_id, repaired)] if repaired is not None else []), *after]
         self._requeue(rest)
 
     def _lose_span(self, span_id: str, lane_id: str, after: list[tuple[str, Operation]]) -> None:
         """Drop the finish of a span the server will never have (now or when it comes)."""
         for index, (_, later) in enumerate(after):
-            if later.type is OperationType.FINISH_SPAN and later.payload["span_id"] == span_id:
+            if later.type is OperationType.FINISH_SPAN and later.payload[SPAN_ID] == span_id:
                 del after[index]
                 self._give_up([later])
                 return
         lane = self._lanes.get(lane_id) or ()
         for later in lane:
-            if later.type is OperationType.FINISH_SPAN and later.payload["span_id"] == span_id:
+            if later.type is OperationType.FINISH_SPAN and later.payload[SPAN_ID] == span_id:
                 lane.remove(later)  # type: ignore[union-attr]
                 self._pending -= 1
                 self._give_up([later])
@@ -756,4 +764,4 @@ class Dispatcher:
         control = response.get("control")
         if self._on_control is not None and isinstance(control, dict) and control.get("terminate"):
             reason = control.get("reason")
-            self._on_control(op.payload["instance_id"], reason if isinstance(reason, str) else None)
+            self._on_control(op.payload[INSTANCE_ID], reason if isinstance(reason, str) else None)
