@@ -102,7 +102,7 @@ class SyncSpanContext:
         except PrefactorTelemetryFailureError:
             # The user's own exception always wins over a telemetry error.
             if exc is None:
-                self._ctx._manager._failure_seen()
+                self._ctx._table.failure_seen()
                 raise
 
     def start(

@@ -317,7 +317,7 @@ class PrefactorSpanProcessor(SpanProcessor):
         """The instance and span of the innermost open Prefactor span; else the current
         instance of this client (``async with instance`` or ``start()``), at its top."""
         manager = self._client.span_manager
-        open_span = manager._open_spans.get(stack[-1]) if stack and manager is not None else None
+        open_span = manager.table.spans.get(stack[-1]) if stack and manager is not None else None
         if open_span is not None:
             return open_span.instance_id, open_span.id
         handle = current_instance()
