@@ -55,8 +55,12 @@ __all__ = [
     "TIMESTAMP",
     "OpSpec",
     "WaitsFor",
+    "finish_instance_op",
+    "quality_op",
+    "register_op",
     "render_bulk_item",
     "render_single",
+    "start_instance_op",
 ]
 
 # -- payload keys ---------------------------------------------------------------------
@@ -316,3 +320,36 @@ def render_single(op: Operation) -> tuple[str, str]:
     if spec.wraps_details:
         body = '{"details":' + body + "}"
     return spec.single_path.format_map(p), body
+
+
+# -- builders of the instance operations (span operations: ``prefactor_core._open_spans``)
+
+
+def register_op(instance_id: str, body: dict[str, Any], created: float, key: str) -> Operation:
+    """Register ``instance_id`` with ``body`` (already JSON-compatible)."""
+    return Operation(
+        OperationType.REGISTER_AGENT_INSTANCE, {INSTANCE_ID: instance_id, BODY: body}, created, key
+    )
+
+
+def start_instance_op(instance_id: str, at: float, created: float, key: str) -> Operation:
+    """Start ``instance_id`` at ``at``."""
+    return Operation(
+        OperationType.START_AGENT_INSTANCE, {INSTANCE_ID: instance_id, TIMESTAMP: at}, created, key
+    )
+
+
+def finish_instance_op(
+    instance_id: str, status: str, at: float, created: float, key: str
+) -> Operation:
+    """Finish ``instance_id`` with ``status`` at ``at``."""
+    payload = {INSTANCE_ID: instance_id, STATUS: status, TIMESTAMP: at}
+    return Operation(OperationType.FINISH_AGENT_INSTANCE, payload, created, key)
+
+
+def quality_op(
+    instance_id: str, name: str, payload_json: str | None, created: float, key: str
+) -> Operation:
+    """Record (or, with None, remove) the quality ``name`` of ``instance_id``."""
+    payload = {INSTANCE_ID: instance_id, NAME: name, PAYLOAD_JSON: payload_json}
+    return Operation(OperationType.RECORD_QUALITY, payload, created, key)
