@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from prefactor_core._payload import PayloadEncoder
-from prefactor_core.context_stack import SpanContextStack
 from prefactor_core.current import _INSTANCE
 from prefactor_core.managers.agent_instance import AgentInstanceHandle
 from prefactor_core.operations import Operation
@@ -183,20 +182,20 @@ class Call:
     @property
     def encoder(self) -> PayloadEncoder:
         """The client's payload encoder (its budgets and counters)."""
-        return self.ctx._manager._encoder
+        return self.ctx._table.encoder
 
     def result_budget(self) -> int:
         """The bytes left for the span's result once its params are encoded."""
         ctx = self.ctx
-        return ctx._manager._span_budget - ctx._params_bytes
+        return ctx._table.span_budget - ctx._params_bytes
 
     def abandon(self) -> None:
         """Forget a span that could not start: off the stack and out of the open spans,
         so it never becomes a parent that nothing will release."""
         ctx = self.ctx
         if ctx.id:
-            SpanContextStack.remove(ctx.id)
-            ctx._manager._close(ctx)
+            ctx._table.leave(ctx.id)
+            ctx._table.close(ctx)
 
     def emit(self, leftover: list[Operation] | None) -> None:
         if leftover:
@@ -204,7 +203,7 @@ class Call:
 
     async def enqueue(self, leftover: list[Operation] | None) -> None:
         if leftover:
-            await self.ctx._manager._enqueue_all(leftover)
+            await self.ctx._table.enqueue_all(leftover)
 
 
 def open_call(

@@ -8,56 +8,35 @@ and snapshots them), and puts an operation on the queue. Nothing waits for the n
 from __future__ import annotations
 
 import asyncio
-import os
-import threading
 import time
 from collections.abc import Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Protocol
 
-from prefactor_core._engine.wire import _OPTIONS, _dumps
+from prefactor_core._engine.jsontext import _OPTIONS, _dumps
+from prefactor_core._open_spans import FINISHED, PREPARED, STARTED, OpenSpan, SpanTable
 from prefactor_core._payload import _DEFAULT, PayloadEncoder, _known
-from prefactor_core.context_stack import _STACK, SpanContextStack
 from prefactor_core.exceptions import PrefactorTelemetryFailureError
-from prefactor_core.operations import Operation, OperationType, derived_operation
+from prefactor_core.operations import Operation
 from prefactor_core.utils import generate_idempotency_key as generate_idempotency_key
-
-if TYPE_CHECKING:
-    from prefactor_core.managers.span import SpanManager
+from prefactor_http.models.types import (
+    FINISH_STATUSES,
+    STATUS_ACTIVE,
+    STATUS_CANCELLED,
+    STATUS_COMPLETE,
+    STATUS_FAILED,
+    STATUS_PENDING,
+    FinishStatus,
+)
 
 __all__ = ["FinishStatus", "SpanContext"]
 
-FinishStatus = Literal["complete", "failed", "cancelled"]
-_FINISH_STATUSES = ("complete", "failed", "cancelled")
 
-# Lifecycle states.
-_PREPARED = 0  # entered (or prepared), not started: no operation queued yet
-_STARTED = 1  # create queued
-_FINISHED = 2  # finish queued (or cancelled before start: pending create + finish queued)
+class _TableOwner(Protocol):
+    """What a span needs from the manager that opens it: the table of open spans."""
 
-_CREATE = OperationType.CREATE_SPAN
-_FINISH = OperationType.FINISH_SPAN
-
-# A pending create (cancel before start) must reach the API as such, then its finish.
-_NO_MERGE = {"no_merge": True}
-
-# Spans of one tree may start and finish on different threads (``@trace`` on functions
-# run by ``asyncio.to_thread`` or a thread pool, the sync client). Holding a child on its
-# unreleased parent and releasing the parent's waiting children must not interleave, or
-# a child's operations could be lost or overtake its parent's create. Reentrant: the
-# garbage collector may finish an abandoned traced generator's span at any allocation,
-# also inside this lock on the same thread.
-_ORDER_LOCK = threading.RLock()
-
-
-def _new_order_lock() -> None:
-    # A lock held by another thread at fork time would stay held forever in the child.
-    global _ORDER_LOCK
-    _ORDER_LOCK = threading.RLock()
-
-
-os.register_at_fork(after_in_child=_new_order_lock)
+    table: SpanTable
 
 
 def encode_payload(data: object, what: str, encoder: PayloadEncoder | None = None) -> str:
@@ -106,7 +85,7 @@ def aware_timestamp(value: datetime, what: str) -> float:
     return value.timestamp()
 
 
-class SpanContext:
+class SpanContext(OpenSpan):
     """One span: a unit of work (an LLM call, a tool call, a retrieval) in an instance.
 
     Returned by ``instance.span()`` and ``client.span()``; use it as an async context
@@ -132,88 +111,51 @@ class SpanContext:
             await span.complete({"response": response})
     """
 
-    __slots__ = (
-        "_default_json",
-        "_default_payload",
-        "_entered",
-        "_held",
-        "_id",
-        "_instance_id",
-        "_manager",
-        "_params_bytes",
-        "_parent",
-        "_parent_id",
-        "_prepared_at",
-        "_released",
-        "_result",
-        "_schema_name",
-        "_state",
-        "_status",
-        "_waiting",
-    )
+    __slots__ = ("_default_json", "_default_payload", "_entered", "_result", "_table")
 
     def __init__(
         self,
         temp_id: str,
-        span_manager: SpanManager,
+        span_manager: _TableOwner,
         default_payload: dict[str, Any] | None = None,
+        instance_id: str = "",
+        schema_name: str = "",
+        parent_span_id: str | None = None,
     ) -> None:
+        # OpenSpan's fields, set here rather than through its __init__: one call less
+        # per span on the agent's path.
         self._id = temp_id
-        self._manager = span_manager
+        self._instance_id = instance_id
+        self._schema_name = schema_name
+        self._parent_id = parent_span_id
+        self._parent = None
+        self._state = PREPARED
+        self._status = STATUS_COMPLETE
+        self._prepared_at = 0.0
+        self._params_bytes = 0
+        self._released = False
+        self._held = None
+        self._waiting = None
+        table = self._table = span_manager.table
         self._default_payload = default_payload
         # Encoded once, when given: that checks it at the call and snapshots it.
         self._default_json = (
             None
             if default_payload is None
-            else _encode(
-                span_manager._encoder, default_payload, "span payload", span_manager._params_budget
-            )
+            else _encode(table.encoder, default_payload, "span payload", table.params_budget)
         )
-        self._params_bytes = 0
-        self._instance_id = ""
-        self._schema_name = ""
-        self._parent_id: str | None = None
-        self._parent: SpanContext | None = None
-        self._state = _PREPARED
-        self._status: FinishStatus = "complete"
         self._result: dict[str, Any] | None = None
-        self._prepared_at = 0.0
         self._entered = False
-        # Ordering: a span's operations wait here while its parent has not been queued
-        # for creation yet (a child may start before its parent does).
-        self._released = False
-        self._held: list[Operation] | None = None
-        self._waiting: list[SpanContext] | None = None
 
-    # -- identity -------------------------------------------------------------------
-
-    @property
-    def id(self) -> str:
-        """The span's id: final from the moment the context is entered."""
-        return self._id
-
-    @property
-    def instance_id(self) -> str:
-        """The agent instance the span belongs to."""
-        return self._instance_id
-
-    @property
-    def schema_name(self) -> str:
-        """The span's type."""
-        return self._schema_name
-
-    @property
-    def parent_span_id(self) -> str | None:
-        """The enclosing span's id, if any."""
-        return self._parent_id
+    # -- identity (id, instance_id, schema_name, parent_span_id: see OpenSpan) -------
 
     @property
     def status(self) -> str:
         """``pending`` until started, ``active`` while running, then its final status."""
-        if self._state == _PREPARED:
-            return "pending"
-        if self._state == _STARTED:
-            return "active"
+        if self._state == PREPARED:
+            return STATUS_PENDING
+        if self._state == STARTED:
+            return STATUS_ACTIVE
         return self._status
 
     # -- context manager ------------------------------------------------------------
@@ -231,11 +173,11 @@ class SpanContext:
         try:
             leftover = self._exit_now(exc)
             if leftover:
-                await self._manager._enqueue_all(leftover)
+                await self._table.enqueue_all(leftover)
         except PrefactorTelemetryFailureError:
             # The user's own exception always wins over a telemetry error.
             if exc is None:
-                self._manager._failure_seen()
+                self._table.failure_seen()
                 raise
 
     # -- the synchronous core (the async methods and the sync faces share it) ------------
@@ -248,19 +190,15 @@ class SpanContext:
         if not self._entered:
             self._entered = True
             if not self._id:
-                self._manager._open(self, push=True)
+                self._table.open(self, push=True)
 
     def _exit_now(self, exc: BaseException | None) -> list[Operation] | None:
-        stack = _STACK.get()
-        if stack and stack[-1] == self._id:
-            _STACK.set(stack[:-1])
-        else:
-            SpanContextStack.remove(self._id)
-        if self._state == _FINISHED:
+        self._table.leave(self._id)
+        if self._state == FINISHED:
             return None
         status: FinishStatus = self._status
         if exc is not None:
-            status = "cancelled" if isinstance(exc, asyncio.CancelledError) else "failed"
+            status = STATUS_CANCELLED if isinstance(exc, asyncio.CancelledError) else STATUS_FAILED
             error = {"type": type(exc).__name__, "message": str(exc)}
             result = dict(self._result or {})
             result.setdefault("error", error)
@@ -290,42 +228,42 @@ class SpanContext:
         """
         leftover = self._start_now(payload, started_at)
         if leftover:
-            await self._manager._enqueue_all(leftover)
+            await self._table.enqueue_all(leftover)
 
     def _start_now(
         self, payload: dict[str, Any] | None, started_at: datetime | None
     ) -> list[Operation] | None:
-        if self._state != _PREPARED:
+        if self._state != PREPARED:
             return None
+        table = self._table
         if payload is None:
             encoded = self._default_json or "{}"
         else:
             # The fast path of _encode, inlined: this runs once per span.
-            manager = self._manager
             raw = None
-            if payload.__class__ is dict and manager._fast_limit >= 0:
+            if payload.__class__ is dict and table.fast_limit >= 0:
                 try:
                     raw = _dumps(payload, default=_known, option=_OPTIONS)
                 except TypeError:
                     pass
-            if raw is not None and len(raw) <= manager._fast_limit:
+            if raw is not None and len(raw) <= table.fast_limit:
                 encoded = raw.decode()
             else:
-                encoded = manager._encoder.encode(payload, "span payload", manager._params_budget)
+                encoded = table.encoder.encode(payload, "span payload", table.params_budget)
         at = time.time() if started_at is None else aware_timestamp(started_at, "started_at")
-        return self._create("active", encoded, at)
+        return table.create(self, STATUS_ACTIVE, encoded, at)
 
     async def complete(
         self, result: dict[str, Any] | None = None, timestamp: datetime | None = None
     ) -> None:
         """Finish the span as ``complete``, with ``result`` as its result payload."""
-        await self._finish("complete", result, timestamp)
+        await self._finish(STATUS_COMPLETE, result, timestamp)
 
     async def fail(
         self, result: dict[str, Any] | None = None, timestamp: datetime | None = None
     ) -> None:
         """Finish the span as ``failed``, with ``result`` (e.g. error details)."""
-        await self._finish("failed", result, timestamp)
+        await self._finish(STATUS_FAILED, result, timestamp)
 
     async def cancel(self, timestamp: datetime | None = None) -> None:
         """Finish the span as ``cancelled``.
@@ -333,7 +271,7 @@ class SpanContext:
         Before ``start()``, the span is recorded as ``pending`` and then cancelled (the
         only way out of ``pending`` that the API allows).
         """
-        await self._finish("cancelled", None, timestamp)
+        await self._finish(STATUS_CANCELLED, None, timestamp)
 
     async def finish(self) -> None:
         """Finish the span with its current status (``complete`` unless set otherwise).
@@ -359,85 +297,11 @@ class SpanContext:
         """
         _check_mapping(data, "span payload")
         merged = {**(self._default_payload or {}), **data}
-        manager = self._manager
-        self._default_json = _encode(
-            manager._encoder, merged, "span payload", manager._params_budget
-        )
+        table = self._table
+        self._default_json = _encode(table.encoder, merged, "span payload", table.params_budget)
         self._default_payload = merged
 
     # -- internals ------------------------------------------------------------------
-
-    def _create(
-        self, status: str, payload_json: str, started_at: float | None
-    ) -> list[Operation] | None:
-        """Queue this span's create (synchronously when the queue has room).
-
-        Returns the operations that still have to be queued the slow way (a full queue,
-        a custom queue), in order, or None.
-        """
-        manager = self._manager
-        self._params_bytes = len(payload_json)
-        fields = {
-            "instance_id": self._instance_id,
-            "span_id": self._id,
-            "schema_name": self._schema_name,
-            "status": status,
-            "payload_json": payload_json,
-            "started_at": started_at,
-        }
-        if self._parent_id is not None:
-            fields["parent_span_id"] = self._parent_id
-        metadata = _NO_MERGE if status == "pending" else None
-        if manager._chosen_ids:
-            op = manager._op(
-                OperationType.CREATE_SPAN,
-                fields,
-                started_at or time.time(),
-                "c-",
-                self._id,
-                metadata,
-            )
-        else:
-            op = derived_operation(
-                _CREATE, fields, started_at or time.time(), "c-", self._id, metadata
-            )
-        self._state = _STARTED
-        parent = self._parent
-        with _ORDER_LOCK:
-            if parent is not None and not parent._released:
-                # The parent's create is not queued yet: wait for it, so the server
-                # always sees a parent before its children.
-                self._held = [op]
-                if parent._waiting is None:
-                    parent._waiting = []
-                parent._waiting.append(self)
-                return None
-            if not self._waiting:
-                offered = manager._offer(op)
-                self._released = True
-                return None if offered else [op]
-            ops = [op]
-            self._release_children(ops)
-            self._released = True
-            return manager._offer_all(ops)
-
-    def _hold(self, op: Operation) -> bool:
-        """Add ``op`` to this span's held operations unless they were released."""
-        with _ORDER_LOCK:
-            if self._held is None:
-                return False
-            self._held.append(op)
-            return True
-
-    def _release_children(self, out: list[Operation]) -> None:
-        """Collect, in order, the held operations of the spans waiting for this one."""
-        waiting, self._waiting = self._waiting, None
-        for child in waiting or ():
-            held, child._held = child._held, None
-            child._released = True
-            out.extend(held or ())
-            if child._waiting:
-                child._release_children(out)
 
     async def _finish(
         self,
@@ -448,7 +312,7 @@ class SpanContext:
     ) -> None:
         leftover = self._finish_now(status, result, timestamp, key)
         if leftover:
-            await self._manager._enqueue_all(leftover)
+            await self._table.enqueue_all(leftover)
 
     def _finish_now(
         self,
@@ -457,11 +321,11 @@ class SpanContext:
         timestamp: datetime | None,
         key: str | None = None,
     ) -> list[Operation] | None:
-        if self._state == _FINISHED:
+        if self._state == FINISHED:
             return None
-        if status not in _FINISH_STATUSES:
-            raise ValueError(f"status must be one of {_FINISH_STATUSES}, got {status!r}")
-        manager = self._manager
+        if status not in FINISH_STATUSES:
+            raise ValueError(f"status must be one of {FINISH_STATUSES}, got {status!r}")
+        table = self._table
         if result is None:
             result = self._result
         elif self._result:
@@ -470,42 +334,16 @@ class SpanContext:
         result_json: str | None = None
         if result:
             # The span's params and result share its budget (params were held to 7/8).
-            budget = manager._span_budget - self._params_bytes
+            budget = table.span_budget - self._params_bytes
             raw = None
-            if result.__class__ is dict and manager._fast_limit >= 0:
+            if result.__class__ is dict and table.fast_limit >= 0:
                 try:
                     raw = _dumps(result, default=_known, option=_OPTIONS)
                 except TypeError:
                     pass
-            if raw is not None and (size := len(raw)) <= manager._fast_limit and size <= budget:
+            if raw is not None and (size := len(raw)) <= table.fast_limit and size <= budget:
                 result_json = raw.decode()
             else:
-                result_json = manager._encoder.encode(result, "span result", budget)
+                result_json = table.encoder.encode(result, "span result", budget)
         at = time.time() if timestamp is None else aware_timestamp(timestamp, "timestamp")
-        leftover: list[Operation] | None = None
-        if self._state == _PREPARED:
-            if status == "cancelled":
-                leftover = self._create("pending", self._default_json or "{}", None)
-            else:
-                leftover = self._create("active", self._default_json or "{}", self._prepared_at)
-        self._state = _FINISHED
-        self._status = status
-        fields = {
-            "instance_id": self._instance_id,
-            "span_id": self._id,
-            "status": status,
-            "result_json": result_json,
-            "timestamp": at,
-        }
-        if key is None and not manager._chosen_ids:
-            op = derived_operation(_FINISH, fields, at, "f-", self._id)
-        else:
-            op = manager._op(OperationType.FINISH_SPAN, fields, at, "f-", self._id, key=key)
-        manager._close(self)
-        if self._held is not None and self._hold(op):
-            pass
-        elif leftover:
-            leftover.append(op)
-        elif not manager._offer(op):
-            leftover = [op]
-        return leftover
+        return table.finish(self, status, result_json, at, key, self._default_json)

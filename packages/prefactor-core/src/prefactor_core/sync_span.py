@@ -17,6 +17,7 @@ from prefactor_core.current import enter_instance, leave_instance
 from prefactor_core.exceptions import PrefactorTelemetryFailureError
 from prefactor_core.operations import Operation
 from prefactor_core.span_context import SpanContext
+from prefactor_http.models.types import STATUS_CANCELLED, STATUS_COMPLETE, STATUS_FAILED
 
 if TYPE_CHECKING:
     from prefactor_core.managers.agent_instance import AgentInstanceHandle
@@ -102,7 +103,7 @@ class SyncSpanContext:
         except PrefactorTelemetryFailureError:
             # The user's own exception always wins over a telemetry error.
             if exc is None:
-                self._ctx._manager._failure_seen()
+                self._ctx._table.failure_seen()
                 raise
 
     def start(
@@ -123,15 +124,15 @@ class SyncSpanContext:
         self, result: dict[str, Any] | None = None, timestamp: datetime | None = None
     ) -> None:
         """Finish the span as ``complete``, with ``result`` as its result payload."""
-        self._queue(self._ctx._finish_now("complete", result, timestamp))
+        self._queue(self._ctx._finish_now(STATUS_COMPLETE, result, timestamp))
 
     def fail(self, result: dict[str, Any] | None = None, timestamp: datetime | None = None) -> None:
         """Finish the span as ``failed``, with ``result`` (e.g. error details)."""
-        self._queue(self._ctx._finish_now("failed", result, timestamp))
+        self._queue(self._ctx._finish_now(STATUS_FAILED, result, timestamp))
 
     def cancel(self, timestamp: datetime | None = None) -> None:
         """Finish the span as ``cancelled`` (``pending`` then ``cancelled`` before start)."""
-        self._queue(self._ctx._finish_now("cancelled", None, timestamp))
+        self._queue(self._ctx._finish_now(STATUS_CANCELLED, None, timestamp))
 
     def set_result(self, data: dict[str, Any]) -> None:
         """Merge ``data`` into the result sent when the span finishes."""

@@ -31,17 +31,21 @@ from prefactor_core.client import PrefactorCoreClient
 from prefactor_core.config import PrefactorCoreConfig, QueueConfig
 from prefactor_core.schema_registry import SchemaRegistry
 from prefactor_http import HttpClientConfig
+from prefactor_http.models.types import (
+    ACTION_CREATE_SPAN,
+    ACTION_FINISH_INSTANCE,
+    ACTION_FINISH_SPAN,
+    ACTION_RECORD_QUALITY,
+    ACTION_REGISTER_INSTANCE,
+    ACTION_START_INSTANCE,
+    BULK_ACTION_NAMES,
+    STATUS_ACTIVE,
+    STATUS_COMPLETE,
+)
 
 __all__ = ["Capture", "InMemoryApi", "RecordedInstance", "RecordedSpan", "capture_spans"]
 
-_BULK_ACTIONS = [
-    "agent_instances/register",
-    "agent_instances/start",
-    "agent_instances/finish",
-    "agent_instances/record_quality",
-    "agent_spans/create",
-    "agent_spans/finish",
-]
+_BULK_ACTIONS = list(BULK_ACTION_NAMES)
 
 
 @dataclass
@@ -141,7 +145,7 @@ class InMemoryApi:
             if (action, key) in self._seen:
                 return str(fields.get("agent_span_id") or fields.get("id") or target)
             self._seen.add((action, key))
-        if action == "agent_instances/register":
+        if action == ACTION_REGISTER_INSTANCE:
             instance_id = str(fields.get("id") or f"instance-{len(self.instances) + 1}")
             self.instances[instance_id] = RecordedInstance(
                 id=instance_id,
@@ -153,20 +157,20 @@ class InMemoryApi:
         if action.startswith("agent_instances/"):
             instance = self.instances.get(str(fields.get("agent_instance_id")))
             if instance is not None:
-                if action.endswith("/start"):
-                    instance.status, instance.started_at = "active", fields.get("timestamp")
-                elif action.endswith("/finish"):
-                    instance.status = fields.get("status") or "complete"
+                if action == ACTION_START_INSTANCE:
+                    instance.status, instance.started_at = STATUS_ACTIVE, fields.get("timestamp")
+                elif action == ACTION_FINISH_INSTANCE:
+                    instance.status = fields.get("status") or STATUS_COMPLETE
                     instance.finished_at = fields.get("timestamp")
-                elif action.endswith("/record_quality"):
+                elif action == ACTION_RECORD_QUALITY:
                     instance.quality[str(fields.get("name"))] = fields.get("payload")
             return str(fields.get("agent_instance_id"))
-        if action == "agent_spans/create":
+        if action == ACTION_CREATE_SPAN:
             span = RecordedSpan(
                 id=str(fields.get("id") or f"span-{len(self.spans) + 1}"),
                 instance_id=str(fields.get("agent_instance_id")),
                 schema_name=str(fields.get("schema_name")),
-                status=str(fields.get("status") or "active"),
+                status=str(fields.get("status") or STATUS_ACTIVE),
                 parent_span_id=fields.get("parent_span_id"),
                 payload=fields.get("payload") or {},
                 result_payload=fields.get("result_payload"),
@@ -175,11 +179,11 @@ class InMemoryApi:
             )
             self.spans[span.id] = span
             return span.id
-        if action == "agent_spans/finish":
+        if action == ACTION_FINISH_SPAN:
             span_id = str(fields.get("agent_span_id"))
             recorded = self.spans.get(span_id)
             if recorded is not None:
-                recorded.status = fields.get("status") or "complete"
+                recorded.status = fields.get("status") or STATUS_COMPLETE
                 recorded.result_payload = fields.get("result_payload", recorded.result_payload)
                 recorded.finished_at = fields.get("timestamp")
             return span_id
@@ -194,11 +198,11 @@ def _single(path: str, body: dict[str, Any]) -> tuple[str | None, dict[str, Any]
     resource, rest = parts[2], parts[3:]
     if resource == "agent_spans" and not rest:
         details = body.get("details")
-        return "agent_spans/create", details if isinstance(details, dict) else body
+        return ACTION_CREATE_SPAN, details if isinstance(details, dict) else body
     if resource == "agent_spans" and len(rest) == 2 and rest[1] == "finish":
-        return "agent_spans/finish", {**body, "agent_span_id": rest[0]}
+        return ACTION_FINISH_SPAN, {**body, "agent_span_id": rest[0]}
     if resource == "agent_instance" and rest == ["register"]:
-        return "agent_instances/register", body
+        return ACTION_REGISTER_INSTANCE, body
     if resource == "agent_instance" and len(rest) == 2:
         return f"agent_instances/{rest[1]}", {**body, "agent_instance_id": rest[0]}
     return None, body

@@ -5,6 +5,14 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Protocol
 
+from prefactor_core._engine.optable import (
+    CONFLICT_IS_DONE,
+    FINISHED_AT,
+    MERGED_FINISH,
+    RESULT_JSON,
+    STATUS,
+    TIMESTAMP,
+)
 from prefactor_core.operations import Operation, OperationType
 from prefactor_http.exceptions import PrefactorApiError, is_transient_http_error
 
@@ -20,16 +28,6 @@ __all__ = [
     "weight",
 ]
 
-# Operations for which a 409 means "already in the state you asked for": the instance
-# was finished or terminated, or the span already finished. Nothing is lost by not
-# applying them again, so they count as delivered instead of failing telemetry.
-CONFLICT_IS_DONE = frozenset(
-    {
-        OperationType.START_AGENT_INSTANCE,
-        OperationType.FINISH_AGENT_INSTANCE,
-        OperationType.FINISH_SPAN,
-    }
-)
 # Error codes in bulk outputs that describe a passing condition, not a bad request.
 TRANSIENT_ITEM_CODES = frozenset({"rate_limited", "unavailable", "internal_error", "timeout"})
 # The HTTP status the single endpoint would have answered for a bulk item's error code.
@@ -100,19 +98,19 @@ def is_transient(error: Exception) -> bool:
 
 def weight(op: Operation) -> int:
     """How many queued operations ``op`` stands for (a merged create stands for two)."""
-    return 2 if "merged_finish" in op.metadata else 1
+    return 2 if MERGED_FINISH in op.metadata else 1
 
 
 def merged(create: Operation, finish: Operation) -> Operation:
     """A span create that already carries its finish."""
     payload = dict(create.payload)
-    payload["status"] = finish.payload["status"]
-    payload["result_json"] = finish.payload.get("result_json")
-    payload["finished_at"] = finish.payload.get("timestamp")
+    payload[STATUS] = finish.payload[STATUS]
+    payload[RESULT_JSON] = finish.payload.get(RESULT_JSON)
+    payload[FINISHED_AT] = finish.payload.get(TIMESTAMP)
     return Operation(
         OperationType.CREATE_SPAN,
         payload,
         create._created,
         create.idempotency_key,
-        {**create.metadata, "merged_finish": finish.idempotency_key},
+        {**create.metadata, MERGED_FINISH: finish.idempotency_key},
     )

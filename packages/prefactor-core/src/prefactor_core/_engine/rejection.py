@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from prefactor_core._engine.optable import PAYLOAD_JSON, REPAIR, RESULT_JSON, TABLE
 from prefactor_core._payload import marker
 from prefactor_core.operations import Operation, OperationType
 from prefactor_http.exceptions import PrefactorApiError
@@ -40,14 +41,6 @@ logger = logging.getLogger("prefactor_core.delivery")
 _FATAL_STATUSES = frozenset({401, 403})
 _MESSAGE_CHARS = 300
 _ITEM_FIELD = re.compile(r"^items[.\[](\d+)")
-_WHAT = {
-    OperationType.REGISTER_AGENT_INSTANCE: "an agent instance registration",
-    OperationType.START_AGENT_INSTANCE: "an agent instance start",
-    OperationType.FINISH_AGENT_INSTANCE: "an agent instance finish",
-    OperationType.RECORD_QUALITY: "a quality record",
-    OperationType.CREATE_SPAN: "a span create",
-    OperationType.FINISH_SPAN: "a span finish",
-}
 _TOO_LARGE = frozenset({"request_too_large", "payload_too_large"})
 # Refusals of what an operation carries (its payloads), which a marker can repair.
 _REPAIRABLE = frozenset({400, 413, 422})
@@ -93,7 +86,7 @@ class Rejections:
     def repair(self, op: Operation, error: PrefactorApiError) -> Operation | None:
         """Count and report the refusal of ``op``; return what to send instead, or None."""
         self.count += 1
-        attempt: int = op.metadata.get("repair", 0)
+        attempt: int = op.metadata.get(REPAIR, 0)
         replacement = self._repaired(op, error, attempt)
         self._report(op, error, replacement)
         return replacement
@@ -109,17 +102,17 @@ class Rejections:
                 return None
             params, result = _blames(error)
             if params:
-                payload["payload_json"] = note
-            if result and payload.get("result_json") is not None:
-                payload["result_json"] = note
+                payload[PAYLOAD_JSON] = note
+            if result and payload.get(RESULT_JSON) is not None:
+                payload[RESULT_JSON] = note
         elif kind is OperationType.FINISH_SPAN:
-            if payload.get("result_json") is None or attempt >= 2:
+            if payload.get(RESULT_JSON) is None or attempt >= 2:
                 return None
-            payload["result_json"] = note if attempt == 0 else None
+            payload[RESULT_JSON] = note if attempt == 0 else None
         elif kind is OperationType.RECORD_QUALITY:
             if attempt >= 1:
                 return None
-            payload["payload_json"] = note
+            payload[PAYLOAD_JSON] = note
         else:
             return None
         if payload == op.payload:
@@ -129,7 +122,7 @@ class Rejections:
             payload,
             op._created,
             op.idempotency_key,
-            {**op.metadata, "repair": attempt + 1},
+            {**op.metadata, REPAIR: attempt + 1},
         )
 
     def _report(
@@ -147,7 +140,7 @@ class Rejections:
         log(
             "the Prefactor API refused %s (%s %s: %s); %s. Telemetry goes on. (Logged once "
             "per kind of refusal; statistics().rejected counts them.)",
-            _WHAT[op.type],
+            TABLE[op.type].describes,
             error.status_code,
             error.code,
             _short(error.message),

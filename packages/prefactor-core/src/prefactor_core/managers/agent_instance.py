@@ -5,37 +5,41 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Protocol
-
-import orjson
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prefactor_core._engine.ids import IdFactory, check_client_id
-from prefactor_core._payload import MARKER_KEY, PayloadEncoder
+from prefactor_core._engine.optable import (
+    finish_instance_op,
+    quality_op,
+    register_op,
+    start_instance_op,
+)
+from prefactor_core._payload import PayloadEncoder
 from prefactor_core.current import enter_instance, leave_instance
 from prefactor_core.exceptions import PrefactorTelemetryFailureError
-from prefactor_core.operations import Operation, OperationType
+from prefactor_core.managers._arguments import (
+    check_finish_status,
+    check_quality_name,
+    in_published_order,
+    masked_version,
+)
+from prefactor_core.operations import Operation
+from prefactor_core.operations import OperationType as OperationType
 from prefactor_core.span_context import FinishStatus, SpanContext, to_timestamp
 from prefactor_core.utils import generate_idempotency_key, validate_idempotency_key
+from prefactor_http.models.types import (
+    STATUS_CANCELLED,
+    STATUS_COMPLETE,
+    STATUS_FAILED,
+    InstancePurpose,
+)
 
 if TYPE_CHECKING:
     from prefactor_http import PrefactorHttpClient
 
 __all__ = ["AgentInstanceHandle", "AgentInstanceManager", "FinishStatus"]
-
-InstancePurpose = Literal["live", "smoke_test", "eval"]
-_FINISH_STATUSES = ("complete", "failed", "cancelled")
-
-
-def _check_name(name: object) -> None:
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"quality name must be a non-empty string, got {name!r}")
-
-
-def _check_status(status: str) -> None:
-    if status not in _FINISH_STATUSES:
-        raise ValueError(f"status must be one of {_FINISH_STATUSES}, got {status!r}")
 
 
 class AgentInstanceManager:
@@ -99,7 +103,7 @@ class AgentInstanceManager:
         Raises:
             ValueError: For a malformed id; TypeError for non-dict versions.
         """
-        agent_version, agent_schema_version, agent_id = _in_published_order(
+        agent_version, agent_schema_version, agent_id = in_published_order(
             agent_version, agent_schema_version, agent_id
         )
         if not isinstance(agent_version, dict):
@@ -114,7 +118,7 @@ class AgentInstanceManager:
             check_client_id(instance_id, "instance_id")
         encoder = self._encoder
         if encoder.mask is not None:
-            agent_version = _masked_version(encoder, agent_version)
+            agent_version = masked_version(encoder, agent_version)
         body: dict[str, Any] = {
             "agent_version": agent_version,
             "agent_schema_version": agent_schema_version,
@@ -131,14 +135,7 @@ class AgentInstanceManager:
         # Made JSON-compatible now: that snapshots it against later mutation, and the
         # background never meets a value it cannot encode.
         body = encoder.jsonable(body)
-        await self._enqueue(
-            Operation(
-                OperationType.REGISTER_AGENT_INSTANCE,
-                {"instance_id": instance_id, "body": body},
-                datetime.now(UTC),
-                generate_idempotency_key(),
-            )
-        )
+        await self._enqueue(register_op(instance_id, body, time.time(), generate_idempotency_key()))
         return instance_id
 
     async def start(self, instance_id: str, timestamp: datetime | None = None) -> None:
@@ -155,13 +152,9 @@ class AgentInstanceManager:
         """
         validate_idempotency_key(idempotency_key)
         at = to_timestamp(timestamp, "timestamp")
+        now = time.time()
         await self._enqueue(
-            Operation(
-                OperationType.START_AGENT_INSTANCE,
-                {"instance_id": instance_id, "timestamp": time.time() if at is None else at},
-                datetime.now(UTC),
-                idempotency_key,
-            )
+            start_instance_op(instance_id, now if at is None else at, now, idempotency_key)
         )
 
     async def finish(
@@ -187,45 +180,23 @@ class AgentInstanceManager:
         Raises:
             ValueError: For a bad status, or a key that is empty or too long.
         """
-        _check_status(status)
+        check_finish_status(status)
         validate_idempotency_key(idempotency_key)
         at = to_timestamp(timestamp, "timestamp")
+        now = time.time()
         await self._enqueue(
-            Operation(
-                OperationType.FINISH_AGENT_INSTANCE,
-                {
-                    "instance_id": instance_id,
-                    "status": status,
-                    "timestamp": time.time() if at is None else at,
-                },
-                datetime.now(UTC),
-                idempotency_key,
-            )
+            finish_instance_op(instance_id, status, now if at is None else at, now, idempotency_key)
         )
 
     async def record_quality(
         self, instance_id: str, name: str, payload: dict[str, Any] | None = None
     ) -> None:
         """Queue a named quality record for the instance (None removes the entry)."""
-        _check_name(name)
+        check_quality_name(name)
         encoded = None if payload is None else self._encoder.encode(payload, "quality payload")
         await self._enqueue(
-            Operation(
-                OperationType.RECORD_QUALITY,
-                {"instance_id": instance_id, "name": name, "payload_json": encoded},
-                datetime.now(UTC),
-                generate_idempotency_key(),
-            )
+            quality_op(instance_id, name, encoded, time.time(), generate_idempotency_key())
         )
-
-
-def _masked_version(encoder: PayloadEncoder, agent_version: dict[str, Any]) -> dict[str, Any]:
-    """The agent version through the masking hook; its ``name`` survives a failing hook."""
-    masked: dict[str, Any] = orjson.loads(encoder.encode(agent_version, "agent version"))
-    name = agent_version.get("name")
-    if MARKER_KEY in masked and "name" not in masked and isinstance(name, str):
-        masked["name"] = name
-    return masked
 
 
 class _InstanceOwner(Protocol):
@@ -346,7 +317,7 @@ class AgentInstanceHandle:
         """
         if self._finished:
             return
-        _check_status(status)
+        check_finish_status(status)
         await self._manager().finish_with_idempotency_key(
             self._id, self._finish_key, status, timestamp
         )
@@ -401,9 +372,9 @@ class AgentInstanceHandle:
         if self._finished:
             leave_instance(self, self._outer)
             return
-        status: FinishStatus = "complete"
+        status: FinishStatus = STATUS_COMPLETE
         if exc is not None:
-            status = "cancelled" if isinstance(exc, asyncio.CancelledError) else "failed"
+            status = STATUS_CANCELLED if isinstance(exc, asyncio.CancelledError) else STATUS_FAILED
         try:
             await self.finish(status)
         except PrefactorTelemetryFailureError:
@@ -412,12 +383,3 @@ class AgentInstanceHandle:
 
     def __repr__(self) -> str:
         return f"<AgentInstanceHandle id={self._id!r}>"
-
-
-def _in_published_order(first: Any, second: Any, third: Any) -> tuple[Any, Any, Any]:
-    """``register``'s first three arguments as (agent_version, agent_schema_version,
-    agent_id), also when they came in the older order (agent_id, agent_version,
-    agent_schema_version): only there is the first an id and the third a dict."""
-    if (first is None or isinstance(first, str)) and isinstance(third, dict):
-        return second, third, first
-    return first, second, third

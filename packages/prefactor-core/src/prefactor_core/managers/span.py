@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from prefactor_core._engine.ids import IdFactory, check_client_id
-from prefactor_core._engine.parents import _RESOLVERS, resolve
+from prefactor_core._engine.ids import check_client_id
+from prefactor_core._open_spans import SpanTable
 from prefactor_core._payload import PayloadEncoder
-from prefactor_core.context_stack import _STACK, SpanContextStack
+from prefactor_core.context_stack import SpanContextStack as SpanContextStack
 from prefactor_core.exceptions import SpanNotFoundError
 from prefactor_core.models import Span
-from prefactor_core.operations import Operation, OperationType, derived_operation
+from prefactor_core.operations import Operation
+from prefactor_core.operations import OperationType as OperationType
 from prefactor_core.span_context import FinishStatus, SpanContext, to_timestamp
-from prefactor_core.utils import generate_idempotency_key, validate_idempotency_key
+from prefactor_core.utils import generate_idempotency_key as generate_idempotency_key
+from prefactor_core.utils import validate_idempotency_key
 
 if TYPE_CHECKING:
     from prefactor_http import PrefactorHttpClient
@@ -55,62 +56,9 @@ class SpanManager:
         encoder: PayloadEncoder | None = None,
     ) -> None:
         self._http = http_client
-        # Encodes params and results (masking, budgets); a span's params may take 7/8
-        # of its budget, so that its result always has room.
-        self._encoder = encoder or PayloadEncoder()
-        self._span_budget = self._encoder.max_span_bytes
-        self._params_budget = self._span_budget - self._span_budget // 8
-        # The agent's path takes a plain dict's JSON as it is when no mask is set and it
-        # is no longer than this (then no string in it can be over budget either).
-        self._fast_limit = (
-            min(self._encoder.max_field_bytes, self._params_budget)
-            if self._encoder.mask is None
-            else -1
-        )
-        self._enqueue = enqueue
-        # offer(op) queues without awaiting when it can (True); False means "use
-        # enqueue". It keeps the agent's path free of extra coroutine layers.
-        self._offer: Callable[[Operation], bool] = offer or (lambda _op: False)
-        self._new_id = new_id or IdFactory().new_id
         self._check_schema = check_schema
-        self._on_failure_seen = on_failure_seen
-        self._open_spans: dict[str, SpanContext] = {}
-        # Ids chosen by the caller may repeat across runs, so their keys are random;
-        # ids made here are unique, so their keys derive from them (and cost nothing).
-        self._chosen_ids: set[str] = set()
-
-    # -- used by SpanContext ----------------------------------------------------------
-
-    def _offer_all(self, ops: list[Operation]) -> list[Operation] | None:
-        """Queue ``ops`` in order without awaiting; return those that must be awaited."""
-        for index, op in enumerate(ops):
-            if not self._offer(op):
-                return ops[index:]
-        return None
-
-    async def _enqueue_all(self, ops: list[Operation]) -> None:
-        for op in ops:
-            await self._enqueue(op)
-
-    def _op(
-        self,
-        kind: OperationType,
-        payload: dict[str, Any],
-        at: float,
-        prefix: str,
-        span_id: str,
-        metadata: dict[str, Any] | None = None,
-        key: str | None = None,
-    ) -> Operation:
-        """A span operation; its key derives from the span id unless the id was chosen
-        by the caller (chosen ids may repeat across runs; made ones never do)."""
-        if key is None and (not self._chosen_ids or span_id not in self._chosen_ids):
-            return derived_operation(kind, payload, at, prefix, span_id, metadata)
-        return Operation(kind, payload, at, key or generate_idempotency_key(), metadata)
-
-    def _failure_seen(self) -> None:
-        if self._on_failure_seen is not None:
-            self._on_failure_seen()
+        self.table = self._table = SpanTable(enqueue, offer, new_id, encoder, on_failure_seen)
+        """The table of open spans this manager (and its span contexts) works on."""
 
     def context(
         self,
@@ -124,39 +72,7 @@ class SpanManager:
             raise ValueError(f"schema_name must be a non-empty string, got {schema_name!r}")
         if self._check_schema is not None:
             self._check_schema(schema_name)
-        ctx = SpanContext("", self, payload)
-        ctx._instance_id = instance_id
-        ctx._schema_name = schema_name
-        ctx._parent_id = parent_span_id
-        return ctx
-
-    def _open(self, ctx: SpanContext, *, push: bool, span_id: str | None = None) -> None:
-        """Give ``ctx`` its id and parent, and record it as open."""
-        span_id = ctx._id = span_id or self._new_id()
-        ctx._prepared_at = time.time()
-        parent_id = ctx._parent_id
-        stack = _STACK.get()
-        if parent_id is None and _RESOLVERS:
-            # Inside another tracer's span (an OTel span bridged by prefactor_core.otel).
-            parent_id = ctx._parent_id = resolve(ctx._instance_id, len(stack))
-        if parent_id is None:
-            if stack:
-                top = stack[-1]
-                candidate = self._open_spans.get(top)
-                # A span of another instance is never a parent: the API would refuse it.
-                if candidate is None or candidate._instance_id == ctx._instance_id:
-                    ctx._parent_id = top
-                    ctx._parent = candidate
-        else:
-            ctx._parent = self._open_spans.get(parent_id)
-        if push:
-            _STACK.set((*stack, span_id))
-        self._open_spans[span_id] = ctx
-
-    def _close(self, ctx: SpanContext) -> None:
-        self._open_spans.pop(ctx._id, None)
-        if self._chosen_ids:
-            self._chosen_ids.discard(ctx._id)
+        return SpanContext("", self, payload, instance_id, schema_name, parent_span_id)
 
     # -- public API ---------------------------------------------------------------------
 
@@ -170,9 +86,8 @@ class SpanManager:
             The span's id (final: it does not change when the span starts).
         """
         ctx = self.context(instance_id, schema_name, parent_span_id)
-        ctx._entered = True
-        self._open(ctx, push=True)
-        return ctx._id
+        ctx._enter_now()
+        return ctx.id
 
     async def start(
         self,
@@ -195,7 +110,7 @@ class SpanManager:
             SpanNotFoundError: If ``temp_id`` is not an open span (also a ``KeyError``).
         """
         ctx = self._get_open(temp_id)
-        SpanContextStack.remove(temp_id)
+        self._table.leave(temp_id)
         await ctx.cancel(timestamp)
 
     async def create(
@@ -224,15 +139,13 @@ class SpanManager:
         """
         if span_id is not None:
             check_client_id(span_id, "span_id")
-            if span_id in self._open_spans:
+            if span_id in self._table.spans:
                 raise ValueError(f"span {span_id!r} is already open")
         ctx = self.context(instance_id, schema_name, parent_span_id, payload)
-        ctx._entered = True
-        self._open(ctx, push=False, span_id=span_id)
-        if span_id is not None:
-            self._chosen_ids.add(span_id)
+        ctx._entered = True  # entered without becoming the current span
+        self._table.open(ctx, push=False, span_id=span_id)
         await ctx.start(payload, started_at)
-        return ctx._id
+        return ctx.id
 
     async def finish(
         self,
@@ -259,20 +172,20 @@ class SpanManager:
         if idempotency_key is not None:
             validate_idempotency_key(idempotency_key)
         to_timestamp(timestamp, "timestamp")
-        SpanContextStack.remove(span_id)
+        self._table.leave(span_id)
         await ctx._finish(status, result_payload, timestamp, idempotency_key)
 
     def get(self, span_id: str) -> Span | None:
         """Return a snapshot of an open span, or None if it is not open."""
-        ctx = self._open_spans.get(span_id)
-        if ctx is None:
+        ctx = self._table.spans.get(span_id)
+        if not isinstance(ctx, SpanContext):
             return None
         prepared = datetime.fromtimestamp(ctx._prepared_at, UTC)
         return Span(
-            id=ctx._id,
-            instance_id=ctx._instance_id,
-            schema_name=ctx._schema_name,
-            parent_span_id=ctx._parent_id,
+            id=ctx.id,
+            instance_id=ctx.instance_id,
+            schema_name=ctx.schema_name,
+            parent_span_id=ctx.parent_span_id,
             status=ctx.status,
             payload=dict(ctx._default_payload or {}),
             created_at=prepared,
@@ -283,10 +196,10 @@ class SpanManager:
 
     def open_spans(self) -> list[SpanContext]:
         """Return the spans that are open (started or not, not finished)."""
-        return list(self._open_spans.values())
+        return [ctx for ctx in self._table.spans.values() if isinstance(ctx, SpanContext)]
 
     def _get_open(self, span_id: str) -> SpanContext:
-        ctx = self._open_spans.get(span_id)
-        if ctx is None:
+        ctx = self._table.spans.get(span_id)
+        if not isinstance(ctx, SpanContext):
             raise SpanNotFoundError(f"Unknown span: {span_id} (no open span has this id)")
         return ctx

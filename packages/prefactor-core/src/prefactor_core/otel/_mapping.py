@@ -36,6 +36,7 @@ from prefactor_core.otel._messages import (
     take,
 )
 from prefactor_core.otel._spans import STATUS_ERROR, MappedSpan, OtelEvent, OtelSpan
+from prefactor_http.models.types import STATUS_COMPLETE, STATUS_FAILED
 
 __all__ = [
     "GENAI_SCOPE_PREFIXES",
@@ -340,7 +341,7 @@ def map_span(span: OtelSpan) -> MappedSpan:
         params["attributes"] = remaining
     return MappedSpan(
         schema_name=_schema_name(span.name, attrs),
-        status="failed" if failed else "complete",
+        status=STATUS_FAILED if failed else STATUS_COMPLETE,
         params=params,
         result=result,
     )

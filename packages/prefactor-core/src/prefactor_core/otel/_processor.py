@@ -31,6 +31,21 @@ from opentelemetry import trace as otel_trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
+from prefactor_core._engine.optable import (
+    CREATE_KEY_PREFIX,
+    FINISHED_AT,
+    INSTANCE_ID,
+    PARENT_SPAN_ID,
+    PAYLOAD_JSON,
+    RESULT_JSON,
+    SCHEMA_NAME,
+    SPAN_ID,
+    STARTED_AT,
+    STATUS,
+    finish_instance_op,
+    register_op,
+    start_instance_op,
+)
 from prefactor_core._engine.parents import add_resolver, remove_resolver
 from prefactor_core._engine.wire import encode_json
 from prefactor_core._traced_types import declare
@@ -49,6 +64,7 @@ from prefactor_core.otel._mapping import (
 )
 from prefactor_core.sync_client import SyncPrefactorCoreClient
 from prefactor_core.utils import generate_idempotency_key
+from prefactor_http.models.types import STATUS_COMPLETE, STATUS_FAILED
 
 if TYPE_CHECKING:
     from prefactor_core.client import PrefactorCoreClient
@@ -317,7 +333,7 @@ class PrefactorSpanProcessor(SpanProcessor):
         """The instance and span of the innermost open Prefactor span; else the current
         instance of this client (``async with instance`` or ``start()``), at its top."""
         manager = self._client.span_manager
-        open_span = manager._open_spans.get(stack[-1]) if stack and manager is not None else None
+        open_span = manager.table.spans.get(stack[-1]) if stack and manager is not None else None
         if open_span is not None:
             return open_span.instance_id, open_span.id
         handle = current_instance()
@@ -341,18 +357,8 @@ class PrefactorSpanProcessor(SpanProcessor):
         now = time.time()
         self._submit(
             [
-                Operation(
-                    OperationType.REGISTER_AGENT_INSTANCE,
-                    {"instance_id": instance_id, "body": body},
-                    now,
-                    generate_idempotency_key(),
-                ),
-                Operation(
-                    OperationType.START_AGENT_INSTANCE,
-                    {"instance_id": instance_id, "timestamp": started},
-                    now,
-                    generate_idempotency_key(),
-                ),
+                register_op(instance_id, body, now, generate_idempotency_key()),
+                start_instance_op(instance_id, started, now, generate_idempotency_key()),
             ]
         )
         return instance_id
@@ -405,32 +411,29 @@ class PrefactorSpanProcessor(SpanProcessor):
             mapped = map_span(to_otel_span(span))
             start = (span.start_time or 0) / 1e9
             payload = {
-                "span_id": node.own_id,
-                "instance_id": node.instance_id,
-                "schema_name": mapped.schema_name,
-                "status": mapped.status,
-                "payload_json": encode_json(mapped.params),
-                "result_json": encode_json(mapped.result) if mapped.result else None,
-                "parent_span_id": node.parent_id,
-                "started_at": start,
-                "finished_at": (span.end_time or 0) / 1e9 or start,
+                SPAN_ID: node.own_id,
+                INSTANCE_ID: node.instance_id,
+                SCHEMA_NAME: mapped.schema_name,
+                STATUS: mapped.status,
+                PAYLOAD_JSON: encode_json(mapped.params),
+                RESULT_JSON: encode_json(mapped.result) if mapped.result else None,
+                PARENT_SPAN_ID: node.parent_id,
+                STARTED_AT: start,
+                FINISHED_AT: (span.end_time or 0) / 1e9 or start,
             }
             ops.append(
                 derived_operation(
-                    OperationType.CREATE_SPAN, payload, time.time(), "c-", node.own_id
+                    OperationType.CREATE_SPAN, payload, time.time(), CREATE_KEY_PREFIX, node.own_id
                 )
             )
         if owned is not None:
             # The trace's local root ended (forwarded or not): its instance is over.
             failed = span.status.status_code.value == 2
             ops.append(
-                Operation(
-                    OperationType.FINISH_AGENT_INSTANCE,
-                    {
-                        "instance_id": owned,
-                        "status": "failed" if failed else "complete",
-                        "timestamp": (span.end_time or time.time_ns()) / 1e9,
-                    },
+                finish_instance_op(
+                    owned,
+                    STATUS_FAILED if failed else STATUS_COMPLETE,
+                    (span.end_time or time.time_ns()) / 1e9,
                     time.time(),
                     generate_idempotency_key(),
                 )

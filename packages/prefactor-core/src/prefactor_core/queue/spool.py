@@ -23,6 +23,7 @@ from typing import IO, Any
 
 import orjson
 
+from prefactor_core._engine.optable import MERGED_FINISH, RECOVERED
 from prefactor_core.operations import Operation, OperationType
 from prefactor_core.queue.memory import InMemoryQueue
 
@@ -65,7 +66,7 @@ def _lock(path: Path) -> IO[bytes] | None:
 
 def _encode(op: Operation) -> bytes:
     created = op._created
-    metadata = {k: v for k, v in op.metadata.items() if k != "recovered"}
+    metadata = {k: v for k, v in op.metadata.items() if k != RECOVERED}
     return orjson.dumps(
         {
             "type": op.type.name,
@@ -81,7 +82,7 @@ def _decode(key: str, data: bytes) -> Operation:
     # An earlier process may have sent it already (the server stored it but the answer
     # was lost): it must go out again exactly as it was, never merged with a later
     # operation, so that the server recognises the replay.
-    metadata = {**(fields.get("metadata") or {}), "recovered": True}
+    metadata = {**(fields.get("metadata") or {}), RECOVERED: True}
     return Operation(
         OperationType[fields["type"]],
         fields["payload"],
@@ -146,7 +147,7 @@ class SpoolQueue(InMemoryQueue[Operation]):
         for op in ops:
             if op.idempotency_key is not None:
                 keys.append(op.idempotency_key)
-            merged = op.metadata.get("merged_finish")
+            merged = op.metadata.get(MERGED_FINISH)
             if isinstance(merged, str):
                 keys.append(merged)
         if keys and self._db is not None:

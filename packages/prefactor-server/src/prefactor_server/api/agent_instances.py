@@ -7,6 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from prefactor_http.models.types import (
+    ACTION_FINISH_INSTANCE,
+    ACTION_RECORD_QUALITY,
+    ACTION_REGISTER_INSTANCE,
+    ACTION_START_INSTANCE,
+    FINISH_STATUSES,
+    INSTANCE_STATUSES,
+)
 from prefactor_server.api._common import (
     CurrentAccount,
     body_doc,
@@ -28,7 +36,7 @@ router = APIRouter(prefix="/agent_instance", tags=["agent_instance"])
 
 _KEY = {"type": "string", "minLength": 1, "maxLength": 64}
 _TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
-_STATUSES = ("pending", "active", "complete", "failed", "cancelled", "terminated")
+_STATUSES = INSTANCE_STATUSES
 
 
 async def _action(
@@ -62,7 +70,7 @@ async def _action(
 )
 async def register(request: Request, account: CurrentAccount) -> Response:
     """Register an agent instance."""
-    return await _action(request, account, "agent_instances/register", {})
+    return await _action(request, account, ACTION_REGISTER_INSTANCE, {})
 
 
 @router.post(
@@ -73,7 +81,7 @@ async def register(request: Request, account: CurrentAccount) -> Response:
 async def start(request: Request, instance_id: str, account: CurrentAccount) -> Response:
     """Start an instance."""
     return await _action(
-        request, account, "agent_instances/start", {"agent_instance_id": instance_id}, True
+        request, account, ACTION_START_INSTANCE, {"agent_instance_id": instance_id}, True
     )
 
 
@@ -82,7 +90,7 @@ async def start(request: Request, instance_id: str, account: CurrentAccount) -> 
     summary="Finish a pending or active instance",
     openapi_extra=body_doc(
         {
-            "status": {"enum": ["complete", "failed", "cancelled"]},
+            "status": {"enum": list(FINISH_STATUSES)},
             "timestamp": _TIMESTAMP,
             "idempotency_key": _KEY,
         }
@@ -91,7 +99,7 @@ async def start(request: Request, instance_id: str, account: CurrentAccount) -> 
 async def finish(request: Request, instance_id: str, account: CurrentAccount) -> Response:
     """Finish an instance."""
     return await _action(
-        request, account, "agent_instances/finish", {"agent_instance_id": instance_id}, True
+        request, account, ACTION_FINISH_INSTANCE, {"agent_instance_id": instance_id}, True
     )
 
 
@@ -110,7 +118,7 @@ async def finish(request: Request, instance_id: str, account: CurrentAccount) ->
 async def record_quality(request: Request, instance_id: str, account: CurrentAccount) -> Response:
     """Record quality for an instance."""
     return await _action(
-        request, account, "agent_instances/record_quality", {"agent_instance_id": instance_id}
+        request, account, ACTION_RECORD_QUALITY, {"agent_instance_id": instance_id}
     )
 
 

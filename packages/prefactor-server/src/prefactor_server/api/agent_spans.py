@@ -7,6 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from prefactor_http.models.types import (
+    ACTION_CREATE_SPAN,
+    ACTION_FINISH_SPAN,
+    FINISH_STATUSES,
+    SPAN_STATUSES,
+)
 from prefactor_server.api._common import (
     CurrentAccount,
     body_doc,
@@ -31,7 +37,7 @@ _TIMESTAMP = {"type": "string", "format": "date-time"}
 _SPAN_FIELDS = {
     "agent_instance_id": {"type": "string"},
     "schema_name": {"type": "string"},
-    "status": {"enum": ["pending", "active", "complete", "failed", "cancelled"]},
+    "status": {"enum": list(SPAN_STATUSES)},
     "payload": {"type": "object"},
     "result_payload": {"type": ["object", "null"]},
     "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
@@ -64,7 +70,7 @@ async def create_span(request: Request, account: CurrentAccount) -> Response:
     if not isinstance(details, dict):
         raise invalid("details", "must be an object")
     key = request_key(request, details.get("idempotency_key"))
-    return await run_action(request, account, "agent_spans/create", details, key)
+    return await run_action(request, account, ACTION_CREATE_SPAN, details, key)
 
 
 @router.post(
@@ -72,7 +78,7 @@ async def create_span(request: Request, account: CurrentAccount) -> Response:
     summary="Finish a span",
     openapi_extra=body_doc(
         {
-            "status": {"enum": ["complete", "failed", "cancelled"]},
+            "status": {"enum": list(FINISH_STATUSES)},
             "result_payload": {"type": ["object", "null"]},
             "timestamp": _TIMESTAMP,
             "idempotency_key": _KEY,
@@ -84,7 +90,7 @@ async def finish_span(request: Request, span_id: str, account: CurrentAccount) -
     body = await read_json(request, allow_empty=True)
     key = request_key(request, body.get("idempotency_key"))
     return await run_action(
-        request, account, "agent_spans/finish", {**body, "agent_span_id": span_id}, key
+        request, account, ACTION_FINISH_SPAN, {**body, "agent_span_id": span_id}, key
     )
 
 

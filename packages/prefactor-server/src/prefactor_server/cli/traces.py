@@ -9,13 +9,14 @@ import click
 from rich.console import Console, RenderableType
 from rich.text import Text
 
+from prefactor_http.models.types import INSTANCE_STATUSES
 from prefactor_server.cli._api import api_options, run_reader
 from prefactor_server.traces.reader import TraceReader
 from prefactor_server.traces.render import instances_table, run_tree
 
 __all__ = ["traces"]
 
-_STATUSES = ("pending", "active", "complete", "failed", "cancelled", "terminated")
+_STATUSES = INSTANCE_STATUSES
 
 
 @click.group()

@@ -19,6 +19,15 @@ from typing import Any
 
 import httpx
 
+from prefactor_http.models.types import (
+    ACTION_CREATE_SPAN,
+    ACTION_FINISH_INSTANCE,
+    ACTION_REGISTER_INSTANCE,
+    ACTION_START_INSTANCE,
+    STATUS_COMPLETE,
+    STATUS_FAILED,
+)
+
 __all__ = ["SyntheticError", "make_big_run", "make_many_runs"]
 
 _BATCH = 1000
@@ -56,7 +65,7 @@ def _key() -> str:
 def _register(run_id: str, agent_id: str, started: datetime) -> list[dict[str, Any]]:
     return [
         {
-            "_type": "agent_instances/register",
+            "_type": ACTION_REGISTER_INSTANCE,
             "idempotency_key": _key(),
             "id": run_id,
             "agent_id": agent_id,
@@ -64,7 +73,7 @@ def _register(run_id: str, agent_id: str, started: datetime) -> list[dict[str, A
             "agent_schema_version": {"external_identifier": "s1", "span_type_schemas": []},
         },
         {
-            "_type": "agent_instances/start",
+            "_type": ACTION_START_INSTANCE,
             "idempotency_key": _key(),
             "agent_instance_id": run_id,
             "timestamp": _iso(started),
@@ -74,7 +83,7 @@ def _register(run_id: str, agent_id: str, started: datetime) -> list[dict[str, A
 
 def _finish(run_id: str, status: str, at: datetime) -> dict[str, Any]:
     return {
-        "_type": "agent_instances/finish",
+        "_type": ACTION_FINISH_INSTANCE,
         "idempotency_key": _key(),
         "agent_instance_id": run_id,
         "status": status,
@@ -171,20 +180,20 @@ async def make_big_run(
         start = origin + timedelta(milliseconds=begin[index])
         items.append(
             {
-                "_type": "agent_spans/create",
+                "_type": ACTION_CREATE_SPAN,
                 "idempotency_key": _key(),
                 "agent_instance_id": run_id,
                 "id": f"{run_id}-s{index}",
                 "parent_span_id": None if index == 0 else f"{run_id}-s{parents[index]}",
                 "schema_name": kind,
-                "status": "failed" if failed else "complete",
+                "status": STATUS_FAILED if failed else STATUS_COMPLETE,
                 "payload": params,
                 "result_payload": result,
                 "started_at": _iso(start),
                 "finished_at": _iso(start + timedelta(milliseconds=length[index])),
             }
         )
-    items.append(_finish(run_id, "complete", origin + timedelta(milliseconds=length[0] + 1)))
+    items.append(_finish(run_id, STATUS_COMPLETE, origin + timedelta(milliseconds=length[0] + 1)))
     await _bulk(client, items)
     return run_id
 
@@ -217,18 +226,18 @@ async def make_many_runs(
             params, result = _payloads(rng, kind, index, failed, 64)
             items.append(
                 {
-                    "_type": "agent_spans/create",
+                    "_type": ACTION_CREATE_SPAN,
                     "idempotency_key": _key(),
                     "agent_instance_id": run_id,
                     "schema_name": kind,
-                    "status": "failed" if failed else "complete",
+                    "status": STATUS_FAILED if failed else STATUS_COMPLETE,
                     "payload": params,
                     "result_payload": result,
                     "started_at": _iso(started + timedelta(milliseconds=10 * index)),
                     "finished_at": _iso(started + timedelta(milliseconds=10 * index + 5)),
                 }
             )
-        status = "failed" if number % 7 == 0 else "complete"
+        status = STATUS_FAILED if number % 7 == 0 else STATUS_COMPLETE
         items.append(
             _finish(run_id, status, started + timedelta(milliseconds=rng.randint(50, 1500)))
         )

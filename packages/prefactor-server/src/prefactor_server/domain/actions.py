@@ -13,6 +13,15 @@ from typing import Any
 
 import orjson
 
+from prefactor_http.models.types import (
+    ACTION_CREATE_SPAN,
+    ACTION_FINISH_INSTANCE,
+    ACTION_FINISH_SPAN,
+    ACTION_RECORD_QUALITY,
+    ACTION_REGISTER_INSTANCE,
+    ACTION_START_INSTANCE,
+    BULK_ACTION_NAMES,
+)
 from prefactor_server.domain import agents, instances, spans
 from prefactor_server.domain.context import WriteContext
 from prefactor_server.domain.fields import check_storable, shown
@@ -24,13 +33,13 @@ __all__ = ["ACTIONS", "BULK_ACTIONS", "Result", "execute", "minimal_output", "ru
 Handler = Callable[[WriteSession, WriteContext, dict[str, Any]], tuple[int, dict[str, Any]]]
 
 ACTIONS: dict[str, Handler] = {
-    "agent_instances/register": instances.register,
-    "agent_instances/start": instances.start,
-    "agent_instances/finish": instances.finish,
-    "agent_instances/record_quality": instances.record_quality,
+    ACTION_REGISTER_INSTANCE: instances.register,
+    ACTION_START_INSTANCE: instances.start,
+    ACTION_FINISH_INSTANCE: instances.finish,
+    ACTION_RECORD_QUALITY: instances.record_quality,
     "agent_instances/terminate": instances.terminate,
-    "agent_spans/create": spans.create,
-    "agent_spans/finish": spans.finish,
+    ACTION_CREATE_SPAN: spans.create,
+    ACTION_FINISH_SPAN: spans.finish,
     "agents/create": agents.create,
     "agents/update": agents.update,
     "agents/retire": agents.retire,
@@ -38,14 +47,7 @@ ACTIONS: dict[str, Handler] = {
     "agents/delete": agents.delete,
 }
 
-BULK_ACTIONS: tuple[str, ...] = (
-    "agent_instances/register",
-    "agent_instances/start",
-    "agent_instances/finish",
-    "agent_instances/record_quality",
-    "agent_spans/create",
-    "agent_spans/finish",
-)
+BULK_ACTIONS: tuple[str, ...] = BULK_ACTION_NAMES
 """The actions ``POST /api/v1/bulk`` accepts, announced in ping ``capabilities``."""
 
 
@@ -94,7 +96,7 @@ def bulk_fields(item: dict[str, Any]) -> dict[str, Any]:
         name: value for name, value in item.items() if name not in ("_type", "idempotency_key")
     }
     details = fields.get("details")
-    if item.get("_type") == "agent_spans/create" and isinstance(details, dict):
+    if item.get("_type") == ACTION_CREATE_SPAN and isinstance(details, dict):
         return details
     return fields
 
@@ -102,7 +104,7 @@ def bulk_fields(item: dict[str, Any]) -> dict[str, Any]:
 # Actions whose handler raises ApiError only before its first write (checks first, then
 # writes; a failed insert writes nothing). They need no savepoint: an error leaves
 # nothing behind to roll back. Any other exception aborts the whole request anyway.
-_NO_SAVEPOINT = frozenset({"agent_spans/create", "agent_spans/finish"})
+_NO_SAVEPOINT = frozenset({ACTION_CREATE_SPAN, ACTION_FINISH_SPAN})
 
 
 def minimal_output(body: dict[str, Any]) -> dict[str, Any]:
@@ -147,7 +149,7 @@ def run_bulk(
     outputs: dict[str, orjson.Fragment] = {}
     dumps = orjson.dumps
     fragment = orjson.Fragment
-    create_action = "agent_spans/create"
+    create_action = ACTION_CREATE_SPAN
     for item in items:
         key: str = item["idempotency_key"]
         action: str = item["_type"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from prefactor_http.models.types import FINISH_STATUSES, OPEN_STATUSES
 from prefactor_server import _time
 from prefactor_server.domain.context import WriteContext
 from prefactor_server.domain.fields import (
@@ -43,8 +44,8 @@ __all__ = ["finish", "record_quality", "register", "start", "terminate"]
 Outcome = tuple[int, dict[str, Any]]
 
 _PURPOSES = ("live", "smoke_test", "eval")
-_FINISH = ("complete", "failed", "cancelled")
-_OPEN = ("pending", "active")
+_FINISH = FINISH_STATUSES
+_OPEN = OPEN_STATUSES
 
 
 def _respond(

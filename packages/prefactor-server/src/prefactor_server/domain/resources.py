@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from prefactor_http.models.types import FINISH_STATUSES, SPAN_STATUSES, STATUS_TERMINATED
 from prefactor_server.storage.base import Account, Record
 
 __all__ = [
@@ -14,7 +15,7 @@ __all__ = [
     "span_resource",
 ]
 
-_TERMINAL_SPAN = ("complete", "failed", "cancelled")
+_TERMINAL_SPAN = FINISH_STATUSES
 
 
 def account_resource(account: Account) -> dict[str, Any]:
@@ -32,7 +33,7 @@ def account_resource(account: Account) -> dict[str, Any]:
 def span_counts(by_status: dict[str, int] | None) -> dict[str, int]:
     """Return span counts with all seven keys (http 0.1.1 requires ``pending`` too)."""
     counts = by_status or {}
-    out = {status: counts.get(status, 0) for status in ("pending", "active", *_TERMINAL_SPAN)}
+    out: dict[str, int] = {status: counts.get(status, 0) for status in SPAN_STATUSES}
     out["finished"] = sum(out[status] for status in _TERMINAL_SPAN)
     out["total"] = out["finished"] + out["pending"] + out["active"]
     return out
@@ -110,9 +111,7 @@ def agent_resource(record: Record, instance_counts: dict[str, int] | None = None
     }
     if instance_counts is not None:
         counts = dict(instance_counts)
-        counts["finished"] = sum(
-            counts.get(s, 0) for s in ("complete", "failed", "cancelled", "terminated")
-        )
+        counts["finished"] = sum(counts.get(s, 0) for s in (*FINISH_STATUSES, STATUS_TERMINATED))
         counts["total"] = sum(instance_counts.values())
         out["instance_counts"] = counts
     return out

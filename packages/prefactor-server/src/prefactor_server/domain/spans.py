@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from prefactor_http.models.types import FINISH_STATUSES, SPAN_STATUSES
 from prefactor_server import _time
 from prefactor_server.domain.context import WriteContext
 from prefactor_server.domain.fields import (
@@ -34,8 +35,8 @@ __all__ = ["create", "finish"]
 
 Outcome = tuple[int, dict[str, Any]]
 
-_CREATE = ("pending", "active", "complete", "failed", "cancelled")
-_TERMINAL = ("complete", "failed", "cancelled")
+_CREATE = SPAN_STATUSES
+_TERMINAL = FINISH_STATUSES
 
 
 def _answer(record: Record, instance: Record, status_code: int) -> Outcome:

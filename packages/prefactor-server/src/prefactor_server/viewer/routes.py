@@ -12,6 +12,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from prefactor_http.models.types import INSTANCE_STATUSES, OPEN_STATUSES
 from prefactor_server.api._common import read_body
 from prefactor_server.domain.resources import instance_resource
 from prefactor_server.errors import ApiError, excerpt
@@ -32,8 +33,8 @@ from prefactor_server.viewer.tree_data import TreeCache
 __all__ = ["mount_viewer", "not_found"]
 
 _HERE = Path(__file__).parent
-_STATUSES = ("pending", "active", "complete", "failed", "cancelled", "terminated")
-_LIVE = ("pending", "active")
+_STATUSES = INSTANCE_STATUSES
+_LIVE = OPEN_STATUSES
 
 
 def _when(value: object) -> str:

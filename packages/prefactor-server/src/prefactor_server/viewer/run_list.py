@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 import orjson
 
+from prefactor_http.models.types import INSTANCE_STATUSES, OPEN_STATUSES
 from prefactor_server.domain.resources import instance_resource
 from prefactor_server.storage.base import RUN_SORTS, ListQuery, ReadSession, RunPage, RunQuery
 from prefactor_server.traces.llm import LlmFacts, llm_facts
@@ -45,7 +46,7 @@ SORT_LABELS = {
 # matching runs; the other sorts are one keyset query in storage.
 _LLM_SORTS = ("tokens", "cost")
 _LLM_SORT_MAX = 50_000
-_STATUSES = ("pending", "active", "complete", "failed", "cancelled", "terminated")
+_STATUSES = INSTANCE_STATUSES
 _TEXT_CHARS = 200
 _AGENTS_SHOWN = 500
 
@@ -248,5 +249,5 @@ def load_run_list(session: ReadSession, account_id: str, form: RunListForm) -> R
         agents=agents,
         previous=previous,
         following=following,
-        live=any(run["status"] in ("pending", "active") for run in runs),
+        live=any(run["status"] in OPEN_STATUSES for run in runs),
     )

@@ -35,6 +35,7 @@ from typing import Any
 
 import orjson
 
+from prefactor_http.models.types import SPAN_STATUSES
 from prefactor_server.storage.base import Record, Storage
 from prefactor_server.traces.llm import LlmFacts, llm_facts
 from prefactor_server.traces.tree import SpanNode, span_error
@@ -42,7 +43,7 @@ from prefactor_server.traces.tree import SpanNode, span_error
 __all__ = ["CHUNK", "STATUSES", "TreeCache", "TreeColumns", "build_tree_json", "span_row"]
 
 CHUNK = 5000
-STATUSES = ["pending", "active", "complete", "failed", "cancelled"]
+STATUSES = list(SPAN_STATUSES)
 _SUMMARY_CHARS = 160
 _ERROR_CHARS = 300
 _NO_FACTS = LlmFacts()
