@@ -404,3 +404,22 @@ def test_flush_reports_a_timeout_and_then_delivers(live: LocalServer) -> None:
     assert instance_status(live, run.id) == "complete"
     [row] = spans(live, run.id)
     assert row["payload"] == {"key": "held"}
+
+
+def test_published_argument_order_is_accepted(live: LocalServer) -> None:
+    """The sync client shares the async one's reading of the published 0.5 order
+    ``(agent_version, agent_schema_version, agent_id)``."""
+    schema = {
+        "external_identifier": "sync-positional",
+        "span_schemas": {"agent:step": {"type": "object"}},
+    }
+    with SyncPrefactorCoreClient(config_for(live)) as client:
+        run = client.create_agent_instance(  # type: ignore[arg-type]
+            {"name": "Positional"}, schema, "sync-positional-agent"
+        )
+        run.start()
+        run.finish()
+        assert client.flush(10.0)
+    stored_instance = stored(live, f"/api/v1/agent_instance/{run.id}")["details"]
+    assert stored_instance["agent_id"] == "sync-positional-agent"
+    assert stored_instance["status"] == "complete"

@@ -20,12 +20,13 @@ import weakref
 from collections.abc import Coroutine
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
+from prefactor_core._client_base import BaseClient, InstancePurpose, fork_generation
 from prefactor_core._engine.dispatcher import DeliveryStatistics
-from prefactor_core.client import PrefactorCoreClient, _fork_generation
+from prefactor_core.client import PrefactorCoreClient
 from prefactor_core.config import PrefactorCoreConfig
 from prefactor_core.current import leave_instance
 from prefactor_core.exceptions import ClientNotInitializedError, PrefactorTelemetryFailureError
@@ -38,7 +39,6 @@ __all__ = ["SyncAgentInstanceHandle", "SyncPrefactorCoreClient"]
 logger = logging.getLogger("prefactor_core")
 
 T = TypeVar("T")
-InstancePurpose = Literal["live", "smoke_test", "eval"]
 _GRACE = 5.0  # seconds on top of a configured deadline before a wait gives up
 _CLIENTS: weakref.WeakSet[SyncPrefactorCoreClient] = weakref.WeakSet()
 
@@ -72,7 +72,7 @@ class _Engine:
         self.thread = threading.Thread(
             target=self.loop.run_forever, name="prefactor-engine", daemon=True
         )
-        self.generation = _fork_generation[0]
+        self.generation = fork_generation()
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None) -> T:
         """Run ``coro`` on the engine's loop and wait at most ``timeout`` for it."""
@@ -190,7 +190,7 @@ class SyncAgentInstanceHandle:
         return f"<SyncAgentInstanceHandle id={self._handle.id!r}>"
 
 
-class SyncPrefactorCoreClient:
+class SyncPrefactorCoreClient(BaseClient):
     """Records agent runs and their spans from synchronous code.
 
     The same engine as ``PrefactorCoreClient`` (ordered, batched, retried, bounded
@@ -221,13 +221,8 @@ class SyncPrefactorCoreClient:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        if not isinstance(config, PrefactorCoreConfig):
-            raise TypeError(f"config must be a PrefactorCoreConfig, got {type(config).__name__}")
-        self._config = config
-        self._sdk_header_entry = sdk_header_entry
-        self._transport = transport
+        super().__init__(config, sdk_header_entry, transport)
         self._engine: _Engine | None = None
-        self._state: Literal["new", "open", "closed"] = "new"
         self._lock = threading.Lock()
         _CLIENTS.add(self)
 
@@ -298,7 +293,7 @@ class SyncPrefactorCoreClient:
             self._state = "closed"
             atexit.unregister(self._at_exit)
             engine, self._engine = self._engine, None
-        if engine is None or engine.generation != _fork_generation[0]:
+        if engine is None or engine.generation != fork_generation():
             return  # a parent's engine, seen from a forked child: nothing of it runs here
         try:
             engine.stop(wait)
@@ -336,11 +331,6 @@ class SyncPrefactorCoreClient:
             return DeliveryStatistics(0, 0, 0, 0, 0, 0, 0)
         return engine.client.statistics()
 
-    @property
-    def config(self) -> PrefactorCoreConfig:
-        """The client's configuration."""
-        return self._config
-
     # -- instances --------------------------------------------------------------------------
 
     def create_agent_instance(
@@ -367,14 +357,16 @@ class SyncPrefactorCoreClient:
         engine = self._require_engine()
         client = engine.client
         coro = client._create_instance(
-            agent_id=agent_id,
-            agent_version=agent_version,
-            agent_schema_version=agent_schema_version,
-            instance_id=instance_id,
-            external_schema_version_id=external_schema_version_id,
-            environment_id=environment_id,
-            purpose=purpose,
-            external_identifier=external_identifier,
+            self._instance_request(
+                agent_id,
+                agent_version,
+                agent_schema_version,
+                instance_id=instance_id,
+                external_schema_version_id=external_schema_version_id,
+                environment_id=environment_id,
+                purpose=purpose,
+                external_identifier=external_identifier,
+            )
         )
         if client._learn_partition:
             # An API that does not announce its id partition: the one awaited register.
@@ -387,7 +379,7 @@ class SyncPrefactorCoreClient:
         engine = self._engine
         if self._state != "open" or engine is None:
             raise ClientNotInitializedError("the client is not open")
-        if engine.generation != _fork_generation[0]:
+        if engine.generation != fork_generation():
             engine = self._restart_after_fork()
         return engine
 
@@ -395,7 +387,7 @@ class SyncPrefactorCoreClient:
         """Give a forked child its own engine (the parent's thread does not exist here)."""
         with self._lock:
             engine = self._engine
-            if engine is not None and engine.generation == _fork_generation[0]:
+            if engine is not None and engine.generation == fork_generation():
                 return engine
             if self._config.spool_path is not None:
                 raise ClientNotInitializedError(
@@ -404,7 +396,3 @@ class SyncPrefactorCoreClient:
                 )
             self._engine = None
             return self._start_engine()
-
-    def __repr__(self) -> str:
-        url = self._config.http_config.api_url
-        return f"<SyncPrefactorCoreClient {self._state} api_url={url!r}>"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import json
 import time
@@ -112,9 +111,8 @@ class PrefactorHttpClient:
         self.config = config
         self._base_url = config.api_url.rstrip("/")
         self._transport = transport
-        self._sleep: SleepFunc = asyncio.sleep if sleep is None else sleep
         self._clock: ClockFunc = time.time if clock is None else clock
-        self._retry = RetryPolicy.from_config(config, jitter)
+        self._retry = RetryPolicy.from_config(config, jitter, sleep)
         self._state = ClientState.UNOPENED
         self._http: httpx.AsyncClient | None = None
         self._sdk_header = DEFAULT_SDK_HEADER
@@ -308,7 +306,6 @@ class PrefactorHttpClient:
         if json_data is not None:
             content = _JSON_ENCODER.encode(json_data).encode()
         url = self._base_url + path
-        attempts = self._retry.max_retries + 1 if retry else 1
         attempt = 0
         while True:
             http = self._require_open(method, path)
@@ -318,18 +315,18 @@ class PrefactorHttpClient:
             except PrefactorHttpError as exc:
                 if not is_transient_http_error(exc):
                     raise
-                if attempt >= attempts:
-                    if attempts == 1:
+                if not retry or not self._retry.allows(attempt - 1):
+                    if attempt == 1:
                         raise
                     raise PrefactorRetryExhaustedError(
-                        f"request failed after {attempts} attempts: {exc}",
+                        f"request failed after {attempt} attempts: {exc}",
                         exc,
                         method=method,
                         path=path,
-                        attempts=attempts,
+                        attempts=attempt,
                     ) from exc
                 retry_after: float | None = getattr(exc, "retry_after", None)
-                await self._sleep(self._retry.delay(attempt - 1, retry_after))
+                await self._retry.wait(attempt - 1, retry_after)
 
     async def _send_once(
         self,

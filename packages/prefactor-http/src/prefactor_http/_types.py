@@ -11,7 +11,7 @@ JSONObject: TypeAlias = dict[str, Any]
 QueryParams: TypeAlias = Mapping[str, str | int | float | bool]
 """Query-string parameters; values are converted with ``str()`` by httpx."""
 
-SleepFunc: TypeAlias = Callable[[float], Awaitable[None]]
+SleepFunc: TypeAlias = Callable[[float], Awaitable[object]]
 """An ``asyncio.sleep``-like coroutine function, injectable so retry tests run instantly."""
 
 ClockFunc: TypeAlias = Callable[[], float]

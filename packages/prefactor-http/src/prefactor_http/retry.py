@@ -1,12 +1,12 @@
-"""``RetryHandler``: run any async call with the client's retry policy.
+"""Retrying: ``RetryPolicy``, the one backoff rule, and ``RetryHandler`` around any call.
 
-The HTTP client retries its own requests; this is for code that wants the same
-backoff (exponential, ±25 % jitter, capped) around calls of its own.
+The HTTP client retries its own requests with a ``RetryPolicy``; ``RetryHandler`` is for
+code that wants the same backoff (exponential, ±25 % jitter, capped) around calls of its
+own, and the core SDK's background loops use the policy too.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,7 +14,7 @@ from prefactor_http._retry import RetryPolicy
 from prefactor_http.config import HttpClientConfig
 from prefactor_http.exceptions import PrefactorRetryExhaustedError
 
-__all__ = ["HttpClientConfig", "RetryHandler"]
+__all__ = ["HttpClientConfig", "RetryHandler", "RetryPolicy"]
 
 
 class RetryHandler:
@@ -52,16 +52,16 @@ class RetryHandler:
                 is its ``last_error``).
         """
         policy = RetryPolicy.from_config(self.config)
-        attempts = policy.max_retries + 1
-        for attempt in range(attempts):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 return await operation(*args, **kwargs)
             except Exception as error:
                 if not is_retryable(error) or policy.max_retries == 0:
                     raise
-                if attempt + 1 == attempts:
+                if not policy.allows(attempt - 1):
                     raise PrefactorRetryExhaustedError(
-                        f"the operation failed {attempts} times", error, attempts=attempts
+                        f"the operation failed {attempt} times", error, attempts=attempt
                     ) from error
-                await asyncio.sleep(policy.delay(attempt))
-        raise AssertionError("unreachable")  # pragma: no cover
+                await policy.wait(attempt - 1)

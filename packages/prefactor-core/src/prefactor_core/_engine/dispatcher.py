@@ -367,10 +367,7 @@ class Dispatcher:
     # -- backing off ----------------------------------------------------------------
 
     def _back_off(self, error: Exception) -> None:
-        retry_after = getattr(error, "retry_after", None)
-        delay = self._backoff.next_delay(
-            float(retry_after) if isinstance(retry_after, int | float) else None
-        )
+        delay = self._backoff.delay_after(error)
         if self._pause is not None:
             self._pause.cancel()  # the newest failure decides when to try again
         self._pause = asyncio.ensure_future(self._wait(delay))

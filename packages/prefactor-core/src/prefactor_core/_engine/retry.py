@@ -1,15 +1,19 @@
-"""The waits between retries, and how ``flush()``/``close()`` cut them short.
+"""The waits between retries of the background loops, and how ``flush()``/``close()``
+cut them short.
 
-Both background loops that retry (the start-up probe of the API and the dispatcher's
-delivery) wait through a ``Backoff``: exponential with jitter, capped, honouring
-``Retry-After``. An outage can end at any moment of such a wait; if the agent then
-flushes or closes, waiting out a backoff of many seconds would let ``close()`` reach its
-deadline without trying, and drop everything queued (issue 10). So a caller that needs
-delivery *now* calls ``hurry()``: the current wait ends at once, and while any such
-caller is waiting (``urgent``) every wait is at most ``URGENT_DELAY`` seconds, so the
-loops retry at short intervals until the caller's deadline.
+Both background loops that retry without end (the start-up probe of the API and the
+dispatcher's delivery) wait through a ``Backoff``: it counts the failures in a row and
+takes each delay from ``prefactor_http``'s ``RetryPolicy``, the one backoff rule of the
+SDK (exponential with jitter, capped, honouring ``Retry-After``). An outage can end at
+any moment of such a wait; if the agent then flushes or closes, waiting out a backoff of
+many seconds would let ``close()`` reach its deadline without trying, and drop
+everything queued (issue 10). So a caller that needs delivery *now* calls ``hurry()``:
+the current wait ends at once, and while any such caller is waiting (``urgent``) every
+wait is at most ``URGENT_DELAY`` seconds, so the loops retry at short intervals until the
+caller's deadline.
 
-The sleep is injectable (``sleep=``), so tests control time instead of sleeping.
+The clock (``sleep=``) and the randomness (``jitter=``) are injectable, so tests control
+time instead of sleeping.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+
+from prefactor_http.retry import RetryPolicy
 
 __all__ = ["URGENT_DELAY", "Backoff", "Sleep"]
 
@@ -28,7 +34,7 @@ URGENT_DELAY = 0.2
 
 
 class Backoff:
-    """Exponential backoff with jitter whose waits ``hurry()`` cuts short.
+    """The failures in a row of an endless retry loop, and waits ``hurry()`` cuts short.
 
     Example::
 
@@ -41,29 +47,39 @@ class Backoff:
         base: The first delay in seconds; it doubles per failure in a row.
         cap: The longest delay.
         sleep: The sleep to wait with (``asyncio.sleep`` by default).
+        jitter: Returns a float in ``[0, 1)`` (``random.random`` by default).
     """
 
-    def __init__(self, base: float, cap: float, *, sleep: Sleep | None = None) -> None:
-        self.base = base
-        self.cap = cap
+    def __init__(
+        self,
+        base: float,
+        cap: float,
+        *,
+        sleep: Sleep | None = None,
+        jitter: Callable[[], float] | None = None,
+    ) -> None:
+        self.policy = RetryPolicy(None, base, cap, jitter=jitter or random.random, sleep=sleep)
         self.failures = 0
         self.urgent = 0
-        self._sleep: Sleep = sleep or asyncio.sleep
         self._waits: set[asyncio.Future[None]] = set()
 
     def next_delay(self, retry_after: float | None = None) -> float:
         """Count one more failure in a row and return how long to wait before the next try.
 
-        A ``Retry-After`` from the server replaces the computed delay (still capped).
+        A positive ``Retry-After`` from the server replaces the computed delay (still
+        capped); a zero one is ignored, so a loop that never gives up cannot spin.
         """
         self.failures += 1
-        delay: float = min(self.base * 2.0 ** min(self.failures - 1, 62), self.cap)
-        delay *= random.uniform(0.75, 1.25)
-        if retry_after is not None and retry_after > 0:
-            delay = min(float(retry_after), self.cap)
+        hint = retry_after if retry_after is not None and retry_after > 0 else None
+        delay = self.policy.delay(self.failures - 1, hint)
         if self.urgent:
             delay = min(delay, URGENT_DELAY)
         return delay
+
+    def delay_after(self, error: BaseException) -> float:
+        """``next_delay`` for a failure, honouring the error's ``retry_after`` if it has one."""
+        retry_after = getattr(error, "retry_after", None)
+        return self.next_delay(float(retry_after) if isinstance(retry_after, int | float) else None)
 
     def reset(self) -> None:
         """A try succeeded: the next failure starts from ``base`` again."""
@@ -75,7 +91,7 @@ class Backoff:
             delay = min(delay, URGENT_DELAY)
         cut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waits.add(cut)
-        sleeper = asyncio.ensure_future(self._sleep(delay))
+        sleeper = asyncio.ensure_future((self.policy.sleep or asyncio.sleep)(delay))
         try:
             await asyncio.wait((sleeper, cut), return_when=asyncio.FIRST_COMPLETED)
         finally:

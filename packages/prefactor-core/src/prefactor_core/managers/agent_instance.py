@@ -68,7 +68,8 @@ class AgentInstanceManager:
         new_id: Callable[[], str] | None = None,
         encoder: PayloadEncoder | None = None,
     ) -> None:
-        self._http = http_client
+        # http_client stays in the published signature but is not kept: the managers
+        # only queue operations, and the dispatcher sends them.
         self._enqueue = enqueue
         self._new_id = new_id or IdFactory().new_id
         self._encoder = encoder or PayloadEncoder()

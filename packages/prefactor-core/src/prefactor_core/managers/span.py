@@ -55,7 +55,8 @@ class SpanManager:
         offer: Callable[[Operation], bool] | None = None,
         encoder: PayloadEncoder | None = None,
     ) -> None:
-        self._http = http_client
+        # http_client stays in the published signature but is not kept: the managers
+        # only queue operations, and the dispatcher sends them.
         self._check_schema = check_schema
         self.table = self._table = SpanTable(enqueue, offer, new_id, encoder, on_failure_seen)
         """The table of open spans this manager (and its span contexts) works on."""
@@ -97,6 +98,9 @@ class SpanManager:
     ) -> str:
         """Queue the creation of a prepared span as ``active``; return its id.
 
+        ``temp_id`` (the published name) is the span's final id as ``prepare()`` gave it;
+        the id returned is the same.
+
         Raises:
             SpanNotFoundError: If ``temp_id`` is not an open span (also a ``KeyError``).
         """
@@ -105,6 +109,8 @@ class SpanManager:
 
     async def cancel_unstarted(self, temp_id: str, timestamp: datetime | None = None) -> None:
         """Record a span that never started as ``pending``, then ``cancelled``.
+
+        ``temp_id`` (the published name) is the span's final id as ``prepare()`` gave it.
 
         Raises:
             SpanNotFoundError: If ``temp_id`` is not an open span (also a ``KeyError``).

@@ -1,4 +1,5 @@
-"""Queue infrastructure: the queue interface, the in-memory queue, the worker pool."""
+"""Queue infrastructure: the queue interface, the in-memory queue and the spool, and
+``TaskExecutor`` (a worker pool for user code; the SDK delivers through its dispatcher)."""
 
 from prefactor_core.queue.base import Queue, QueueClosedError, QueueFullError
 from prefactor_core.queue.executor import ExecutorStatistics, TaskExecutor

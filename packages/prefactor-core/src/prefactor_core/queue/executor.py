@@ -1,14 +1,20 @@
-"""A pool of workers that take items from a queue and hand them to a handler."""
+"""``TaskExecutor``: a general-purpose pool of asyncio workers over a ``Queue``.
+
+Part of the public API (the published SDK exports it) for user code that wants workers
+with retries over one of the SDK's queues. The SDK itself does not use it: its own
+delivery runs in the dispatcher (``_engine/dispatcher.py``), which orders, batches and
+retries operations per agent instance.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 from prefactor_core.queue.base import Queue, QueueClosedError
+from prefactor_http.retry import RetryPolicy
 
 __all__ = ["ExecutorStatistics", "TaskExecutor"]
 
@@ -28,9 +34,11 @@ class ExecutorStatistics(NamedTuple):
 class TaskExecutor:
     """Workers that process queue items, retrying failures with exponential backoff.
 
-    Each of ``num_workers`` workers takes an item, awaits ``handler(item)``, and on an
-    exception retries it up to ``max_retries`` times (waiting ``retry_delay_base * 2**n``
-    seconds, with jitter) as long as ``is_retryable(error)`` says so. An item that still
+    A utility for user code over any ``Queue``; the SDK's own delivery does not go
+    through it. Each of ``num_workers`` workers takes an item, awaits ``handler(item)``,
+    and on an exception retries it up to ``max_retries`` times as long as
+    ``is_retryable(error)`` says so, waiting as ``prefactor_http``'s ``RetryPolicy`` says:
+    ``retry_delay_base * 2**n`` seconds with ±25 % jitter, uncapped. An item that still
     fails is logged and counted, never raised: a worker outlives any item.
 
     ``stop()`` closes the queue and waits for the workers to process everything that
@@ -69,10 +77,8 @@ class TaskExecutor:
         self._queue = queue
         self._handler = handler
         self._num_workers = num_workers
-        self._max_retries = max_retries
         self._is_retryable = is_retryable or (lambda _error: True)
-        self._retry_delay_base = retry_delay_base
-        self._sleep = sleep or asyncio.sleep
+        self._policy = RetryPolicy(max_retries, retry_delay_base, sleep=sleep)
         self._workers: list[asyncio.Task[None]] = []
         self._processed = 0
         self._retried = 0
@@ -141,17 +147,17 @@ class TaskExecutor:
             try:
                 await self._handler(item)
             except Exception as error:
-                if attempt >= self._max_retries or not self._retryable(error):
+                if not self._policy.allows(attempt) or not self._retryable(error):
                     self._failed += 1
                     logger.warning(
                         "giving up on %r after %d attempt(s): %r", item, attempt + 1, error
                     )
                     return
-                delay = self._retry_delay_base * (2**attempt) * random.uniform(0.75, 1.25)
+                delay = self._policy.delay(attempt)
                 attempt += 1
                 self._retried += 1
                 logger.debug("retrying %r in %.2fs after %r", item, delay, error)
-                await self._sleep(delay)
+                await (self._policy.sleep or asyncio.sleep)(delay)
             else:
                 self._processed += 1
                 return
