@@ -239,3 +239,36 @@ def test_a_client_that_cannot_take_operations_counts_them_and_never_raises(
 async def _open_and_close(client: PrefactorCoreClient) -> None:
     async with client:
         pass
+
+
+class CountingQueue(InMemoryQueue[Operation]):
+    """A user's own in-memory queue that counts what goes through it (empty at start, so
+    ``len()`` of it is 0: it must still be used)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.taken = 0
+
+    async def get(self) -> Operation:
+        item = await super().get()
+        self.taken += 1
+        return item
+
+
+async def test_an_empty_queue_of_the_users_own_is_used(
+    make_client: ClientFactory, server: LocalServer
+) -> None:
+    """A queue passed in empty (falsy, like any empty container) is the client's queue."""
+    async with asyncio.timeout(30):
+        client = make_client()
+        queue = CountingQueue()
+        client._custom_queue = queue
+        async with (
+            client,
+            client.create_agent_instance(agent_id="own", agent_version=AGENT_VERSION) as run,
+        ):
+            await run.start()
+            async with run.span("agent:step"):
+                pass
+        assert queue.taken >= 3  # register, start, the span (and the finishes)
+    assert len(await spans_of(server, run.id)) == 1

@@ -151,7 +151,8 @@ class PrefactorCoreClient(EngineClient):
         if self._state == "closed":
             raise ClientNotInitializedError("the client was closed; make a new one")
         config = self._config
-        self._queue = self._custom_queue or self._default_queue()
+        custom = self._custom_queue  # an empty queue is falsy (len 0): test for None
+        self._queue = custom if custom is not None else self._default_queue()
         self._instance_manager = AgentInstanceManager(
             None, self._enqueue, new_id=self._ids.new_id, encoder=self._payloads
         )
