@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,12 +24,10 @@ TOKEN = "race-token-0123456789"
 
 
 @pytest.fixture(name="pair")
-async def fixture_pair(postgres_url: str, tmp_path: Path) -> AsyncIterator[list[httpx.AsyncClient]]:
+async def fixture_pair(postgres_url: str) -> AsyncIterator[list[httpx.AsyncClient]]:
     """Two apps on the same database (started together), with a client each."""
-    # One app built first (on a throwaway SQLite file): pydantic completes the API models'
-    # schemas lazily and not thread-safely, which two apps built in two threads of one
-    # process could trip over (separate server processes never share them).
-    await LocalServer(tmp_path / "warm.db", token=TOKEN).aclose()
+    # Built in two threads at once, as two processes would start: create_app builds one
+    # app's routes at a time (pydantic completes schemas lazily, not thread-safely).
     servers = await asyncio.gather(
         *(asyncio.to_thread(LocalServer, postgres_url, token=TOKEN) for _ in range(2))
     )

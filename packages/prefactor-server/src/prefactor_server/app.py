@@ -8,8 +8,9 @@ the app through it. The lifespan only closes what the factory opened.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import orjson
 from fastapi import FastAPI, Request
@@ -165,10 +166,29 @@ def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI
         if owned:
             store.close()
 
+    with _BUILDING:
+        app = _build(settings, store, bootstrap, lifespan)
+    return app
+
+
+# FastAPI (through pydantic) completes its models' schemas lazily, and not thread-safely:
+# two apps built at once in two threads of one process (tests, embedders) could see a
+# half-built schema. Building is quick, so apps are built one at a time; opening the
+# storage and the bootstrap before it still run side by side.
+_BUILDING = threading.Lock()
+
+
+def _build(
+    settings: Settings,
+    store: Storage,
+    bootstrap: Bootstrap,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+) -> FastAPI:
+    """The app's routes, handlers and middleware on an opened storage."""
     app = FastAPI(
         title="Prefactor local API",
         version=__version__,
-        description="A local, Prefactor-compatible API server on SQLite.",
+        description="A local, Prefactor-compatible API server on SQLite or PostgreSQL.",
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
