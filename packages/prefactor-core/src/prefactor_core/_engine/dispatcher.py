@@ -70,7 +70,6 @@ class Dispatcher:
         sleep: Sleep | None = None,
     ) -> None:
         self._queue = queue
-        self._sender = sender
         self._config = config
         self._ledger = ledger = Ledger(on_delivered)
         self._lanes = lanes = Lanes(ledger)
