@@ -21,6 +21,14 @@ from collections import deque
 from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
+from prefactor_core._engine.optable import (
+    NO_MERGE,
+    PARENT_SPAN_ID,
+    RECOVERED,
+    SPAN_ID,
+    TABLE,
+    WaitsFor,
+)
 from prefactor_core._engine.outcomes import merged, weight
 from prefactor_core._engine.wire import BULK_ACTIONS, render_bulk_item
 from prefactor_core.operations import Operation, OperationType
@@ -28,12 +36,7 @@ from prefactor_core.operations import Operation, OperationType
 __all__ = ["ALL_BULK", "BARRIER_TYPES", "Batch", "InFlight", "bulk_types", "merge", "take_batch"]
 
 BARRIER_TYPES = frozenset(
-    {
-        OperationType.REGISTER_AGENT_INSTANCE,
-        OperationType.START_AGENT_INSTANCE,
-        OperationType.FINISH_AGENT_INSTANCE,
-        OperationType.RECORD_QUALITY,
-    }
+    kind for kind, spec in TABLE.items() if spec.waits_for is WaitsFor.INSTANCE
 )
 """Instance-level operations: nothing behind them in their lane overtakes them."""
 
@@ -82,10 +85,10 @@ class InFlight:
         """True when ``op`` depends on nothing in flight of its lane."""
         kind = op.type
         if kind is _CREATE:
-            parent = op.payload.get("parent_span_id")
+            parent = op.payload.get(PARENT_SPAN_ID)
             return parent is None or parent not in self.creates
         if kind is _FINISH:
-            return op.payload["span_id"] not in self.creates
+            return op.payload[SPAN_ID] not in self.creates
         return False
 
     def take_off(self, batch: Batch) -> None:
@@ -140,13 +143,13 @@ def merge(ops: list[Operation], attempted: Container[int]) -> list[Operation]:
         if (
             kind is _CREATE
             and id(op) not in attempted
-            and not op.metadata.get("no_merge")
-            and not op.metadata.get("recovered")
+            and not op.metadata.get(NO_MERGE)
+            and not op.metadata.get(RECOVERED)
         ):
-            creates[op.payload["span_id"]] = len(out)
+            creates[op.payload[SPAN_ID]] = len(out)
             out.append(op)
-        elif kind is _FINISH and op.payload["span_id"] in creates:
-            index = creates.pop(op.payload["span_id"])
+        elif kind is _FINISH and op.payload[SPAN_ID] in creates:
+            index = creates.pop(op.payload[SPAN_ID])
             out[index] = merged(out[index], op)
         else:
             out.append(op)
@@ -222,7 +225,7 @@ def take_batch(
             used.add(lane_id)
             kind = op.type
             if kind is _CREATE:
-                creates.add(op.payload["span_id"])
+                creates.add(op.payload[SPAN_ID])
             elif kind in BARRIER_TYPES:
                 barriers.add(lane_id)
         room = max_items - len(ops)

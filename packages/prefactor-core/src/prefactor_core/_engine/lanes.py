@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 from prefactor_core._engine.batching import InFlight
 from prefactor_core._engine.ledger import Ledger
+from prefactor_core._engine.optable import INSTANCE_ID, SPAN_ID
 from prefactor_core._engine.outcomes import weight
 from prefactor_core.operations import Operation, OperationType
 
@@ -62,15 +63,15 @@ class Lanes:
 
     def accept(self, op: Operation) -> None:
         """Append a newly queued operation to its lane (or drop it, see the module)."""
-        lane_id: str = op.payload["instance_id"]
+        lane_id: str = op.payload[INSTANCE_ID]
         if self.latched:
             self._ledger.dropped += 1
             return
         if lane_id in self._dead:
             self._ledger.give_up([op])
             return
-        if self._lost and op.type is _FINISH and op.payload["span_id"] in self._lost:
-            self._lost.discard(op.payload["span_id"])
+        if self._lost and op.type is _FINISH and op.payload[SPAN_ID] in self._lost:
+            self._lost.discard(op.payload[SPAN_ID])
             self._ledger.give_up([op])
             return
         lane = self.lanes.get(lane_id)
@@ -122,13 +123,13 @@ class Lanes:
         """Drop the finish of a span the server will never have: from ``after`` (the
         operations that were behind its create), from its lane, or when it comes."""
         for index, (_, later) in enumerate(after):
-            if later.type is _FINISH and later.payload["span_id"] == span_id:
+            if later.type is _FINISH and later.payload[SPAN_ID] == span_id:
                 del after[index]
                 self._ledger.give_up([later])
                 return
         lane = self.lanes.get(lane_id)
         for later in lane or ():
-            if later.type is _FINISH and later.payload["span_id"] == span_id:
+            if later.type is _FINISH and later.payload[SPAN_ID] == span_id:
                 assert lane is not None
                 lane.remove(later)
                 self.pending -= 1

@@ -27,6 +27,7 @@ from typing import Any
 from prefactor_core._engine.batching import Batch
 from prefactor_core._engine.lanes import Lanes
 from prefactor_core._engine.ledger import Ledger
+from prefactor_core._engine.optable import INSTANCE_ID, MERGED_FINISH, SPAN_ID
 from prefactor_core._engine.outcomes import (
     CONFLICT_IS_DONE,
     ITEM_STATUS,
@@ -280,8 +281,8 @@ class Settlement:
             self._ledger.give_up([op])
             if op.type is OperationType.REGISTER_AGENT_INSTANCE:
                 lanes.kill(lane_id)
-            elif op.type is OperationType.CREATE_SPAN and "merged_finish" not in op.metadata:
-                lanes.lose_span(op.payload["span_id"], lane_id, after)
+            elif op.type is OperationType.CREATE_SPAN and MERGED_FINISH not in op.metadata:
+                lanes.lose_span(op.payload[SPAN_ID], lane_id, after)
         rest = [*before, *([(lane_id, repaired)] if repaired is not None else []), *after]
         lanes.requeue(rest)
 
@@ -290,7 +291,7 @@ class Settlement:
         control = response.get("control")
         if self._on_control is not None and isinstance(control, dict) and control.get("terminate"):
             reason = control.get("reason")
-            self._on_control(op.payload["instance_id"], reason if isinstance(reason, str) else None)
+            self._on_control(op.payload[INSTANCE_ID], reason if isinstance(reason, str) else None)
 
     async def _delivered(self, ops: list[Operation]) -> None:
         self._broken_in_a_row = 0
