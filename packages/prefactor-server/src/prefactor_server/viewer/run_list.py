@@ -17,7 +17,14 @@ from urllib.parse import urlencode
 import orjson
 
 from prefactor_server.domain.resources import instance_resource
-from prefactor_server.storage.base import RUN_SORTS, ListQuery, ReadSession, RunPage, RunQuery
+from prefactor_server.storage.base import (
+    RUN_SORTS,
+    ListQuery,
+    ReadSession,
+    RunPage,
+    RunQuery,
+    RunRow,
+)
 from prefactor_server.traces.llm import LlmFacts, llm_facts
 from prefactor_server.traces.tree import duration_seconds, parse_time
 
@@ -179,7 +186,7 @@ def _totals(session: ReadSession, account_id: str, ids: list[str]) -> dict[str, 
 
 def _llm_sorted(
     session: ReadSession, account_id: str, form: RunListForm
-) -> tuple[RunPage, dict[str, LlmFacts]]:
+) -> tuple[RunPage[RunRow], dict[str, LlmFacts]]:
     """A page of runs sorted by tokens or cost, with the same cursors as storage's pages."""
     query = form.query()
     every = session.list_runs(
@@ -187,7 +194,7 @@ def _llm_sorted(
     )
     totals = _totals(session, account_id, [str(row["id"]) for row in every.rows])
 
-    def key(row: dict[str, Any]) -> tuple[float, str]:
+    def key(row: RunRow) -> tuple[float, str]:
         facts = totals[row["id"]]
         value = facts.total_tokens if form.sort == "tokens" else round(facts.cost, 6)
         row["sort_key"] = value

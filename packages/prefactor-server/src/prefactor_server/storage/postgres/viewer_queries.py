@@ -14,9 +14,17 @@ page's polls, and by status for the span-count sorts.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, LiteralString
+from typing import Any, LiteralString, cast
 
-from prefactor_server.storage.base import RUN_SORTS, Record, RunPage, RunQuery, like_pattern
+from prefactor_server.storage import statements as q
+from prefactor_server.storage.base import (
+    RUN_SORTS,
+    Record,
+    RunPage,
+    RunQuery,
+    RunRow,
+    SpanViewRow,
+)
 
 __all__ = ["PgViewerReads"]
 
@@ -65,38 +73,11 @@ class PgViewerReads:
     def _all(self, query: LiteralString, params: Sequence[Any]) -> list[Record]:
         raise NotImplementedError  # pragma: no cover - the session provides it
 
-    def _run_filters(self, account_id: str, query: RunQuery) -> tuple[LiteralString, list[Any]]:
-        where: list[LiteralString] = ["i.account_id = %s"]
-        params: list[Any] = [account_id]
-        if query.agent_id:
-            where.append("i.agent_id = %s")
-            params.append(query.agent_id)
-        if query.status:
-            where.append("i.status = %s")
-            params.append(query.status)
-        if query.started_from:
-            where.append("COALESCE(i.started_at, i.inserted_at) >= %s")
-            params.append(query.started_from)
-        if query.started_to:
-            where.append("COALESCE(i.started_at, i.inserted_at) < %s")
-            params.append(query.started_to)
-        if query.text:
-            where.append(
-                "(i.id ILIKE %s OR i.external_identifier ILIKE %s OR i.agent_id ILIKE %s "
-                "OR i.agent_id IN (SELECT a.id FROM agents a WHERE a.account_id = i.account_id "
-                "AND a.name ILIKE %s) "
-                "OR EXISTS (SELECT 1 FROM agent_spans s "
-                "WHERE s.account_id = i.account_id AND s.agent_instance_id = i.id AND ("
-                "s.schema_name ILIKE %s OR s.summary ILIKE %s "
-                "OR s.payload::text ILIKE %s OR s.result_payload::text ILIKE %s)))"
-            )
-            params.extend([like_pattern(query.text)] * 8)
-        return " AND ".join(where), params
-
-    def list_runs(self, account_id: str, query: RunQuery) -> RunPage:
+    def list_runs(self, account_id: str, query: RunQuery) -> RunPage[RunRow]:
         if query.sort not in RUN_SORTS:  # pragma: no cover - the route validates first
             raise ValueError(f"cannot sort runs by {query.sort}")
-        clause, params = self._run_filters(account_id, query)
+        filters, params = q.run_filters(q.POSTGRES, account_id, query)
+        clause = q.pg(filters)
         counted = self._one("SELECT count(*) AS n FROM agent_instances i WHERE " + clause, params)
         total = int(counted["n"]) if counted is not None else 0
         key = _SORT_KEYS[query.sort]
@@ -118,7 +99,7 @@ class PgViewerReads:
             [*params, *keyset_params, query.limit + 1],
         )  # fmt: skip
         more = len(rows) > query.limit
-        records = rows[: query.limit]  # jsonb quality columns arrive decoded
+        records = cast(list[RunRow], rows[: query.limit])  # jsonb columns arrive decoded
         if backwards:
             records.reverse()
             return RunPage(total, records, has_before=more, has_after=True)
@@ -132,7 +113,7 @@ class PgViewerReads:
         after_id: str | None,
         limit: int,
         updated_since: str | None = None,
-    ) -> list[Record]:
+    ) -> list[SpanViewRow]:
         where: LiteralString = "account_id = %s AND agent_instance_id = %s"
         params: list[Any] = [account_id, instance_id]
         if after_id is not None:
@@ -143,7 +124,7 @@ class PgViewerReads:
             where += " AND updated_at >= %s"
             params.append(updated_since)
             order = "updated_at, id"  # so a page's last update time is a safe next cursor
-        return self._all(
+        rows = self._all(
             "SELECT id, parent_span_id, schema_name, schema_title, status, summary, "
             "started_at, finished_at, updated_at, "
             "CASE WHEN " + _hint("payload") + " THEN payload END AS payload, "
@@ -152,17 +133,13 @@ class PgViewerReads:
             "FROM agent_spans WHERE " + where + " ORDER BY " + order + " LIMIT %s",
             [*params, limit],
         )  # fmt: skip
+        return cast(list[SpanViewRow], rows)
 
     def search_run_spans(
         self, account_id: str, instance_id: str, text: str, limit: int
     ) -> list[str]:
-        rows = self._all(
-            "SELECT id FROM agent_spans WHERE account_id = %s AND agent_instance_id = %s AND ("
-            "schema_name ILIKE %s OR schema_title ILIKE %s OR summary ILIKE %s "
-            "OR status ILIKE %s OR payload::text ILIKE %s OR result_payload::text ILIKE %s) "
-            "ORDER BY id LIMIT %s",
-            [account_id, instance_id, *[like_pattern(text)] * 6, limit],
-        )
+        statement, params = q.search_run_spans(q.POSTGRES, account_id, instance_id, text, limit)
+        rows = self._all(q.pg(statement), params)
         return [str(row["id"]) for row in rows]
 
     def llm_payloads(

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
-from prefactor_server.storage.base import RUN_SORTS, Record, RunPage, RunQuery, like_pattern
+from prefactor_server.storage import statements as q
+from prefactor_server.storage.base import RUN_SORTS, RunPage, RunQuery, RunRow, SpanViewRow
 
 __all__ = ["ViewerReads"]
 
@@ -45,40 +46,10 @@ class ViewerReads:
 
     conn: sqlite3.Connection
 
-    def _run_filters(self, account_id: str, query: RunQuery) -> tuple[str, list[Any]]:
-        where = ["i.account_id = ?"]
-        params: list[Any] = [account_id]
-        if query.agent_id:
-            where.append("i.agent_id = ?")
-            params.append(query.agent_id)
-        if query.status:
-            where.append("i.status = ?")
-            params.append(query.status)
-        if query.started_from:
-            where.append("COALESCE(i.started_at, i.inserted_at) >= ?")
-            params.append(query.started_from)
-        if query.started_to:
-            where.append("COALESCE(i.started_at, i.inserted_at) < ?")
-            params.append(query.started_to)
-        if query.text:
-            pattern = like_pattern(query.text)
-            where.append(
-                "(i.id LIKE ? ESCAPE '\\' OR i.external_identifier LIKE ? ESCAPE '\\' "
-                "OR i.agent_id LIKE ? ESCAPE '\\' "
-                "OR i.agent_id IN (SELECT a.id FROM agents a WHERE a.account_id = i.account_id "
-                "AND a.name LIKE ? ESCAPE '\\') "
-                "OR EXISTS (SELECT 1 FROM agent_spans s INDEXED BY agent_spans_instance "
-                "WHERE s.account_id = i.account_id AND s.agent_instance_id = i.id AND ("
-                "s.schema_name LIKE ? ESCAPE '\\' OR s.summary LIKE ? ESCAPE '\\' "
-                "OR s.payload LIKE ? ESCAPE '\\' OR s.result_payload LIKE ? ESCAPE '\\')))"
-            )
-            params.extend([pattern] * 8)
-        return " AND ".join(where), params
-
-    def list_runs(self, account_id: str, query: RunQuery) -> RunPage:
+    def list_runs(self, account_id: str, query: RunQuery) -> RunPage[RunRow]:
         if query.sort not in RUN_SORTS:  # pragma: no cover - the route validates first
             raise ValueError(f"cannot sort runs by {query.sort}")
-        clause, params = self._run_filters(account_id, query)
+        clause, params = q.run_filters(q.SQLITE, account_id, query)
         total = self.conn.execute(
             f"SELECT count(*) FROM agent_instances i WHERE {clause}", params
         ).fetchone()[0]
@@ -99,12 +70,12 @@ class ViewerReads:
             [*params, *outer_params, query.limit + 1],
         ).fetchall()
         more = len(rows) > query.limit
-        records = []
+        records: list[RunRow] = []
         for row in rows[: query.limit]:
-            record = dict(row)
+            record: dict[str, Any] = dict(row)
             record["quality_payloads"] = orjson.loads(record["quality_payloads"])
             record["quality_summaries"] = orjson.loads(record["quality_summaries"])
-            records.append(record)
+            records.append(cast(RunRow, record))
         if backwards:
             records.reverse()
             return RunPage(total, records, has_before=more, has_after=True)
@@ -118,7 +89,7 @@ class ViewerReads:
         after_id: str | None,
         limit: int,
         updated_since: str | None = None,
-    ) -> list[Record]:
+    ) -> list[SpanViewRow]:
         where = "account_id = ? AND agent_instance_id = ?"
         params: list[Any] = [account_id, instance_id]
         if after_id is not None:
@@ -140,27 +111,19 @@ class ViewerReads:
             f"ORDER BY {order} LIMIT ?",
             [*params, limit],
         )
-        records = []
+        records: list[SpanViewRow] = []
         for row in rows:
-            record = dict(row)
+            record: dict[str, Any] = dict(row)
             record["payload"] = _decode(record["payload"])
             record["result_payload"] = _decode(record["result_payload"])
-            records.append(record)
+            records.append(cast(SpanViewRow, record))
         return records
 
     def search_run_spans(
         self, account_id: str, instance_id: str, text: str, limit: int
     ) -> list[str]:
-        pattern = like_pattern(text)
-        rows = self.conn.execute(
-            "SELECT id FROM agent_spans INDEXED BY agent_spans_instance "
-            "WHERE account_id = ? AND agent_instance_id = ? AND ("
-            "schema_name LIKE ? ESCAPE '\\' OR schema_title LIKE ? ESCAPE '\\' "
-            "OR summary LIKE ? ESCAPE '\\' OR status LIKE ? ESCAPE '\\' "
-            "OR payload LIKE ? ESCAPE '\\' OR result_payload LIKE ? ESCAPE '\\') "
-            "ORDER BY id LIMIT ?",
-            [account_id, instance_id, *[pattern] * 6, limit],
-        )
+        statement, params = q.search_run_spans(q.SQLITE, account_id, instance_id, text, limit)
+        rows = self.conn.execute(statement, params)
         return [str(row[0]) for row in rows]
 
     def llm_payloads(
