@@ -4,35 +4,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.server.test_storage_contract import _agent, _instance, _span
 
-from prefactor_server.domain.accounts import create_account, create_token, hash_token
-from prefactor_server.settings import Settings
-from prefactor_server.storage import Account, Storage, WriteSession, open_storage
+from prefactor_server.domain.accounts import create_token, hash_token
+from prefactor_server.storage import Account, Storage, WriteSession
 from prefactor_server.storage.base import RunQuery
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(name="storage")
-def fixture_storage(database: str | Path) -> Iterator[Storage]:
-    """A fresh storage of each backend."""
-    storage = open_storage(Settings.from_env({}, db_path=database))
-    try:
-        yield storage
-    finally:
-        storage.close()
-
-
-@pytest.fixture(name="account")
-def fixture_account(storage: Storage) -> Account:
-    """An account made through the write path."""
-    return storage.write_sync(lambda s: create_account(s, "acc"))
 
 
 def _at(second: int) -> str:
