@@ -160,6 +160,20 @@ async def test_list_runs_sorts_and_pages_both_ways(
     assert back.has_after
 
 
+@pytest.mark.parametrize(
+    ("sort", "key"), [("started", 3), ("duration", "x"), ("spans", "2"), ("errors", None)]
+)
+async def test_list_runs_refuses_a_cursor_key_of_another_type(
+    storage: Storage, runs: Account, sort: str, key: Any
+) -> None:
+    """A cursor key that does not fit the sort raises ValueError (no backend guesses)."""
+    for cursor in ({"after": (key, "r1")}, {"before": (key, "r1")}):
+        with pytest.raises(ValueError, match="not a valid page cursor"):
+            _page(storage, runs, sort=sort, **cursor)
+    # An int where a duration (a float) is kept is the same number.
+    assert _page(storage, runs, sort="duration", after=(0, "r9"))[0] == ["r5", "r3"]
+
+
 async def test_list_runs_filters(storage: Storage, runs: Account) -> None:
     """Agent, status, start range and text (ids, agent name, span text; any case)."""
     assert _page(storage, runs, agent_id="a2")[0] == ["r4", "r3"]

@@ -38,6 +38,7 @@ from prefactor_server.storage.lists import (
     Page,
     RunPage,
     RunQuery,
+    RunWalk,
     like_pattern,
     sort_key,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "RunPage",
     "RunQuery",
     "RunRow",
+    "RunWalk",
     "SchemaVersionRow",
     "SpanRow",
     "SpanViewRow",

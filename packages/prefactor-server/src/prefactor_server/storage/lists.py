@@ -25,6 +25,7 @@ __all__ = [
     "Page",
     "RunPage",
     "RunQuery",
+    "RunWalk",
     "like_pattern",
     "sort_key",
 ]
@@ -191,6 +192,68 @@ class RunPage(Generic[R]):
 
 RUN_SORTS = ("started", "duration", "spans", "errors")
 """The sort keys :meth:`ReadSession.list_runs` accepts."""
+
+
+def _cursor_key(sort: str, key: Any) -> Any:
+    """A cursor's sort key in the sort's type: text for ``started``, a number else."""
+    if sort == "started":
+        if isinstance(key, str):
+            return key
+    elif isinstance(key, int | float) and not isinstance(key, bool):
+        return float(key) if sort == "duration" else int(key)
+    raise ValueError("after/before: not a valid page cursor")
+
+
+@dataclass(frozen=True)
+class RunWalk:
+    """How one page of the run list walks its ``(sort key, id)`` keyset, on every backend.
+
+    Going back (``before``) walks the other way and flips the page afterwards.
+
+    Attributes:
+        backwards: The page is read from ``before`` towards the start.
+        descending: The direction the rows are read in.
+        cursor: The validated ``(sort key, id)`` to continue from, or None.
+    """
+
+    backwards: bool
+    descending: bool
+    cursor: tuple[Any, str] | None
+
+    @classmethod
+    def of(cls, query: RunQuery) -> RunWalk:
+        """The walk of ``query``.
+
+        Raises:
+            ValueError: An unknown sort, or a cursor whose key does not fit the sort (a
+                cursor made for another sort, or forged).
+        """
+        if query.sort not in RUN_SORTS:
+            raise ValueError(f"sort: one of {', '.join(RUN_SORTS)}")
+        backwards = query.before is not None and query.after is None
+        cursor = query.before if backwards else query.after
+        if cursor is not None:
+            cursor = (_cursor_key(query.sort, cursor[0]), cursor[1])
+        return cls(backwards, query.descending != backwards, cursor)
+
+    @property
+    def op(self) -> str:
+        """The comparison that keeps rows beyond the cursor."""
+        return "<" if self.descending else ">"
+
+    @property
+    def direction(self) -> str:
+        """``ASC`` or ``DESC``."""
+        return "DESC" if self.descending else "ASC"
+
+    def page(self, total: int, rows: list[R], limit: int) -> RunPage[R]:
+        """The page of ``rows`` (read with ``LIMIT limit + 1``, to know if more follow)."""
+        more = len(rows) > limit
+        shown = rows[:limit]
+        if self.backwards:
+            shown.reverse()
+            return RunPage(total, shown, has_before=more, has_after=True)
+        return RunPage(total, shown, has_before=self.cursor is not None, has_after=more)
 
 
 def like_pattern(text: str) -> str:

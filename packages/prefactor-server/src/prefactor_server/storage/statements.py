@@ -36,6 +36,7 @@ __all__ = [
     "instance_counts",
     "pg",
     "run_filters",
+    "run_span_rows",
     "search_run_spans",
 ]
 
@@ -58,11 +59,15 @@ class Dialect:
             by :func:`~prefactor_server.storage.lists.like_pattern` (``{}``: the column).
         json_text: A JSON column as text (``{}``: the column).
         span_index: The hint after ``agent_spans`` in a run's span scans ("" for none).
+        hint: Whether a JSON column may hold LLM facts (mentions a token, cost or model;
+            see ``prefactor_server.traces.llm.HINTS``), case-insensitively (``{}``: the
+            column). Other payloads are never decoded.
     """
 
     like: str
     json_text: str
     span_index: str
+    hint: str
 
     def match(self, column: str) -> str:
         """``column`` matches the pattern (one ``?``)."""
@@ -74,8 +79,15 @@ class Dialect:
 
 
 # SQLite's LIKE is case-insensitive for ASCII; PostgreSQL's ILIKE escapes with "\" already.
-SQLITE = Dialect("{} LIKE ? ESCAPE '\\'", "{}", " INDEXED BY agent_spans_instance")
-POSTGRES = Dialect("{} ILIKE ?", "{}::text", "")
+SQLITE = Dialect(
+    "{} LIKE ? ESCAPE '\\'",
+    "{}",
+    " INDEXED BY agent_spans_instance",
+    "({0} LIKE '%token%' OR {0} LIKE '%cost%' OR {0} LIKE '%model%')",
+)
+# One regular expression: the jsonb is rendered as text once, not once per word (the
+# rendering is most of the cost).
+POSTGRES = Dialect("{} ILIKE ?", "{}::text", "", "({}::text ~* 'token|cost|model')")
 
 _TOKEN_COLUMNS = "id, account_id, name, inserted_at, revoked_at"
 
@@ -141,6 +153,38 @@ def run_filters(dialect: Dialect, account_id: str, query: RunQuery) -> tuple[str
         )
         params.extend([like_pattern(query.text)] * 8)
     return " AND ".join(where), params
+
+
+def run_span_rows(
+    dialect: Dialect,
+    account_id: str,
+    instance_id: str,
+    after_id: str | None,
+    limit: int,
+    updated_since: str | None,
+) -> tuple[str, list[Any]]:
+    """A run's spans, compactly (``SpanViewRow``), in id order after ``after_id``; with
+    ``updated_since``, those updated since then, in ``(updated_at, id)`` order."""
+    where = "account_id = ? AND agent_instance_id = ?"
+    params: list[Any] = [account_id, instance_id]
+    if after_id is not None:
+        where += " AND id > ?"
+        params.append(after_id)
+    order = "id"
+    if updated_since is not None:
+        where += " AND updated_at >= ?"
+        params.append(updated_since)
+        order = "updated_at, id"  # so a page's last update time is a safe next cursor
+    hint = dialect.hint.format
+    statement = (
+        "SELECT id, parent_span_id, schema_name, schema_title, status, summary, "
+        "started_at, finished_at, updated_at, "
+        f"CASE WHEN {hint('payload')} THEN payload END AS payload, "
+        f"CASE WHEN status IN ('failed', 'cancelled') OR {hint('result_payload')} "
+        "THEN result_payload END AS result_payload "
+        f"FROM agent_spans{dialect.span_index} WHERE {where} ORDER BY {order} LIMIT ?"
+    )
+    return statement, [*params, limit]
 
 
 def search_run_spans(

@@ -24,6 +24,7 @@ from prefactor_server.storage.base import (
     RunPage,
     RunQuery,
     RunRow,
+    RunWalk,
 )
 from prefactor_server.traces.llm import LlmFacts, llm_facts
 from prefactor_server.traces.tree import duration_seconds, parse_time
@@ -126,7 +127,14 @@ class RunListForm:
             raise ValueError(f"sort: one of {', '.join(SORT_LABELS)}")
         if form.order not in ("asc", "desc"):
             raise ValueError("order: asc or desc")
-        form.query()  # validates the cursors and dates
+        query = form.query()  # validates the cursors and dates
+        if form.sort in RUN_SORTS:
+            RunWalk.of(query)  # a cursor's key fits its sort, as storage needs it
+        elif any(
+            cursor is not None and (type(cursor[0]) is bool or type(cursor[0]) is str)
+            for cursor in (query.after, query.before)
+        ):
+            raise ValueError("after/before: not a valid page cursor")
         return form
 
     def query(self) -> RunQuery:

@@ -31,6 +31,7 @@ from prefactor_server.storage.base import (
     is_orphan,
 )
 from prefactor_server.storage.sqlite.auth_queries import AuthReads, AuthWrites
+from prefactor_server.storage.sqlite.decode import dumps, instance_row, loads, span_row
 from prefactor_server.storage.sqlite.viewer_queries import ViewerReads
 
 __all__ = ["SqliteReadSession", "SqliteWriteSession"]
@@ -50,30 +51,6 @@ _FILTER_INDEXES = {
 
 
 _account = Account.from_row
-
-
-def _loads(value: str | bytes | None) -> Any:
-    return None if value is None else orjson.loads(value)
-
-
-def _dumps(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
-
-
-def instance_row(row: sqlite3.Row) -> InstanceRow:
-    """An instance row with its JSON columns decoded."""
-    record: dict[str, Any] = dict(row)
-    record["quality_payloads"] = orjson.loads(record["quality_payloads"])
-    record["quality_summaries"] = orjson.loads(record["quality_summaries"])
-    return cast(InstanceRow, record)
-
-
-def _span(row: sqlite3.Row) -> SpanRow:
-    record: dict[str, Any] = dict(row)
-    record["payload"] = orjson.loads(record["payload"])
-    record["result_payload"] = _loads(record["result_payload"])
-    record["orphaned"] = bool(record["orphaned"])
-    return cast(SpanRow, record)
 
 
 class SqliteReadSession(AuthReads, ViewerReads):
@@ -187,11 +164,11 @@ class SqliteReadSession(AuthReads, ViewerReads):
         row = self._one(
             "SELECT * FROM agent_spans WHERE account_id = ? AND id = ?", (account_id, span_id)
         )
-        return None if row is None else _span(row)
+        return None if row is None else span_row(row)
 
     def list_spans(self, account_id: str, query: ListQuery) -> Page[SpanRow]:
         total, rows = self._page("agent_spans", account_id, query)
-        return Page(total, [_span(row) for row in rows])
+        return Page(total, [span_row(row) for row in rows])
 
 
 def _insert(conn: sqlite3.Connection, table: str, record: Mapping[str, Any]) -> None:
@@ -365,14 +342,14 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
         if row is None:
             return None
         record: dict[str, Any] = dict(row)
-        record["runtime_environment"] = _loads(record["runtime_environment"])
+        record["runtime_environment"] = loads(record["runtime_environment"])
         return cast(AgentVersionRow, record)
 
     def insert_agent_version(self, record: AgentVersionRow) -> None:
         _insert(
             self.conn,
             "agent_versions",
-            {**record, "runtime_environment": _dumps(record.get("runtime_environment"))},
+            {**record, "runtime_environment": dumps(record.get("runtime_environment"))},
         )
 
     def find_schema_version(
@@ -386,7 +363,7 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
         return None if row is None else self.get_schema_version(account_id, row[0])
 
     def insert_schema_version(self, record: SchemaVersionRow) -> None:
-        _insert(self.conn, "schema_versions", {**record, "body": _dumps(record["body"])})
+        _insert(self.conn, "schema_versions", {**record, "body": dumps(record["body"])})
 
     def find_deployment(
         self, account_id: str, agent_id: str, environment_id: str
@@ -408,7 +385,7 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
 
     def insert_instance(self, record: InstanceRow) -> None:
         encoded = {
-            key: _dumps(value) if key in _INSTANCE_JSON else value for key, value in record.items()
+            key: dumps(value) if key in _INSTANCE_JSON else value for key, value in record.items()
         }
         try:
             _insert(self.conn, "agent_instances", encoded)
@@ -417,7 +394,7 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
 
     def update_instance(self, account_id: str, instance_id: str, fields: Fields) -> None:
         fields = {
-            key: _dumps(value) if key in _INSTANCE_JSON else value for key, value in fields.items()
+            key: dumps(value) if key in _INSTANCE_JSON else value for key, value in fields.items()
         }
         _update(self.conn, "agent_instances", account_id, instance_id, fields)
 
@@ -450,7 +427,7 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
                 (
                     account_id, r["id"], r["agent_instance_id"], r["agent_id"], parent,
                     int(orphaned), r["schema_name"], r["schema_title"], r["status"],
-                    orjson.dumps(r["payload"]).decode(), _dumps(r["result_payload"]),
+                    orjson.dumps(r["payload"]).decode(), dumps(r["result_payload"]),
                     r["summary"], r["started_at"], r["finished_at"], r["inserted_at"],
                     r["updated_at"],
                 )
@@ -530,7 +507,7 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
                     r["account_id"], r["id"], r["agent_instance_id"], r["agent_id"],
                     r["parent_span_id"],
                     int(r["orphaned"]), r["schema_name"], r["schema_title"], r["status"],
-                    orjson.dumps(r["payload"]).decode(), _dumps(r["result_payload"]), r["summary"],
+                    orjson.dumps(r["payload"]).decode(), dumps(r["result_payload"]), r["summary"],
                     r["started_at"], r["finished_at"], r["inserted_at"], r["updated_at"],
                 ),
             )  # fmt: skip
@@ -555,6 +532,6 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
 
     def update_span(self, account_id: str, span_id: str, fields: Fields) -> None:
         fields = {
-            key: _dumps(value) if key in _SPAN_JSON else value for key, value in fields.items()
+            key: dumps(value) if key in _SPAN_JSON else value for key, value in fields.items()
         }
         _update(self.conn, "agent_spans", account_id, span_id, fields)

@@ -11,19 +11,17 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any, cast
 
-import orjson
-
 from prefactor_server.storage import statements as q
-from prefactor_server.storage.base import RUN_SORTS, RunPage, RunQuery, RunRow, SpanViewRow
+from prefactor_server.storage.base import RunPage, RunQuery, RunRow, RunWalk, SpanViewRow
+from prefactor_server.storage.sqlite.decode import instance_row, loads, span_view_row
 
 __all__ = ["ViewerReads"]
 
 _IN_CHUNK = 500
 
-# A span's params or result may hold LLM facts only if it mentions one of these; the
-# others are never parsed (see prefactor_server.traces.llm.HINTS). Model names, token
-# counts and costs sit in either (OTel attributes are in the params).
-_HINT = "({col} LIKE '%token%' OR {col} LIKE '%cost%' OR {col} LIKE '%model%')"
+# Model names, token counts and costs sit in either payload (OTel attributes are in the
+# params): a span may hold LLM facts only if one of them mentions a hint.
+_HINT = q.SQLITE.hint
 
 _SPAN_COUNT = (
     "(SELECT count(*) FROM agent_spans s INDEXED BY agent_spans_instance_status "
@@ -37,49 +35,30 @@ _SORT_KEYS = {
 }
 
 
-def _decode(value: str | bytes | None) -> Any:
-    return None if value is None else orjson.loads(value)
-
-
 class ViewerReads:
     """The viewer's queries (part of :class:`~prefactor_server.storage.base.ReadSession`)."""
 
     conn: sqlite3.Connection
 
     def list_runs(self, account_id: str, query: RunQuery) -> RunPage[RunRow]:
-        if query.sort not in RUN_SORTS:  # pragma: no cover - the route validates first
-            raise ValueError(f"cannot sort runs by {query.sort}")
+        walk = RunWalk.of(query)
         clause, params = q.run_filters(q.SQLITE, account_id, query)
         total = self.conn.execute(
             f"SELECT count(*) FROM agent_instances i WHERE {clause}", params
         ).fetchone()[0]
         key = _SORT_KEYS[query.sort]
-        # Going back (``before``) walks the other way and flips the page afterwards.
-        backwards = query.before is not None and query.after is None
-        descending = query.descending != backwards
-        op, direction = ("<", "DESC") if descending else (">", "ASC")
-        cursor = query.before if backwards else query.after
+        op, direction = walk.op, walk.direction
         outer = ""
         outer_params: list[Any] = []
-        if cursor is not None:
+        if walk.cursor is not None:
             outer = f"WHERE (sort_key {op} ? OR (sort_key = ? AND id {op} ?))"
-            outer_params = [cursor[0], cursor[0], cursor[1]]
+            outer_params = [walk.cursor[0], walk.cursor[0], walk.cursor[1]]
         rows = self.conn.execute(
             f"SELECT * FROM (SELECT i.*, {key} AS sort_key FROM agent_instances i "
             f"WHERE {clause}) r {outer} ORDER BY sort_key {direction}, id {direction} LIMIT ?",
             [*params, *outer_params, query.limit + 1],
         ).fetchall()
-        more = len(rows) > query.limit
-        records: list[RunRow] = []
-        for row in rows[: query.limit]:
-            record: dict[str, Any] = dict(row)
-            record["quality_payloads"] = orjson.loads(record["quality_payloads"])
-            record["quality_summaries"] = orjson.loads(record["quality_summaries"])
-            records.append(cast(RunRow, record))
-        if backwards:
-            records.reverse()
-            return RunPage(total, records, has_before=more, has_after=True)
-        return RunPage(total, records, has_before=cursor is not None, has_after=more)
+        return walk.page(total, [cast(RunRow, instance_row(row)) for row in rows], query.limit)
 
     def run_span_rows(
         self,
@@ -90,34 +69,10 @@ class ViewerReads:
         limit: int,
         updated_since: str | None = None,
     ) -> list[SpanViewRow]:
-        where = "account_id = ? AND agent_instance_id = ?"
-        params: list[Any] = [account_id, instance_id]
-        if after_id is not None:
-            where += " AND id > ?"
-            params.append(after_id)
-        order = "id"
-        if updated_since is not None:
-            where += " AND updated_at >= ?"
-            params.append(updated_since)
-            order = "updated_at, id"  # so a page's last update time is a safe next cursor
-        rows = self.conn.execute(
-            "SELECT id, parent_span_id, schema_name, schema_title, status, summary, "
-            "started_at, finished_at, updated_at, "
-            f"CASE WHEN {_HINT.format(col='payload')} THEN payload END AS payload, "
-            "CASE WHEN status IN ('failed', 'cancelled') OR "
-            f"{_HINT.format(col='result_payload')} "
-            "THEN result_payload END AS result_payload "
-            f"FROM agent_spans INDEXED BY agent_spans_instance WHERE {where} "
-            f"ORDER BY {order} LIMIT ?",
-            [*params, limit],
+        statement, params = q.run_span_rows(
+            q.SQLITE, account_id, instance_id, after_id, limit, updated_since
         )
-        records: list[SpanViewRow] = []
-        for row in rows:
-            record: dict[str, Any] = dict(row)
-            record["payload"] = _decode(record["payload"])
-            record["result_payload"] = _decode(record["result_payload"])
-            records.append(cast(SpanViewRow, record))
-        return records
+        return [span_view_row(row) for row in self.conn.execute(statement, params)]
 
     def search_run_spans(
         self, account_id: str, instance_id: str, text: str, limit: int
@@ -135,12 +90,12 @@ class ViewerReads:
             marks = ",".join("?" * len(chunk))
             rows = self.conn.execute(
                 f"SELECT agent_instance_id, "
-                f"CASE WHEN {_HINT.format(col='payload')} THEN payload END, "
-                f"CASE WHEN {_HINT.format(col='result_payload')} THEN result_payload END "
+                f"CASE WHEN {_HINT.format('payload')} THEN payload END, "
+                f"CASE WHEN {_HINT.format('result_payload')} THEN result_payload END "
                 "FROM agent_spans INDEXED BY agent_spans_instance "
                 f"WHERE account_id = ? AND agent_instance_id IN ({marks}) AND "
-                f"({_HINT.format(col='payload')} OR {_HINT.format(col='result_payload')})",
+                f"({_HINT.format('payload')} OR {_HINT.format('result_payload')})",
                 [account_id, *chunk],
             )
-            found.extend((str(i), _decode(p), _decode(r)) for i, p, r in rows)
+            found.extend((str(i), loads(p), loads(r)) for i, p, r in rows)
         return found
