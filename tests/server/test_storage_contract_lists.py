@@ -247,6 +247,84 @@ async def test_every_read_sees_only_its_account(
     assert counts["cancelled"] == len(_INSTANCES)
 
 
+async def test_lookups_by_identifier_see_only_their_account(
+    storage: Storage, account: Account, other: Account
+) -> None:
+    """Both accounts store the same identifiers under other ids and values: each find and
+    get returns its own account's row, or None where only the other has one."""
+
+    def store(session: WriteSession, owner: Account, tag: str) -> None:
+        now = _at(1)
+        base = {"account_id": owner.id, "inserted_at": now}
+        session.insert_environment({**base, "id": "env", "name": f"env-{tag}"})
+        session.insert_agent(
+            {**_AGENTS[0], **base, "id": f"ag-{tag}", "name": tag, "external_identifier": "ext"}
+        )
+        session.insert_agent_version(
+            {
+                **base,
+                "id": f"v-{tag}",
+                "agent_id": "a0",
+                "external_identifier": "1.0",
+                "name": tag,
+                "description": None,
+                "runtime_environment": None,
+            }
+        )
+        session.insert_schema_version(
+            {
+                **base,
+                "id": f"sv-{tag}",
+                "agent_id": "a0",
+                "external_identifier": "s1",
+                "body": {"tag": tag},
+            }
+        )
+        session.insert_deployment(
+            {
+                **base,
+                "id": f"d-{tag}",
+                "agent_id": "a0",
+                "environment_id": "env",
+                "current_version_id": None,
+            }
+        )
+        session.insert_span(_span(owner, f"only-{tag}", "i0", payload={"model": tag}))
+
+    def lookups(session: WriteSession, owner: Account) -> dict[str, Any]:
+        env = session.get_environment(owner.id, "env")
+        agent = session.find_agent(owner.id, "ext")
+        version = session.find_agent_version(owner.id, "a0", "1.0")
+        schema = session.find_schema_version(owner.id, "a0", "s1")
+        by_id = session.get_schema_version(owner.id, "sv-mine")
+        deployment = session.find_deployment(owner.id, "a0", "env")
+        return {
+            "env": env and env["name"],
+            "agent": agent and agent["id"],
+            "version": version and version["id"],
+            "schema": schema and schema["body"],
+            "schema_by_id": by_id and by_id["id"],
+            "deployment": deployment and deployment["id"],
+            "span": session.span_instance_id(owner.id, "only-theirs"),
+            "llm": [p for _, p, _ in session.llm_payloads(owner.id, ["i0"])],
+        }
+
+    await storage.write(lambda s: store(s, other, "theirs"))
+    await storage.write(lambda s: store(s, account, "mine"))
+    assert await storage.write(lambda s: lookups(s, account)) == {
+        "env": "env-mine",
+        "agent": "ag-mine",
+        "version": "v-mine",
+        "schema": {"tag": "mine"},
+        "schema_by_id": "sv-mine",
+        "deployment": "d-mine",
+        "span": None,
+        "llm": [{"model": "mine"}],
+    }
+    theirs = await storage.write(lambda s: lookups(s, other))
+    assert (theirs["env"], theirs["schema_by_id"], theirs["span"]) == ("env-theirs", None, "i0")
+
+
 # -- named locks ----------------------------------------------------------------------
 
 

@@ -88,6 +88,23 @@ class ListSpec:
         if query.sort_field not in self.sortable:
             raise ValueError(f"cannot sort {self.table} by {query.sort_field}")
 
+    def where(self, account_id: str, query: ListQuery, prefix: str = "") -> tuple[str, list[Any]]:
+        """The ``WHERE`` condition (``?`` marks) and its parameters: the account, each
+        filter, and :attr:`extra_where`; ``prefix`` qualifies the columns.
+
+        Raises:
+            ValueError: An unknown filter or sort column (see :meth:`check`).
+        """
+        self.check(query)  # the columns named below are this spec's, never a client's text
+        where = [f"{prefix}account_id = ?"]
+        params: list[Any] = [account_id]
+        for column, value in query.filters.items():
+            where.append(f"{prefix}{column} = ?")
+            params.append(value)
+        if self.extra_where:
+            where.append(f"{prefix}{self.extra_where}")
+        return " AND ".join(where), params
+
     def order_by(self, query: ListQuery, prefix: str = "") -> str:
         """The ``ORDER BY`` terms of ``query`` (SQL both backends accept), e.g.
         ``t.started_at DESC NULLS FIRST, t.id DESC``; ``prefix`` qualifies the columns."""

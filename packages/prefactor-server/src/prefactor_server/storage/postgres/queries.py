@@ -97,15 +97,7 @@ class PgReadSession(PgAuthReads, PgViewerReads):
 
     def _page(self, table: str, account_id: str, query: ListQuery) -> tuple[int, list[Record]]:
         spec = LISTS[table]
-        spec.check(query)  # the columns below are LISTS' own names, never a client's text
-        where = ["t.account_id = ?"]
-        params: list[Any] = [account_id]
-        for column, value in query.filters.items():
-            where.append(f"t.{column} = ?")
-            params.append(value)
-        if spec.extra_where:
-            where.append(f"t.{spec.extra_where}")
-        clause = " AND ".join(where)
+        clause, params = spec.where(account_id, query, "t.")
         count_row = self._one(q.pg(f"SELECT count(*) AS n FROM {table} t WHERE {clause}"), params)
         total = int(count_row["n"]) if count_row is not None else 0
         order = spec.order_by(query, "t.")

@@ -82,15 +82,7 @@ class SqliteReadSession(AuthReads, ViewerReads):
 
     def _page(self, table: str, account_id: str, query: ListQuery) -> tuple[int, list[sqlite3.Row]]:
         spec = LISTS[table]
-        spec.check(query)
-        where = ["account_id = ?"]
-        params: list[Any] = [account_id]
-        for column, value in query.filters.items():
-            where.append(f"{column} = ?")
-            params.append(value)
-        if spec.extra_where:
-            where.append(spec.extra_where)
-        clause = " AND ".join(where)
+        clause, params = spec.where(account_id, query)
         source = table
         indexes = _FILTER_INDEXES.get(table, {})
         for column in query.filters:
