@@ -31,7 +31,9 @@ from prefactor_server.storage.base import (
     is_orphan,
 )
 from prefactor_server.storage.sqlite.auth_queries import AuthReads, AuthWrites
-from prefactor_server.storage.sqlite.decode import dumps, instance_row, loads, span_row
+from prefactor_server.storage.sqlite.decode import dumps as _dumps
+from prefactor_server.storage.sqlite.decode import instance_row, span_row
+from prefactor_server.storage.sqlite.decode import loads as _loads
 from prefactor_server.storage.sqlite.viewer_queries import ViewerReads
 
 __all__ = ["SqliteReadSession", "SqliteWriteSession"]
@@ -334,14 +336,14 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
         if row is None:
             return None
         record: dict[str, Any] = dict(row)
-        record["runtime_environment"] = loads(record["runtime_environment"])
+        record["runtime_environment"] = _loads(record["runtime_environment"])
         return cast(AgentVersionRow, record)
 
     def insert_agent_version(self, record: AgentVersionRow) -> None:
         _insert(
             self.conn,
             "agent_versions",
-            {**record, "runtime_environment": dumps(record.get("runtime_environment"))},
+            {**record, "runtime_environment": _dumps(record.get("runtime_environment"))},
         )
 
     def find_schema_version(
@@ -355,7 +357,7 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
         return None if row is None else self.get_schema_version(account_id, row[0])
 
     def insert_schema_version(self, record: SchemaVersionRow) -> None:
-        _insert(self.conn, "schema_versions", {**record, "body": dumps(record["body"])})
+        _insert(self.conn, "schema_versions", {**record, "body": _dumps(record["body"])})
 
     def find_deployment(
         self, account_id: str, agent_id: str, environment_id: str
@@ -377,7 +379,7 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
 
     def insert_instance(self, record: InstanceRow) -> None:
         encoded = {
-            key: dumps(value) if key in _INSTANCE_JSON else value for key, value in record.items()
+            key: _dumps(value) if key in _INSTANCE_JSON else value for key, value in record.items()
         }
         try:
             _insert(self.conn, "agent_instances", encoded)
@@ -386,12 +388,15 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
 
     def update_instance(self, account_id: str, instance_id: str, fields: Fields) -> None:
         fields = {
-            key: dumps(value) if key in _INSTANCE_JSON else value for key, value in fields.items()
+            key: _dumps(value) if key in _INSTANCE_JSON else value for key, value in fields.items()
         }
         _update(self.conn, "agent_instances", account_id, instance_id, fields)
 
     def span_instance_id(self, account_id: str, span_id: str) -> str | None:
-        row = self.conn.execute(q.SPAN_INSTANCE_ID, (account_id, span_id)).fetchone()
+        row = self.conn.execute(
+            "SELECT agent_instance_id FROM agent_spans WHERE account_id = ? AND id = ?",
+            (account_id, span_id),
+        ).fetchone()
         return None if row is None else str(row[0])
 
     def insert_spans(self, account_id: str, records: Sequence[SpanRow]) -> int:
@@ -419,7 +424,7 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
                 (
                     account_id, r["id"], r["agent_instance_id"], r["agent_id"], parent,
                     int(orphaned), r["schema_name"], r["schema_title"], r["status"],
-                    orjson.dumps(r["payload"]).decode(), dumps(r["result_payload"]),
+                    orjson.dumps(r["payload"]).decode(), _dumps(r["result_payload"]),
                     r["summary"], r["started_at"], r["finished_at"], r["inserted_at"],
                     r["updated_at"],
                 )
@@ -499,7 +504,7 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
                     r["account_id"], r["id"], r["agent_instance_id"], r["agent_id"],
                     r["parent_span_id"],
                     int(r["orphaned"]), r["schema_name"], r["schema_title"], r["status"],
-                    orjson.dumps(r["payload"]).decode(), dumps(r["result_payload"]), r["summary"],
+                    orjson.dumps(r["payload"]).decode(), _dumps(r["result_payload"]), r["summary"],
                     r["started_at"], r["finished_at"], r["inserted_at"], r["updated_at"],
                 ),
             )  # fmt: skip
@@ -524,6 +529,6 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
 
     def update_span(self, account_id: str, span_id: str, fields: Fields) -> None:
         fields = {
-            key: dumps(value) if key in _SPAN_JSON else value for key, value in fields.items()
+            key: _dumps(value) if key in _SPAN_JSON else value for key, value in fields.items()
         }
         _update(self.conn, "agent_spans", account_id, span_id, fields)
