@@ -1,16 +1,20 @@
 """Fixtures for the server tests: a LocalServer on each backend (a SQLite file in tmp_path,
-the session's PostgreSQL database), an HTTP client."""
+the session's PostgreSQL database), an HTTP client, and a bare storage with an account
+(the storage contract suite, ``test_storage_contract*.py``)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from prefactor_server.domain.accounts import create_account
+from prefactor_server.settings import Settings
+from prefactor_server.storage import Account, Storage, open_storage
 from prefactor_server.testing import LocalServer
 
 SCHEMA: dict[str, Any] = {
@@ -102,3 +106,19 @@ async def fixture_client(server: LocalServer) -> AsyncIterator[httpx.AsyncClient
 def fixture_api(client: httpx.AsyncClient) -> Api:
     """The helper over the authenticated client."""
     return Api(client)
+
+
+@pytest.fixture(name="storage")
+def fixture_storage(database: str | Path) -> Iterator[Storage]:
+    """A fresh storage of each backend (the storage contract suite's subject)."""
+    storage = open_storage(Settings.from_env({}, db_path=database))
+    try:
+        yield storage
+    finally:
+        storage.close()
+
+
+@pytest.fixture(name="account")
+def fixture_account(storage: Storage) -> Account:
+    """An account made through the write path of ``storage``."""
+    return storage.write_sync(lambda s: create_account(s, "acc"))

@@ -1,13 +1,15 @@
 """The storage contract: every method of the storage protocols, run against every backend.
 
-Each test runs on SQLite and on PostgreSQL (the ``backend`` fixture). A new backend joins
-by adding a parameter there and passing this file.
+Each test runs on SQLite and on PostgreSQL (the ``backend`` fixture of
+``tests/conftest.py``; ``storage`` and ``account`` come from ``tests/server/conftest.py``).
+A new backend joins by adding a parameter there and passing this file and its
+continuations: ``test_storage_contract_lists.py`` (every list filter and sort, paging,
+account isolation, locks, orphans, replays) and ``test_storage_contract_viewer_auth.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +28,6 @@ from prefactor_server.storage import (
 )
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(name="storage")
-def fixture_storage(database: str | Path) -> Iterator[Storage]:
-    """A fresh storage of each backend."""
-    storage = open_storage(Settings.from_env({}, db_path=database))
-    try:
-        yield storage
-    finally:
-        storage.close()
-
-
-@pytest.fixture(name="account")
-def fixture_account(storage: Storage) -> Account:
-    """An account made through the write path."""
-    return storage.write_sync(lambda s: create_account(s, "acc"))
 
 
 def _span(

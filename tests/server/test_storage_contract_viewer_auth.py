@@ -4,35 +4,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.server.test_storage_contract import _agent, _instance, _span
 
-from prefactor_server.domain.accounts import create_account, create_token, hash_token
-from prefactor_server.settings import Settings
-from prefactor_server.storage import Account, Storage, WriteSession, open_storage
+from prefactor_server.domain.accounts import create_token, hash_token
+from prefactor_server.storage import Account, Storage, WriteSession
 from prefactor_server.storage.base import RunQuery
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(name="storage")
-def fixture_storage(database: str | Path) -> Iterator[Storage]:
-    """A fresh storage of each backend."""
-    storage = open_storage(Settings.from_env({}, db_path=database))
-    try:
-        yield storage
-    finally:
-        storage.close()
-
-
-@pytest.fixture(name="account")
-def fixture_account(storage: Storage) -> Account:
-    """An account made through the write path."""
-    return storage.write_sync(lambda s: create_account(s, "acc"))
 
 
 def _at(second: int) -> str:
@@ -177,6 +158,20 @@ async def test_list_runs_sorts_and_pages_both_ways(
     )  # fmt: skip
     assert ids == order[-len(page.rows) - 2 : -len(page.rows)]
     assert back.has_after
+
+
+@pytest.mark.parametrize(
+    ("sort", "key"), [("started", 3), ("duration", "x"), ("spans", "2"), ("errors", None)]
+)
+async def test_list_runs_refuses_a_cursor_key_of_another_type(
+    storage: Storage, runs: Account, sort: str, key: Any
+) -> None:
+    """A cursor key that does not fit the sort raises ValueError (no backend guesses)."""
+    for cursor in ({"after": (key, "r1")}, {"before": (key, "r1")}):
+        with pytest.raises(ValueError, match="not a valid page cursor"):
+            _page(storage, runs, sort=sort, **cursor)
+    # An int where a duration (a float) is kept is the same number.
+    assert _page(storage, runs, sort="duration", after=(0, "r9"))[0] == ["r5", "r3"]
 
 
 async def test_list_runs_filters(storage: Storage, runs: Account) -> None:

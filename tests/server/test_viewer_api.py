@@ -230,6 +230,24 @@ def test_cursor_round_trip_and_garbage() -> None:
             decode_cursor(bad, "after")
 
 
+@pytest.mark.parametrize(
+    ("sort", "key"),
+    [("started", 5), ("duration", "2026-01-01"), ("spans", True), ("tokens", "many")],
+)
+async def test_run_list_refuses_a_cursor_of_another_sort(
+    viewer: httpx.AsyncClient, sort: str, key: Any
+) -> None:
+    """A cursor whose key does not fit the sort (made for another sort, or forged) is a
+    400 naming the cursor on every backend, never a server error."""
+    from prefactor_server.viewer.run_list import encode_cursor
+
+    await make_many_runs(viewer, runs=2, seed=3)
+    for name in ("after", "before"):
+        page = await viewer.get("/", params={"sort": sort, name: encode_cursor(key, "x")})
+        assert page.status_code == 400, (name, page.text[:200])
+        assert "not a valid page cursor" in page.text
+
+
 async def test_unknown_page_is_html_but_unknown_api_path_is_json(
     viewer: httpx.AsyncClient,
 ) -> None:

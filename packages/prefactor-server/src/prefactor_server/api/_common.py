@@ -18,7 +18,7 @@ from prefactor_server.domain.fields import idempotency_key, shown
 from prefactor_server.domain.schemas import SchemaCache
 from prefactor_server.errors import ApiError
 from prefactor_server.settings import Settings
-from prefactor_server.storage.base import Account, ListQuery, Page, Storage
+from prefactor_server.storage.base import Account, ListQuery, ListSpec, Page, Storage
 
 __all__ = [
     "CurrentAccount",
@@ -194,14 +194,9 @@ def _int(request: Request, name: str, default: int, low: int, high: int | None) 
     return value
 
 
-def list_query(
-    request: Request,
-    *,
-    filters: tuple[str, ...],
-    sortable: tuple[str, ...],
-    default_sort: str = "id",
-) -> ListQuery:
-    """Parse filters, ``pagination[offset]``/``pagination[page_size]`` (≤ 100) and sorting.
+def list_query(request: Request, spec: ListSpec, *, default_sort: str = "id") -> ListQuery:
+    """Parse ``spec``'s filters, ``pagination[offset]``/``pagination[page_size]`` (≤ 100)
+    and sorting by one of ``spec``'s sortable columns (the declaration storage uses too).
 
     Sorting comes as ``sorting=-id`` (the SDK) or ``sorting[field]=id&sorting[direction]=desc``
     (the dashboard); both are accepted (wire spec 1.5).
@@ -230,16 +225,16 @@ def list_query(
                 {"sorting[direction]": ["must be asc or desc"]},
             )
         descending = direction == "desc"
-    if field not in sortable:
-        message = f"must be one of {', '.join(sortable)}"
+    if field not in spec.sortable:
+        message = f"must be one of {', '.join(spec.sortable)}"
         raise ApiError(422, "invalid_value", f"sorting: {message}", {"sorting": [message]})
-    chosen = {name: params[name] for name in filters if params.get(name)}
+    chosen = {name: params[name] for name in spec.filters if params.get(name)}
     return ListQuery(
         filters=chosen, sort_field=field, descending=descending, offset=offset, limit=limit
     )
 
 
-def list_response(page: Page, query: ListQuery, summaries: list[dict[str, Any]]) -> Response:
+def list_response(page: Page[Any], query: ListQuery, summaries: list[dict[str, Any]]) -> Response:
     """Answer with the list envelope of wire spec 1.5 (all nine pagination keys)."""
     size = query.limit
     total = page.total

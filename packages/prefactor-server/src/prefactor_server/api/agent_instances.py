@@ -160,11 +160,7 @@ async def list_instances(
     status: str | None = None,
 ) -> Response:
     """Answer with a page of instances in the list envelope."""
-    query = list_query(
-        request,
-        filters=LISTS["agent_instances"].filters,
-        sortable=LISTS["agent_instances"].sortable,
-    )
+    query = list_query(request, LISTS["agent_instances"])
 
     def load(session: ReadSession) -> tuple[Any, list[dict[str, Any]]]:
         page = session.list_instances(account.id, query)

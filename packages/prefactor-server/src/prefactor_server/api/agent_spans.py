@@ -113,11 +113,7 @@ async def list_spans(
     schema_name: str | None = None,
 ) -> Response:
     """Answer with a page of full span resources in the list envelope."""
-    query = list_query(
-        request,
-        filters=LISTS["agent_spans"].filters,
-        sortable=LISTS["agent_spans"].sortable,
-    )
+    query = list_query(request, LISTS["agent_spans"])
     page = await storage(request).read(lambda session: session.list_spans(account.id, query))
     summaries: list[dict[str, Any]] = [span_resource(row) for row in page.rows]
     return list_response(page, query, summaries)

@@ -135,11 +135,7 @@ async def list_agents(
     risk_profile_id: str | None = None,
 ) -> Response:
     """Answer with a page of agents in the list envelope."""
-    query = list_query(
-        request,
-        filters=LISTS["agents"].filters,
-        sortable=LISTS["agents"].sortable,
-    )
+    query = list_query(request, LISTS["agents"])
     page = await storage(request).read(lambda session: session.list_agents(account.id, query))
     return list_response(page, query, [agent_resource(row) for row in page.rows])
 

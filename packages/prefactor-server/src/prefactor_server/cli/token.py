@@ -8,7 +8,7 @@ from rich.table import Table
 
 from prefactor_server.cli._options import db_option, fail, load_settings, open_db
 from prefactor_server.domain.accounts import bootstrap_local_account, create_token
-from prefactor_server.storage.base import Record, WriteSession
+from prefactor_server.storage.base import TokenRow, WriteSession
 
 __all__ = ["token"]
 
@@ -44,7 +44,7 @@ def list_tokens(db_path: str | None) -> None:
     settings = load_settings(db_path=db_path)
     storage = open_db(settings, must_exist=True)
     try:
-        rows: list[Record] = storage.read_sync(lambda session: session.list_tokens())
+        rows: list[TokenRow] = storage.read_sync(lambda session: session.list_tokens())
     finally:
         storage.close()
     table = Table("name", "created", "revoked")

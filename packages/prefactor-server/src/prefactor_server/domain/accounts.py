@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from prefactor_http.pfid import MAX_PARTITION, generate_pfid
 from prefactor_server import _time
-from prefactor_server.storage.base import Account, Record, WriteSession
+from prefactor_server.storage.base import Account, NewToken, TokenRow, WriteSession
 
 __all__ = [
     "Bootstrap",
@@ -58,7 +58,7 @@ def create_account(session: WriteSession, name: str) -> Account:
 
 def create_token(
     session: WriteSession, account: Account, name: str, token: str | None = None
-) -> tuple[Record, str]:
+) -> tuple[TokenRow, str]:
     """Store a token for ``account``.
 
     Args:
@@ -71,7 +71,7 @@ def create_token(
         The stored record (without the hash) and the plain token.
     """
     plain = token if token is not None else new_token()
-    record: Record = {
+    record: NewToken = {
         "id": generate_pfid(account.partition),
         "account_id": account.id,
         "name": name,
@@ -79,8 +79,14 @@ def create_token(
         "inserted_at": _time.now(),
     }
     session.insert_token(record)
-    del record["token_hash"]
-    return record, plain
+    listed: TokenRow = {
+        "id": record["id"],
+        "account_id": record["account_id"],
+        "name": name,
+        "inserted_at": record["inserted_at"],
+        "revoked_at": None,
+    }
+    return listed, plain
 
 
 class RevokedTokenError(Exception):

@@ -7,7 +7,7 @@ deleted agent as the SDK's model expects).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from prefactor_server.domain.context import WriteContext
 from prefactor_server.domain.fields import (
@@ -19,7 +19,7 @@ from prefactor_server.domain.fields import (
 )
 from prefactor_server.domain.resources import agent_resource
 from prefactor_server.errors import conflict, not_found
-from prefactor_server.storage.base import IdTaken, Record, WriteSession
+from prefactor_server.storage.base import AgentRow, Fields, IdTaken, WriteSession
 
 __all__ = ["create", "delete", "reinstate", "retire", "update"]
 
@@ -28,14 +28,14 @@ Outcome = tuple[int, dict[str, Any]]
 _EDITABLE = ("name", "description", "owner_person_id", "risk_profile_id", "team_id")
 
 
-def _get(session: WriteSession, ctx: WriteContext, fields: dict[str, Any]) -> Record:
+def _get(session: WriteSession, ctx: WriteContext, fields: dict[str, Any]) -> AgentRow:
     agent = session.get_agent(ctx.account.id, required_str(fields, "agent_id"))
     if agent is None:
         raise not_found("Agent")
     return agent
 
 
-def _ok(record: Record, status_code: int = 200) -> Outcome:
+def _ok(record: AgentRow, status_code: int = 200) -> Outcome:
     return status_code, {"status": "success", "details": agent_resource(record)}
 
 
@@ -52,7 +52,7 @@ def create(session: WriteSession, ctx: WriteContext, fields: dict[str, Any]) -> 
             f"An agent with external_identifier {shown(external_identifier)} already exists"
         )
     now = ctx.clock()
-    record: Record = {
+    record: dict[str, Any] = {
         "account_id": ctx.account.id,
         "id": client_id(details, "id", prefix) or ctx.new_id(),
         "name": required_str(details, "name", prefix),
@@ -65,17 +65,17 @@ def create(session: WriteSession, ctx: WriteContext, fields: dict[str, Any]) -> 
     for name in _EDITABLE[1:]:
         record[name] = optional_str(details, name, prefix)
     try:
-        session.insert_agent(record)
+        session.insert_agent(cast(AgentRow, record))
     except IdTaken:
         raise conflict(f"Agent {record['id']} already exists") from None
-    return _ok(record, 201)
+    return _ok(cast(AgentRow, record), 201)
 
 
 def update(session: WriteSession, ctx: WriteContext, fields: dict[str, Any]) -> Outcome:
     """Change an agent's editable fields (``external_identifier`` is fixed at create)."""
     agent = _get(session, ctx, fields)
     details = object_field(fields, "details")
-    changes: Record = {}
+    changes: Fields = {}
     for name in _EDITABLE:
         if name in details:
             value = (
@@ -86,13 +86,13 @@ def update(session: WriteSession, ctx: WriteContext, fields: dict[str, Any]) -> 
             changes[name] = value
     changes["updated_at"] = ctx.clock()
     session.update_agent(ctx.account.id, agent["id"], changes)
-    return _ok({**agent, **changes})
+    return _ok(cast(AgentRow, {**agent, **changes}))
 
 
-def _set_status(session: WriteSession, ctx: WriteContext, agent: Record, status: str) -> Outcome:
+def _set_status(session: WriteSession, ctx: WriteContext, agent: AgentRow, status: str) -> Outcome:
     changes = {"status": status, "updated_at": ctx.clock()}
     session.update_agent(ctx.account.id, agent["id"], changes)
-    return _ok({**agent, **changes})
+    return _ok(cast(AgentRow, {**agent, **changes}))
 
 
 def retire(session: WriteSession, ctx: WriteContext, fields: dict[str, Any]) -> Outcome:

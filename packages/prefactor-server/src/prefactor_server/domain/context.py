@@ -9,7 +9,7 @@ from prefactor_http.pfid import generate_pfid
 from prefactor_server import _time
 from prefactor_server.domain.schemas import SchemaCache, SchemaVersion
 from prefactor_server.errors import not_found
-from prefactor_server.storage.base import Account, Record, WriteSession
+from prefactor_server.storage.base import Account, InstanceRow, WriteSession
 
 __all__ = ["WriteContext"]
 
@@ -35,7 +35,7 @@ class WriteContext:
     account: Account
     schemas: SchemaCache
     clock: Callable[[], str] = _time.now
-    instances: dict[str, Record] = field(default_factory=dict)
+    instances: dict[str, InstanceRow] = field(default_factory=dict)
     span_instances: dict[str, str] = field(default_factory=dict)
     schema_nodes: int = 0
 
@@ -43,7 +43,7 @@ class WriteContext:
         """Return a new k-sortable PFID in the account's partition."""
         return generate_pfid(self.account.partition)
 
-    def instance(self, session: WriteSession, instance_id: str) -> Record:
+    def instance(self, session: WriteSession, instance_id: str) -> InstanceRow:
         """Return the instance (cached for the request), or raise 404."""
         record = self.instances.get(instance_id)
         if record is None:

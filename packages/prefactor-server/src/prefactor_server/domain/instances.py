@@ -11,7 +11,7 @@ Any other transition is 409 ``conflict`` naming the current status.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from prefactor_http.models.types import FINISH_STATUSES, OPEN_STATUSES
 from prefactor_server import _time
@@ -37,7 +37,7 @@ from prefactor_server.domain.schemas import (
     render_template,
 )
 from prefactor_server.errors import ApiError, conflict, invalid, not_found
-from prefactor_server.storage.base import IdTaken, Record, WriteSession
+from prefactor_server.storage.base import AgentRow, Fields, IdTaken, InstanceRow, WriteSession
 
 __all__ = ["finish", "record_quality", "register", "start", "terminate"]
 
@@ -49,7 +49,7 @@ _OPEN = OPEN_STATUSES
 
 
 def _respond(
-    session: WriteSession, ctx: WriteContext, record: Record, status_code: int = 200
+    session: WriteSession, ctx: WriteContext, record: InstanceRow, status_code: int = 200
 ) -> Outcome:
     counts = session.span_counts(ctx.account.id, [record["id"]])[record["id"]]
     return status_code, {"status": "success", "details": instance_resource(record, counts)}
@@ -57,7 +57,7 @@ def _respond(
 
 def _agent(
     session: WriteSession, ctx: WriteContext, agent_id: str | None, name: str | None
-) -> Record:
+) -> AgentRow:
     """Return the agent to register under, creating it when the account does not know it yet."""
     account = session.get_account(ctx.account.id) or ctx.account
     if agent_id is None:
@@ -186,7 +186,7 @@ def register(session: WriteSession, ctx: WriteContext, fields: dict[str, Any]) -
     elif update_current:
         session.set_deployment_version(account_id, deployment["id"], version["id"])
 
-    record: Record = {
+    record: InstanceRow = {
         "account_id": account_id,
         "id": instance_id or ctx.new_id(),
         "agent_id": agent["id"],
@@ -213,10 +213,12 @@ def register(session: WriteSession, ctx: WriteContext, fields: dict[str, Any]) -
     return 201, {"status": "success", "details": instance_resource(record, None)}
 
 
-def _change(session: WriteSession, ctx: WriteContext, record: Record, changes: Record) -> Record:
+def _change(
+    session: WriteSession, ctx: WriteContext, record: InstanceRow, changes: Fields
+) -> InstanceRow:
     changes["updated_at"] = ctx.clock()
     session.update_instance(ctx.account.id, record["id"], changes)
-    record = {**record, **changes}
+    record = cast(InstanceRow, {**record, **changes})
     ctx.instances[record["id"]] = record
     return record
 

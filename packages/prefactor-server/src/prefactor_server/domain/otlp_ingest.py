@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter
-from typing import Any
+from typing import Any, cast
 
 from prefactor_core.otel._mapping import (
     OtelSpan,
@@ -39,7 +39,7 @@ from prefactor_server.domain import instances
 from prefactor_server.domain.context import WriteContext
 from prefactor_server.domain.otlp_decode import Export, Resource
 from prefactor_server.errors import ApiError, conflict
-from prefactor_server.storage.base import IdTaken, Record, WriteSession
+from prefactor_server.storage.base import Fields, IdTaken, InstanceRow, SpanRow, WriteSession
 
 __all__ = ["Outcome", "PreparedTrace", "prepare", "split", "store"]
 
@@ -164,10 +164,10 @@ def prepare(export: Export) -> list[PreparedTrace]:
     return list(traces.values())
 
 
-def _opening(trace: PreparedTrace) -> Record:
+def _opening(trace: PreparedTrace) -> Fields:
     """The instance's state after this export: active from its first span, finished by its
     root (see :func:`_finish`)."""
-    changes: Record = {"status": "active", "started_at": trace.started_at}
+    changes: Fields = {"status": "active", "started_at": trace.started_at}
     root = trace.root
     if root is not None:
         changes["status"] = "failed" if root.status == "failed" else "complete"
@@ -181,8 +181,8 @@ def _instance(
     session: WriteSession,
     ctx: WriteContext,
     trace: PreparedTrace,
-    templates: dict[tuple[str, str, str | None], Record],
-) -> tuple[Record, bool]:
+    templates: dict[tuple[str, str, str | None], InstanceRow],
+) -> tuple[InstanceRow, bool]:
     """The trace's instance, registered when new; and whether it was new (then it is
     already in its state after this export: :func:`_opening`)."""
     record = ctx.instances.get(trace.instance_id) or session.get_instance(
@@ -196,7 +196,7 @@ def _instance(
     if template is not None:
         # Another new trace of the same service in this export: the agent, its version,
         # schema version and deployment are settled, only the instance row is new.
-        record = {**template, "id": trace.instance_id, **_opening(trace)}
+        record = cast(InstanceRow, {**template, "id": trace.instance_id, **_opening(trace)})
         try:
             session.insert_instance(record)
         except IdTaken:
@@ -222,18 +222,23 @@ def _instance(
     return _change(ctx, session, trace.instance_id, _opening(trace)), True
 
 
-def _change(ctx: WriteContext, session: WriteSession, instance_id: str, changes: Record) -> Record:
+def _change(
+    ctx: WriteContext, session: WriteSession, instance_id: str, changes: Fields
+) -> InstanceRow:
     changes["updated_at"] = ctx.clock()
     session.update_instance(ctx.account.id, instance_id, changes)
-    record = ctx.instances[instance_id] = {**ctx.instances[instance_id], **changes}
+    record = cast(InstanceRow, {**ctx.instances[instance_id], **changes})
+    ctx.instances[instance_id] = record
     return record
 
 
-def _finish(session: WriteSession, ctx: WriteContext, record: Record, root: PreparedSpan) -> None:
+def _finish(
+    session: WriteSession, ctx: WriteContext, record: InstanceRow, root: PreparedSpan
+) -> None:
     """Finish the instance with its root span (a resent root changes nothing)."""
     if record["status"] not in ("pending", "active"):
         return
-    changes: Record = {
+    changes: Fields = {
         "status": "failed" if root.status == "failed" else "complete",
         "finished_at": root.finished_at,
     }
@@ -247,9 +252,9 @@ def store(session: WriteSession, ctx: WriteContext, traces: list[PreparedTrace])
     outcome = Outcome()
     account_id = ctx.account.id
     now = ctx.clock()
-    records: list[Record] = []
+    records: list[SpanRow] = []
     roots: list[tuple[str, PreparedSpan]] = []
-    templates: dict[tuple[str, str, str | None], Record] = {}
+    templates: dict[tuple[str, str, str | None], InstanceRow] = {}
     # Exports of one new trace may reach several server processes at once (PostgreSQL):
     # each trace's instance is looked up and made under a lock on its id, taken in id
     # order so two exports never wait on each other in a cycle (a no-op on SQLite).

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from prefactor_http.models.types import FINISH_STATUSES, SPAN_STATUSES, STATUS_TERMINATED
-from prefactor_server.storage.base import Account, Record
+from prefactor_server.storage.base import Account
 
 __all__ = [
     "account_resource",
@@ -39,7 +40,7 @@ def span_counts(by_status: dict[str, int] | None) -> dict[str, int]:
     return out
 
 
-def instance_resource(record: Record, counts: dict[str, int] | None) -> dict[str, Any]:
+def instance_resource(record: Mapping[str, Any], counts: dict[str, int] | None) -> dict[str, Any]:
     """Return the agent_instance resource of a stored instance."""
     return {
         "type": "agent_instance",
@@ -64,7 +65,7 @@ def instance_resource(record: Record, counts: dict[str, int] | None) -> dict[str
     }
 
 
-def span_resource(record: Record) -> dict[str, Any]:
+def span_resource(record: Mapping[str, Any]) -> dict[str, Any]:
     """Return the agent_span resource of a stored span (``payload`` is always an object)."""
     return {
         "type": "agent_span",
@@ -87,7 +88,9 @@ def span_resource(record: Record) -> dict[str, Any]:
     }
 
 
-def agent_resource(record: Record, instance_counts: dict[str, int] | None = None) -> dict[str, Any]:
+def agent_resource(
+    record: Mapping[str, Any], instance_counts: dict[str, int] | None = None
+) -> dict[str, Any]:
     """Return the agent resource, with ``instance_counts`` when asked for."""
     status = record["status"]
     out: dict[str, Any] = {

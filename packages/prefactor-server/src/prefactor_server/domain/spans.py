@@ -12,7 +12,7 @@ it); on a terminated instance the answer is 2xx plus top-level ``control``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from prefactor_http.models.types import FINISH_STATUSES, SPAN_STATUSES
 from prefactor_server import _time
@@ -29,7 +29,7 @@ from prefactor_server.domain.fields import (
 from prefactor_server.domain.resources import span_resource
 from prefactor_server.domain.schemas import SchemaVersion, render_template
 from prefactor_server.errors import ApiError, conflict, invalid, not_found
-from prefactor_server.storage.base import IdTaken, Record, WriteSession
+from prefactor_server.storage.base import Fields, IdTaken, InstanceRow, SpanRow, WriteSession
 
 __all__ = ["create", "finish"]
 
@@ -39,7 +39,7 @@ _CREATE = SPAN_STATUSES
 _TERMINAL = FINISH_STATUSES
 
 
-def _answer(record: Record, instance: Record, status_code: int) -> Outcome:
+def _answer(record: SpanRow, instance: InstanceRow, status_code: int) -> Outcome:
     body: dict[str, Any] = {"status": "success", "details": span_resource(record)}
     if instance["status"] == "terminated":
         body["control"] = {"terminate": True, "reason": instance["termination_reason"]}
@@ -113,7 +113,7 @@ def create(session: WriteSession, ctx: WriteContext, fields: dict[str, Any]) -> 
         started_at = now
     if status in _TERMINAL and finished_at is None:
         finished_at = now
-    record: Record = {
+    record: SpanRow = {
         "account_id": account_id,
         "id": span_id or ctx.new_id(),
         "agent_instance_id": instance["id"],
@@ -158,7 +158,7 @@ def finish(session: WriteSession, ctx: WriteContext, fields: dict[str, Any]) -> 
     if span_type is not None:
         _check_result(version, record["schema_name"], status, result, "result_payload")
     now = ctx.clock()
-    changes: Record = {"status": status, "finished_at": timestamp or now, "updated_at": now}
+    changes: Fields = {"status": status, "finished_at": timestamp or now, "updated_at": now}
     if result is not None:
         changes["result_payload"] = result
     summary = _summary(
@@ -167,4 +167,4 @@ def finish(session: WriteSession, ctx: WriteContext, fields: dict[str, Any]) -> 
     if summary is not None:
         changes["summary"] = summary
     session.update_span(account_id, span_id, changes)
-    return _answer({**record, **changes}, instance, 200)
+    return _answer(cast(SpanRow, {**record, **changes}), instance, 200)

@@ -11,40 +11,91 @@ picks the backend from the settings.
 * :class:`ReadSession` holds the queries; :class:`WriteSession` adds the writes and
   savepoints, so a bulk request commits once while each item stays atomic on its own.
 
-Records are plain dicts whose keys are the resource fields (JSON columns decoded), so the
-API renders them without a mapping layer.
+Rows are plain dicts typed per table (:mod:`.rows`: keys are the resource fields, JSON
+columns decoded), so the API renders them without a mapping layer. The lists' filters and
+sort orders are declared once in :mod:`.lists`. Rules every backend keeps alike are
+functions here (:func:`is_orphan`), and ``tests/server/test_storage_contract*.py`` proves
+each backend against all of it.
+
+To add a backend: a package ``storage/<name>/`` with a :class:`Storage` whose sessions
+implement :class:`ReadSession` and :class:`WriteSession`, a branch in
+:func:`prefactor_server.storage.open_storage`, and a parameter of the ``backend`` fixture
+(``tests/conftest.py``) so the contract suite runs on it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
+
+from prefactor_server.storage.lists import (
+    LISTS,
+    RUN_SORTS,
+    ListQuery,
+    ListSpec,
+    Page,
+    RunPage,
+    RunQuery,
+    RunWalk,
+    like_pattern,
+    sort_key,
+)
+from prefactor_server.storage.rows import (
+    AgentRow,
+    AgentVersionRow,
+    DeploymentRow,
+    EnvironmentRow,
+    Fields,
+    InstanceRow,
+    NewToken,
+    RunRow,
+    SchemaVersionRow,
+    SpanRow,
+    SpanViewRow,
+    TokenRow,
+)
 
 __all__ = [
     "INSTANCE_STATUSES",
     "LISTS",
+    "RUN_SORTS",
     "SPAN_STATUSES",
     "Account",
+    "AgentRow",
+    "AgentVersionRow",
+    "DeploymentRow",
+    "EnvironmentRow",
+    "Fields",
     "IdTaken",
+    "InstanceRow",
     "ListQuery",
     "ListSpec",
+    "NewToken",
     "Page",
     "ReadSession",
     "Record",
     "RunPage",
     "RunQuery",
+    "RunRow",
+    "RunWalk",
+    "SchemaVersionRow",
+    "SpanRow",
+    "SpanViewRow",
     "Storage",
     "StorageClosedError",
+    "TokenRow",
     "WriteSession",
+    "is_orphan",
     "like_pattern",
+    "sort_key",
 ]
 
 T = TypeVar("T")
 
 Record = dict[str, Any]
-"""One stored resource as a dict of its fields."""
+"""A resource as a dict of its fields, untyped (prefer the typed rows of :mod:`.rows`)."""
 
 
 class IdTaken(Exception):
@@ -60,52 +111,6 @@ SPAN_STATUSES = ("pending", "active", "complete", "failed", "cancelled")
 
 INSTANCE_STATUSES = (*SPAN_STATUSES, "terminated")
 """Every agent instance status."""
-
-
-@dataclass(frozen=True)
-class ListSpec:
-    """What one list endpoint may filter and sort by: declared once, for API and storage.
-
-    Attributes:
-        table: The stored resource.
-        filters: Columns a query parameter may filter on (exact match).
-        sortable: Columns the list may be sorted by (ties broken by id).
-    """
-
-    table: str
-    filters: tuple[str, ...]
-    sortable: tuple[str, ...]
-
-    @property
-    def columns(self) -> frozenset[str]:
-        """Every column a :class:`ListQuery` of this list may name."""
-        return frozenset((*self.filters, *self.sortable))
-
-
-LISTS: dict[str, ListSpec] = {
-    spec.table: spec
-    for spec in (
-        ListSpec(
-            "agents",
-            ("team_id", "owner_person_id", "risk_profile_id"),
-            ("id", "name", "status", "inserted_at", "updated_at"),
-        ),
-        ListSpec(
-            "agent_instances",
-            ("agent_id", "status"),
-            ("id", "inserted_at", "updated_at", "started_at", "finished_at", "status"),
-        ),
-        ListSpec(
-            "agent_spans",
-            ("agent_instance_id", "agent_id", "status", "schema_name"),
-            (
-                "id", "inserted_at", "updated_at", "started_at", "finished_at", "status",
-                "schema_name",
-            ),
-        ),
-    )
-}  # fmt: skip
-"""The list endpoints by table. Each backend indexes every (account, filter, sort) pair."""
 
 
 @dataclass(frozen=True)
@@ -143,85 +148,6 @@ class Account:
         )
 
 
-@dataclass(frozen=True)
-class ListQuery:
-    """A validated list request.
-
-    Attributes:
-        filters: Column → exact value; only the columns a list endpoint allows.
-        sort_field: A column the endpoint allows sorting by.
-        descending: Sort direction.
-        offset: Zero-based offset of the first row.
-        limit: Page size.
-    """
-
-    filters: dict[str, str] = field(default_factory=dict)
-    sort_field: str = "id"
-    descending: bool = False
-    offset: int = 0
-    limit: int = 25
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of a list: the total across all pages and the rows of this page."""
-
-    total: int
-    rows: list[Record]
-
-
-@dataclass(frozen=True)
-class RunQuery:
-    """A run-list request of the viewer (keyset pagination, stable under inserts).
-
-    Attributes:
-        text: Matches the run id, external identifier, agent id or name, and span text
-            (type, summary, params, result); case-insensitive substring.
-        agent_id: Only this agent's runs.
-        status: Only runs with this status.
-        started_from: Only runs started (or, never started, inserted) at or after this
-            ISO timestamp.
-        started_to: ... and before this one.
-        sort: ``started``, ``duration``, ``spans`` or ``errors``.
-        descending: Sort direction (ties broken by id in the same direction).
-        after: The ``(sort key, id)`` of the last row of the previous page, to go forward.
-        before: The ``(sort key, id)`` of the first row of the next page, to go back.
-        limit: Page size.
-    """
-
-    text: str = ""
-    agent_id: str = ""
-    status: str = ""
-    started_from: str = ""
-    started_to: str = ""
-    sort: str = "started"
-    descending: bool = True
-    after: tuple[Any, str] | None = None
-    before: tuple[Any, str] | None = None
-    limit: int = 50
-
-
-@dataclass(frozen=True)
-class RunPage:
-    """One page of runs: instance records, each with ``sort_key``; whether more lie either way.
-
-    Attributes:
-        total: How many runs match the filters (all pages).
-        rows: The instance records of this page, each with an extra ``sort_key``.
-        has_before: A page exists before this one.
-        has_after: A page exists after this one.
-    """
-
-    total: int
-    rows: list[Record]
-    has_before: bool
-    has_after: bool
-
-
-RUN_SORTS = ("started", "duration", "spans", "errors")
-"""The sort keys :meth:`ReadSession.list_runs` accepts."""
-
-
 class ReadSession(Protocol):
     """Queries, on a connection that sees committed data (or, in a write, its own)."""
 
@@ -237,11 +163,11 @@ class ReadSession(Protocol):
         """Return the oldest account (the local account of ``prefactor serve``)."""
         ...
 
-    def list_tokens(self) -> list[Record]:
+    def list_tokens(self) -> list[TokenRow]:
         """Return every token (without its hash), oldest first."""
         ...
 
-    def find_token(self, token_hash: str) -> Record | None:
+    def find_token(self, token_hash: str) -> TokenRow | None:
         """Return the token with this hash, revoked or not (without its hash)."""
         ...
 
@@ -249,15 +175,15 @@ class ReadSession(Protocol):
         """Return (failures, window start in Unix seconds) of a client's failed logins."""
         ...
 
-    def get_agent(self, account_id: str, agent_id: str) -> Record | None:
+    def get_agent(self, account_id: str, agent_id: str) -> AgentRow | None:
         """Return an agent that is not deleted."""
         ...
 
-    def find_agent(self, account_id: str, external_identifier: str) -> Record | None:
+    def find_agent(self, account_id: str, external_identifier: str) -> AgentRow | None:
         """Return the agent with this external identifier."""
         ...
 
-    def list_agents(self, account_id: str, query: ListQuery) -> Page:
+    def list_agents(self, account_id: str, query: ListQuery) -> Page[AgentRow]:
         """Return a page of the account's agents."""
         ...
 
@@ -267,19 +193,21 @@ class ReadSession(Protocol):
         """Return the agent's instance count per status."""
         ...
 
-    def get_environment(self, account_id: str, environment_id: str) -> Record | None:
+    def get_environment(self, account_id: str, environment_id: str) -> EnvironmentRow | None:
         """Return an environment."""
         ...
 
-    def get_schema_version(self, account_id: str, schema_version_id: str) -> Record | None:
+    def get_schema_version(
+        self, account_id: str, schema_version_id: str
+    ) -> SchemaVersionRow | None:
         """Return a schema version (its ``body`` holds the normalised span/quality types)."""
         ...
 
-    def get_instance(self, account_id: str, instance_id: str) -> Record | None:
+    def get_instance(self, account_id: str, instance_id: str) -> InstanceRow | None:
         """Return an agent instance."""
         ...
 
-    def list_instances(self, account_id: str, query: ListQuery) -> Page:
+    def list_instances(self, account_id: str, query: ListQuery) -> Page[InstanceRow]:
         """Return a page of agent instances."""
         ...
 
@@ -289,17 +217,17 @@ class ReadSession(Protocol):
         """Return, per instance id, its span count per status."""
         ...
 
-    def get_span(self, account_id: str, span_id: str) -> Record | None:
+    def get_span(self, account_id: str, span_id: str) -> SpanRow | None:
         """Return a span."""
         ...
 
-    def list_spans(self, account_id: str, query: ListQuery) -> Page:
+    def list_spans(self, account_id: str, query: ListQuery) -> Page[SpanRow]:
         """Return a page of spans."""
         ...
 
     # -- the viewer's reads (issue 16) ------------------------------------------------
 
-    def list_runs(self, account_id: str, query: RunQuery) -> RunPage:
+    def list_runs(self, account_id: str, query: RunQuery) -> RunPage[RunRow]:
         """Return a page of runs (agent instances), filtered, sorted and keyset-paged."""
         ...
 
@@ -311,7 +239,7 @@ class ReadSession(Protocol):
         after_id: str | None,
         limit: int,
         updated_since: str | None = None,
-    ) -> list[Record]:
+    ) -> list[SpanViewRow]:
         """Return up to ``limit`` spans of a run in id order after ``after_id``, compactly.
 
         Each record has ``id``, ``parent_span_id``, ``schema_name``, ``schema_title``,
@@ -381,7 +309,7 @@ class WriteSession(ReadSession, Protocol):
         """Record the account's default agent."""
         ...
 
-    def insert_token(self, record: Record) -> None:
+    def insert_token(self, record: NewToken) -> None:
         """Store a token: id, account_id, name, token_hash, inserted_at (nothing of the
         plain token: not even its first characters)."""
         ...
@@ -398,43 +326,45 @@ class WriteSession(ReadSession, Protocol):
         """Revoke a token; False when there is no such unrevoked token."""
         ...
 
-    def insert_environment(self, record: Record) -> None:
+    def insert_environment(self, record: EnvironmentRow) -> None:
         """Store an environment."""
         ...
 
-    def insert_agent(self, record: Record) -> None:
+    def insert_agent(self, record: AgentRow) -> None:
         """Store an agent."""
         ...
 
-    def update_agent(self, account_id: str, agent_id: str, fields: Record) -> None:
+    def update_agent(self, account_id: str, agent_id: str, fields: Fields) -> None:
         """Change an agent's fields."""
         ...
 
     def find_agent_version(
         self, account_id: str, agent_id: str, external_identifier: str
-    ) -> Record | None:
+    ) -> AgentVersionRow | None:
         """Return an agent version by its identifier within the agent."""
         ...
 
-    def insert_agent_version(self, record: Record) -> None:
+    def insert_agent_version(self, record: AgentVersionRow) -> None:
         """Store an agent version."""
         ...
 
     def find_schema_version(
         self, account_id: str, agent_id: str, external_identifier: str
-    ) -> Record | None:
+    ) -> SchemaVersionRow | None:
         """Return a schema version by its identifier within the agent."""
         ...
 
-    def insert_schema_version(self, record: Record) -> None:
+    def insert_schema_version(self, record: SchemaVersionRow) -> None:
         """Store a schema version."""
         ...
 
-    def find_deployment(self, account_id: str, agent_id: str, environment_id: str) -> Record | None:
+    def find_deployment(
+        self, account_id: str, agent_id: str, environment_id: str
+    ) -> DeploymentRow | None:
         """Return the deployment of an agent in an environment."""
         ...
 
-    def insert_deployment(self, record: Record) -> None:
+    def insert_deployment(self, record: DeploymentRow) -> None:
         """Store a deployment."""
         ...
 
@@ -442,11 +372,11 @@ class WriteSession(ReadSession, Protocol):
         """Pin a deployment to an agent version."""
         ...
 
-    def insert_instance(self, record: Record) -> None:
+    def insert_instance(self, record: InstanceRow) -> None:
         """Store an agent instance (raises :class:`IdTaken` when the id exists)."""
         ...
 
-    def update_instance(self, account_id: str, instance_id: str, fields: Record) -> None:
+    def update_instance(self, account_id: str, instance_id: str, fields: Fields) -> None:
         """Change an instance's fields."""
         ...
 
@@ -454,11 +384,15 @@ class WriteSession(ReadSession, Protocol):
         """Return the instance id of a span, or None when there is no such span."""
         ...
 
-    def insert_span(self, record: Record) -> None:
-        """Store a span (raises :class:`IdTaken` when the id exists) and adopt its orphans."""
+    def insert_span(self, record: SpanRow) -> None:
+        """Store a span (raises :class:`IdTaken` when the id exists) and adopt its orphans.
+
+        The caller has looked the parent up (:meth:`span_instance_id`): ``orphaned`` is
+        :func:`is_orphan` of the record, which a backend may store or derive again.
+        """
         ...
 
-    def insert_spans(self, account_id: str, records: Sequence[Record]) -> int:
+    def insert_spans(self, account_id: str, records: Sequence[SpanRow]) -> int:
         """Store many spans of one account at once (OTLP ingest); return how many were new.
 
         Ids already stored are skipped (a resent export stores nothing twice). Each new
@@ -468,7 +402,7 @@ class WriteSession(ReadSession, Protocol):
         """
         ...
 
-    def update_span(self, account_id: str, span_id: str, fields: Record) -> None:
+    def update_span(self, account_id: str, span_id: str, fields: Fields) -> None:
         """Change a span's fields."""
         ...
 
@@ -501,8 +435,9 @@ class Storage(Protocol):
         ...
 
 
-def like_pattern(text: str) -> str:
-    """A LIKE/ILIKE pattern matching ``text`` anywhere: ``%``, ``_`` and ``\\`` escaped
-    with ``\\`` (SQLite needs ``ESCAPE '\\'``; it is PostgreSQL's default)."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+def is_orphan(parent_span_id: str | None, instance_id: str, parents: Mapping[str, str]) -> bool:
+    """Whether a span is orphaned: it names a parent that is not a stored span of its own
+    instance. ``parents`` maps the ids of the account's stored spans (as many as needed)
+    to their instance ids. A later span with that id in the same instance adopts it; a
+    span with that id in another instance or account never does."""
+    return parent_span_id is not None and parents.get(parent_span_id) != instance_id

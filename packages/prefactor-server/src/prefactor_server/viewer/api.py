@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -19,7 +20,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from prefactor_server.domain.resources import instance_resource, span_resource
-from prefactor_server.storage.base import Account, ReadSession, Storage
+from prefactor_server.storage.base import Account, InstanceRow, ReadSession, Storage
 from prefactor_server.traces.llm import chat_messages, llm_facts
 from prefactor_server.traces.tree import parse_time
 from prefactor_server.viewer.auth import COOKIE, account_for
@@ -46,7 +47,7 @@ def _error(status_code: int, code: str, message: str) -> Response:
     return _json({"status": "error", "code": code, "message": message}, status_code)
 
 
-def run_origin(instance: dict[str, Any]) -> Any:
+def run_origin(instance: Mapping[str, Any]) -> Any:
     """The moment a run's times are measured from: its start, else its creation."""
     return parse_time(instance.get("started_at")) or parse_time(instance.get("inserted_at"))
 
@@ -62,9 +63,7 @@ def build_api_router() -> APIRouter:
     async def signed_in(request: Request) -> Account | None:
         return await account_for(request, request.cookies.get(COOKIE))
 
-    async def run_of(
-        request: Request, instance_id: str
-    ) -> tuple[Account, dict[str, Any]] | Response:
+    async def run_of(request: Request, instance_id: str) -> tuple[Account, InstanceRow] | Response:
         account = await signed_in(request)
         if account is None:
             return _error(401, "unauthorized", "sign in to the viewer first")

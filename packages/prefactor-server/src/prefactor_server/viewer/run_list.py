@@ -18,7 +18,15 @@ import orjson
 
 from prefactor_http.models.types import INSTANCE_STATUSES, OPEN_STATUSES
 from prefactor_server.domain.resources import instance_resource
-from prefactor_server.storage.base import RUN_SORTS, ListQuery, ReadSession, RunPage, RunQuery
+from prefactor_server.storage.base import (
+    RUN_SORTS,
+    ListQuery,
+    ReadSession,
+    RunPage,
+    RunQuery,
+    RunRow,
+    RunWalk,
+)
 from prefactor_server.traces.llm import LlmFacts, llm_facts
 from prefactor_server.traces.tree import duration_seconds, parse_time
 
@@ -120,7 +128,14 @@ class RunListForm:
             raise ValueError(f"sort: one of {', '.join(SORT_LABELS)}")
         if form.order not in ("asc", "desc"):
             raise ValueError("order: asc or desc")
-        form.query()  # validates the cursors and dates
+        query = form.query()  # validates the cursors and dates
+        if form.sort in RUN_SORTS:
+            RunWalk.of(query)  # a cursor's key fits its sort, as storage needs it
+        elif any(
+            cursor is not None and (type(cursor[0]) is bool or type(cursor[0]) is str)
+            for cursor in (query.after, query.before)
+        ):
+            raise ValueError("after/before: not a valid page cursor")
         return form
 
     def query(self) -> RunQuery:
@@ -180,7 +195,7 @@ def _totals(session: ReadSession, account_id: str, ids: list[str]) -> dict[str, 
 
 def _llm_sorted(
     session: ReadSession, account_id: str, form: RunListForm
-) -> tuple[RunPage, dict[str, LlmFacts]]:
+) -> tuple[RunPage[RunRow], dict[str, LlmFacts]]:
     """A page of runs sorted by tokens or cost, with the same cursors as storage's pages."""
     query = form.query()
     every = session.list_runs(
@@ -188,7 +203,7 @@ def _llm_sorted(
     )
     totals = _totals(session, account_id, [str(row["id"]) for row in every.rows])
 
-    def key(row: dict[str, Any]) -> tuple[float, str]:
+    def key(row: RunRow) -> tuple[float, str]:
         facts = totals[row["id"]]
         value = facts.total_tokens if form.sort == "tokens" else round(facts.cost, 6)
         row["sort_key"] = value

@@ -36,7 +36,7 @@ from typing import Any
 import orjson
 
 from prefactor_http.models.types import SPAN_STATUSES
-from prefactor_server.storage.base import Record, Storage
+from prefactor_server.storage.base import SpanViewRow, Storage
 from prefactor_server.traces.llm import LlmFacts, llm_facts
 from prefactor_server.traces.tree import SpanNode, span_error
 
@@ -62,12 +62,12 @@ def _ms(value: object, t0: float) -> int | None:
     return round(moment.timestamp() * 1000 - t0)
 
 
-def span_row(record: Record, t0: datetime) -> dict[str, Any]:
+def span_row(record: SpanViewRow, t0: datetime) -> dict[str, Any]:
     """One compact span (the live-update form): the columns' values for one span."""
     return _row(record, t0.timestamp() * 1000)
 
 
-def _row(record: Record, origin: float) -> dict[str, Any]:
+def _row(record: SpanViewRow, origin: float) -> dict[str, Any]:
     params, result = record.get("payload"), record.get("result_payload")
     # Most spans carry no LLM facts: storage leaves their payloads out (None), so skip.
     facts = _NO_FACTS if params is None and result is None else llm_facts(params, result)
@@ -75,7 +75,7 @@ def _row(record: Record, origin: float) -> dict[str, Any]:
     error = span_error(record) if status == "failed" else None
     summary = record.get("summary") or ""
     if status == "cancelled" and not record.get("started_at"):
-        summary = SpanNode(record).display_summary  # "cancelled before it started: ..."
+        summary = SpanNode(dict(record)).display_summary  # "cancelled before it started: ..."
     return {
         "id": record["id"],
         "parent_id": record["parent_span_id"],
@@ -124,7 +124,7 @@ class TreeColumns:
             code = table[value] = len(table)
         return code
 
-    def add(self, record: Record) -> None:
+    def add(self, record: SpanViewRow) -> None:
         """Append one span record (from :meth:`ReadSession.run_span_rows`)."""
         row = _row(record, self._origin)
         if row["error"]:

@@ -9,13 +9,16 @@ first's row lock, then increments what it committed).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, LiteralString
+from typing import Any, LiteralString, cast
 
-from prefactor_server.storage.base import Record
+from prefactor_server.storage import statements as q
+from prefactor_server.storage.base import Record, TokenRow
 
 __all__ = ["PgAuthReads", "PgAuthWrites"]
 
-_TOKEN_COLUMNS: LiteralString = "id, account_id, name, inserted_at, revoked_at"
+_FIND_TOKEN = q.pg(q.FIND_TOKEN)
+_LIST_TOKENS = q.pg(q.LIST_TOKENS)
+_AUTH_FAILURES = q.pg(q.AUTH_FAILURES)
 
 
 class PgAuthReads:
@@ -27,18 +30,14 @@ class PgAuthReads:
     def _all(self, query: LiteralString, params: Sequence[Any]) -> list[Record]:
         raise NotImplementedError  # pragma: no cover - the session provides it
 
-    def find_token(self, token_hash: str) -> Record | None:
-        return self._one(
-            "SELECT " + _TOKEN_COLUMNS + " FROM tokens WHERE token_hash = %s", (token_hash,)
-        )
+    def find_token(self, token_hash: str) -> TokenRow | None:
+        return cast(TokenRow | None, self._one(_FIND_TOKEN, (token_hash,)))
 
-    def list_tokens(self) -> list[Record]:
-        return self._all("SELECT " + _TOKEN_COLUMNS + " FROM tokens ORDER BY inserted_at, id", ())
+    def list_tokens(self) -> list[TokenRow]:
+        return cast(list[TokenRow], self._all(_LIST_TOKENS, ()))
 
     def auth_failures(self, client: str) -> tuple[int, float] | None:
-        row = self._one(
-            "SELECT failures, window_start FROM auth_failures WHERE client = %s", (client,)
-        )
+        row = self._one(_AUTH_FAILURES, (client,))
         return None if row is None else (int(row["failures"]), float(row["window_start"]))
 
 

@@ -12,20 +12,27 @@ moment cannot leave a stale flag behind.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, LiteralString
+from typing import Any, LiteralString, cast
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from prefactor_server.storage import statements as q
 from prefactor_server.storage.base import (
     INSTANCE_STATUSES,
     LISTS,
     SPAN_STATUSES,
     Account,
+    AgentRow,
+    EnvironmentRow,
+    InstanceRow,
     ListQuery,
     Page,
     Record,
+    SchemaVersionRow,
+    SpanRow,
+    is_orphan,
 )
 from prefactor_server.storage.postgres.auth_queries import PgAuthReads
 from prefactor_server.storage.postgres.viewer_queries import PgViewerReads
@@ -46,6 +53,15 @@ _SPAN_SELECT = (
 
 _account = Account.from_row
 
+_ACCOUNT_FOR_TOKEN = q.pg(q.ACCOUNT_FOR_TOKEN)
+_GET_ACCOUNT = q.pg(q.GET_ACCOUNT)
+_FIRST_ACCOUNT = q.pg(q.FIRST_ACCOUNT)
+_GET_AGENT = q.pg(q.GET_AGENT)
+_FIND_AGENT = q.pg(q.FIND_AGENT)
+_GET_ENVIRONMENT = q.pg(q.GET_ENVIRONMENT)
+_GET_SCHEMA_VERSION = q.pg(q.GET_SCHEMA_VERSION)
+_GET_INSTANCE = q.pg(q.GET_INSTANCE)
+
 
 class PgReadSession(PgAuthReads, PgViewerReads):
     """Queries on one pooled connection (the :class:`ReadSession` protocol)."""
@@ -64,121 +80,76 @@ class PgReadSession(PgAuthReads, PgViewerReads):
     def _all(self, query: LiteralString | sql.Composed, params: Sequence[Any]) -> list[Record]:
         return self.cur.execute(query, params).fetchall()
 
-    def _one_composed(self, query: sql.Composed, params: Sequence[Any]) -> dict[str, Any] | None:
-        rows = self._all(query, params)
-        return rows[0] if rows else None
-
     def account_for_token(self, token_hash: str) -> Account | None:
-        return _account(
-            self._one(
-                "SELECT a.* FROM tokens t JOIN accounts a ON a.id = t.account_id "
-                "WHERE t.token_hash = %s AND t.revoked_at IS NULL",
-                (token_hash,),
-            )
-        )
+        return _account(self._one(_ACCOUNT_FOR_TOKEN, (token_hash,)))
 
     def get_account(self, account_id: str) -> Account | None:
-        return _account(self._one("SELECT * FROM accounts WHERE id = %s", (account_id,)))
+        return _account(self._one(_GET_ACCOUNT, (account_id,)))
 
     def first_account(self) -> Account | None:
-        return _account(self._one("SELECT * FROM accounts ORDER BY inserted_at, id LIMIT 1", ()))
+        return _account(self._one(_FIRST_ACCOUNT, ()))
 
-    def get_agent(self, account_id: str, agent_id: str) -> Record | None:
-        return self._one(
-            "SELECT * FROM agents WHERE account_id = %s AND id = %s AND deleted_at IS NULL",
-            (account_id, agent_id),
-        )
+    def get_agent(self, account_id: str, agent_id: str) -> AgentRow | None:
+        return cast(AgentRow | None, self._one(_GET_AGENT, (account_id, agent_id)))
 
-    def find_agent(self, account_id: str, external_identifier: str) -> Record | None:
-        return self._one(
-            "SELECT * FROM agents WHERE account_id = %s AND external_identifier = %s "
-            "AND deleted_at IS NULL",
-            (account_id, external_identifier),
-        )
+    def find_agent(self, account_id: str, external_identifier: str) -> AgentRow | None:
+        return cast(AgentRow | None, self._one(_FIND_AGENT, (account_id, external_identifier)))
 
-    def _page(
-        self, table: str, account_id: str, query: ListQuery, extra_where: LiteralString = ""
-    ) -> tuple[int, list[Record]]:
-        columns = LISTS[table].columns
-        where: list[sql.Composable] = [sql.SQL("t.account_id = %s")]
-        params: list[Any] = [account_id]
-        for column, value in query.filters.items():
-            if column not in columns:  # pragma: no cover - the API layer whitelists first
-                raise ValueError(f"cannot filter {table} by {column}")
-            where.append(sql.SQL("{} = %s").format(sql.Identifier("t", column)))
-            params.append(value)
-        if extra_where:
-            where.append(sql.SQL("t." + extra_where))
-        if query.sort_field not in columns:  # pragma: no cover - the API layer whitelists first
-            raise ValueError(f"cannot sort {table} by {query.sort_field}")
-        clause = sql.SQL(" AND ").join(where)
-        source = sql.SQL("{} t").format(sql.Identifier(table))
-        count_row = self._one_composed(
-            sql.SQL("SELECT count(*) AS n FROM {} WHERE {}").format(source, clause), params
-        )
+    def _page(self, table: str, account_id: str, query: ListQuery) -> tuple[int, list[Record]]:
+        spec = LISTS[table]
+        clause, params = spec.where(account_id, query, "t.")
+        count_row = self._one(q.pg(f"SELECT count(*) AS n FROM {table} t WHERE {clause}"), params)
         total = int(count_row["n"]) if count_row is not None else 0
-        direction = sql.SQL("DESC" if query.descending else "ASC")
-        keys = [query.sort_field] if query.sort_field == "id" else [query.sort_field, "id"]
-        # Ties broken by the k-sortable id, so pages are stable.
-        order = sql.SQL(", ").join(
-            sql.SQL("{} {}").format(sql.Identifier("t", key), direction) for key in keys
-        )
+        order = spec.order_by(query, "t.")
         # A deferred join: the page's ids come from the (filter, sort, id) index alone, and
         # only those rows are read whole; an OFFSET deep into a large run skips index
         # entries, not payloads.
         rows = self._all(
-            sql.SQL(
-                "SELECT t.* FROM {source} JOIN (SELECT t.id FROM {source} WHERE {clause} "
-                "ORDER BY {order} LIMIT %s OFFSET %s) AS page ON t.id = page.id "
-                "WHERE t.account_id = %s ORDER BY {order}"
-            ).format(source=source, clause=clause, order=order),
+            q.pg(
+                f"SELECT t.* FROM {table} t JOIN (SELECT t.id FROM {table} t WHERE {clause} "
+                f"ORDER BY {order} LIMIT ? OFFSET ?) AS page ON t.id = page.id "
+                f"WHERE t.account_id = ? ORDER BY {order}"
+            ),
             [*params, query.limit, query.offset, account_id],
         )
         return total, rows
 
-    def list_agents(self, account_id: str, query: ListQuery) -> Page:
-        total, rows = self._page("agents", account_id, query, "deleted_at IS NULL")
-        return Page(total, rows)
+    def list_agents(self, account_id: str, query: ListQuery) -> Page[AgentRow]:
+        total, rows = self._page("agents", account_id, query)
+        return Page(total, cast(list[AgentRow], rows))
 
     def instance_counts(
         self, account_id: str, agent_id: str, environment_id: str | None
     ) -> dict[str, int]:
-        params: list[Any] = [account_id, agent_id]
-        env: LiteralString = ""
-        if environment_id is not None:
-            env = " AND environment_id = %s"
-            params.append(environment_id)
+        statement, params = q.instance_counts(account_id, agent_id, environment_id)
         counts = dict.fromkeys(INSTANCE_STATUSES, 0)
-        rows = self._all(
-            "SELECT status, count(*) AS n FROM agent_instances "
-            "WHERE account_id = %s AND agent_id = %s" + env + " GROUP BY status",
-            params,
-        )
+        rows = self._all(q.pg(statement), params)
         for row in rows:
             counts[row["status"]] = int(row["n"])
         return counts
 
-    def get_environment(self, account_id: str, environment_id: str) -> Record | None:
-        return self._one(
-            "SELECT * FROM environments WHERE account_id = %s AND id = %s",
-            (account_id, environment_id),
+    def get_environment(self, account_id: str, environment_id: str) -> EnvironmentRow | None:
+        return cast(
+            EnvironmentRow | None, self._one(_GET_ENVIRONMENT, (account_id, environment_id))
         )
 
-    def get_schema_version(self, account_id: str, schema_version_id: str) -> Record | None:
-        return self._one(
-            "SELECT * FROM schema_versions WHERE account_id = %s AND id = %s",
-            (account_id, schema_version_id),
+    def get_schema_version(
+        self, account_id: str, schema_version_id: str
+    ) -> SchemaVersionRow | None:
+        return cast(
+            SchemaVersionRow | None,
+            self._one(_GET_SCHEMA_VERSION, (account_id, schema_version_id)),
         )
 
-    def get_instance(self, account_id: str, instance_id: str) -> Record | None:
-        return self._one(
-            "SELECT * FROM agent_instances WHERE account_id = %s AND id = %s" + self._lock_rows,
-            (account_id, instance_id),
+    def get_instance(self, account_id: str, instance_id: str) -> InstanceRow | None:
+        return cast(
+            InstanceRow | None,
+            self._one(_GET_INSTANCE + self._lock_rows, (account_id, instance_id)),
         )
 
-    def list_instances(self, account_id: str, query: ListQuery) -> Page:
+    def list_instances(self, account_id: str, query: ListQuery) -> Page[InstanceRow]:
         total, rows = self._page("agent_instances", account_id, query)
-        return Page(total, rows)
+        return Page(total, cast(list[InstanceRow], rows))
 
     def span_counts(
         self, account_id: str, instance_ids: Sequence[str]
@@ -198,21 +169,24 @@ class PgReadSession(PgAuthReads, PgViewerReads):
             result[row["agent_instance_id"]][row["status"]] = int(row["n"])
         return result
 
-    def get_span(self, account_id: str, span_id: str) -> Record | None:
-        return self._one(
-            _SPAN_SELECT + " WHERE s.account_id = %s AND s.id = %s" + self._lock_rows,
-            (account_id, span_id),
+    def get_span(self, account_id: str, span_id: str) -> SpanRow | None:
+        return cast(
+            SpanRow | None,
+            self._one(
+                _SPAN_SELECT + " WHERE s.account_id = %s AND s.id = %s" + self._lock_rows,
+                (account_id, span_id),
+            ),
         )
 
-    def list_spans(self, account_id: str, query: ListQuery) -> Page:
+    def list_spans(self, account_id: str, query: ListQuery) -> Page[SpanRow]:
         total, rows = self._page("agent_spans", account_id, query)
         # The orphaned flags of the page only (not of every row an OFFSET skips): one
         # primary-key probe per distinct parent.
         parents = list({row["parent_span_id"] for row in rows if row["parent_span_id"]})
-        found: set[tuple[str, str]] = set()
+        found: dict[str, str] = {}
         if parents:
             found = {
-                (row["id"], row["agent_instance_id"])
+                row["id"]: row["agent_instance_id"]
                 for row in self._all(
                     "SELECT id, agent_instance_id FROM agent_spans "
                     "WHERE account_id = %s AND id = ANY(%s)",
@@ -220,6 +194,5 @@ class PgReadSession(PgAuthReads, PgViewerReads):
                 )
             }
         for row in rows:
-            parent = row["parent_span_id"]
-            row["orphaned"] = parent is not None and (parent, row["agent_instance_id"]) not in found
-        return Page(total, rows)
+            row["orphaned"] = is_orphan(row["parent_span_id"], row["agent_instance_id"], found)
+        return Page(total, cast(list[SpanRow], rows))

@@ -14,9 +14,10 @@ page's polls, and by status for the span-count sorts.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, LiteralString
+from typing import Any, LiteralString, cast
 
-from prefactor_server.storage.base import RUN_SORTS, Record, RunPage, RunQuery, like_pattern
+from prefactor_server.storage import statements as q
+from prefactor_server.storage.base import Record, RunPage, RunQuery, RunRow, RunWalk, SpanViewRow
 
 __all__ = ["PgViewerReads"]
 
@@ -24,11 +25,9 @@ _IN_CHUNK = 500
 
 
 def _hint(column: LiteralString) -> LiteralString:
-    # A span's params or result may hold LLM facts only if it mentions one of these; the
-    # others are never decoded (see prefactor_server.traces.llm.HINTS). One
-    # case-insensitive regular expression: the jsonb is rendered as text once, not once
-    # per word (the rendering is most of the cost).
-    return "(" + column + "::text ~* 'token|cost|model')"
+    # A span's params or result may hold LLM facts only if it mentions a hint (the
+    # others are never decoded).
+    return q.pg(q.POSTGRES.hint.format(column))
 
 
 _SPAN_COUNT: LiteralString = (
@@ -46,16 +45,6 @@ _SORT_KEYS: dict[str, LiteralString] = {
 }
 
 
-def _cursor_key(sort: str, key: Any) -> Any:
-    """The cursor's sort key in the column's type (a forged cursor is a ValueError)."""
-    if sort == "started":
-        if isinstance(key, str):
-            return key
-    elif isinstance(key, int | float) and not isinstance(key, bool):
-        return float(key) if sort == "duration" else int(key)
-    raise ValueError("after/before: not a valid page cursor")
-
-
 class PgViewerReads:
     """The viewer's queries (part of the :class:`ReadSession` protocol)."""
 
@@ -65,64 +54,26 @@ class PgViewerReads:
     def _all(self, query: LiteralString, params: Sequence[Any]) -> list[Record]:
         raise NotImplementedError  # pragma: no cover - the session provides it
 
-    def _run_filters(self, account_id: str, query: RunQuery) -> tuple[LiteralString, list[Any]]:
-        where: list[LiteralString] = ["i.account_id = %s"]
-        params: list[Any] = [account_id]
-        if query.agent_id:
-            where.append("i.agent_id = %s")
-            params.append(query.agent_id)
-        if query.status:
-            where.append("i.status = %s")
-            params.append(query.status)
-        if query.started_from:
-            where.append("COALESCE(i.started_at, i.inserted_at) >= %s")
-            params.append(query.started_from)
-        if query.started_to:
-            where.append("COALESCE(i.started_at, i.inserted_at) < %s")
-            params.append(query.started_to)
-        if query.text:
-            where.append(
-                "(i.id ILIKE %s OR i.external_identifier ILIKE %s OR i.agent_id ILIKE %s "
-                "OR i.agent_id IN (SELECT a.id FROM agents a WHERE a.account_id = i.account_id "
-                "AND a.name ILIKE %s) "
-                "OR EXISTS (SELECT 1 FROM agent_spans s "
-                "WHERE s.account_id = i.account_id AND s.agent_instance_id = i.id AND ("
-                "s.schema_name ILIKE %s OR s.summary ILIKE %s "
-                "OR s.payload::text ILIKE %s OR s.result_payload::text ILIKE %s)))"
-            )
-            params.extend([like_pattern(query.text)] * 8)
-        return " AND ".join(where), params
-
-    def list_runs(self, account_id: str, query: RunQuery) -> RunPage:
-        if query.sort not in RUN_SORTS:  # pragma: no cover - the route validates first
-            raise ValueError(f"cannot sort runs by {query.sort}")
-        clause, params = self._run_filters(account_id, query)
+    def list_runs(self, account_id: str, query: RunQuery) -> RunPage[RunRow]:
+        walk = RunWalk.of(query)
+        filters, params = q.run_filters(q.POSTGRES, account_id, query)
+        clause = q.pg(filters)
         counted = self._one("SELECT count(*) AS n FROM agent_instances i WHERE " + clause, params)
         total = int(counted["n"]) if counted is not None else 0
         key = _SORT_KEYS[query.sort]
-        # Going back (``before``) walks the other way and flips the page afterwards.
-        backwards = query.before is not None and query.after is None
-        descending = query.descending != backwards
-        op: LiteralString = "<" if descending else ">"
-        direction: LiteralString = "DESC" if descending else "ASC"
-        cursor = query.before if backwards else query.after
+        direction = q.pg(walk.direction)
         keyset: LiteralString = ""
         keyset_params: list[Any] = []
-        if cursor is not None:
+        if walk.cursor is not None:
             # Row comparison: one index range over (sort key, id), both in one direction.
-            keyset = " AND (" + key + ", i.id) " + op + " (%s, %s)"
-            keyset_params = [_cursor_key(query.sort, cursor[0]), cursor[1]]
+            keyset = " AND (" + key + ", i.id) " + q.pg(walk.op) + " (%s, %s)"
+            keyset_params = list(walk.cursor)
         rows = self._all(
             "SELECT i.*, " + key + " AS sort_key FROM agent_instances i WHERE " + clause
             + keyset + " ORDER BY " + key + " " + direction + ", i.id " + direction + " LIMIT %s",
             [*params, *keyset_params, query.limit + 1],
         )  # fmt: skip
-        more = len(rows) > query.limit
-        records = rows[: query.limit]  # jsonb quality columns arrive decoded
-        if backwards:
-            records.reverse()
-            return RunPage(total, records, has_before=more, has_after=True)
-        return RunPage(total, records, has_before=cursor is not None, has_after=more)
+        return walk.page(total, cast(list[RunRow], rows), query.limit)  # jsonb arrives decoded
 
     def run_span_rows(
         self,
@@ -132,37 +83,17 @@ class PgViewerReads:
         after_id: str | None,
         limit: int,
         updated_since: str | None = None,
-    ) -> list[Record]:
-        where: LiteralString = "account_id = %s AND agent_instance_id = %s"
-        params: list[Any] = [account_id, instance_id]
-        if after_id is not None:
-            where += " AND id > %s"
-            params.append(after_id)
-        order: LiteralString = "id"
-        if updated_since is not None:
-            where += " AND updated_at >= %s"
-            params.append(updated_since)
-            order = "updated_at, id"  # so a page's last update time is a safe next cursor
-        return self._all(
-            "SELECT id, parent_span_id, schema_name, schema_title, status, summary, "
-            "started_at, finished_at, updated_at, "
-            "CASE WHEN " + _hint("payload") + " THEN payload END AS payload, "
-            "CASE WHEN status IN ('failed', 'cancelled') OR " + _hint("result_payload")
-            + " THEN result_payload END AS result_payload "
-            "FROM agent_spans WHERE " + where + " ORDER BY " + order + " LIMIT %s",
-            [*params, limit],
-        )  # fmt: skip
+    ) -> list[SpanViewRow]:
+        statement, params = q.run_span_rows(
+            q.POSTGRES, account_id, instance_id, after_id, limit, updated_since
+        )
+        return cast(list[SpanViewRow], self._all(q.pg(statement), params))
 
     def search_run_spans(
         self, account_id: str, instance_id: str, text: str, limit: int
     ) -> list[str]:
-        rows = self._all(
-            "SELECT id FROM agent_spans WHERE account_id = %s AND agent_instance_id = %s AND ("
-            "schema_name ILIKE %s OR schema_title ILIKE %s OR summary ILIKE %s "
-            "OR status ILIKE %s OR payload::text ILIKE %s OR result_payload::text ILIKE %s) "
-            "ORDER BY id LIMIT %s",
-            [account_id, instance_id, *[like_pattern(text)] * 6, limit],
-        )
+        statement, params = q.search_run_spans(q.POSTGRES, account_id, instance_id, text, limit)
+        rows = self._all(q.pg(statement), params)
         return [str(row["id"]) for row in rows]
 
     def llm_payloads(

@@ -27,7 +27,7 @@ have unbuffered.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, LiteralString
 
@@ -36,7 +36,19 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from prefactor_server.storage.base import Account, IdTaken, Record
+from prefactor_server.storage.base import (
+    Account,
+    AgentRow,
+    AgentVersionRow,
+    DeploymentRow,
+    EnvironmentRow,
+    Fields,
+    IdTaken,
+    InstanceRow,
+    NewToken,
+    SchemaVersionRow,
+    SpanRow,
+)
 from prefactor_server.storage.postgres.auth_queries import PgAuthWrites
 from prefactor_server.storage.postgres.queries import Conn, PgReadSession
 
@@ -82,7 +94,7 @@ def _dumps(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-def _span_columns(records: Sequence[Record]) -> list[list[Any]]:
+def _span_columns(records: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
     """The parameters of ``_INSERT_SPANS``: one array per column (payloads as JSON text)."""
     columns: list[list[Any]] = [[] for _ in _SPAN_COLUMNS]
     for record in records:
@@ -101,7 +113,7 @@ class PgWriteSession(PgReadSession, PgAuthWrites):
         super().__init__(conn)
         self._depth = 0
         self._buffer_spans = buffer_spans
-        self._spans: list[Record] = []
+        self._spans: list[SpanRow] = []
         self._claimed: set[tuple[str, str, str]] = set()
         self._answered: set[tuple[str, str, str]] = set()
 
@@ -140,7 +152,9 @@ class PgWriteSession(PgReadSession, PgAuthWrites):
         self._flush()
         return super()._one(query, params)
 
-    def _all(self, query: LiteralString | sql.Composed, params: Sequence[Any]) -> list[Record]:
+    def _all(
+        self, query: LiteralString | sql.Composed, params: Sequence[Any]
+    ) -> list[dict[str, Any]]:
         self._flush()
         return super()._all(query, params)
 
@@ -266,7 +280,7 @@ class PgWriteSession(PgReadSession, PgAuthWrites):
             "UPDATE accounts SET default_agent_id = %s WHERE id = %s", (agent_id, account_id)
         )
 
-    def insert_token(self, record: Record) -> None:
+    def insert_token(self, record: NewToken) -> None:
         self._insert("tokens", record)
 
     def revoke_token(self, token_id: str, revoked_at: str) -> bool:
@@ -278,7 +292,7 @@ class PgWriteSession(PgReadSession, PgAuthWrites):
 
     # -- generic insert and update -------------------------------------------------------
 
-    def _insert(self, table: str, record: Record, *, id_conflict: bool = False) -> None:
+    def _insert(self, table: str, record: Mapping[str, Any], *, id_conflict: bool = False) -> None:
         query = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
             sql.Identifier(table),
             sql.SQL(", ").join(map(sql.Identifier, record)),
@@ -291,7 +305,7 @@ class PgWriteSession(PgReadSession, PgAuthWrites):
         if id_conflict and cursor.fetchone() is None:
             raise IdTaken(record["id"])
 
-    def _update(self, table: str, account_id: str, row_id: str, fields: Record) -> None:
+    def _update(self, table: str, account_id: str, row_id: str, fields: Fields) -> None:
         query = sql.SQL("UPDATE {} SET {} WHERE account_id = %s AND id = %s").format(
             sql.Identifier(table),
             sql.SQL(", ").join(
@@ -303,59 +317,63 @@ class PgWriteSession(PgReadSession, PgAuthWrites):
 
     # -- agents, versions, deployments ---------------------------------------------------
 
-    def get_environment(self, account_id: str, environment_id: str) -> Record | None:
+    def get_environment(self, account_id: str, environment_id: str) -> EnvironmentRow | None:
         self._advisory(account_id, "environment", environment_id)
         return super().get_environment(account_id, environment_id)
 
-    def insert_environment(self, record: Record) -> None:
+    def insert_environment(self, record: EnvironmentRow) -> None:
         self._insert("environments", record)
 
-    def get_agent(self, account_id: str, agent_id: str) -> Record | None:
+    def get_agent(self, account_id: str, agent_id: str) -> AgentRow | None:
         self._advisory(account_id, "agent", agent_id)
         return super().get_agent(account_id, agent_id)
 
-    def insert_agent(self, record: Record) -> None:
+    def insert_agent(self, record: AgentRow) -> None:
         self._insert("agents", record, id_conflict=True)
 
-    def update_agent(self, account_id: str, agent_id: str, fields: Record) -> None:
+    def update_agent(self, account_id: str, agent_id: str, fields: Fields) -> None:
         self._update("agents", account_id, agent_id, fields)
 
     def find_agent_version(
         self, account_id: str, agent_id: str, external_identifier: str
-    ) -> Record | None:
+    ) -> AgentVersionRow | None:
         self._advisory(account_id, "agent_version", agent_id, external_identifier)
-        return self._one(
+        return self._one(  # type: ignore[return-value]
             "SELECT * FROM agent_versions "
             "WHERE account_id = %s AND agent_id = %s AND external_identifier = %s",
             (account_id, agent_id, external_identifier),
         )
 
-    def insert_agent_version(self, record: Record) -> None:
-        record = {**record, "runtime_environment": _json(record.get("runtime_environment"))}
-        self._insert("agent_versions", record)
+    def insert_agent_version(self, record: AgentVersionRow) -> None:
+        self._insert(
+            "agent_versions",
+            {**record, "runtime_environment": _json(record.get("runtime_environment"))},
+        )
 
     def find_schema_version(
         self, account_id: str, agent_id: str, external_identifier: str
-    ) -> Record | None:
+    ) -> SchemaVersionRow | None:
         self._advisory(account_id, "schema_version", agent_id, external_identifier)
-        return self._one(
+        return self._one(  # type: ignore[return-value]
             "SELECT * FROM schema_versions "
             "WHERE account_id = %s AND agent_id = %s AND external_identifier = %s",
             (account_id, agent_id, external_identifier),
         )
 
-    def insert_schema_version(self, record: Record) -> None:
+    def insert_schema_version(self, record: SchemaVersionRow) -> None:
         self._insert("schema_versions", {**record, "body": Jsonb(record["body"])})
 
-    def find_deployment(self, account_id: str, agent_id: str, environment_id: str) -> Record | None:
+    def find_deployment(
+        self, account_id: str, agent_id: str, environment_id: str
+    ) -> DeploymentRow | None:
         self._advisory(account_id, "deployment", agent_id, environment_id)
-        return self._one(
+        return self._one(  # type: ignore[return-value]
             "SELECT * FROM deployments "
             "WHERE account_id = %s AND agent_id = %s AND environment_id = %s",
             (account_id, agent_id, environment_id),
         )
 
-    def insert_deployment(self, record: Record) -> None:
+    def insert_deployment(self, record: DeploymentRow) -> None:
         self._insert("deployments", record)
 
     def set_deployment_version(self, account_id: str, deployment_id: str, version_id: str) -> None:
@@ -363,13 +381,13 @@ class PgWriteSession(PgReadSession, PgAuthWrites):
 
     # -- instances and spans -------------------------------------------------------------
 
-    def insert_instance(self, record: Record) -> None:
-        record = {
+    def insert_instance(self, record: InstanceRow) -> None:
+        encoded = {
             key: Jsonb(value) if key in _INSTANCE_JSON else value for key, value in record.items()
         }
-        self._insert("agent_instances", record, id_conflict=True)
+        self._insert("agent_instances", encoded, id_conflict=True)
 
-    def update_instance(self, account_id: str, instance_id: str, fields: Record) -> None:
+    def update_instance(self, account_id: str, instance_id: str, fields: Fields) -> None:
         fields = {
             key: Jsonb(value) if key in _INSTANCE_JSON else value for key, value in fields.items()
         }
@@ -385,12 +403,13 @@ class PgWriteSession(PgReadSession, PgAuthWrites):
         )
         return None if row is None else str(row["agent_instance_id"])
 
-    def insert_span(self, record: Record) -> None:
+    def insert_span(self, record: SpanRow) -> None:
         if self._buffer_spans and self._depth == 0:
             self._spans.append(record)
             return
+        fields: Mapping[str, Any] = record
         values = [
-            _json(record[name]) if name in _SPAN_JSON else record[name] for name in _SPAN_COLUMNS
+            _json(fields[name]) if name in _SPAN_JSON else fields[name] for name in _SPAN_COLUMNS
         ]
         self._flush()
         row = self.cur.execute(
@@ -404,13 +423,13 @@ class PgWriteSession(PgReadSession, PgAuthWrites):
         if row is None:
             raise IdTaken(record["id"])
 
-    def insert_spans(self, account_id: str, records: Sequence[Record]) -> int:
+    def insert_spans(self, account_id: str, records: Sequence[SpanRow]) -> int:
         # One multi-row insert; ids already stored (a resent export, or another process
         # storing the same span at this moment) are skipped by ON CONFLICT, never an error.
         # Sorted by id, so two processes inserting overlapping batches take the unique
         # index's entries in one order and cannot deadlock. Orphans need no bookkeeping:
         # "orphaned" is derived on read, so a parent arriving later adopts its children.
-        unique: dict[str, Record] = {}
+        unique: dict[str, Mapping[str, Any]] = {}
         for record in records:  # a repeated id within the call counts once (the first)
             unique.setdefault(record["id"], {**record, "account_id": account_id})
         if not unique:
@@ -419,7 +438,7 @@ class PgWriteSession(PgReadSession, PgAuthWrites):
         self._flush()
         return len(self.cur.execute(_INSERT_SPANS, _span_columns(rows)).fetchall())
 
-    def update_span(self, account_id: str, span_id: str, fields: Record) -> None:
+    def update_span(self, account_id: str, span_id: str, fields: Fields) -> None:
         fields = {
             key: _json(value) if key in _SPAN_JSON else value for key, value in fields.items()
         }

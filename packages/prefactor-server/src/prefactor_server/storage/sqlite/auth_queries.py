@@ -6,9 +6,10 @@ Kept apart from ``queries.py``: they guard authentication, not the API's resourc
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from typing import Any, cast
 
-from prefactor_server.storage.base import Record
+from prefactor_server.storage import statements as q
+from prefactor_server.storage.base import TokenRow
 
 __all__ = ["AuthReads", "AuthWrites"]
 
@@ -18,24 +19,15 @@ class AuthReads:
 
     conn: sqlite3.Connection
 
-    def find_token(self, token_hash: str) -> Record | None:
-        row = self.conn.execute(
-            "SELECT id, account_id, name, inserted_at, revoked_at FROM tokens WHERE token_hash = ?",
-            (token_hash,),
-        ).fetchone()
-        return None if row is None else dict(row)
+    def find_token(self, token_hash: str) -> TokenRow | None:
+        row = self.conn.execute(q.FIND_TOKEN, (token_hash,)).fetchone()
+        return None if row is None else cast(TokenRow, dict(row))
 
-    def list_tokens(self) -> list[Record]:
-        rows = self.conn.execute(
-            "SELECT id, account_id, name, inserted_at, revoked_at FROM tokens "
-            "ORDER BY inserted_at, id"
-        )
-        return [dict(row) for row in rows]
+    def list_tokens(self) -> list[TokenRow]:
+        return [cast(TokenRow, dict(row)) for row in self.conn.execute(q.LIST_TOKENS)]
 
     def auth_failures(self, client: str) -> tuple[int, float] | None:
-        row: Any = self.conn.execute(
-            "SELECT failures, window_start FROM auth_failures WHERE client = ?", (client,)
-        ).fetchone()
+        row: Any = self.conn.execute(q.AUTH_FAILURES, (client,)).fetchone()
         return None if row is None else (int(row[0]), float(row[1]))
 
 

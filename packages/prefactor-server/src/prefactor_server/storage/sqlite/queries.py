@@ -3,24 +3,37 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
+from prefactor_server.storage import statements as q
 from prefactor_server.storage.base import (
     INSTANCE_STATUSES,
     LISTS,
     SPAN_STATUSES,
     Account,
+    AgentRow,
+    AgentVersionRow,
+    DeploymentRow,
+    EnvironmentRow,
+    Fields,
     IdTaken,
+    InstanceRow,
     ListQuery,
+    NewToken,
     Page,
-    Record,
+    SchemaVersionRow,
+    SpanRow,
+    is_orphan,
 )
 from prefactor_server.storage.sqlite.auth_queries import AuthReads, AuthWrites
+from prefactor_server.storage.sqlite.decode import dumps as _dumps
+from prefactor_server.storage.sqlite.decode import instance_row, span_row
+from prefactor_server.storage.sqlite.decode import loads as _loads
 from prefactor_server.storage.sqlite.viewer_queries import ViewerReads
 
 __all__ = ["SqliteReadSession", "SqliteWriteSession"]
@@ -42,29 +55,6 @@ _FILTER_INDEXES = {
 _account = Account.from_row
 
 
-def _loads(value: str | bytes | None) -> Any:
-    return None if value is None else orjson.loads(value)
-
-
-def _dumps(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
-
-
-def _instance(row: sqlite3.Row) -> Record:
-    record = dict(row)
-    record["quality_payloads"] = orjson.loads(record["quality_payloads"])
-    record["quality_summaries"] = orjson.loads(record["quality_summaries"])
-    return record
-
-
-def _span(row: sqlite3.Row) -> Record:
-    record = dict(row)
-    record["payload"] = orjson.loads(record["payload"])
-    record["result_payload"] = _loads(record["result_payload"])
-    record["orphaned"] = bool(record["orphaned"])
-    return record
-
-
 class SqliteReadSession(AuthReads, ViewerReads):
     """Queries on one SQLite connection (the :class:`ReadSession` protocol)."""
 
@@ -76,51 +66,25 @@ class SqliteReadSession(AuthReads, ViewerReads):
         return row
 
     def account_for_token(self, token_hash: str) -> Account | None:
-        return _account(
-            self._one(
-                "SELECT a.* FROM tokens t JOIN accounts a ON a.id = t.account_id "
-                "WHERE t.token_hash = ? AND t.revoked_at IS NULL",
-                (token_hash,),
-            )
-        )
+        return _account(self._one(q.ACCOUNT_FOR_TOKEN, (token_hash,)))
 
     def get_account(self, account_id: str) -> Account | None:
-        return _account(self._one("SELECT * FROM accounts WHERE id = ?", (account_id,)))
+        return _account(self._one(q.GET_ACCOUNT, (account_id,)))
 
     def first_account(self) -> Account | None:
-        return _account(self._one("SELECT * FROM accounts ORDER BY inserted_at, id LIMIT 1", ()))
+        return _account(self._one(q.FIRST_ACCOUNT, ()))
 
-    def get_agent(self, account_id: str, agent_id: str) -> Record | None:
-        row = self._one(
-            "SELECT * FROM agents WHERE account_id = ? AND id = ? AND deleted_at IS NULL",
-            (account_id, agent_id),
-        )
-        return None if row is None else dict(row)
+    def get_agent(self, account_id: str, agent_id: str) -> AgentRow | None:
+        row = self._one(q.GET_AGENT, (account_id, agent_id))
+        return None if row is None else cast(AgentRow, dict(row))
 
-    def find_agent(self, account_id: str, external_identifier: str) -> Record | None:
-        row = self._one(
-            "SELECT * FROM agents WHERE account_id = ? AND external_identifier = ? "
-            "AND deleted_at IS NULL",
-            (account_id, external_identifier),
-        )
-        return None if row is None else dict(row)
+    def find_agent(self, account_id: str, external_identifier: str) -> AgentRow | None:
+        row = self._one(q.FIND_AGENT, (account_id, external_identifier))
+        return None if row is None else cast(AgentRow, dict(row))
 
-    def _page(
-        self, table: str, account_id: str, query: ListQuery, extra_where: str = ""
-    ) -> tuple[int, list[sqlite3.Row]]:
-        columns = LISTS[table].columns
-        where = ["account_id = ?"]
-        params: list[Any] = [account_id]
-        for column, value in query.filters.items():
-            if column not in columns:  # pragma: no cover - the API layer whitelists first
-                raise ValueError(f"cannot filter {table} by {column}")
-            where.append(f"{column} = ?")
-            params.append(value)
-        if extra_where:
-            where.append(extra_where)
-        if query.sort_field not in columns:  # pragma: no cover - the API layer whitelists first
-            raise ValueError(f"cannot sort {table} by {query.sort_field}")
-        clause = " AND ".join(where)
+    def _page(self, table: str, account_id: str, query: ListQuery) -> tuple[int, list[sqlite3.Row]]:
+        spec = LISTS[table]
+        clause, params = spec.where(account_id, query)
         source = table
         indexes = _FILTER_INDEXES.get(table, {})
         for column in query.filters:
@@ -130,61 +94,47 @@ class SqliteReadSession(AuthReads, ViewerReads):
         total = self.conn.execute(
             f"SELECT count(*) FROM {source} WHERE {clause}", params
         ).fetchone()[0]
-        direction = "DESC" if query.descending else "ASC"
-        order = f"{query.sort_field} {direction}"
-        if query.sort_field != "id":
-            order += f", id {direction}"  # ties broken by the k-sortable id, so pages are stable
         rows = self.conn.execute(
-            f"SELECT * FROM {source} WHERE {clause} ORDER BY {order} LIMIT ? OFFSET ?",
+            f"SELECT * FROM {source} WHERE {clause} ORDER BY {spec.order_by(query)} "
+            "LIMIT ? OFFSET ?",
             [*params, query.limit, query.offset],
         ).fetchall()
         return total, rows
 
-    def list_agents(self, account_id: str, query: ListQuery) -> Page:
-        total, rows = self._page("agents", account_id, query, "deleted_at IS NULL")
-        return Page(total, [dict(row) for row in rows])
+    def list_agents(self, account_id: str, query: ListQuery) -> Page[AgentRow]:
+        total, rows = self._page("agents", account_id, query)
+        return Page(total, [cast(AgentRow, dict(row)) for row in rows])
 
     def instance_counts(
         self, account_id: str, agent_id: str, environment_id: str | None
     ) -> dict[str, int]:
-        sql = "SELECT status, count(*) FROM agent_instances WHERE account_id = ? AND agent_id = ?"
-        params: list[Any] = [account_id, agent_id]
-        if environment_id is not None:
-            sql += " AND environment_id = ?"
-            params.append(environment_id)
+        statement, params = q.instance_counts(account_id, agent_id, environment_id)
         counts = dict.fromkeys(INSTANCE_STATUSES, 0)
-        for status, count in self.conn.execute(sql + " GROUP BY status", params):
+        for status, count in self.conn.execute(statement, params):
             counts[status] = count
         return counts
 
-    def get_environment(self, account_id: str, environment_id: str) -> Record | None:
-        row = self._one(
-            "SELECT * FROM environments WHERE account_id = ? AND id = ?",
-            (account_id, environment_id),
-        )
-        return None if row is None else dict(row)
+    def get_environment(self, account_id: str, environment_id: str) -> EnvironmentRow | None:
+        row = self._one(q.GET_ENVIRONMENT, (account_id, environment_id))
+        return None if row is None else cast(EnvironmentRow, dict(row))
 
-    def get_schema_version(self, account_id: str, schema_version_id: str) -> Record | None:
-        row = self._one(
-            "SELECT * FROM schema_versions WHERE account_id = ? AND id = ?",
-            (account_id, schema_version_id),
-        )
+    def get_schema_version(
+        self, account_id: str, schema_version_id: str
+    ) -> SchemaVersionRow | None:
+        row = self._one(q.GET_SCHEMA_VERSION, (account_id, schema_version_id))
         if row is None:
             return None
-        record = dict(row)
+        record: dict[str, Any] = dict(row)
         record["body"] = orjson.loads(record["body"])
-        return record
+        return cast(SchemaVersionRow, record)
 
-    def get_instance(self, account_id: str, instance_id: str) -> Record | None:
-        row = self._one(
-            "SELECT * FROM agent_instances WHERE account_id = ? AND id = ?",
-            (account_id, instance_id),
-        )
-        return None if row is None else _instance(row)
+    def get_instance(self, account_id: str, instance_id: str) -> InstanceRow | None:
+        row = self._one(q.GET_INSTANCE, (account_id, instance_id))
+        return None if row is None else instance_row(row)
 
-    def list_instances(self, account_id: str, query: ListQuery) -> Page:
+    def list_instances(self, account_id: str, query: ListQuery) -> Page[InstanceRow]:
         total, rows = self._page("agent_instances", account_id, query)
-        return Page(total, [_instance(row) for row in rows])
+        return Page(total, [instance_row(row) for row in rows])
 
     def span_counts(
         self, account_id: str, instance_ids: Sequence[str]
@@ -204,25 +154,25 @@ class SqliteReadSession(AuthReads, ViewerReads):
             result[instance_id][status] = count
         return result
 
-    def get_span(self, account_id: str, span_id: str) -> Record | None:
+    def get_span(self, account_id: str, span_id: str) -> SpanRow | None:
         row = self._one(
             "SELECT * FROM agent_spans WHERE account_id = ? AND id = ?", (account_id, span_id)
         )
-        return None if row is None else _span(row)
+        return None if row is None else span_row(row)
 
-    def list_spans(self, account_id: str, query: ListQuery) -> Page:
+    def list_spans(self, account_id: str, query: ListQuery) -> Page[SpanRow]:
         total, rows = self._page("agent_spans", account_id, query)
-        return Page(total, [_span(row) for row in rows])
+        return Page(total, [span_row(row) for row in rows])
 
 
-def _insert(conn: sqlite3.Connection, table: str, record: Record) -> None:
+def _insert(conn: sqlite3.Connection, table: str, record: Mapping[str, Any]) -> None:
     columns = ", ".join(record)
     marks = ", ".join("?" * len(record))
     conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(record.values()))
 
 
 def _update(
-    conn: sqlite3.Connection, table: str, account_id: str, row_id: str, fields: Record
+    conn: sqlite3.Connection, table: str, account_id: str, row_id: str, fields: Fields
 ) -> None:
     assignments = ", ".join(f"{column} = ?" for column in fields)
     conn.execute(
@@ -353,7 +303,7 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
             "UPDATE accounts SET default_agent_id = ? WHERE id = ?", (agent_id, account_id)
         )
 
-    def insert_token(self, record: Record) -> None:
+    def insert_token(self, record: NewToken) -> None:
         _insert(self.conn, "tokens", record)
 
     def revoke_token(self, token_id: str, revoked_at: str) -> bool:
@@ -363,35 +313,42 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
         )
         return cursor.rowcount > 0
 
-    def insert_environment(self, record: Record) -> None:
+    def insert_environment(self, record: EnvironmentRow) -> None:
         _insert(self.conn, "environments", record)
 
-    def insert_agent(self, record: Record) -> None:
+    def insert_agent(self, record: AgentRow) -> None:
         try:
             _insert(self.conn, "agents", record)
         except sqlite3.IntegrityError as exc:
             raise IdTaken(record["id"]) from exc
 
-    def update_agent(self, account_id: str, agent_id: str, fields: Record) -> None:
+    def update_agent(self, account_id: str, agent_id: str, fields: Fields) -> None:
         _update(self.conn, "agents", account_id, agent_id, fields)
 
     def find_agent_version(
         self, account_id: str, agent_id: str, external_identifier: str
-    ) -> Record | None:
+    ) -> AgentVersionRow | None:
         row = self._one(
             "SELECT * FROM agent_versions "
             "WHERE account_id = ? AND agent_id = ? AND external_identifier = ?",
             (account_id, agent_id, external_identifier),
         )
-        return None if row is None else dict(row)
+        if row is None:
+            return None
+        record: dict[str, Any] = dict(row)
+        record["runtime_environment"] = _loads(record["runtime_environment"])
+        return cast(AgentVersionRow, record)
 
-    def insert_agent_version(self, record: Record) -> None:
-        record = {**record, "runtime_environment": _dumps(record.get("runtime_environment"))}
-        _insert(self.conn, "agent_versions", record)
+    def insert_agent_version(self, record: AgentVersionRow) -> None:
+        _insert(
+            self.conn,
+            "agent_versions",
+            {**record, "runtime_environment": _dumps(record.get("runtime_environment"))},
+        )
 
     def find_schema_version(
         self, account_id: str, agent_id: str, external_identifier: str
-    ) -> Record | None:
+    ) -> SchemaVersionRow | None:
         row = self._one(
             "SELECT id FROM schema_versions "
             "WHERE account_id = ? AND agent_id = ? AND external_identifier = ?",
@@ -399,18 +356,20 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
         )
         return None if row is None else self.get_schema_version(account_id, row[0])
 
-    def insert_schema_version(self, record: Record) -> None:
+    def insert_schema_version(self, record: SchemaVersionRow) -> None:
         _insert(self.conn, "schema_versions", {**record, "body": _dumps(record["body"])})
 
-    def find_deployment(self, account_id: str, agent_id: str, environment_id: str) -> Record | None:
+    def find_deployment(
+        self, account_id: str, agent_id: str, environment_id: str
+    ) -> DeploymentRow | None:
         row = self._one(
             "SELECT * FROM deployments "
             "WHERE account_id = ? AND agent_id = ? AND environment_id = ?",
             (account_id, agent_id, environment_id),
         )
-        return None if row is None else dict(row)
+        return None if row is None else cast(DeploymentRow, dict(row))
 
-    def insert_deployment(self, record: Record) -> None:
+    def insert_deployment(self, record: DeploymentRow) -> None:
         _insert(self.conn, "deployments", record)
 
     def set_deployment_version(self, account_id: str, deployment_id: str, version_id: str) -> None:
@@ -418,16 +377,16 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
             self.conn, "deployments", account_id, deployment_id, {"current_version_id": version_id}
         )
 
-    def insert_instance(self, record: Record) -> None:
-        record = {
+    def insert_instance(self, record: InstanceRow) -> None:
+        encoded = {
             key: _dumps(value) if key in _INSTANCE_JSON else value for key, value in record.items()
         }
         try:
-            _insert(self.conn, "agent_instances", record)
+            _insert(self.conn, "agent_instances", encoded)
         except sqlite3.IntegrityError as exc:
             raise IdTaken(record["id"]) from exc
 
-    def update_instance(self, account_id: str, instance_id: str, fields: Record) -> None:
+    def update_instance(self, account_id: str, instance_id: str, fields: Fields) -> None:
         fields = {
             key: _dumps(value) if key in _INSTANCE_JSON else value for key, value in fields.items()
         }
@@ -440,25 +399,27 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
         ).fetchone()
         return None if row is None else str(row[0])
 
-    def insert_spans(self, account_id: str, records: Sequence[Record]) -> int:
+    def insert_spans(self, account_id: str, records: Sequence[SpanRow]) -> int:
         # Set-based, for OTLP ingest: two lookups, one executemany and one adoption per
         # instance, however many spans (children usually arrive before their parents).
         ids = [r["id"] for r in records]
         stored = self._existing_ids(account_id, ids)
-        batch = set(ids)
-        parents = {
+        batch: dict[str, str] = {}  # span id -> instance id (the first of a repeated id)
+        for r in records:
+            batch.setdefault(r["id"], r["agent_instance_id"])
+        outside = {
             r["parent_span_id"]
             for r in records
             if r["parent_span_id"] is not None and r["parent_span_id"] not in batch
         }
-        known = stored | self._existing_ids(account_id, list(parents))
+        parents = {**batch, **self._span_instances(account_id, list(outside))}
         rows = []
         for r in records:
             if r["id"] in stored:
                 continue
             stored.add(r["id"])  # a repeated id within the call counts once
             parent = r["parent_span_id"]
-            orphaned = parent is not None and parent not in known and parent not in batch
+            orphaned = is_orphan(parent, r["agent_instance_id"], parents)
             rows.append(
                 (
                     account_id, r["id"], r["agent_instance_id"], r["agent_id"], parent,
@@ -507,6 +468,20 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
             )
         return orphans
 
+    def _span_instances(self, account_id: str, ids: list[str]) -> dict[str, str]:
+        """The instance id of each stored span among ``ids``."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self.conn.execute(
+                    "SELECT id, agent_instance_id FROM agent_spans "
+                    f"WHERE account_id = ? AND id IN ({marks})",
+                    (account_id, *chunk),
+                )
+            )
+        return found
+
     def _existing_ids(self, account_id: str, ids: list[str]) -> set[str]:
         found: set[str] = set()
         for chunk in _chunks(ids):
@@ -520,7 +495,7 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
             )
         return found
 
-    def insert_span(self, record: Record) -> None:
+    def insert_span(self, record: SpanRow) -> None:
         r = record
         try:
             self.conn.execute(
@@ -552,7 +527,7 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
             (r["account_id"], r["id"], r["agent_instance_id"]),
         )
 
-    def update_span(self, account_id: str, span_id: str, fields: Record) -> None:
+    def update_span(self, account_id: str, span_id: str, fields: Fields) -> None:
         fields = {
             key: _dumps(value) if key in _SPAN_JSON else value for key, value in fields.items()
         }

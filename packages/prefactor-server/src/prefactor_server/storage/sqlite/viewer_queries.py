@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-import orjson
-
-from prefactor_server.storage.base import RUN_SORTS, Record, RunPage, RunQuery, like_pattern
+from prefactor_server.storage import statements as q
+from prefactor_server.storage.base import RunPage, RunQuery, RunRow, RunWalk, SpanViewRow
+from prefactor_server.storage.sqlite.decode import instance_row, loads, span_view_row
 
 __all__ = ["ViewerReads"]
 
 _IN_CHUNK = 500
 
-# A span's params or result may hold LLM facts only if it mentions one of these; the
-# others are never parsed (see prefactor_server.traces.llm.HINTS). Model names, token
-# counts and costs sit in either (OTel attributes are in the params).
-_HINT = "({col} LIKE '%token%' OR {col} LIKE '%cost%' OR {col} LIKE '%model%')"
+# Model names, token counts and costs sit in either payload (OTel attributes are in the
+# params): a span may hold LLM facts only if one of them mentions a hint.
+_HINT = q.SQLITE.hint
 
 _SPAN_COUNT = (
     "(SELECT count(*) FROM agent_spans s INDEXED BY agent_spans_instance_status "
@@ -36,79 +35,30 @@ _SORT_KEYS = {
 }
 
 
-def _decode(value: str | bytes | None) -> Any:
-    return None if value is None else orjson.loads(value)
-
-
 class ViewerReads:
     """The viewer's queries (part of :class:`~prefactor_server.storage.base.ReadSession`)."""
 
     conn: sqlite3.Connection
 
-    def _run_filters(self, account_id: str, query: RunQuery) -> tuple[str, list[Any]]:
-        where = ["i.account_id = ?"]
-        params: list[Any] = [account_id]
-        if query.agent_id:
-            where.append("i.agent_id = ?")
-            params.append(query.agent_id)
-        if query.status:
-            where.append("i.status = ?")
-            params.append(query.status)
-        if query.started_from:
-            where.append("COALESCE(i.started_at, i.inserted_at) >= ?")
-            params.append(query.started_from)
-        if query.started_to:
-            where.append("COALESCE(i.started_at, i.inserted_at) < ?")
-            params.append(query.started_to)
-        if query.text:
-            pattern = like_pattern(query.text)
-            where.append(
-                "(i.id LIKE ? ESCAPE '\\' OR i.external_identifier LIKE ? ESCAPE '\\' "
-                "OR i.agent_id LIKE ? ESCAPE '\\' "
-                "OR i.agent_id IN (SELECT a.id FROM agents a WHERE a.account_id = i.account_id "
-                "AND a.name LIKE ? ESCAPE '\\') "
-                "OR EXISTS (SELECT 1 FROM agent_spans s INDEXED BY agent_spans_instance "
-                "WHERE s.account_id = i.account_id AND s.agent_instance_id = i.id AND ("
-                "s.schema_name LIKE ? ESCAPE '\\' OR s.summary LIKE ? ESCAPE '\\' "
-                "OR s.payload LIKE ? ESCAPE '\\' OR s.result_payload LIKE ? ESCAPE '\\')))"
-            )
-            params.extend([pattern] * 8)
-        return " AND ".join(where), params
-
-    def list_runs(self, account_id: str, query: RunQuery) -> RunPage:
-        if query.sort not in RUN_SORTS:  # pragma: no cover - the route validates first
-            raise ValueError(f"cannot sort runs by {query.sort}")
-        clause, params = self._run_filters(account_id, query)
+    def list_runs(self, account_id: str, query: RunQuery) -> RunPage[RunRow]:
+        walk = RunWalk.of(query)
+        clause, params = q.run_filters(q.SQLITE, account_id, query)
         total = self.conn.execute(
             f"SELECT count(*) FROM agent_instances i WHERE {clause}", params
         ).fetchone()[0]
         key = _SORT_KEYS[query.sort]
-        # Going back (``before``) walks the other way and flips the page afterwards.
-        backwards = query.before is not None and query.after is None
-        descending = query.descending != backwards
-        op, direction = ("<", "DESC") if descending else (">", "ASC")
-        cursor = query.before if backwards else query.after
+        op, direction = walk.op, walk.direction
         outer = ""
         outer_params: list[Any] = []
-        if cursor is not None:
+        if walk.cursor is not None:
             outer = f"WHERE (sort_key {op} ? OR (sort_key = ? AND id {op} ?))"
-            outer_params = [cursor[0], cursor[0], cursor[1]]
+            outer_params = [walk.cursor[0], walk.cursor[0], walk.cursor[1]]
         rows = self.conn.execute(
             f"SELECT * FROM (SELECT i.*, {key} AS sort_key FROM agent_instances i "
             f"WHERE {clause}) r {outer} ORDER BY sort_key {direction}, id {direction} LIMIT ?",
             [*params, *outer_params, query.limit + 1],
         ).fetchall()
-        more = len(rows) > query.limit
-        records = []
-        for row in rows[: query.limit]:
-            record = dict(row)
-            record["quality_payloads"] = orjson.loads(record["quality_payloads"])
-            record["quality_summaries"] = orjson.loads(record["quality_summaries"])
-            records.append(record)
-        if backwards:
-            records.reverse()
-            return RunPage(total, records, has_before=more, has_after=True)
-        return RunPage(total, records, has_before=cursor is not None, has_after=more)
+        return walk.page(total, [cast(RunRow, instance_row(row)) for row in rows], query.limit)
 
     def run_span_rows(
         self,
@@ -118,49 +68,17 @@ class ViewerReads:
         after_id: str | None,
         limit: int,
         updated_since: str | None = None,
-    ) -> list[Record]:
-        where = "account_id = ? AND agent_instance_id = ?"
-        params: list[Any] = [account_id, instance_id]
-        if after_id is not None:
-            where += " AND id > ?"
-            params.append(after_id)
-        order = "id"
-        if updated_since is not None:
-            where += " AND updated_at >= ?"
-            params.append(updated_since)
-            order = "updated_at, id"  # so a page's last update time is a safe next cursor
-        rows = self.conn.execute(
-            "SELECT id, parent_span_id, schema_name, schema_title, status, summary, "
-            "started_at, finished_at, updated_at, "
-            f"CASE WHEN {_HINT.format(col='payload')} THEN payload END AS payload, "
-            "CASE WHEN status IN ('failed', 'cancelled') OR "
-            f"{_HINT.format(col='result_payload')} "
-            "THEN result_payload END AS result_payload "
-            f"FROM agent_spans INDEXED BY agent_spans_instance WHERE {where} "
-            f"ORDER BY {order} LIMIT ?",
-            [*params, limit],
+    ) -> list[SpanViewRow]:
+        statement, params = q.run_span_rows(
+            q.SQLITE, account_id, instance_id, after_id, limit, updated_since
         )
-        records = []
-        for row in rows:
-            record = dict(row)
-            record["payload"] = _decode(record["payload"])
-            record["result_payload"] = _decode(record["result_payload"])
-            records.append(record)
-        return records
+        return [span_view_row(row) for row in self.conn.execute(statement, params)]
 
     def search_run_spans(
         self, account_id: str, instance_id: str, text: str, limit: int
     ) -> list[str]:
-        pattern = like_pattern(text)
-        rows = self.conn.execute(
-            "SELECT id FROM agent_spans INDEXED BY agent_spans_instance "
-            "WHERE account_id = ? AND agent_instance_id = ? AND ("
-            "schema_name LIKE ? ESCAPE '\\' OR schema_title LIKE ? ESCAPE '\\' "
-            "OR summary LIKE ? ESCAPE '\\' OR status LIKE ? ESCAPE '\\' "
-            "OR payload LIKE ? ESCAPE '\\' OR result_payload LIKE ? ESCAPE '\\') "
-            "ORDER BY id LIMIT ?",
-            [account_id, instance_id, *[pattern] * 6, limit],
-        )
+        statement, params = q.search_run_spans(q.SQLITE, account_id, instance_id, text, limit)
+        rows = self.conn.execute(statement, params)
         return [str(row[0]) for row in rows]
 
     def llm_payloads(
@@ -172,12 +90,12 @@ class ViewerReads:
             marks = ",".join("?" * len(chunk))
             rows = self.conn.execute(
                 f"SELECT agent_instance_id, "
-                f"CASE WHEN {_HINT.format(col='payload')} THEN payload END, "
-                f"CASE WHEN {_HINT.format(col='result_payload')} THEN result_payload END "
+                f"CASE WHEN {_HINT.format('payload')} THEN payload END, "
+                f"CASE WHEN {_HINT.format('result_payload')} THEN result_payload END "
                 "FROM agent_spans INDEXED BY agent_spans_instance "
                 f"WHERE account_id = ? AND agent_instance_id IN ({marks}) AND "
-                f"({_HINT.format(col='payload')} OR {_HINT.format(col='result_payload')})",
+                f"({_HINT.format('payload')} OR {_HINT.format('result_payload')})",
                 [account_id, *chunk],
             )
-            found.extend((str(i), _decode(p), _decode(r)) for i, p, r in rows)
+            found.extend((str(i), loads(p), loads(r)) for i, p, r in rows)
         return found
