@@ -9,7 +9,7 @@ on this shared machine, a long interval with the CPU busy is the engine holding 
 loop. The same ticker then runs alone on the idle loop for as long, as the machine's
 noise floor.
 
-Args (JSON): api_url, token, spans.
+Args (JSON): api_url, token, spans, batch_size (optional: ``QueueConfig.batch_size``).
 """
 
 from __future__ import annotations
@@ -57,7 +57,10 @@ def summary(ticks: list[tuple[float, float]]) -> dict[str, Any]:
 async def main() -> None:
     a = _wl.args()
     n: int = a["spans"]
-    client = _sdk.make_client(a["api_url"], a["token"], ours_queue={"max_queue_size": 2 * n + 1000})
+    queue: dict[str, Any] = {"max_queue_size": 2 * n + 1000}
+    if "batch_size" in a:
+        queue["batch_size"] = a["batch_size"]
+    client = _sdk.make_client(a["api_url"], a["token"], ours_queue=queue)
     instance = await _sdk.open_instance(client, "bench-lag")
     T, P, R = _wl.SPAN_TYPE, _wl.PARAMS, _wl.RESULT
     for _ in range(n):
