@@ -863,18 +863,18 @@ def chart(data: dict[str, Any], path: Path) -> None:
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
     ax = axes[0][0]
     c = data["caller"]
-    names = ["baseline", "ours", "published"]
+    names = [n for n in ("baseline", "ours", "otel", "published") if n in c["flat"]]
     width = 0.38
     for i, shape in enumerate(("flat", "nested")):
         values = [c[shape][n]["median"] for n in names]
         lows = [c[shape][n]["median"] - c[shape][n]["min"] for n in names]
         highs = [c[shape][n]["max"] - c[shape][n]["median"] for n in names]
-        xs = [x + (i - 0.5) * width for x in range(3)]
+        xs = [x + (i - 0.5) * width for x in range(len(names))]
         bars = ax.bar(xs, values, width, yerr=[lows, highs], label=shape, capsize=3)
         ax.bar_label(bars, labels=[f"{v:,.1f}" for v in values], fontsize=8)
     ax.axhline(10, color="red", linestyle="--", linewidth=1, label="target 10 µs")
     ax.set_yscale("log")
-    ax.set_xticks(range(3), names)
+    ax.set_xticks(range(len(names)), [{"otel": "OpenTelemetry"}.get(n, n) for n in names])
     ax.set_ylabel("µs per span (log)")
     ax.set_title("1. Caller overhead per span")
     ax.legend(fontsize=8)
