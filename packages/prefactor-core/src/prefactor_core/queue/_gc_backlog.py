@@ -14,7 +14,8 @@ The queues hold a freeze while their backlog is long, and let go when it has dra
 the collector is unfrozen when no queue in the process holds one. A process whose own
 code already uses ``gc.freeze()`` (a pre-fork server, for instance) is left alone: if
 anything is frozen when a queue first wants to freeze, the queues never freeze nor
-unfreeze in that process.
+unfreeze in that process. (Objects a process freezes while a queue holds a freeze are
+unfrozen with the queue's: freeze at start-up, as pre-fork servers do, before any backlog.)
 """
 
 from __future__ import annotations
