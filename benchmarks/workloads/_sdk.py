@@ -44,8 +44,13 @@ def version() -> str:
     return importlib.metadata.version("prefactor-core")
 
 
-def make_client(api_url: str, token: str, ours_queue: dict[str, Any] | None = None) -> Any:
-    """A client with the benchmark's span type registered (not yet initialised)."""
+def make_client(
+    api_url: str, token: str, ours_queue: dict[str, Any] | None = None, queue: Any = None
+) -> Any:
+    """A client with the benchmark's span type registered (not yet initialised).
+
+    ``queue``: a queue of our SDK's to use instead of the one the client would make.
+    """
     from prefactor_core import PrefactorCoreClient, PrefactorCoreConfig
     from prefactor_core.schema_registry import SchemaRegistry
     from prefactor_http.config import HttpClientConfig
@@ -67,7 +72,9 @@ def make_client(api_url: str, token: str, ours_queue: dict[str, Any] | None = No
         schema_registry=registry,
         **extra,
     )
-    return PrefactorCoreClient(config)
+    return (
+        PrefactorCoreClient(config) if queue is None else PrefactorCoreClient(config, queue=queue)
+    )
 
 
 async def open_instance(client: Any, agent_id: str) -> Any:

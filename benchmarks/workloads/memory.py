@@ -5,6 +5,11 @@ can be delivered; each span gets its own params and result dicts (made and dropp
 span, as in an agent). ``sdk=payloads``: the same process with the same imports that only
 builds the same payloads and keeps their JSON text (the least any queue must hold).
 Bytes per queued span beyond its payload = (growth with the SDK - growth with payloads) / spans.
+
+With ``tracemalloc`` true, growth is what Python's allocator traced
+(``tracemalloc.get_traced_memory``, started after the client opened) instead of the
+resident set: exact for Python objects, blind to the allocator's own slack. Slower; a
+separate run.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import tracemalloc
 from typing import Any
 
 import _sdk
@@ -26,12 +32,17 @@ async def main() -> None:
     a = _wl.args()
     sdk: str = a["sdk"]
     n: int = a["spans"]
+    traced: bool = a.get("tracemalloc", False)
     import prefactor_core  # noqa: F401  (same imports in every mode)
 
     held: list[Any] = []
     error = None
+    traced0 = 0
     if sdk == "payloads":
         gc.collect()
+        if traced:
+            tracemalloc.start()
+            traced0 = tracemalloc.get_traced_memory()[0]
         rss0 = _wl.rss_kb()
         for i in range(n):
             params, result = payload(i)
@@ -50,6 +61,9 @@ async def main() -> None:
             _wl.emit({"sdk": sdk, "error": f"{type(exc).__name__}: {exc}"[:300]})
             return
         gc.collect()
+        if traced:
+            tracemalloc.start()
+            traced0 = tracemalloc.get_traced_memory()[0]
         rss0 = _wl.rss_kb()
         for i in range(n):
             params, result = payload(i)
@@ -61,6 +75,7 @@ async def main() -> None:
         held.append(client.statistics())
     gc.collect()
     rss1 = _wl.rss_kb()
+    traced1 = tracemalloc.get_traced_memory()[0] if traced else 0
     _wl.emit(
         {
             "sdk": sdk,
@@ -70,6 +85,7 @@ async def main() -> None:
             "rss_after_kb": rss1,
             "peak_rss_kb": _wl.peak_rss_kb(),
             "growth_bytes_per_span": (rss1 - rss0) * 1024 / n,
+            "traced_bytes_per_span": (traced1 - traced0) / n if traced else None,
             "queued": held[-1].queued if sdk != "payloads" else None,
         }
     )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import gc
+import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -376,3 +378,96 @@ async def test_statistics_counts_waiters() -> None:
     await empty.close()
     results: list[Any] = await asyncio.gather(*putters, *getters, return_exceptions=True)
     assert all(isinstance(result, QueueClosedError) for result in results)
+
+
+# -- a long backlog is kept out of the garbage collector's scans --------------------
+
+
+@pytest.fixture
+def clean_freeze(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Start and end with nothing frozen and no queue holding a freeze."""
+    from prefactor_core.queue import _gc_backlog
+
+    gc.unfreeze()
+    monkeypatch.setattr(_gc_backlog, "_holders", set())
+    monkeypatch.setattr(_gc_backlog, "_foreign", False)
+    yield
+    gc.unfreeze()
+
+
+class Item:
+    """A queued object the collector tracks (like an operation)."""
+
+    __slots__ = ("__weakref__", "payload")
+
+    def __init__(self) -> None:
+        self.payload: dict[str, Any] = {"a": []}
+
+
+async def test_a_growing_backlog_is_frozen_and_thawed_when_drained(clean_freeze: None) -> None:
+    queue: InMemoryQueue[Item] = InMemoryQueue(freeze_step=8)
+    for _ in range(7):
+        queue.put_nowait(Item())
+    assert gc.get_freeze_count() == 0
+    await queue.put(Item())  # the 8th
+    frozen = gc.get_freeze_count()
+    assert frozen > 0
+    assert all(gc.is_tracked(item) for item in queue._items)
+    for _ in range(8):
+        queue.put_nowait(Item())  # 16: frozen again, with the new items
+    assert gc.get_freeze_count() > frozen
+    while queue.size() > 2:
+        await queue.get()
+        assert gc.get_freeze_count() > 0 or queue.size() <= 2
+    assert gc.get_freeze_count() == 0  # drained to a quarter of the step: let go
+
+
+async def test_frozen_items_are_still_freed_when_delivered(clean_freeze: None) -> None:
+    queue: InMemoryQueue[Item] = InMemoryQueue(freeze_step=4)
+    items = [Item() for _ in range(4)]
+    freed: list[int] = []
+    refs = [weakref.ref(item, lambda _r: freed.append(1)) for item in items]
+    for item in items:
+        queue.put_nowait(item)
+    assert gc.get_freeze_count() > 0
+    del items, item
+    queue.get_nowait()
+    assert len(freed) == 1  # reference counting, while still frozen
+    assert gc.get_freeze_count() > 0
+    assert sum(ref() is None for ref in refs) == 1
+
+
+async def test_the_freeze_ends_only_when_every_queue_has_drained(clean_freeze: None) -> None:
+    first: InMemoryQueue[Item] = InMemoryQueue(freeze_step=4)
+    second: InMemoryQueue[Item] = InMemoryQueue(freeze_step=4)
+    for _ in range(4):
+        first.put_nowait(Item())
+        second.put_nowait(Item())
+    while first.size():
+        first.get_nowait()
+    assert gc.get_freeze_count() > 0  # the second still holds its backlog
+    await second.close()  # closing lets go too
+    assert gc.get_freeze_count() == 0
+
+
+async def test_a_process_that_freezes_on_its_own_is_left_alone(clean_freeze: None) -> None:
+    keep = [Item() for _ in range(3)]
+    gc.freeze()  # as a pre-fork server does
+    theirs = gc.get_freeze_count()
+    queue: InMemoryQueue[Item] = InMemoryQueue(freeze_step=4)
+    for _ in range(8):
+        queue.put_nowait(Item())
+    assert gc.get_freeze_count() == theirs  # not frozen again by the queue
+    while queue.size():
+        queue.get_nowait()
+    assert gc.get_freeze_count() == theirs  # and never unfrozen by it
+    assert keep
+
+
+async def test_freezing_can_be_turned_off(clean_freeze: None) -> None:
+    queue: InMemoryQueue[Item] = InMemoryQueue(freeze_step=0)
+    for _ in range(100):
+        queue.put_nowait(Item())
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(ValueError, match="freeze_step"):
+        InMemoryQueue(freeze_step=-1)

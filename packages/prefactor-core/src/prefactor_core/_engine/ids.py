@@ -1,9 +1,10 @@
 """Fast PFID generation for the agent's hot path.
 
 Same layout as ``prefactor_http.pfid`` (2 zero bits, 48-bit ms time, 30-bit partition,
-80 random bits, 32 lowercase Crockford base32 characters), made with C-level helpers:
-the standard base32 encoder and a byte translation to the Crockford alphabet, which
-keeps the sort order because both alphabets are in ascending order of value.
+80 random bits, 32 lowercase Crockford base32 characters). Each 80-bit half is encoded
+with eight lookups in a table of every pair of digits (10 bits a lookup), which measured
+faster than the standard base32 encoder plus a byte translation; the first half (time and
+partition) only once per millisecond.
 """
 
 from __future__ import annotations

@@ -6,11 +6,16 @@ import asyncio
 from collections import deque
 from typing import NamedTuple, TypeVar
 
+from prefactor_core.queue import _gc_backlog
 from prefactor_core.queue.base import Queue, QueueClosedError, QueueFullError
 
 __all__ = ["InMemoryQueue", "QueueStatistics"]
 
 T = TypeVar("T")
+
+FREEZE_STEP = 20_000
+"""How many more queued items make the queue freeze its backlog again (``gc.freeze``)."""
+_NEVER = 1 << 62
 
 
 class QueueStatistics(NamedTuple):
@@ -32,6 +37,11 @@ class InMemoryQueue(Queue[T]):
     ``QueueFullError``: the caller decides what to drop, and is never held up for long.
     Everything is lost if the process dies; use the spool for durability.
 
+    A long backlog is kept out of the cyclic garbage collector's scans: each time the
+    queue has grown by ``freeze_step`` items it calls ``gc.freeze()``, and once it has
+    drained to a quarter of that it lets go (see ``_gc_backlog``). ``freeze_step=0``
+    turns this off.
+
     Example::
 
         queue: InMemoryQueue[str] = InMemoryQueue()
@@ -40,11 +50,18 @@ class InMemoryQueue(Queue[T]):
         await queue.close()
     """
 
-    def __init__(self, maxsize: int = 0, *, put_timeout: float = 0.0) -> None:
+    def __init__(
+        self, maxsize: int = 0, *, put_timeout: float = 0.0, freeze_step: int = FREEZE_STEP
+    ) -> None:
         if maxsize < 0:
             raise ValueError(f"maxsize must be 0 (unbounded) or positive, got {maxsize}")
         if put_timeout < 0:
             raise ValueError(f"put_timeout must not be negative, got {put_timeout}")
+        if freeze_step < 0:
+            raise ValueError(f"freeze_step must be 0 (off) or positive, got {freeze_step}")
+        self._freeze_step = freeze_step
+        self._freeze_at = freeze_step or _NEVER
+        self._frozen = False
         self._items: deque[T] = deque()
         self._maxsize = maxsize
         self._put_timeout = put_timeout
@@ -65,6 +82,8 @@ class InMemoryQueue(Queue[T]):
             await self._wait_for_room()
         self._admit(item)
         self._items.append(item)
+        if len(self._items) >= self._freeze_at:
+            self._freeze()
         self._wake(self._getters)
 
     def put_nowait(self, item: T) -> None:
@@ -81,6 +100,8 @@ class InMemoryQueue(Queue[T]):
             raise QueueFullError(f"queue is full ({self._maxsize} items)")
         self._admit(item)
         items.append(item)
+        if len(items) >= self._freeze_at:
+            self._freeze()
         if self._getters:
             self._wake(self._getters)
 
@@ -135,6 +156,8 @@ class InMemoryQueue(Queue[T]):
                     self._wake(self._getters)
                 raise
         item = self._items.popleft()
+        if self._frozen and len(self._items) <= self._freeze_step >> 2:
+            self._thaw()
         if self._putters:
             self._wake(self._putters)
         return item
@@ -151,6 +174,8 @@ class InMemoryQueue(Queue[T]):
                 raise QueueClosedError("queue is closed and empty")
             raise IndexError("queue is empty")
         item = self._items.popleft()
+        if self._frozen and len(self._items) <= self._freeze_step >> 2:
+            self._thaw()
         if self._putters:
             self._wake(self._putters)
         return item
@@ -169,6 +194,7 @@ class InMemoryQueue(Queue[T]):
         would wait forever.
         """
         self._closed = True
+        self._thaw()
         for waiters in (self._getters, self._putters):
             while waiters:
                 waiter = waiters.popleft()
@@ -189,6 +215,18 @@ class InMemoryQueue(Queue[T]):
             waiting_putters=len(self._putters),
             closed=self._closed,
         )
+
+    def _freeze(self) -> None:
+        """The backlog grew by another ``freeze_step`` items: freeze it."""
+        self._freeze_at = len(self._items) + self._freeze_step
+        if _gc_backlog.hold(id(self)):
+            self._frozen = True
+
+    def _thaw(self) -> None:
+        self._freeze_at = self._freeze_step or _NEVER
+        if self._frozen:
+            self._frozen = False
+            _gc_backlog.release(id(self))
 
     @staticmethod
     def _wake(waiters: deque[asyncio.Future[None]]) -> None:
