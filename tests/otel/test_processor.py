@@ -179,6 +179,32 @@ async def test_default_filter_forwards_genai_spans_only(
         processor.shutdown()
 
 
+async def test_default_filter_forwards_every_span_of_a_genai_scope(
+    server: LocalServer, client: PrefactorCoreClient
+) -> None:
+    """Spans of a GenAI instrumentation scope are forwarded without GenAI attributes, every
+    time (the scope's verdict is remembered); a web framework's scope still needs them."""
+    provider = make_provider()
+    processor = PrefactorSpanProcessor(client)
+    provider.add_span_processor(processor)
+    genai = provider.get_tracer("openinference.instrumentation.openai")
+    web = provider.get_tracer("opentelemetry.instrumentation.asgi")
+    with genai.start_as_current_span("agent") as root:
+        for name in ("first", "second"):
+            with genai.start_as_current_span(name):
+                pass
+        for name in ("GET /a", "GET /b"):
+            with web.start_as_current_span(name, attributes={"http.method": "GET"}):
+                pass
+        with web.start_as_current_span("tagged", attributes={"llm.model_name": "m"}):
+            pass
+    assert processor.force_flush()
+    assert await client.flush(timeout=10)
+    instance_id = instance_id_for_trace(format(root.get_span_context().trace_id, "032x"))
+    assert set(await _by_name(server, instance_id)) == {"agent", "first", "second", "tagged"}
+    processor.shutdown()
+
+
 async def test_spans_ended_on_other_threads_are_delivered(
     server: LocalServer, client: PrefactorCoreClient
 ) -> None:

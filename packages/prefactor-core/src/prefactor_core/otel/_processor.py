@@ -24,7 +24,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace as otel_trace
@@ -73,6 +72,13 @@ __all__ = ["PrefactorSpanProcessor", "SpanFilter", "default_span_filter", "to_ot
 
 logger = logging.getLogger(__name__)
 
+_BATCH = 256
+"""Ended spans that wake the worker at once."""
+_LINGER = 0.05
+"""Seconds the worker waits for a batch to fill before mapping what it has."""
+_MAX_SCOPES = 1024
+"""Instrumentation scopes whose default-filter verdict is remembered."""
+
 SpanFilter = Callable[[ReadableSpan], bool]
 """Decides, when a span starts, whether it is forwarded to Prefactor."""
 
@@ -109,16 +115,49 @@ def default_span_filter(span: ReadableSpan) -> bool:
     return is_genai(scope.name if scope is not None else "", span.attributes or {})
 
 
-@dataclass
 class _Node:
-    """What the processor knows of a started OTel span."""
+    """What the processor knows of a started OTel span (made on the agent's thread, so
+    the Prefactor id is formatted only when something asks for it)."""
 
-    instance_id: str | None  # None: not inside any instance (nothing to forward it into)
-    own_id: str | None  # its Prefactor id when forwarded
-    parent_id: str | None  # the Prefactor parent of it (or of its forwarded children)
-    depth: int  # the Prefactor span stack's depth when it started
-    forwarded: bool
-    local_root: bool  # no parent in this process: its end finishes an owned instance
+    __slots__ = (
+        "_own",
+        "depth",
+        "forwarded",
+        "instance_id",
+        "local_root",
+        "parent_id",
+        "span_id",
+        "trace",
+    )
+
+    def __init__(
+        self,
+        instance_id: str | None,
+        trace: str,
+        span_id: int,
+        parent_id: str | None,
+        depth: int,
+        forwarded: bool,
+        local_root: bool,
+    ) -> None:
+        self.instance_id = instance_id  # None: not inside any instance (nothing to forward)
+        self.trace = trace  # the trace id, 32 hex digits
+        self.span_id = span_id
+        self.parent_id = parent_id  # the Prefactor parent of it (or of its forwarded children)
+        self.depth = depth  # the Prefactor span stack's depth when it started
+        self.forwarded = forwarded
+        self.local_root = (
+            local_root  # no parent in this process: its end finishes an owned instance
+        )
+        self._own: str | None = None
+
+    @property
+    def own_id(self) -> str:
+        """Its Prefactor id (``otel-<trace id>-<span id>``)."""
+        own = self._own
+        if own is None:
+            own = self._own = span_id_for(self.trace, format(self.span_id, "016x"))
+        return own
 
     @property
     def prefactor_id(self) -> str | None:
@@ -208,7 +247,9 @@ class PrefactorSpanProcessor(SpanProcessor):
             if registry is not None and not registry.has(name):
                 registry.register_type(name=name, params_schema={"type": "object"})
         self._ended: deque[Any] = deque()
-        self._wake = threading.Event()
+        self._wake = threading.Event()  # something is waiting
+        self._hurry = threading.Event()  # ... and it should not wait for LINGER
+        self._genai_scopes: dict[str, bool] = {}
         self._stop = threading.Event()
         self._worker = threading.Thread(
             target=self._work, name="prefactor-otel-processor", daemon=True
@@ -247,6 +288,7 @@ class PrefactorSpanProcessor(SpanProcessor):
         remove_resolver(self._resolve_parent)
         self._ended.append(self._stop)
         self._wake.set()
+        self._hurry.set()
         self._worker.join(timeout=10)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
@@ -265,6 +307,7 @@ class PrefactorSpanProcessor(SpanProcessor):
             marker = threading.Event()
             self._ended.append(marker)
             self._wake.set()
+            self._hurry.set()
             if not marker.wait(timeout):
                 return False
         if self._on_loop():
@@ -302,32 +345,47 @@ class PrefactorSpanProcessor(SpanProcessor):
     # -- internals ------------------------------------------------------------------------
 
     def _start(self, span: Span) -> None:
-        if self._closed or span.context is None:
-            return
         context = span.context
+        if self._closed or context is None:
+            return
         parent = span.parent
         parent_node = self._nodes.get(parent.span_id) if parent is not None else None
         stack = _STACK.get()
-        forwarded = self._filter(span)
-        trace_id = format(context.trace_id, "032x")
-        own_id = span_id_for(trace_id, format(context.span_id, "016x"))
+        forwarded = self._forwards(span)
         if parent_node is not None and parent_node.instance_id is not None:
             instance_id: str | None = parent_node.instance_id
             parent_id = parent_node.prefactor_id
+            trace = parent_node.trace
         else:
+            trace = format(context.trace_id, "032x")
             instance_id, parent_id = self._prefactor_parent(stack)
             if instance_id is None:
                 instance_id = self._owned.get(context.trace_id)
             if instance_id is None and forwarded:
-                instance_id = self._own_instance(span, trace_id, context.trace_id)
+                instance_id = self._own_instance(span, trace, context.trace_id)
         self._nodes[context.span_id] = _Node(
-            instance_id=instance_id,
-            own_id=own_id,
-            parent_id=parent_id,
-            depth=len(stack),
-            forwarded=forwarded and instance_id is not None,
-            local_root=parent_node is None,
+            instance_id,
+            trace,
+            context.span_id,
+            parent_id,
+            len(stack),
+            forwarded and instance_id is not None,
+            parent_node is None,
         )
+
+    def _forwards(self, span: Span) -> bool:
+        """The filter's decision; the default filter's verdict on a GenAI instrumentation
+        scope is remembered per scope, so such spans skip the attribute scan."""
+        if self._filter is not default_span_filter:
+            return self._filter(span)
+        scope = span.instrumentation_scope
+        name = scope.name if scope is not None else ""
+        genai_scope = self._genai_scopes.get(name)
+        if genai_scope is None:
+            genai_scope = is_genai(name, {})
+            if len(self._genai_scopes) < _MAX_SCOPES:
+                self._genai_scopes[name] = genai_scope
+        return genai_scope or is_genai("", span.attributes or {})
 
     def _prefactor_parent(self, stack: tuple[str, ...]) -> tuple[str | None, str | None]:
         """The instance and span of the innermost open Prefactor span; else the current
@@ -375,9 +433,16 @@ class PrefactorSpanProcessor(SpanProcessor):
         owned = self._owned.pop(context.trace_id, None) if node.local_root else None
         forwarded = node.forwarded and node.instance_id is not None
         if forwarded or owned is not None:
-            self._ended.append((node if forwarded else None, span, owned))
-            if not self._wake.is_set():
+            ended = self._ended
+            ended.append((node if forwarded else None, span, owned))
+            # Wake the worker for the first span of a batch and again when a batch is
+            # full; between the two it waits LINGER, so the agent's thread is not
+            # interrupted by a thread switch per span.
+            waiting = len(ended)
+            if waiting == 1:
                 self._wake.set()
+            elif waiting >= _BATCH:
+                self._hurry.set()
 
     def _work(self) -> None:
         """The worker thread: map ended spans to operations and hand them over in order."""
@@ -385,6 +450,9 @@ class PrefactorSpanProcessor(SpanProcessor):
         while True:
             self._wake.wait()
             self._wake.clear()
+            if len(ended) < _BATCH:
+                self._hurry.wait(_LINGER)  # set at once by a full batch, a flush, a stop
+            self._hurry.clear()
             ops: list[Operation] = []
             while ended:
                 item = ended.popleft()
@@ -407,7 +475,7 @@ class PrefactorSpanProcessor(SpanProcessor):
         self, node: _Node | None, span: ReadableSpan, owned: str | None
     ) -> list[Operation]:
         ops: list[Operation] = []
-        if node is not None and node.instance_id is not None and node.own_id is not None:
+        if node is not None and node.instance_id is not None:
             mapped = map_span(to_otel_span(span))
             start = (span.start_time or 0) / 1e9
             payload = {
