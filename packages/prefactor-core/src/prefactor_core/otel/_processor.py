@@ -23,7 +23,6 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace as otel_trace
@@ -53,13 +52,17 @@ from prefactor_core.current import current_instance
 from prefactor_core.operations import Operation, OperationType, derived_operation
 from prefactor_core.otel._mapping import (
     SCHEMA_NAMES,
-    OtelEvent,
-    OtelSpan,
     agent_id_for_service,
     instance_id_for_trace,
     is_genai,
     map_span,
-    span_id_for,
+)
+from prefactor_core.otel._sdk_spans import (
+    Node,
+    SpanFilter,
+    default_span_filter,
+    service_of,
+    to_otel_span,
 )
 from prefactor_core.sync_client import SyncPrefactorCoreClient
 from prefactor_core.utils import generate_idempotency_key
@@ -78,101 +81,6 @@ _LINGER = 0.05
 """Seconds the worker waits for a batch to fill before mapping what it has."""
 _MAX_SCOPES = 1024
 """Instrumentation scopes whose default-filter verdict is remembered."""
-
-SpanFilter = Callable[[ReadableSpan], bool]
-"""Decides, when a span starts, whether it is forwarded to Prefactor."""
-
-
-def to_otel_span(span: ReadableSpan) -> OtelSpan:
-    """Convert an OTel SDK span to the mapping's neutral form."""
-    context = span.context
-    trace_id = format(context.trace_id, "032x") if context is not None else "0" * 32
-    parent = span.parent
-    scope = span.instrumentation_scope
-    return OtelSpan(
-        trace_id=trace_id,
-        span_id=format(context.span_id, "016x") if context is not None else "0" * 16,
-        parent_span_id=format(parent.span_id, "016x") if parent is not None else None,
-        name=span.name,
-        start_ns=span.start_time or 0,
-        end_ns=span.end_time or span.start_time or 0,
-        status_code=span.status.status_code.value,
-        status_message=span.status.description or "",
-        attributes=dict(span.attributes or {}),
-        events=[
-            OtelEvent(event.name, event.timestamp, dict(event.attributes or {}))
-            for event in span.events
-        ],
-        kind=span.kind.value + 1,  # the SDK counts from INTERNAL = 0, OTLP from UNSPECIFIED
-        scope_name=scope.name if scope is not None else "",
-    )
-
-
-def default_span_filter(span: ReadableSpan) -> bool:
-    """Forward GenAI spans only: a known GenAI instrumentation scope, or ``gen_ai.*``,
-    ``llm.*``, ``openinference.*`` or ``traceloop.*`` attributes."""
-    scope = span.instrumentation_scope
-    return is_genai(scope.name if scope is not None else "", span.attributes or {})
-
-
-class _Node:
-    """What the processor knows of a started OTel span (made on the agent's thread, so
-    the Prefactor id is formatted only when something asks for it)."""
-
-    __slots__ = (
-        "_own",
-        "depth",
-        "forwarded",
-        "instance_id",
-        "local_root",
-        "parent_id",
-        "span_id",
-        "trace",
-    )
-
-    def __init__(
-        self,
-        instance_id: str | None,
-        trace: str,
-        span_id: int,
-        parent_id: str | None,
-        depth: int,
-        forwarded: bool,
-        local_root: bool,
-    ) -> None:
-        self.instance_id = instance_id  # None: not inside any instance (nothing to forward)
-        self.trace = trace  # the trace id, 32 hex digits
-        self.span_id = span_id
-        self.parent_id = parent_id  # the Prefactor parent of it (or of its forwarded children)
-        self.depth = depth  # the Prefactor span stack's depth when it started
-        self.forwarded = forwarded
-        self.local_root = (
-            local_root  # no parent in this process: its end finishes an owned instance
-        )
-        self._own: str | None = None
-
-    @property
-    def own_id(self) -> str:
-        """Its Prefactor id (``otel-<trace id>-<span id>``)."""
-        own = self._own
-        if own is None:
-            own = self._own = span_id_for(self.trace, format(self.span_id, "016x"))
-        return own
-
-    @property
-    def prefactor_id(self) -> str | None:
-        """The Prefactor id children nest under (itself, or its ancestor when skipped)."""
-        return self.own_id if self.forwarded else self.parent_id
-
-
-def _service(span: ReadableSpan) -> tuple[str, str | None]:
-    attributes = span.resource.attributes
-    name = attributes.get("service.name")
-    version = attributes.get("service.version")
-    return (
-        name if isinstance(name, str) and name else "unknown_service",
-        str(version) if version is not None else None,
-    )
 
 
 class PrefactorSpanProcessor(SpanProcessor):
@@ -235,7 +143,7 @@ class PrefactorSpanProcessor(SpanProcessor):
         self._loop = loop
         self._dropped = 0
         self._warned = False
-        self._nodes: dict[int, _Node] = {}
+        self._nodes: dict[int, Node] = {}
         self._owned: dict[int, str] = {}  # trace id → the instance made for it
         self._closed = False
         # The mapped spans' types must be known to instances that validate span types:
@@ -363,7 +271,7 @@ class PrefactorSpanProcessor(SpanProcessor):
                 instance_id = self._owned.get(context.trace_id)
             if instance_id is None and forwarded:
                 instance_id = self._own_instance(span, trace, context.trace_id)
-        self._nodes[context.span_id] = _Node(
+        self._nodes[context.span_id] = Node(
             instance_id,
             trace,
             context.span_id,
@@ -402,7 +310,7 @@ class PrefactorSpanProcessor(SpanProcessor):
     def _own_instance(self, span: Span, trace_id: str, trace_key: int) -> str:
         instance_id = instance_id_for_trace(trace_id)
         self._owned[trace_key] = instance_id
-        service, version = _service(span)
+        service, version = service_of(span)
         body = {
             "id": instance_id,
             "agent_id": self._agent_id or agent_id_for_service(service),
@@ -472,7 +380,7 @@ class PrefactorSpanProcessor(SpanProcessor):
                 self._submit(ops)
 
     def _operations(
-        self, node: _Node | None, span: ReadableSpan, owned: str | None
+        self, node: Node | None, span: ReadableSpan, owned: str | None
     ) -> list[Operation]:
         ops: list[Operation] = []
         if node is not None and node.instance_id is not None:
