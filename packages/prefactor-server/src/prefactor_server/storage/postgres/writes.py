@@ -36,7 +36,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from prefactor_server.storage.base import Account, IdTaken, Record
+from prefactor_server.storage.base import Account, IdTaken, Record, RetryWithoutBuffering
 from prefactor_server.storage.postgres.auth_queries import PgAuthWrites
 from prefactor_server.storage.postgres.queries import Conn, PgReadSession
 
@@ -62,10 +62,6 @@ _INSERT_SPANS = (
 )
 
 _PLACEHOLDER = 0  # the status of a claimed idempotency key whose answer is not stored yet
-
-
-class RetryWithoutBuffering(Exception):
-    """A buffered span insert collided: run the request again, unbuffered."""
 
 
 def lock_key(*parts: str) -> int:
@@ -96,6 +92,7 @@ class PgWriteSession(PgReadSession, PgAuthWrites):
     """Reads and writes inside one transaction on a pooled connection."""
 
     _lock_rows: LiteralString = " FOR UPDATE"
+    rebuilds_span_answers = False  # jsonb keeps object keys in its own order
 
     def __init__(self, conn: Conn, *, buffer_spans: bool = True) -> None:
         super().__init__(conn)
