@@ -35,7 +35,7 @@ async def _bulk(
 
 
 async def _stored_ids(client: httpx.AsyncClient, instance_id: str) -> list[str]:
-    params = {"agent_instance_id": instance_id, "pagination[page_size]": 100}
+    params: dict[str, str | int] = {"agent_instance_id": instance_id, "pagination[page_size]": 100}
     spans = (await client.get("/api/v1/agent_spans", params=params)).json()["summaries"]
     return sorted(span["id"] for span in spans)
 
