@@ -3,7 +3,8 @@
 The server's write path is measured twice in one run, rounds interleaved: ``prefactor
 serve`` from this checkout, and the same command with ``PYTHONPATH`` pointing at the
 server, core and http sources of another checkout (``DIR`` holds ``packages/``, e.g.
-``git archive <commit> packages | tar -x -C DIR``). Both serve a fresh SQLite file (or,
+``git archive <commit> packages | tar -x -C DIR``; ``--after DIR2`` likewise replaces this
+checkout's sources on the other side). Both serve a fresh SQLite file (or,
 with ``--postgres``, a fresh database of ``PREFACTOR_TEST_POSTGRES_URL``); the workloads
 run unchanged from this checkout:
 
@@ -26,7 +27,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from benchmarks import storage
@@ -39,17 +40,18 @@ _PACKAGES = ("prefactor-server", "prefactor-core", "prefactor-http")
 def _serving(target: str, token: str, sources: Path | None) -> Iterator[str]:
     """``prefactor serve`` on ``target``, importing from ``sources`` when given."""
     saved = os.environ.get("PYTHONPATH")
-    if sources is not None:
-        paths = [str(sources / "packages" / name / "src") for name in _PACKAGES]
-        os.environ["PYTHONPATH"] = os.pathsep.join(paths)
-    try:
-        with server(target, token) as url:
-            yield url
-    finally:
-        if saved is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = saved
+    with ExitStack() as stack:
+        if sources is not None:
+            paths = [str(sources / "packages" / name / "src") for name in _PACKAGES]
+            os.environ["PYTHONPATH"] = os.pathsep.join(paths)
+        try:
+            url = stack.enter_context(server(target, token))
+        finally:  # only the server process imports the other sources, not the workloads
+            if saved is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = saved
+        yield url
 
 
 def _bulk(url: str, token: str, spans: int) -> float:
@@ -97,6 +99,7 @@ def _fmt(values: list[float], digits: int = 0) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", type=Path, required=True, help="a checkout's root")
+    parser.add_argument("--after", type=Path, help="a checkout's root (default: this one)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--spans", type=int, default=40_000)
     parser.add_argument("--only", help="comma-separated workloads: " + ", ".join(_WORKLOADS))
@@ -109,7 +112,7 @@ def main() -> int:
     rates: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory() as directory:
         for rnd in range(args.rounds):
-            for variant, sources in (("before", args.before), ("after", None)):
+            for variant, sources in (("before", args.before), ("after", args.after)):
                 for name in names:
                     target, drop = _target(
                         directory, f"{variant}-{rnd}-{len(rates)}", args.postgres

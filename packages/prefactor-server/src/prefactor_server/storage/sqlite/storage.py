@@ -36,7 +36,6 @@ from prefactor_server.storage.base import (
     StorageClosedError,
     WriteSession,
 )
-from prefactor_server.storage.sqlite.checkpointer import Checkpointer
 from prefactor_server.storage.sqlite.migrations import apply_migrations
 from prefactor_server.storage.sqlite.queries import SqliteReadSession, SqliteWriteSession
 from prefactor_server.storage.sqlite.writer_connection import WriterConnection
@@ -101,13 +100,13 @@ class SqliteStorage:
         # lose the last commits, which is the right trade for a local telemetry store.
         self._writer_conn.execute("PRAGMA synchronous = NORMAL")
         # Bulk span ingest (OTLP) dirties pages all over six B-trees keyed by random ids: a
-        # 64 MiB page cache (instead of 2 MiB) keeps them in memory between transactions.
-        # Checkpoints run on the checkpointer's thread; the writer's own, every 10,000 WAL
-        # pages (instead of 1,000), is a backstop.
+        # 64 MiB page cache (instead of 2 MiB) keeps them in memory between transactions,
+        # and checkpointing every 10,000 WAL pages (instead of 1,000) copies a page that
+        # changed in many transactions back to the database once. (A PASSIVE checkpoint
+        # on a thread of its own, once a second, was measured slower: BENCHMARKS.md.)
         self._writer_conn.execute("PRAGMA cache_size = -65536")
         self._writer_conn.execute("PRAGMA wal_autocheckpoint = 10000")
         apply_migrations(self._writer_conn, now())
-        self._checkpointer = Checkpointer(lambda: _connect(self.path))
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._writer = threading.Thread(
             target=self._write_loop, name="prefactor-sqlite-writer", daemon=True
@@ -157,7 +156,6 @@ class SqliteStorage:
                         raise  # SQLite rolled the whole transaction back (disk full, I/O)
                     future.set_exception(exc)
             conn.execute("COMMIT")
-            self._checkpointer.wrote()
         except BaseException as exc:
             session.discard()
             if conn.in_transaction:
@@ -263,7 +261,6 @@ class SqliteStorage:
             self._closed = True
             self._jobs.put(_STOP)
         self._writer.join()
-        self._checkpointer.close()
         self._readers.shutdown(wait=True)
         for conn in self._read_conns:
             conn.close()
