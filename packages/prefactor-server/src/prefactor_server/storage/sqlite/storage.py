@@ -1,13 +1,10 @@
 """SQLite storage: one file, WAL, one writer thread, separate read connections.
 
-Every write runs on a single dedicated thread that owns the only writing connection
-(datasette's ``Database`` does the same), so writers never contend for the lock. Each
-:meth:`SqliteStorage.write` call is atomic on its own (a savepoint), and the calls queued
-while one runs share its ``BEGIN IMMEDIATE`` transaction: one COMMIT for the group (group
-commit), each answered only once that commit is done; a failing call rolls back only its
-own savepoint. A bulk request of a thousand spans commits once, or less. Reads run on a
-small thread pool, each thread with its own connection; WAL lets them read while the
-writer writes.
+Every write runs on a single dedicated thread that owns the only writing connection, one
+``BEGIN IMMEDIATE`` transaction per :meth:`SqliteStorage.write` call (datasette's
+``Database`` does the same). So writers never contend for the lock, and a bulk request
+of a thousand spans commits once. Reads run on a small thread pool, each thread with its
+own connection; WAL lets them read while the writer writes.
 
 Example::
 
@@ -45,10 +42,8 @@ __all__ = ["SqliteStorage"]
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
-_STOP: Any = object()
+_STOP = object()
 _READ_THREADS = 2
-_GROUP = 32  # most writes one transaction takes (group commit)
-_Job = tuple[Callable[["WriteSession"], Any], "Future[Any]"]
 
 
 def _connect(
@@ -102,8 +97,8 @@ class SqliteStorage:
         # Bulk span ingest (OTLP) dirties pages all over six B-trees keyed by random ids: a
         # 64 MiB page cache (instead of 2 MiB) keeps them in memory between transactions,
         # and checkpointing every 10,000 WAL pages (instead of 1,000) copies a page that
-        # changed in many transactions back to the database once. (A PASSIVE checkpoint
-        # on a thread of its own, once a second, was measured slower: BENCHMARKS.md.)
+        # changed in many transactions back to the database once. (Measured and dropped:
+        # a PASSIVE checkpoint on a thread of its own, and group commit: BENCHMARKS.md.)
         self._writer_conn.execute("PRAGMA cache_size = -65536")
         self._writer_conn.execute("PRAGMA wal_autocheckpoint = 10000")
         apply_migrations(self._writer_conn, now())
@@ -126,76 +121,43 @@ class SqliteStorage:
     def _write_loop(self) -> None:
         conn = self._writer_conn
         session = SqliteWriteSession(conn)
-        stop = False
-        while not stop:
-            group = [self._jobs.get()]
-            # Group commit: the writes queued meanwhile join this transaction, each in
-            # its own savepoint, and one COMMIT makes them all durable.
-            while len(group) < _GROUP and not self._jobs.empty():
-                group.append(self._jobs.get_nowait())
-            if group[-1] is _STOP:
-                stop = True
-                group.pop()
-            jobs = [job for job in group if job[1].set_running_or_notify_cancel()]
-            if jobs:
-                self._run_group(session, jobs)
+        while True:
+            job = self._jobs.get()
+            if job is _STOP:
+                break
+            fn, future = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = self._run(session, fn)
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
         conn.close()
 
-    def _run_group(self, session: SqliteWriteSession, jobs: list[_Job]) -> None:
-        """Run ``jobs`` in one transaction and settle their futures once it committed (a
-        failing job's savepoint is rolled back and only its future gets the error)."""
+    def _run(self, session: SqliteWriteSession, fn: Callable[[WriteSession], T]) -> T:
+        """One write transaction; run again without span buffering if a buffered insert
+        collided (so the colliding item answers as it would have)."""
         conn = self._writer_conn
-        done: list[tuple[Future[Any], Any]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for fn, future in jobs:
-                try:
-                    done.append((future, self._run_job(session, fn)))
-                except Exception as exc:
-                    if not conn.in_transaction:
-                        raise  # SQLite rolled the whole transaction back (disk full, I/O)
-                    future.set_exception(exc)
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            session.discard()
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            for future, _ in done:
-                future.set_exception(exc)
-            for _, future in jobs:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for future, result in done:
-            future.set_result(result)
-
-    @staticmethod
-    def _run_job(session: SqliteWriteSession, fn: Callable[[WriteSession], T]) -> T:
-        """One job in a savepoint of the group's transaction; run again without span
-        buffering if a buffered insert collided (so the colliding item answers as it
-        would have)."""
-        conn = session.conn
         session.buffer_spans = True
         while True:
-            conn.execute("SAVEPOINT job")
-            session.begin()
             try:
+                conn.execute("BEGIN IMMEDIATE")
+                session.begin()
                 result = fn(session)
                 session.flush()
+                conn.execute("COMMIT")
+                return result
             except RetryWithoutBuffering:
                 session.discard()
-                conn.execute("ROLLBACK TO job")
-                conn.execute("RELEASE job")
+                conn.execute("ROLLBACK")
                 session.buffer_spans = False
-                continue
             except BaseException:
                 session.discard()
                 if conn.in_transaction:
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("RELEASE job")
-            return result
 
     def _submit_write(self, fn: Callable[[WriteSession], T]) -> Future[T]:
         future: Future[T] = Future()
