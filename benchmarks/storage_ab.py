@@ -10,7 +10,7 @@ run unchanged from this checkout:
 
 * ``bulk``: the ``ingest`` workload (pre-built ``POST /api/v1/bulk`` bodies of 1,000 span
   creates with client ids, ``Prefer: return=minimal``, 4 keep-alive connections);
-* ``bulk, no ids``: ``benchmarks.storage``'s bodies (500 creates without ids, 4 senders);
+* ``bulk without ids``: ``benchmarks.storage``'s bodies (500 creates without ids, 4 senders);
 * ``otlp``: the ``otlp_ingest`` workload (one ``OTLPSpanExporter`` process, protobuf, 512
   spans per export).
 
@@ -78,7 +78,7 @@ def _otlp(url: str, token: str, spans: int) -> float:
 
 _WORKLOADS: dict[str, Callable[[str, str, int], float]] = {
     "bulk": _bulk,
-    "bulk, no ids": _bulk_no_ids,
+    "bulk without ids": _bulk_no_ids,
     "otlp": _otlp,
 }
 
