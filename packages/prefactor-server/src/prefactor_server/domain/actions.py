@@ -25,6 +25,7 @@ from prefactor_http.models.types import (
 from prefactor_server.domain import agents, instances, spans
 from prefactor_server.domain.context import WriteContext
 from prefactor_server.domain.fields import check_storable, shown
+from prefactor_server.domain.replays import minimal_replay, replayed, span_reference
 from prefactor_server.errors import ApiError
 from prefactor_server.storage.base import WriteSession
 
@@ -80,7 +81,7 @@ def execute(
     if key is not None:
         stored = session.get_idempotent(account_id, action, key)
         if stored is not None:
-            return Result(200, stored[1])
+            return Result(200, replayed(session, account_id, stored[1]))
     check_storable(fields)
     with session.savepoint():
         status_code, body = ACTIONS[action](session, ctx, fields)
@@ -135,7 +136,8 @@ def run_bulk(
 
     With ``minimal`` (``Prefer: return=minimal``) each success output, replays included,
     is only ``{"status": "success", "id": ...}`` plus ``control`` when present; the full
-    answer is still what is stored, so a later full request replays it in full.
+    answer is still what is kept (or a reference to the span it is rebuilt from, see
+    ``domain/replays.py``), so a later full request replays it in full.
 
     Returns:
         Idempotency key → encoded output; the failing item's error is the last entry and
@@ -164,9 +166,14 @@ def run_bulk(
             break
         replay = stored.get((action, key)) if stored else None
         if replay is not None:
-            outputs[key] = fragment(
-                dumps(minimal_output(orjson.loads(replay[1]))) if minimal else replay[1]
-            )
+            answer = minimal_replay(replay[1]) if minimal else None
+            if answer is not None:
+                outputs[key] = fragment(dumps(answer))
+            else:
+                full = replayed(session, account_id, replay[1])
+                outputs[key] = fragment(
+                    dumps(minimal_output(orjson.loads(full))) if minimal else full
+                )
             continue
         try:
             check_storable(item)
@@ -176,6 +183,13 @@ def run_bulk(
                 details = item.get("details")
                 fields = details if create_action == action and type(details) is dict else item
                 status_code, body = ACTIONS[action](session, ctx, fields)
+                reference = (
+                    span_reference(session, status_code, body) if action == create_action else None
+                )
+                if reference is not None:
+                    new.append((action, key, status_code, reference))
+                    outputs[key] = fragment(dumps(minimal_output(body) if minimal else body))
+                    continue
                 encoded = dumps(body)
             else:
                 with session.savepoint():

@@ -76,6 +76,7 @@ __all__ = [
     "Page",
     "ReadSession",
     "Record",
+    "RetryWithoutBuffering",
     "RunPage",
     "RunQuery",
     "RunRow",
@@ -100,6 +101,11 @@ Record = dict[str, Any]
 
 class IdTaken(Exception):
     """An insert used an id that the account already has (a client-chosen id reused)."""
+
+
+class RetryWithoutBuffering(Exception):
+    """A buffered span insert collided with a stored id: the storage runs the whole write
+    again without buffering, so the colliding item answers as it would have unbuffered."""
 
 
 class StorageClosedError(RuntimeError):
@@ -269,6 +275,10 @@ class ReadSession(Protocol):
 
 class WriteSession(ReadSession, Protocol):
     """The writes, inside the one transaction of a :meth:`Storage.write` call."""
+
+    rebuilds_span_answers: bool
+    """Whether a span reads back exactly as written (payload keys in their order), so the
+    stored answer of a span create may be a reference to the span, rebuilt on replay."""
 
     def savepoint(self) -> AbstractContextManager[None]:
         """Return a context that rolls back only its own writes when it raises."""

@@ -46,6 +46,7 @@ from prefactor_server.storage.base import (
     IdTaken,
     InstanceRow,
     NewToken,
+    RetryWithoutBuffering,
     SchemaVersionRow,
     SpanRow,
 )
@@ -76,10 +77,6 @@ _INSERT_SPANS = (
 _PLACEHOLDER = 0  # the status of a claimed idempotency key whose answer is not stored yet
 
 
-class RetryWithoutBuffering(Exception):
-    """A buffered span insert collided: run the request again, unbuffered."""
-
-
 def lock_key(*parts: str) -> int:
     """Return a signed 64-bit advisory lock key for ``parts`` (a stable hash)."""
     digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
@@ -108,6 +105,7 @@ class PgWriteSession(PgReadSession, PgAuthWrites):
     """Reads and writes inside one transaction on a pooled connection."""
 
     _lock_rows: LiteralString = " FOR UPDATE"
+    rebuilds_span_answers = False  # jsonb keeps object keys in its own order
 
     def __init__(self, conn: Conn, *, buffer_spans: bool = True) -> None:
         super().__init__(conn)

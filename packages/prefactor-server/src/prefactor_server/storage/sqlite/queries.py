@@ -26,6 +26,7 @@ from prefactor_server.storage.base import (
     ListQuery,
     NewToken,
     Page,
+    RetryWithoutBuffering,
     SchemaVersionRow,
     SpanRow,
     is_orphan,
@@ -35,6 +36,7 @@ from prefactor_server.storage.sqlite.decode import dumps as _dumps
 from prefactor_server.storage.sqlite.decode import instance_row, span_row
 from prefactor_server.storage.sqlite.decode import loads as _loads
 from prefactor_server.storage.sqlite.viewer_queries import ViewerReads
+from prefactor_server.storage.sqlite.writer_connection import WriterConnection
 
 __all__ = ["SqliteReadSession", "SqliteWriteSession"]
 
@@ -207,16 +209,58 @@ def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
 class SqliteWriteSession(SqliteReadSession, AuthWrites):
     """Reads and writes inside the writer's open transaction."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    rebuilds_span_answers = True  # payloads are stored as the JSON text they came as
+
+    def __init__(self, conn: sqlite3.Connection, *, buffer_spans: bool = True) -> None:
         super().__init__(conn)
         self._depth = 0
         # Account id → whether it may have orphaned spans, learnt once per transaction
         # (this connection is the only writer, so nothing else can add orphans meanwhile).
         self._orphans: dict[str, bool] = {}
+        # Span inserts outside a savepoint, (account, id) → (row, orphaned), written by
+        # flush() with one executemany before any other statement runs on the writer
+        # connection (its hook), or at the end of the transaction.
+        self.buffer_spans = buffer_spans and isinstance(conn, WriterConnection)
+        self._spans: dict[tuple[str, str], tuple[tuple[Any, ...], bool]] = {}
+        if isinstance(conn, WriterConnection):
+            conn.before_statement = self.flush
 
     def begin(self) -> None:
         """Forget what was cached about the database: a new transaction starts."""
         self._orphans.clear()
+        self._spans.clear()
+        self._depth = 0
+
+    def discard(self) -> None:
+        """Drop the buffered span inserts (the transaction is being rolled back)."""
+        self._spans.clear()
+
+    def flush(self) -> None:
+        """Write the buffered span inserts (one ``executemany``) and adopt their orphans.
+
+        Raises:
+            RetryWithoutBuffering: A buffered id is already stored; the storage runs the
+                write again without buffering, so that item answers 409 as it would have.
+        """
+        if not self._spans:
+            return
+        spans, self._spans = self._spans, {}
+        conn = self.conn
+        assert isinstance(conn, WriterConnection)
+        accounts = {account_id for account_id, _ in spans}
+        adopting = {account_id: self._may_have_orphans(account_id) for account_id in accounts}
+        rows = [row for row, _ in spans.values()]
+        rows.sort(key=_SECOND_COLUMN)  # key order: each B-tree page visited once
+        try:
+            conn.raw_executemany(_INSERT_SPAN, rows)
+        except sqlite3.IntegrityError:
+            raise RetryWithoutBuffering() from None
+        for (account_id, _), (_, orphaned) in spans.items():
+            if orphaned:
+                self._orphans[account_id] = True
+        for account_id, orphans in adopting.items():
+            if orphans:
+                self._adopt(account_id, [span_id for acc, span_id in spans if acc == account_id])
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -393,7 +437,12 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
         _update(self.conn, "agent_instances", account_id, instance_id, fields)
 
     def span_instance_id(self, account_id: str, span_id: str) -> str | None:
-        row = self.conn.execute(
+        buffered = self._spans.get((account_id, span_id)) if self._spans else None
+        if buffered is not None:
+            return str(buffered[0][2])
+        # Straight to the database, not flushing the buffer: the id is not in it.
+        row = sqlite3.Connection.execute(
+            self.conn,
             "SELECT agent_instance_id FROM agent_spans WHERE account_id = ? AND id = ?",
             (account_id, span_id),
         ).fetchone()
@@ -439,11 +488,16 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
         self.conn.executemany(_INSERT_SPAN, rows)
         if not self._may_have_orphans(account_id):
             return len(rows)
-        new_ids = [row[1] for row in rows]
+        self._adopt(account_id, [row[1] for row in rows])
+        return len(rows)
+
+    def _adopt(self, account_id: str, new_ids: list[str]) -> None:
+        """Clear ``orphaned`` on the stored children of the new spans ``new_ids`` that are in
+        the same instance as their parent."""
         for chunk in _chunks(new_ids):
             marks = ",".join("?" * len(chunk))
-            # The orphans of the new spans, in the same instance as their parent. INDEXED
-            # BY: without statistics SQLite would scan the account's spans by primary key.
+            # INDEXED BY: without statistics SQLite would scan the account's spans by
+            # primary key.
             self.conn.execute(
                 "UPDATE agent_spans INDEXED BY agent_spans_orphans SET orphaned = 0 "
                 f"WHERE account_id = ? AND orphaned = 1 AND parent_span_id IN ({marks}) "
@@ -452,7 +506,6 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
                 "AND p.id = agent_spans.parent_span_id)",
                 (account_id, *chunk),
             )
-        return len(rows)
 
     def _may_have_orphans(self, account_id: str) -> bool:
         """Whether the account may have orphaned spans (looked up once per transaction)."""
@@ -497,20 +550,23 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
 
     def insert_span(self, record: SpanRow) -> None:
         r = record
+        row = (
+            r["account_id"], r["id"], r["agent_instance_id"], r["agent_id"], r["parent_span_id"],
+            int(r["orphaned"]), r["schema_name"], r["schema_title"], r["status"],
+            orjson.dumps(r["payload"]).decode(), _dumps(r["result_payload"]), r["summary"],
+            r["started_at"], r["finished_at"], r["inserted_at"], r["updated_at"],
+        )  # fmt: skip
+        account_id = r["account_id"]
+        if self.buffer_spans and self._depth == 0:
+            key = (account_id, r["id"])
+            if key in self._spans:
+                raise IdTaken(r["id"])
+            self._spans[key] = (row, bool(r["orphaned"]))
+            return
         try:
-            self.conn.execute(
-                _INSERT_SPAN,
-                (
-                    r["account_id"], r["id"], r["agent_instance_id"], r["agent_id"],
-                    r["parent_span_id"],
-                    int(r["orphaned"]), r["schema_name"], r["schema_title"], r["status"],
-                    orjson.dumps(r["payload"]).decode(), _dumps(r["result_payload"]), r["summary"],
-                    r["started_at"], r["finished_at"], r["inserted_at"], r["updated_at"],
-                ),
-            )  # fmt: skip
+            self.conn.execute(_INSERT_SPAN, row)
         except sqlite3.IntegrityError as exc:
             raise IdTaken(r["id"]) from exc
-        account_id = r["account_id"]
         orphans = self._may_have_orphans(account_id)
         if r["orphaned"]:
             # Set after the lookup above, which has seen this span already.
@@ -524,7 +580,7 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
             "UPDATE agent_spans INDEXED BY agent_spans_orphans SET orphaned = 0 "
             "WHERE account_id = ? AND parent_span_id = ? "
             "AND orphaned = 1 AND agent_instance_id = ?",
-            (r["account_id"], r["id"], r["agent_instance_id"]),
+            (account_id, r["id"], r["agent_instance_id"]),
         )
 
     def update_span(self, account_id: str, span_id: str, fields: Fields) -> None:

@@ -27,9 +27,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from prefactor_server._time import now
-from prefactor_server.storage.base import ReadSession, StorageClosedError, WriteSession
+from prefactor_server.storage.base import (
+    ReadSession,
+    RetryWithoutBuffering,
+    StorageClosedError,
+    WriteSession,
+)
 from prefactor_server.storage.sqlite.migrations import apply_migrations
 from prefactor_server.storage.sqlite.queries import SqliteReadSession, SqliteWriteSession
+from prefactor_server.storage.sqlite.writer_connection import WriterConnection
 
 __all__ = ["SqliteStorage"]
 
@@ -40,10 +46,14 @@ _STOP = object()
 _READ_THREADS = 2
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(
+    path: Path, factory: type[sqlite3.Connection] = sqlite3.Connection
+) -> sqlite3.Connection:
     # check_same_thread=False only so close() may close a connection from another thread;
     # each connection is otherwise used by exactly one thread.
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=30.0, factory=factory
+    )
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout = 30000")
     conn.execute("PRAGMA foreign_keys = OFF")
@@ -79,7 +89,7 @@ class SqliteStorage:
         _create_private(self.path)
         self._closed = False
         self._lock = threading.Lock()
-        self._writer_conn = _connect(self.path)
+        self._writer_conn = _connect(self.path, WriterConnection)
         self._writer_conn.execute("PRAGMA journal_mode = WAL")
         # NORMAL is durable across application crashes in WAL mode; only an OS crash can
         # lose the last commits, which is the right trade for a local telemetry store.
@@ -87,7 +97,8 @@ class SqliteStorage:
         # Bulk span ingest (OTLP) dirties pages all over six B-trees keyed by random ids: a
         # 64 MiB page cache (instead of 2 MiB) keeps them in memory between transactions,
         # and checkpointing every 10,000 WAL pages (instead of 1,000) copies a page that
-        # changed in many transactions back to the database once.
+        # changed in many transactions back to the database once. (Measured and dropped:
+        # a PASSIVE checkpoint on a thread of its own, and group commit: BENCHMARKS.md.)
         self._writer_conn.execute("PRAGMA cache_size = -65536")
         self._writer_conn.execute("PRAGMA wal_autocheckpoint = 10000")
         apply_migrations(self._writer_conn, now())
@@ -118,17 +129,35 @@ class SqliteStorage:
             if not future.set_running_or_notify_cancel():
                 continue
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                session.begin()
-                result = fn(session)
-                conn.execute("COMMIT")
+                result = self._run(session, fn)
             except BaseException as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
                 future.set_exception(exc)
             else:
                 future.set_result(result)
         conn.close()
+
+    def _run(self, session: SqliteWriteSession, fn: Callable[[WriteSession], T]) -> T:
+        """One write transaction; run again without span buffering if a buffered insert
+        collided (so the colliding item answers as it would have)."""
+        conn = self._writer_conn
+        session.buffer_spans = True
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                session.begin()
+                result = fn(session)
+                session.flush()
+                conn.execute("COMMIT")
+                return result
+            except RetryWithoutBuffering:
+                session.discard()
+                conn.execute("ROLLBACK")
+                session.buffer_spans = False
+            except BaseException:
+                session.discard()
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
 
     def _submit_write(self, fn: Callable[[WriteSession], T]) -> Future[T]:
         future: Future[T] = Future()

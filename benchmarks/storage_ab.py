@@ -1,0 +1,150 @@
+"""``python -m benchmarks.storage_ab --before DIR``: server ingest, older code against this one.
+
+The server's write path is measured twice in one run, rounds interleaved: ``prefactor
+serve`` from this checkout, and the same command with ``PYTHONPATH`` pointing at the
+server, core and http sources of another checkout (``DIR`` holds ``packages/``, e.g.
+``git archive <commit> packages | tar -x -C DIR``; ``--after DIR2`` likewise replaces this
+checkout's sources on the other side). Both serve a fresh SQLite file (or,
+with ``--postgres``, a fresh database of ``PREFACTOR_TEST_POSTGRES_URL``); the workloads
+run unchanged from this checkout:
+
+* ``bulk``: the ``ingest`` workload (pre-built ``POST /api/v1/bulk`` bodies of 1,000 span
+  creates with client ids, ``Prefer: return=minimal``, 4 keep-alive connections);
+* ``bulk without ids``: ``benchmarks.storage``'s bodies (500 creates without ids, 4 senders);
+* ``otlp``: the ``otlp_ingest`` workload (one ``OTLPSpanExporter`` process, protobuf, 512
+  spans per export).
+
+Prints the medians (min–max) of each and the median of the per-round ratios, with the
+load average at the start and the end, and writes ``benchmarks/results/storage-ab.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from benchmarks import storage
+from benchmarks.run import OURS, RESULTS, log, run, server
+
+_PACKAGES = ("prefactor-server", "prefactor-core", "prefactor-http")
+
+
+@contextmanager
+def _serving(target: str, token: str, sources: Path | None) -> Iterator[str]:
+    """``prefactor serve`` on ``target``, importing from ``sources`` when given."""
+    saved = os.environ.get("PYTHONPATH")
+    with ExitStack() as stack:
+        if sources is not None:
+            paths = [str(sources / "packages" / name / "src") for name in _PACKAGES]
+            os.environ["PYTHONPATH"] = os.pathsep.join(paths)
+        try:
+            url = stack.enter_context(server(target, token))
+        finally:  # only the server process imports the other sources, not the workloads
+            if saved is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = saved
+        yield url
+
+
+def _bulk(url: str, token: str, spans: int) -> float:
+    res = run(
+        OURS,
+        "ingest",
+        {"mode": "bulk_minimal", "spans": spans, "connections": 4, "api_url": url, "token": token},
+    )
+    if res["errors"] or res["stored"] != spans:
+        raise RuntimeError(f"bulk: {res}")
+    return float(res["spans_per_s"])
+
+
+def _bulk_no_ids(url: str, token: str, spans: int) -> float:
+    return asyncio.run(storage._ingest([url], spans))  # authenticates with storage.TOKEN
+
+
+def _otlp(url: str, token: str, spans: int) -> float:
+    res = run(OURS, "otlp_ingest", {"url": url, "token": token, "spans": spans, "batch": 512})
+    if res["stored"] != res["spans"]:
+        raise RuntimeError(f"otlp: {res}")
+    return float(res["spans_per_s"])
+
+
+_WORKLOADS: dict[str, Callable[[str, str, int], float]] = {
+    "bulk": _bulk,
+    "bulk without ids": _bulk_no_ids,
+    "otlp": _otlp,
+}
+
+
+def _target(directory: str, name: str, postgres: bool) -> tuple[str, Callable[[], None]]:
+    if not postgres:
+        return f"{directory}/{name}.db", lambda: None
+    cluster = os.environ["PREFACTOR_TEST_POSTGRES_URL"]
+    url = storage._database(cluster)
+    return url, lambda: storage._drop(cluster, url)
+
+
+def _fmt(values: list[float], digits: int = 0) -> str:
+    median = statistics.median(values)
+    return f"{median:,.{digits}f} ({min(values):,.{digits}f}–{max(values):,.{digits}f})"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--before", type=Path, required=True, help="a checkout's root")
+    parser.add_argument("--after", type=Path, help="a checkout's root (default: this one)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--spans", type=int, default=40_000)
+    parser.add_argument("--only", help="comma-separated workloads: " + ", ".join(_WORKLOADS))
+    parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite")
+    args = parser.parse_args()
+    names = args.only.split(",") if args.only else list(_WORKLOADS)
+    token = storage.TOKEN
+    load = os.getloadavg()[0]
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    rates: dict[tuple[str, str], list[float]] = {}
+    with tempfile.TemporaryDirectory() as directory:
+        for rnd in range(args.rounds):
+            for variant, sources in (("before", args.before), ("after", args.after)):
+                for name in names:
+                    target, drop = _target(
+                        directory, f"{variant}-{rnd}-{len(rates)}", args.postgres
+                    )
+                    try:
+                        with _serving(target, token, sources) as url:
+                            rate = _WORKLOADS[name](url, token, args.spans)
+                    finally:
+                        drop()
+                    rates.setdefault((name, variant), []).append(rate)
+                    log(f"round {rnd + 1} {variant} {name}: {rate:,.0f} spans/s")
+    backend = "PostgreSQL" if args.postgres else "SQLite"
+    lines = [
+        f"Run {started} with `python -m benchmarks.storage_ab --before {args.before}"
+        f"{' --postgres' if args.postgres else ''}`: {backend}, {args.spans:,} spans per "
+        f"measurement, {args.rounds} interleaved rounds, median (min–max); "
+        f"{os.cpu_count()} CPUs, load average {load:.1f} at the start and "
+        f"{os.getloadavg()[0]:.1f} at the end.",
+        "",
+        "| spans/s stored | before | after | after / before |",
+        "|---|---|---|---|",
+    ]
+    for name in names:
+        before, after = rates[(name, "before")], rates[(name, "after")]
+        ratios = [a / b for a, b in zip(after, before, strict=True)]
+        lines.append(f"| {name} | {_fmt(before)} | {_fmt(after)} | {_fmt(ratios, 2)}× |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"storage-ab{'-postgres' if args.postgres else ''}.md").write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,127 @@
+"""The bulk ingest path's shortcuts keep every item's answer: span inserts written together
+at the end of the request (a collision found then answers 409 for exactly that item), and
+the lean idempotency rows of terminal span creates (a replay answers byte for byte what
+the first request answered, on both backends)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import orjson
+
+if TYPE_CHECKING:
+    from conftest import Api
+
+SCHEMA = {"external_identifier": "ingest-schema", "span_schemas": {"step": {"type": "object"}}}
+MINIMAL = {"Prefer": "return=minimal"}
+# Key order, unicode, floats, a large int and nesting must all come back as they went in.
+PAYLOAD = {"z": 1, "a": [1.5, -0.0, 1e-7, "é ✓", None, True], "m": {"y": {"x": 2**62}}}
+
+
+def _create(key: str, instance_id: str, **fields: Any) -> dict[str, Any]:
+    details = {"agent_instance_id": instance_id, "schema_name": "step", "status": "complete",
+               "payload": PAYLOAD, "result_payload": {"out": "ok"}, **fields}  # fmt: skip
+    return {"_type": "agent_spans/create", "idempotency_key": key, "details": details}
+
+
+async def _bulk(
+    client: httpx.AsyncClient, items: list[dict[str, Any]], headers: dict[str, str] | None = None
+) -> httpx.Response:
+    response = await client.post("/api/v1/bulk", json={"items": items}, headers=headers)
+    assert response.status_code == 200, response.text
+    return response
+
+
+async def _stored_ids(client: httpx.AsyncClient, instance_id: str) -> list[str]:
+    params: dict[str, str | int] = {"agent_instance_id": instance_id, "pagination[page_size]": 100}
+    spans = (await client.get("/api/v1/agent_spans", params=params)).json()["summaries"]
+    return sorted(span["id"] for span in spans)
+
+
+async def test_taken_span_id_between_good_items(api: Api, client: httpx.AsyncClient) -> None:
+    """A client id already stored answers 409 for that item; the items before it are
+    stored, the ones after are not run, and the stored span is left as it was."""
+    instance = await api.register(agent_schema_version=SCHEMA)
+    iid = instance["id"]
+    await _bulk(client, [_create("first-0001", iid, id="taken-span", payload={"v": 1})])
+    items = [
+        _create("second-001", iid, id="good-before"),
+        _create("second-002", iid, id="taken-span", payload={"v": 2}),
+        _create("second-003", iid, id="never-made"),
+    ]
+    outputs = (await _bulk(client, items)).json()["outputs"]
+    assert list(outputs) == ["second-001", "second-002"]
+    assert outputs["second-001"]["details"]["id"] == "good-before"
+    assert outputs["second-002"]["status"] == "error"
+    assert outputs["second-002"]["code"] == "conflict"
+    assert await _stored_ids(client, iid) == ["good-before", "taken-span"]
+    kept = (await client.get("/api/v1/agent_spans/taken-span")).json()["details"]
+    assert kept["payload"] == {"v": 1}
+    # Sent again: the stored item replays, the collision answers the same 409 again.
+    again = (await _bulk(client, items)).json()["outputs"]
+    assert again == outputs
+
+
+async def test_same_new_id_twice_in_one_request(api: Api, client: httpx.AsyncClient) -> None:
+    """The second create of an id made earlier in the same request is a 409."""
+    instance = await api.register(agent_schema_version=SCHEMA)
+    iid = instance["id"]
+    items = [_create("twice-0001", iid, id="twin"), _create("twice-0002", iid, id="twin"),
+             _create("twice-0003", iid, id="after")]  # fmt: skip
+    outputs = (await _bulk(client, items)).json()["outputs"]
+    assert list(outputs) == ["twice-0001", "twice-0002"]
+    assert outputs["twice-0002"]["code"] == "conflict"
+    assert await _stored_ids(client, iid) == ["twin"]
+
+
+async def test_replays_answer_exactly_the_first_answer(api: Api, client: httpx.AsyncClient) -> None:
+    """Terminal creates (kept as references), an active create, an orphan and a finish:
+    a replay gives back the same bytes, full or minimal, in bulk or at the single endpoint."""
+    instance = await api.register(agent_schema_version=SCHEMA)
+    iid = instance["id"]
+    items = [
+        _create("replay-001", iid, id="root"),
+        _create("replay-002", iid, id="child", parent_span_id="root", status="failed"),
+        _create("replay-003", iid, id="orphan", parent_span_id="later-parent"),
+        _create("replay-004", iid, id="open", status="active", result_payload=None),
+        {"_type": "agent_spans/finish", "idempotency_key": "replay-005",
+         "agent_span_id": "open", "status": "complete", "result_payload": {"r": [1, 2]}},
+        _create("replay-006", iid, id="later-parent"),
+    ]  # fmt: skip
+    full = await _bulk(client, items)
+    minimal = await _bulk(client, items, MINIMAL)
+    assert orjson.loads(full.content)["outputs"]["replay-003"]["details"]["orphaned"] is True
+    # The orphan has been adopted since, and "open" finished: replays still say what the
+    # first answers said.
+    assert (await client.get("/api/v1/agent_spans/orphan")).json()["details"]["orphaned"] is False
+    for _ in range(2):
+        assert (await _bulk(client, items)).content == full.content
+        assert (await _bulk(client, items, MINIMAL)).content == minimal.content
+    first = orjson.loads(full.content)["outputs"]
+    for key, output in first.items():
+        if key == "replay-005":
+            continue
+        details = {**items[0]["details"], "id": "other-id", "idempotency_key": key}
+        single = await client.post("/api/v1/agent_spans", json={"details": details})
+        assert single.status_code == 200
+        assert single.json() == output
+    assert await _stored_ids(client, iid) == ["child", "later-parent", "open", "orphan", "root"]
+
+
+async def test_replay_keeps_control_of_a_terminated_instance(
+    api: Api, client: httpx.AsyncClient
+) -> None:
+    """A span created on a terminated instance answers with control; so does its replay."""
+    instance = await api.register(agent_schema_version=SCHEMA)
+    iid = instance["id"]
+    stop = await client.post(f"/api/v1/agent_instance/{iid}/terminate", json={"reason": "stop"})
+    assert stop.status_code == 200, stop.text
+    items = [_create(f"ctl-{uuid.uuid4().hex[:8]}", iid, id="late")]
+    first = await _bulk(client, items)
+    assert orjson.loads(first.content)["outputs"][items[0]["idempotency_key"]]["control"] == {
+        "terminate": True,
+        "reason": "stop",
+    }
+    assert (await _bulk(client, items)).content == first.content
