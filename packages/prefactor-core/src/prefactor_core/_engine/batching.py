@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Container, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
+from typing import TypeVar
 
 from prefactor_core._engine.optable import (
     NO_MERGE,
@@ -54,6 +55,8 @@ BARRIER_TYPES = frozenset(
     kind for kind, spec in TABLE.items() if spec.waits_for is WaitsFor.INSTANCE
 )
 """Instance-level operations: nothing behind them in their lane overtakes them."""
+
+_T = TypeVar("_T")
 
 ALL_BULK = frozenset(BULK_ACTIONS)
 """Every operation type that has a bulk action."""
@@ -151,9 +154,18 @@ def merge(ops: list[Operation], attempted: Container[int]) -> list[Operation]:
         attempted: ``id()`` of the operations sent at least once (never merged: the
             server may have stored the first attempt).
     """
+    return _at_once(_merge(ops, attempted))
+
+
+def _merge(
+    ops: list[Operation], attempted: Container[int]
+) -> Generator[None, None, list[Operation]]:
+    """``merge``, yielding every ``STEP_ITEMS`` operations."""
     creates: dict[str, int] = {}
     out: list[Operation] = []
-    for op in ops:
+    for position, op in enumerate(ops):
+        if position and not position % STEP_ITEMS:
+            yield
         kind = op.type
         if (
             kind is _CREATE
@@ -197,14 +209,14 @@ def take_batch(
     )
 
 
-def _at_once(steps: Generator[None, None, Batch | None]) -> Batch | None:
-    """Run a plan's steps without a break; return its batch."""
+def _at_once(steps: Generator[None, None, _T]) -> _T:
+    """Run steps without a break; return their result."""
     while True:
         try:
             next(steps)
         except StopIteration as done:
-            batch: Batch | None = done.value
-            return batch
+            result: _T = done.value
+            return result
 
 
 class BatchPlan:
@@ -315,7 +327,7 @@ def _take(
         if not taken:
             continue
         taken_total += len(taken)
-        merged_ops = merge(taken, attempted)
+        merged_ops = yield from _merge(taken, attempted)
         rest: list[Operation] = []
         for index, op in enumerate(merged_ops):
             if index and not index % STEP_ITEMS:
