@@ -84,8 +84,9 @@ async def test_order_is_causal_under_concurrency_in_bulk(
     """Many concurrent tasks with nested spans: everything stored, in causal order, in batches."""
     async with make_client() as client:
         instance_id, ids = await _run_agent(client, tasks=20, spans_per_task=10)
-        writes = client.test_transport.writes()  # type: ignore[attr-defined]
-        paths = client.test_transport.paths()  # type: ignore[attr-defined]
+    # Read what the server received once the client is closed (everything is sent).
+    writes = client.test_transport.writes()  # type: ignore[attr-defined]
+    paths = client.test_transport.paths()  # type: ignore[attr-defined]
     _check_causal_order(writes, instance_id)
     assert "/api/v1/bulk" in paths
     assert paths.count("/api/v1/bulk") < 50  # 800 operations went out in batches
@@ -336,7 +337,10 @@ async def test_memory_stays_bounded_while_the_api_is_down(
         async with instance.span("agent:step") as span:
             await span.start({"n": n})
         if n % 500 == 0:
-            await asyncio.sleep(0)  # let the background reader run, as an agent's awaits would
+            # Let the background reader run, as an agent's awaits would: it takes a
+            # backlog in chunks, one per turn of the loop.
+            for _ in range(50):
+                await asyncio.sleep(0)
             stats = client.statistics()
             held.append(stats.queued + stats.in_flight)
             # 1 register + 2 operations per span: each is held or counted as dropped.

@@ -4,7 +4,11 @@ in ``test_dispatcher_failures.py``."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+
+from prefactor_core._engine.batching import STEP_ITEMS
 
 from .dispatcher_fakes import (
     BULK,
@@ -302,3 +306,31 @@ async def test_a_terminate_control_in_an_answer_is_passed_on(bulk: bool) -> None
     harness.put(create("A", "a1"), create("B", "b1"), create("B", "b2"))
     assert await harness.finish() == 0
     assert harness.terminated == [("B", "stop now")]
+
+
+async def test_a_large_batch_is_taken_over_several_turns_of_the_event_loop() -> None:
+    """The engine runs on the agent's loop: planning a 500-item batch hands the loop
+    back between chunks, so another task runs several times before the request goes."""
+    sender = FakeSender()
+    harness = Harness(sender, bulk=None, batch_size=500, num_workers=1)
+    harness.put(*[op for n in range(500) for op in (create("A", f"s{n}"), finish("A", f"s{n}"))])
+    await quiesce()  # the reader has moved everything into the lane; nothing is sent yet
+    assert sender.requests == []
+    ticks = 0
+    ticks_before_request: list[int] = []
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not sender.requests:
+            ticks += 1
+            await asyncio.sleep(0)
+        ticks_before_request.append(ticks)
+
+    task = asyncio.create_task(ticker())
+    harness.dispatcher.configure(bulk=True)
+    await sender.wait_for(1)
+    await task
+    assert len(sender.requests[0].items) == 500
+    assert ticks_before_request[0] >= 500 // STEP_ITEMS + 1
+    assert await harness.finish() == 0
+    assert len(sender.delivered()) == 500

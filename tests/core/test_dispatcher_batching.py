@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from collections import deque
 
-from prefactor_core._engine.batching import InFlight, bulk_types, merge, take_batch
+from prefactor_core._engine.batching import (
+    STEP_ITEMS,
+    BatchPlan,
+    InFlight,
+    bulk_types,
+    merge,
+    take_batch,
+)
 from prefactor_core._engine.settlement import read_bulk_answer
 from prefactor_core.operations import Operation, OperationType
 
@@ -117,3 +124,40 @@ def test_read_bulk_answer_leaves_everything_from_a_passing_error_on() -> None:
     assert answer.transient is not None
     assert answer.refused is None
     assert read_bulk_answer(ops, {"outputs": "not an object"}).unprocessed == ops
+
+
+def test_a_batch_planned_in_steps_is_the_batch_take_batch_takes() -> None:
+    ops = [op for n in range(300) for op in (create("A", f"s{n}"), finish("A", f"s{n}"))]
+    ops += [create("B", f"b{n}") for n in range(300)]
+    at_once, stepwise = lanes_of(*ops), lanes_of(*ops)
+    expected = take_batch(at_once, InFlight(), set(), max_items=500, max_bytes=10**6)
+    plan = BatchPlan(stepwise, InFlight(), set(), max_items=500, max_bytes=10**6)
+    # 500 items rendered at most STEP_ITEMS per step: the loop runs between steps.
+    assert len(list(plan.steps())) >= 500 // STEP_ITEMS - 1
+    assert stepwise["A"]
+    assert len(stepwise["A"]) == 600
+    batch = plan.commit()
+    assert batch is not None
+    assert expected is not None
+    assert keys([op for _, op in batch.ops]) == keys([op for _, op in expected.ops])
+    assert batch.texts == expected.texts
+    assert (batch.taken, batch.weight) == (expected.taken, expected.weight)
+    assert keys(list(stepwise["B"])) == keys(list(at_once["B"]))
+    assert stepwise.keys() == at_once.keys()
+    assert not stepwise["A"]
+
+
+def test_a_plan_takes_the_lanes_as_they_are_when_a_retry_came_back_meanwhile() -> None:
+    retried = create("A", "s0")
+    lanes = lanes_of(*[create("A", f"s{n}") for n in range(1, 250)])
+    plan = BatchPlan(lanes, InFlight(), set(), max_items=200, max_bytes=10**6)
+    steps = plan.steps()
+    next(steps)
+    lanes["A"].appendleft(retried)  # an answer put s0 back at the head of its lane
+    for _ in steps:
+        pass
+    batch = plan.commit()
+    assert batch is not None
+    taken = keys([op for _, op in batch.ops])
+    assert taken == [f"A:create:s{n}" for n in range(200)]  # the retry first, in order
+    assert keys(list(lanes["A"])) == [f"A:create:s{n}" for n in range(200, 250)]

@@ -18,8 +18,10 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Container, Iterable
+from collections.abc import Container, Generator, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
+from typing import TypeVar
 
 from prefactor_core._engine.optable import (
     NO_MERGE,
@@ -33,12 +35,28 @@ from prefactor_core._engine.outcomes import merged, weight
 from prefactor_core._engine.wire import BULK_ACTIONS, render_bulk_item
 from prefactor_core.operations import Operation, OperationType
 
-__all__ = ["ALL_BULK", "BARRIER_TYPES", "Batch", "InFlight", "bulk_types", "merge", "take_batch"]
+__all__ = [
+    "ALL_BULK",
+    "BARRIER_TYPES",
+    "STEP_ITEMS",
+    "Batch",
+    "BatchPlan",
+    "InFlight",
+    "bulk_types",
+    "merge",
+    "take_batch",
+]
+
+STEP_ITEMS = 100
+"""The most items the engine handles in one go before it lets the agent's event loop
+run other tasks (reading the queue, planning a batch, settling an answer)."""
 
 BARRIER_TYPES = frozenset(
     kind for kind, spec in TABLE.items() if spec.waits_for is WaitsFor.INSTANCE
 )
 """Instance-level operations: nothing behind them in their lane overtakes them."""
+
+_T = TypeVar("_T")
 
 ALL_BULK = frozenset(BULK_ACTIONS)
 """Every operation type that has a bulk action."""
@@ -136,9 +154,18 @@ def merge(ops: list[Operation], attempted: Container[int]) -> list[Operation]:
         attempted: ``id()`` of the operations sent at least once (never merged: the
             server may have stored the first attempt).
     """
+    return _at_once(_merge(ops, attempted))
+
+
+def _merge(
+    ops: list[Operation], attempted: Container[int]
+) -> Generator[None, None, list[Operation]]:
+    """``merge``, yielding every ``STEP_ITEMS`` operations."""
     creates: dict[str, int] = {}
     out: list[Operation] = []
-    for op in ops:
+    for position, op in enumerate(ops):
+        if position and not position % STEP_ITEMS:
+            yield
         kind = op.type
         if (
             kind is _CREATE
@@ -177,6 +204,96 @@ def take_batch(
         skip: Lanes not to take from (a single request of theirs is in flight).
         bulk_types: The operation types the server takes in bulk; all when None.
     """
+    return _at_once(
+        _take(lanes.items(), flights, attempted, max_items, max_bytes, skip, bulk_types, None)
+    )
+
+
+def _at_once(steps: Generator[None, None, _T]) -> _T:
+    """Run steps without a break; return their result."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            result: _T = done.value
+            return result
+
+
+class BatchPlan:
+    """``take_batch`` done in steps, so that the event loop can run between them.
+
+    Iterate ``steps()`` (each step renders at most ``STEP_ITEMS`` items; let the loop run
+    between steps), then call ``commit()``. The plan works on copies of the lanes' heads
+    and reads ``flights``, ``attempted`` and ``skip`` as they are during the steps: while
+    it runs, the dispatcher takes nothing else, so these can only let more through (an
+    answer lands), never less. ``commit`` takes the planned operations from the lanes if
+    their heads are still the very operations the plan saw; if anything came back to a
+    lane's head meanwhile (a retry), it takes the batch at once with ``take_batch``
+    instead, so the result always follows the rules of the lanes as they are.
+    """
+
+    __slots__ = ("_args", "_batch", "_lanes", "_moves", "_steps")
+
+    def __init__(
+        self,
+        lanes: dict[str, deque[Operation]],
+        flights: InFlight,
+        attempted: Container[int],
+        *,
+        max_items: int,
+        max_bytes: int,
+        skip: Container[str] = (),
+        bulk_types: Container[OperationType] | None = None,
+    ) -> None:
+        self._lanes = lanes
+        self._args = (flights, attempted, max_items, max_bytes, skip, bulk_types)
+        self._moves: list[_Move] = []
+        self._steps = _take(list(lanes.items()), *self._args, self._moves)
+        self._batch: Batch | None = None
+
+    def steps(self) -> Iterator[None]:
+        """Plan the batch, one step at a time."""
+        self._batch = yield from self._steps
+
+    def commit(self) -> Batch | None:
+        """Take the planned batch from the lanes (call after the last step), or None."""
+        lanes = self._lanes
+        for lane_id, seen, taken, _ in self._moves:
+            real = lanes.get(lane_id)
+            if (
+                real is not seen
+                or len(real) < len(taken)
+                or not all(a is b for a, b in zip(islice(real, len(taken)), taken, strict=True))
+            ):
+                return _at_once(_take(lanes.items(), *self._args, None))
+        for _, real, taken, rest in self._moves:
+            for _ in range(len(taken)):
+                real.popleft()
+            real.extendleft(reversed(rest))
+        return self._batch
+
+
+_Move = tuple[str, deque[Operation], list[Operation], list[Operation]]
+"""A lane a plan takes from: its id, its deque, the operations taken from its head, and
+what goes back (merged operations that did not fit)."""
+
+
+def _take(
+    lanes: Iterable[tuple[str, deque[Operation]]],
+    flights: InFlight,
+    attempted: Container[int],
+    max_items: int,
+    max_bytes: int,
+    skip: Container[str],
+    bulk_types: Container[OperationType] | None,
+    moves: list[_Move] | None,
+) -> Generator[None, None, Batch | None]:
+    """The batching rules (``take_batch``), as a generator that yields every
+    ``STEP_ITEMS`` rendered items and returns the batch.
+
+    With ``moves`` None it pops from the lanes themselves; with a list it works on
+    copies of their heads and records in ``moves`` what ``BatchPlan.commit`` applies.
+    """
     ops: list[tuple[str, Operation]] = []
     texts: list[str] = []
     used: set[str] = set()
@@ -186,14 +303,15 @@ def take_batch(
     # Characters, not bytes: keep a margin for non-ASCII text.
     budget = int(max_bytes * 0.9) - 16
     room = max_items
-    for lane_id, lane in lanes.items():
+    for lane_id, real in lanes:
         if room <= 0 or budget <= 0:
             break
-        if not lane or lane_id in flights.barriers or lane_id in skip:
+        if not real or lane_id in flights.barriers or lane_id in skip:
             continue
         flying = flights.lanes.get(lane_id, 0)
         # Take twice the room: a create and its finish usually merge into one item.
         limit = 2 * room
+        lane = real if moves is None else deque(islice(real, limit))
         if flying or bulk_types is not None:
             taken: list[Operation] = []
             while lane and len(taken) < limit:
@@ -209,8 +327,11 @@ def take_batch(
         if not taken:
             continue
         taken_total += len(taken)
-        merged_ops = merge(taken, attempted)
+        merged_ops = yield from _merge(taken, attempted)
+        rest: list[Operation] = []
         for index, op in enumerate(merged_ops):
+            if index and not index % STEP_ITEMS:
+                yield
             text = render_bulk_item(op) if index < room else ""
             if index >= room or (ops and len(text) + 1 > budget):
                 rest = merged_ops[index:]
@@ -228,6 +349,8 @@ def take_batch(
                 creates.add(op.payload[SPAN_ID])
             elif kind in BARRIER_TYPES:
                 barriers.add(lane_id)
+        if moves is not None:
+            moves.append((lane_id, real, taken, rest))
         room = max_items - len(ops)
     if not ops:
         return None

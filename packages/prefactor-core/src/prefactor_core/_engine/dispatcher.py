@@ -39,7 +39,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
-from prefactor_core._engine.batching import ALL_BULK, bulk_types, take_batch
+from prefactor_core._engine.batching import ALL_BULK, STEP_ITEMS, BatchPlan, bulk_types
 from prefactor_core._engine.lanes import Lanes
 from prefactor_core._engine.ledger import Ledger, OnDelivered
 from prefactor_core._engine.outcomes import DeliveryStatistics, ItemError, Sender, weight
@@ -253,12 +253,20 @@ class Dispatcher:
                 self._poke()
                 return
             accept(op)
-            # Take whatever else is already there in one go, then wake the scheduler once.
+            # Take whatever else is already there, then wake the scheduler once; hand the
+            # loop back to the agent between chunks (a long backlog is read in many steps).
+            taken = 1
             while queue.size() and lanes.pending < cap:
+                if taken >= STEP_ITEMS:
+                    self._poke()
+                    await asyncio.sleep(0)
+                    taken = 0
+                    continue
                 try:
                     accept(await queue.get())
                 except QueueClosedError:
                     break
+                taken += 1
             self._poke()
 
     # -- the scheduler: lanes → requests ------------------------------------------
@@ -289,18 +297,26 @@ class Dispatcher:
                 continue
             if self._pause is not None:
                 continue  # backing off; the end of the wait pokes
+            more = False
             if not self._bulk_types:
                 self._dispatch_single()
             else:
                 if self._bulk_only is not None:
                     self._dispatch_single()
-                self._dispatch_bulk(loop.time())
+                more = await self._dispatch_bulk(loop.time())
             if lanes.pending < self._lane_cap:
                 self._room.set()
+            if more:
+                # One batch per step: the agent's loop runs before the next is taken.
+                self._poke()
+                await asyncio.sleep(0)
 
-    def _dispatch_bulk(self, now: float) -> None:
-        # Wait briefly for a fuller batch, unless one is full already, something is in
-        # flight (its answer will wake us), or the queue is closing.
+    async def _dispatch_bulk(self, now: float) -> bool:
+        """Send the next bulk batch; True when one went and a worker is still free.
+
+        Wait briefly for a fuller batch, unless one is full already, something is in
+        flight (its answer will wake us), or the queue is closing.
+        """
         lanes = self._lanes
         closing = self._reader is not None and self._reader.done()
         if lanes.pending < self._bulk_max_items and not self._tasks and not closing:
@@ -309,24 +325,35 @@ class Dispatcher:
             deadline = self._linger_since + self._config.batch_linger
             if now < deadline:
                 self._poke_at(deadline)
-                return
+                return False
         self._linger_since = None
-        while len(self._tasks) < self._config.num_workers:
-            batch = take_batch(
-                lanes.lanes,
-                lanes.flights,
-                lanes.attempted,
-                max_items=self._bulk_max_items,
-                max_bytes=self._bulk_max_bytes,
-                skip=lanes.busy,
-                bulk_types=self._bulk_only,
-            )
-            if batch is None:
-                return
-            lanes.pending -= batch.taken
-            lanes.flights.take_off(batch)
-            self._ledger.in_flight += batch.weight
-            self._spawn(self._settlement.send_bulk(batch))
+        if len(self._tasks) >= self._config.num_workers:
+            return False
+        # Planned in steps, the agent's loop running between them (see ``BatchPlan``).
+        max_items = self._bulk_max_items
+        plan = BatchPlan(
+            lanes.lanes,
+            lanes.flights,
+            lanes.attempted,
+            max_items=max_items,
+            max_bytes=self._bulk_max_bytes,
+            skip=lanes.busy,
+            bulk_types=self._bulk_only,
+        )
+        for _ in plan.steps():
+            await asyncio.sleep(0)
+        if self._pause is not None or self._bulk_max_items != max_items:
+            # A failure meanwhile: back off, or plan smaller batches (nothing was taken).
+            self._poke()
+            return False
+        batch = plan.commit()
+        if batch is None:
+            return False
+        lanes.pending -= batch.taken
+        lanes.flights.take_off(batch)
+        self._ledger.in_flight += batch.weight
+        self._spawn(self._settlement.send_bulk(batch))
+        return len(self._tasks) < self._config.num_workers
 
     def _dispatch_single(self) -> None:
         """One request per lane whose head is not sent in bulk (every lane without bulk);
