@@ -26,6 +26,12 @@ async def terminate_and_wait(
     ``probe`` (span type, params, result) is a span sent after the terminate: its
     response carries the ``control`` field that tells the SDK, on either core.
     """
+    # An operator can only terminate a run the platform has seen. Our core registers in
+    # the background, so let it deliver what it queued first; the published core's
+    # register was a request the agent awaited (it has no flush).
+    flush = getattr(client, "flush", None)
+    if flush is not None:
+        assert await flush(timeout=30), "the run was not delivered before the terminate"
     async with httpx.AsyncClient() as http:
         response = await http.post(
             f"{api_url}/api/v1/agent_instance/{instance.id}/terminate",
