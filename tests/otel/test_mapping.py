@@ -149,3 +149,83 @@ def test_schema_names_from_span_names_and_the_filter() -> None:
     assert is_genai_span(_span({}, scope_name="openinference.instrumentation.openai"))
     assert is_genai_span(_span({"gen_ai.system": "x"}))
     assert {"llm", "tool", "agent", "chain", "retriever", "embedding", "span"} <= set(SCHEMA_NAMES)
+
+
+def test_what_each_rule_consumes_and_what_stays_in_attributes_in_order() -> None:
+    """A rule consumes the attribute it used (and its mime type); a second candidate for
+    the same field, a mime type without a value, the operation name, an empty model and a
+    flattened list the messages did not come from stay in ``attributes``, in their order."""
+    mapped = map_span(
+        _span(
+            {
+                "zeta": 1,
+                "gen_ai.operation.name": "chat",
+                "gen_ai.system": "openai",
+                "gen_ai.provider.name": "azure",
+                "output.mime_type": "application/json",
+                "gen_ai.request.model": "",
+                "llm.input_messages.0.message.role": "user",
+                "llm.input_messages.0.message.content": "hi",
+                "gen_ai.prompt.0.content": "also hi",
+                "gen_ai.usage.input_tokens": 7,
+                "llm.token_count.prompt": 9,
+                "alpha": "a",
+            }
+        )
+    )
+    assert mapped.schema_name == "llm"
+    assert mapped.params["provider"] == "azure"
+    assert "model" not in mapped.params
+    assert mapped.params["messages"] == [{"role": "user", "content": "hi"}]
+    assert mapped.result["usage"] == {"input_tokens": 7, "total_tokens": 7}
+    assert list(mapped.params["attributes"].items()) == [
+        ("zeta", 1),
+        ("gen_ai.operation.name", "chat"),
+        ("gen_ai.system", "openai"),
+        ("output.mime_type", "application/json"),
+        ("gen_ai.request.model", ""),
+        ("gen_ai.prompt.0.content", "also hi"),
+        ("alpha", "a"),
+    ]
+
+
+def test_model_keys_are_all_consumed_once_one_gives_the_model() -> None:
+    """The first non-empty model name wins; the other model keys are not repeated."""
+    mapped = map_span(
+        _span(
+            {
+                "gen_ai.request.model": "gpt-4o",
+                "gen_ai.response.model": "gpt-4o-2024-08-06",
+                "input.value": '{"q": 1}',
+                "input.mime_type": "application/json",
+                "other": True,
+            }
+        )
+    )
+    assert mapped.params["model"] == "gpt-4o-2024-08-06"
+    assert mapped.params["input"] == {"q": 1}
+    assert mapped.params["attributes"] == {"other": True}
+
+
+def test_flattened_messages_with_extra_fields_and_odd_indexes() -> None:
+    """name / tool_call_id / finish_reason are kept from flattened messages, items come in
+    index order (10 after 2), and an index that is no decimal number is no list item."""
+    prefix = "llm.input_messages."
+    mapped = map_span(
+        _span(
+            {
+                prefix + "10.message.role": "tool",
+                prefix + "10.message.content": "12 degrees",
+                prefix + "10.message.tool_call_id": "c1",
+                prefix + "2.message.role": "assistant",
+                prefix + "2.message.name": "planner",
+                prefix + "2.message.finish_reason": "tool_calls",
+                prefix + "².message.role": "user",
+            }
+        )
+    )
+    assert mapped.params["messages"] == [
+        {"role": "assistant", "name": "planner", "finish_reason": "tool_calls"},
+        {"role": "tool", "content": "12 degrees", "tool_call_id": "c1"},
+    ]
+    assert mapped.params["attributes"] == {prefix + "².message.role": "user"}

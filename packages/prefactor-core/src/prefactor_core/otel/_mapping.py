@@ -29,7 +29,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from prefactor_core.otel._messages import (
-    indexed,
+    INDEXED_PREFIXES,
+    Indexed,
+    group_indexed,
     input_messages,
     maybe_json,
     output_messages,
@@ -137,17 +139,17 @@ _TRACELOOP_KINDS = {"workflow": "chain", "task": "chain", "agent": "agent", "too
 _MODEL_KEYS = ("llm.model_name", "gen_ai.response.model", "gen_ai.request.model")
 
 
-def _schema_name(name: str, attrs: Mapping[str, Any]) -> str:
-    kind = attrs.get("openinference.span.kind")
+def _schema_name(name: str, known: Mapping[str, Any]) -> str:
+    kind = known.get("openinference.span.kind")
     if isinstance(kind, str) and kind.upper() in _OPENINFERENCE_KINDS:
         return _OPENINFERENCE_KINDS[kind.upper()]
-    operation = attrs.get("gen_ai.operation.name")
+    operation = known.get("gen_ai.operation.name")
     if isinstance(operation, str) and operation.lower() in _OPERATIONS:
         return _OPERATIONS[operation.lower()]
-    traceloop = attrs.get("traceloop.span.kind")
+    traceloop = known.get("traceloop.span.kind")
     if isinstance(traceloop, str) and traceloop.lower() in _TRACELOOP_KINDS:
         return _TRACELOOP_KINDS[traceloop.lower()]
-    if any(key in attrs for key in _MODEL_KEYS):
+    if any(key in known for key in _MODEL_KEYS):
         return "llm"
     # GenAI spans are named "{operation} {target}" ("chat gpt-4o", "execute_tool search").
     first = name.split(" ", 1)[0].lower()
@@ -230,12 +232,12 @@ def _count(value: Any) -> int | None:
     return None
 
 
-def _usage(attrs: Mapping[str, Any], used: set[str]) -> dict[str, int] | None:
+def _usage(known: Mapping[str, Any], used: set[str]) -> dict[str, int] | None:
     usage: dict[str, int] = {}
     for name, keys in _USAGE_KEYS:
         for key in keys:
-            if key in attrs:
-                count = _count(attrs[key])
+            if key in known:
+                count = _count(known[key])
                 if count is not None:
                     used.add(key)
                     usage.setdefault(name, count)
@@ -248,14 +250,71 @@ def _usage(attrs: Mapping[str, Any], used: set[str]) -> dict[str, int] | None:
 
 # -- the mapping -----------------------------------------------------------------------
 
+_PROVIDER_KEYS = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
+_INPUT_KEYS = ("input.value", "traceloop.entity.input", "gen_ai.tool.call.arguments")
+_TOOL_KEYS = ("tool.name", "gen_ai.tool.name")
+_INVOCATION_KEYS = ("llm.invocation_parameters",)
+_OUTPUT_KEYS = ("output.value", "traceloop.entity.output", "gen_ai.tool.call.result")
+_COST_KEYS = ("llm.cost.total", "gen_ai.usage.cost")
+_KIND_KEYS = ("openinference.span.kind", "traceloop.span.kind")
+_OPERATION_KEY = "gen_ai.operation.name"
 
-def _first(attrs: Mapping[str, Any], keys: Sequence[str], used: set[str]) -> Any:
+# Every attribute a rule reads, with the rule's bit: one pass over a span's attributes
+# files them (and notes which rules have anything to read); the rest are kept as they are.
+_MODEL, _PROVIDER, _MESSAGES, _INPUT, _TOOL, _INVOCATION, _OUTPUT, _USAGE, _COST = (
+    1 << bit for bit in range(9)
+)
+_OTHER = 1 << 9  # read by a rule of another bit (mime types, system instructions, kinds)
+_OPERATION = 1 << 10  # read for the schema name, but kept in the attributes
+_RULES: dict[str, int] = {
+    **dict.fromkeys(_MODEL_KEYS, _MODEL),
+    **dict.fromkeys(_PROVIDER_KEYS, _PROVIDER),
+    **dict.fromkeys(
+        (
+            "gen_ai.input.messages",
+            "gen_ai.prompt",
+            "gen_ai.output.messages",
+            "gen_ai.completion",
+        ),
+        _MESSAGES,
+    ),
+    **dict.fromkeys(_INPUT_KEYS, _INPUT),
+    **dict.fromkeys(_TOOL_KEYS, _TOOL),
+    **dict.fromkeys(_INVOCATION_KEYS, _INVOCATION),
+    **dict.fromkeys(_OUTPUT_KEYS, _OUTPUT),
+    **dict.fromkeys((key for _, keys in _USAGE_KEYS for key in keys), _USAGE),
+    **dict.fromkeys(_COST_KEYS, _COST),
+    **dict.fromkeys(
+        ("input.mime_type", "output.mime_type", "gen_ai.system_instructions", *_KIND_KEYS),
+        _OTHER,
+    ),
+    _OPERATION_KEY: _OPERATION,
+}
+
+
+def _first(known: Mapping[str, Any], keys: Sequence[str], used: set[str]) -> Any:
     for key in keys:
-        value = attrs.get(key)
+        value = known.get(key)
         if value is not None and value != "":
             used.add(key)
             return value
     return None
+
+
+def _value(
+    known: Mapping[str, Any],
+    keys: Sequence[str],
+    mime_key: str,
+    used: set[str],
+    into: dict[str, Any],
+    name: str,
+) -> None:
+    """An input or output value (JSON decoded when it is JSON; its mime type consumed)."""
+    value = _first(known, keys, used)
+    if value is not None:
+        into[name] = maybe_json(value, known.get(mime_key))
+        if mime_key in known:
+            used.add(mime_key)
 
 
 def _error(span: OtelSpan) -> dict[str, Any]:
@@ -277,70 +336,94 @@ def _error(span: OtelSpan) -> dict[str, Any]:
     return error
 
 
+def _read(
+    attrs: Mapping[str, Any],
+) -> tuple[dict[str, Any], int, Indexed, dict[str, Any]]:
+    """One pass over the attributes: those a rule reads (and the rules' bits), the
+    flattened lists, and the others in their order."""
+    known: dict[str, Any] = {}
+    present = 0
+    groups: Indexed = {}
+    rest: dict[str, Any] = {}
+    rule_of = _RULES.get
+    for key, value in attrs.items():
+        bit = rule_of(key)
+        if bit is not None:
+            known[key] = value
+            present |= bit
+            if bit == _OPERATION:
+                rest[key] = value
+        elif not key.startswith(INDEXED_PREFIXES) or not group_indexed(groups, key, value):
+            rest[key] = value
+    return known, present, groups, rest
+
+
 def map_span(span: OtelSpan) -> MappedSpan:
     """Map one ended OTel span to a Prefactor span (never raises on odd attributes)."""
     attrs = span.attributes
-    used: set[str] = {"openinference.span.kind", "traceloop.span.kind"}
+    known, present, groups, rest = _read(attrs)
+    used: set[str] = {key for key in _KIND_KEYS if key in known} if present & _OTHER else set()
+    taken: list[str] = []  # the flattened lists consumed
     params: dict[str, Any] = {"name": span.name}
     result: dict[str, Any] = {}
 
-    model = _first(attrs, _MODEL_KEYS, used)
-    if model is not None:
-        params["model"] = model
-        used.update(key for key in _MODEL_KEYS if key in attrs)
-    provider = _first(
-        attrs, ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"), used
-    )
-    if provider is not None:
-        params["provider"] = provider
-    groups = indexed(attrs)
-    messages = input_messages(attrs, groups, span.events, used)
+    if present & _MODEL:
+        model = _first(known, _MODEL_KEYS, used)
+        if model is not None:
+            params["model"] = model
+            used.update(key for key in _MODEL_KEYS if key in known)
+    if present & _PROVIDER:
+        provider = _first(known, _PROVIDER_KEYS, used)
+        if provider is not None:
+            params["provider"] = provider
+    messages = input_messages(known, groups, span.events, used, taken)
     if messages:
         params["messages"] = messages
-    value = _first(
-        attrs, ("input.value", "traceloop.entity.input", "gen_ai.tool.call.arguments"), used
-    )
-    if value is not None:
-        params["input"] = maybe_json(value, attrs.get("input.mime_type"))
-        used.add("input.mime_type")
-    tool = _first(attrs, ("tool.name", "gen_ai.tool.name"), used)
-    if tool is not None:
-        params["tool"] = tool
-    invocation = _first(attrs, ("llm.invocation_parameters",), used)
-    if invocation is not None:
-        invocation = params["invocation_parameters"] = maybe_json(invocation)
-        # A failed call has no response model: the requested one is the next best.
-        if "model" not in params and isinstance(invocation, dict) and invocation.get("model"):
-            params["model"] = invocation["model"]
+    if present & _INPUT:
+        _value(known, _INPUT_KEYS, "input.mime_type", used, params, "input")
+    if present & _TOOL:
+        tool = _first(known, _TOOL_KEYS, used)
+        if tool is not None:
+            params["tool"] = tool
+    if present & _INVOCATION:
+        invocation = _first(known, _INVOCATION_KEYS, used)
+        if invocation is not None:
+            invocation = params["invocation_parameters"] = maybe_json(invocation)
+            # A failed call has no response model: the requested one is the next best.
+            if "model" not in params and isinstance(invocation, dict) and invocation.get("model"):
+                params["model"] = invocation["model"]
 
-    out_messages = output_messages(attrs, groups, span.events, used)
+    out_messages = output_messages(known, groups, span.events, used, taken)
     if out_messages:
         result["messages"] = out_messages
-    output = _first(
-        attrs, ("output.value", "traceloop.entity.output", "gen_ai.tool.call.result"), used
-    )
-    if output is not None:
-        result["output"] = maybe_json(output, attrs.get("output.mime_type"))
-        used.add("output.mime_type")
-    usage = _usage(attrs, used)
-    if usage is not None:
-        result["usage"] = usage
-    cost = _first(attrs, ("llm.cost.total", "gen_ai.usage.cost"), used)
-    if isinstance(cost, (int, float)) and not isinstance(cost, bool):
-        result["cost"] = float(cost)
-    documents = take(groups, "retrieval.documents.", used)
-    if documents:
-        result["documents"] = [item.get("document", item) for item in documents]
+    if present & _OUTPUT:
+        _value(known, _OUTPUT_KEYS, "output.mime_type", used, result, "output")
+    if present & _USAGE:
+        usage = _usage(known, used)
+        if usage is not None:
+            result["usage"] = usage
+    if present & _COST:
+        cost = _first(known, _COST_KEYS, used)
+        if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+            result["cost"] = float(cost)
+    if groups:
+        documents = take(groups, "retrieval.documents.", taken)
+        if documents:
+            result["documents"] = [item.get("document", item) for item in documents]
 
     failed = span.status_code == STATUS_ERROR
     if failed:
         result["error"] = _error(span)
 
-    remaining = {key: value for key, value in attrs.items() if key not in used}
-    if remaining:
-        params["attributes"] = remaining
+    if len(used) + (_OPERATION_KEY in known) < len(known) or len(taken) < len(groups):
+        # A read attribute no rule consumed, or a flattened list not used: kept, in order.
+        for prefix in taken:
+            used.update(groups[prefix][1])
+        rest = {key: value for key, value in attrs.items() if key not in used}
+    if rest:
+        params["attributes"] = rest
     return MappedSpan(
-        schema_name=_schema_name(span.name, attrs),
+        schema_name=_schema_name(span.name, known),
         status=STATUS_FAILED if failed else STATUS_COMPLETE,
         params=params,
         result=result,

@@ -12,7 +12,15 @@ import orjson
 
 from prefactor_core.otel._spans import OtelEvent
 
-__all__ = ["Indexed", "indexed", "input_messages", "maybe_json", "output_messages", "take"]
+__all__ = [
+    "INDEXED_PREFIXES",
+    "Indexed",
+    "group_indexed",
+    "input_messages",
+    "maybe_json",
+    "output_messages",
+    "take",
+]
 
 
 def maybe_json(value: Any, mime: Any = None) -> Any:
@@ -28,52 +36,47 @@ def maybe_json(value: Any, mime: Any = None) -> Any:
     return value
 
 
-_INDEXED_PREFIXES = (
+INDEXED_PREFIXES = (
     "llm.input_messages.",
     "llm.output_messages.",
     "gen_ai.prompt.",
     "gen_ai.completion.",
     "retrieval.documents.",
 )
+"""Prefixes of the flattened list attributes (``<prefix>N.<key>``)."""
 
 Indexed = dict[str, tuple[dict[int, dict[str, Any]], list[str]]]
 """Flattened list attributes: prefix → (index → the rest of the key → value, the keys)."""
 
 
-_PREFIX_SET = frozenset(_INDEXED_PREFIXES)
+def group_indexed(groups: Indexed, key: str, value: Any) -> bool:
+    """File one ``<prefix>N.<key>`` attribute (the key starts with one of
+    :data:`INDEXED_PREFIXES`) under its prefix and index; False when it has no index."""
+    # Every prefix is two dotted words: "<a>.<b>.<index>.<rest>".
+    parts = key.split(".", 3)
+    if len(parts) != 4 or not parts[2].isdecimal() or not parts[3]:
+        return False
+    prefix = f"{parts[0]}.{parts[1]}."
+    group = groups.get(prefix)
+    if group is None:
+        group = groups[prefix] = ({}, [])
+    index = int(parts[2])
+    items = group[0].get(index)
+    if items is None:
+        items = group[0][index] = {}
+    items[parts[3]] = value
+    group[1].append(key)
+    return True
 
 
-def indexed(attrs: Mapping[str, Any]) -> Indexed:
-    """Group ``<prefix>N.<key>`` attributes in one pass over the attributes."""
-    groups: Indexed = {}
-    for key, value in attrs.items():
-        if not key.startswith(_INDEXED_PREFIXES):
-            continue
-        # Every prefix is two dotted words: "<a>.<b>.<index>.<rest>".
-        parts = key.split(".", 3)
-        if len(parts) != 4 or not parts[2].isdigit() or not parts[3]:
-            continue
-        prefix = f"{parts[0]}.{parts[1]}."
-        if prefix not in _PREFIX_SET:
-            continue
-        group = groups.get(prefix)
-        if group is None:
-            group = groups[prefix] = ({}, [])
-        items = group[0].get(int(parts[2]))
-        if items is None:
-            items = group[0][int(parts[2])] = {}
-        items[parts[3]] = value
-        group[1].append(key)
-    return groups
-
-
-def take(groups: Indexed, prefix: str, used: set[str]) -> list[dict[str, Any]]:
-    """The items of one flattened list, in index order (their keys count as used)."""
+def take(groups: Indexed, prefix: str, taken: list[str]) -> list[dict[str, Any]]:
+    """The items of one flattened list, in index order, nested (``a.0.b`` → lists and
+    dicts); the prefix is noted in ``taken`` (its keys are consumed)."""
     group = groups.get(prefix)
     if group is None:
         return []
-    items, keys = group
-    used.update(keys)
+    taken.append(prefix)
+    items = group[0]
     return [_nest(items[index]) for index in sorted(items)]
 
 
@@ -86,7 +89,7 @@ def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
         if not dot:
             root[key] = value
             continue
-        if "." in tail or head.isdigit():
+        if "." in tail or head.isdecimal():
             return _nest_deep(flat)
         child = root.get(head)
         if not isinstance(child, dict):
@@ -112,7 +115,7 @@ def _nest_deep(flat: Mapping[str, Any]) -> dict[str, Any]:
             node = child
         node[last] = value
         if not numbered:
-            numbered = any(part.isdigit() for part in parts)
+            numbered = any(part.isdecimal() for part in parts)
     if not numbered:
         return root
     nested: dict[str, Any] = _lists(root)
@@ -123,7 +126,7 @@ def _lists(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     converted = {key: _lists(value) for key, value in node.items()}
-    if converted and all(key.isdigit() for key in converted):
+    if converted and all(key.isdecimal() for key in converted):
         return [converted[key] for key in sorted(converted, key=int)]
     return converted
 
@@ -205,23 +208,68 @@ def _messages(value: Any) -> list[dict[str, Any]] | None:
     return [_message(item) for item in value]
 
 
+# Flattened messages mostly carry only these keys: read them without nesting first.
+_SIMPLE_MESSAGE = ("message.role", "message.content")
+_SIMPLE_EXTRAS = (
+    ("message.name", "name"),
+    ("message.tool_call_id", "tool_call_id"),
+    ("message.finish_reason", "finish_reason"),
+)
+_SIMPLE_KEYS = frozenset(_SIMPLE_MESSAGE + tuple(key for key, _ in _SIMPLE_EXTRAS))
+
+
+def _flat_message(flat: dict[str, Any]) -> dict[str, Any]:
+    """One flattened message (``message.role``, ``message.content``, ...) normalised:
+    :func:`_message` of the nested item, without nesting the common shape."""
+    if not flat.keys() <= _SIMPLE_KEYS:
+        return _message(_nest(flat))
+    out: dict[str, Any] = {"role": flat.get("message.role", "unknown")}
+    content = flat.get("message.content")
+    if content is not None:
+        out["content"] = content
+    for key, name in _SIMPLE_EXTRAS:
+        if key in flat:
+            out[name] = flat[key]
+    return out
+
+
+def _flat_messages(groups: Indexed, prefixes: Sequence[str], taken: list[str]) -> list[Any]:
+    """The first of ``prefixes``' flattened lists present, as normalised messages."""
+    for prefix in prefixes:
+        group = groups.get(prefix)
+        if group is not None:
+            taken.append(prefix)
+            items = group[0]
+            return [_flat_message(items[index]) for index in sorted(items)]
+    return []
+
+
 def input_messages(
-    attrs: Mapping[str, Any], groups: Indexed, events: Sequence[OtelEvent], used: set[str]
+    known: Mapping[str, Any],
+    groups: Indexed,
+    events: Sequence[OtelEvent],
+    used: set[str],
+    taken: list[str],
 ) -> list[dict[str, Any]] | None:
+    """The input messages: JSON attributes first, then flattened lists (their prefix is
+    noted in ``taken``), then message events. ``known`` holds the attributes read by key
+    (JSON messages, system instructions); the keys consumed are added to ``used``."""
     for key in ("gen_ai.input.messages", "gen_ai.prompt"):
-        if key in attrs:
-            found = _messages(attrs[key])
+        if key in known:
+            found = _messages(known[key])
             if found is not None:
                 used.add(key)
-                system = attrs.get("gen_ai.system_instructions")
+                system = known.get("gen_ai.system_instructions")
                 if system is not None:
                     used.add("gen_ai.system_instructions")
                     found.insert(0, {"role": "system", "content": _system_text(system)})
                 return found
-    for prefix in ("llm.input_messages.", "gen_ai.prompt."):
-        flat = take(groups, prefix, used)
+    if groups:
+        flat = _flat_messages(groups, ("llm.input_messages.", "gen_ai.prompt."), taken)
         if flat:
-            return [_message(item) for item in flat]
+            return flat
+    if not events:
+        return None
     from_events = []
     for event in events:
         if event.name in _MESSAGE_EVENTS:
@@ -253,18 +301,23 @@ def _system_text(value: Any) -> Any:
 
 
 def output_messages(
-    attrs: Mapping[str, Any], groups: Indexed, events: Sequence[OtelEvent], used: set[str]
+    known: Mapping[str, Any],
+    groups: Indexed,
+    events: Sequence[OtelEvent],
+    used: set[str],
+    taken: list[str],
 ) -> list[dict[str, Any]] | None:
+    """The output messages, read like :func:`input_messages` (choice events last)."""
     for key in ("gen_ai.output.messages", "gen_ai.completion"):
-        if key in attrs:
-            found = _messages(attrs[key])
+        if key in known:
+            found = _messages(known[key])
             if found is not None:
                 used.add(key)
                 return found
-    for prefix in ("llm.output_messages.", "gen_ai.completion."):
-        flat = take(groups, prefix, used)
+    if groups:
+        flat = _flat_messages(groups, ("llm.output_messages.", "gen_ai.completion."), taken)
         if flat:
-            return [_message(item) for item in flat]
+            return flat
     choices = []
     for event in events:
         if event.name == "gen_ai.choice":
