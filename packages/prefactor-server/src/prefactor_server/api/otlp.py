@@ -112,10 +112,12 @@ def _decode(media: str, body: bytes) -> Export:
     return decode_protobuf(body) if media == _PROTOBUF else decode_json(body)
 
 
-# Spans per write transaction of a large export: small enough that mapping the next part
-# overlaps most of the previous part's write, large enough that a transaction's fixed
-# costs (commit, instance lookups) stay small per span.
-_PART_SPANS = 128
+# Spans per write transaction of a large export (mapping the next part overlaps the
+# previous part's write). The standard exporters send at most 512 spans per export, which
+# are then one transaction: measured export by export on one server, parts of 128 cost
+# ~20 µs more CPU per span (more commits, each rewriting pages the previous one wrote, and
+# two threads trading the GIL) than the overlap saved in wall time.
+_PART_SPANS = 512
 
 
 async def _store(request: Request, account: Account, export: Export) -> Outcome:
