@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from prefactor_core.otel._messages import (
-    INDEXED_PREFIXES,
     Indexed,
-    group_indexed,
     input_messages,
+    list_item_key,
     maybe_json,
     output_messages,
     take,
@@ -336,6 +335,21 @@ def _error(span: OtelSpan) -> dict[str, Any]:
     return error
 
 
+# What each attribute key is, cached (keys repeat from span to span): a rule's bit, a place
+# in a flattened list, or None for a key kept as it is. Bounded: past the bound, keys a
+# sender made up are worked out each time instead of filling memory.
+_KINDS: dict[str, int | tuple[str, int, str] | None] = dict(_RULES)
+_KINDS_BOUND = 20_000
+_UNSEEN = object()
+
+
+def _kind(key: str) -> tuple[str, int, str] | None:
+    kind = list_item_key(key)
+    if len(_KINDS) < _KINDS_BOUND:
+        _KINDS[key] = kind
+    return kind
+
+
 def _read(
     attrs: Mapping[str, Any],
 ) -> tuple[dict[str, Any], int, Indexed, dict[str, Any]]:
@@ -345,16 +359,28 @@ def _read(
     present = 0
     groups: Indexed = {}
     rest: dict[str, Any] = {}
-    rule_of = _RULES.get
+    kind_of = _KINDS.get
     for key, value in attrs.items():
-        bit = rule_of(key)
-        if bit is not None:
-            known[key] = value
-            present |= bit
-            if bit == _OPERATION:
-                rest[key] = value
-        elif not key.startswith(INDEXED_PREFIXES) or not group_indexed(groups, key, value):
+        kind = kind_of(key, _UNSEEN)
+        if kind is _UNSEEN:
+            kind = _kind(key)
+        if kind is None:
             rest[key] = value
+        elif isinstance(kind, int):
+            known[key] = value
+            present |= kind
+            if kind == _OPERATION:
+                rest[key] = value
+        else:
+            prefix, index, tail = cast(tuple[str, int, str], kind)
+            group = groups.get(prefix)
+            if group is None:
+                group = groups[prefix] = ({}, [])
+            items = group[0].get(index)
+            if items is None:
+                items = group[0][index] = {}
+            items[tail] = value
+            group[1].append(key)
     return known, present, groups, rest
 
 

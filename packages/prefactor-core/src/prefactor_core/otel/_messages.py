@@ -15,8 +15,8 @@ from prefactor_core.otel._spans import OtelEvent
 __all__ = [
     "INDEXED_PREFIXES",
     "Indexed",
-    "group_indexed",
     "input_messages",
+    "list_item_key",
     "maybe_json",
     "output_messages",
     "take",
@@ -49,24 +49,16 @@ Indexed = dict[str, tuple[dict[int, dict[str, Any]], list[str]]]
 """Flattened list attributes: prefix → (index → the rest of the key → value, the keys)."""
 
 
-def group_indexed(groups: Indexed, key: str, value: Any) -> bool:
-    """File one ``<prefix>N.<key>`` attribute (the key starts with one of
-    :data:`INDEXED_PREFIXES`) under its prefix and index; False when it has no index."""
+def list_item_key(key: str) -> tuple[str, int, str] | None:
+    """Where a flattened list attribute ``<prefix>N.<rest>`` goes: its prefix (one of
+    :data:`INDEXED_PREFIXES`), index and rest; None for any other key."""
+    if not key.startswith(INDEXED_PREFIXES):
+        return None
     # Every prefix is two dotted words: "<a>.<b>.<index>.<rest>".
     parts = key.split(".", 3)
     if len(parts) != 4 or not parts[2].isdecimal() or not parts[3]:
-        return False
-    prefix = f"{parts[0]}.{parts[1]}."
-    group = groups.get(prefix)
-    if group is None:
-        group = groups[prefix] = ({}, [])
-    index = int(parts[2])
-    items = group[0].get(index)
-    if items is None:
-        items = group[0][index] = {}
-    items[parts[3]] = value
-    group[1].append(key)
-    return True
+        return None
+    return f"{parts[0]}.{parts[1]}.", int(parts[2]), parts[3]
 
 
 def take(groups: Indexed, prefix: str, taken: list[str]) -> list[dict[str, Any]]:

@@ -2,13 +2,16 @@
 
 Both doors build :class:`OtelSpan` values: the server from OTLP (protobuf or JSON), the
 SDK from ``ReadableSpan`` objects. No ``opentelemetry`` import.
+
+They are named tuples, not frozen dataclasses: as immutable, and made in a quarter of the
+time (one of each per span on the server's ingest path and the SDK's span processor).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 __all__ = ["STATUS_ERROR", "STATUS_OK", "STATUS_UNSET", "MappedSpan", "OtelEvent", "OtelSpan"]
 
@@ -17,8 +20,7 @@ STATUS_OK = 1
 STATUS_ERROR = 2
 
 
-@dataclass(frozen=True)
-class OtelEvent:
+class OtelEvent(NamedTuple):
     """One span event: its name, time (ns since the epoch) and attributes."""
 
     name: str
@@ -26,8 +28,10 @@ class OtelEvent:
     attributes: Mapping[str, Any]
 
 
-@dataclass(frozen=True)
-class OtelSpan:
+_NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
+
+
+class OtelSpan(NamedTuple):
     """An ended OpenTelemetry span, decoded from OTLP or taken from the OTel SDK.
 
     Attributes:
@@ -53,14 +57,13 @@ class OtelSpan:
     end_ns: int
     status_code: int = STATUS_UNSET
     status_message: str = ""
-    attributes: Mapping[str, Any] = field(default_factory=dict)
+    attributes: Mapping[str, Any] = _NO_ATTRIBUTES
     events: Sequence[OtelEvent] = ()
     kind: int = 0
     scope_name: str = ""
 
 
-@dataclass(frozen=True)
-class MappedSpan:
+class MappedSpan(NamedTuple):
     """A Prefactor span made from an :class:`OtelSpan`.
 
     Attributes:
