@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter
-from typing import Any, cast
+from typing import cast
 
 from prefactor_core.otel._mapping import (
     OtelSpan,
@@ -66,20 +66,6 @@ def ns_timestamp(ns: int) -> str:
 
 
 @dataclass
-class PreparedSpan:
-    """A mapped span ready to insert (instance and account fields are added in :func:`store`)."""
-
-    id: str
-    parent_id: str | None
-    schema_name: str
-    status: str
-    params: dict[str, Any]
-    result: dict[str, Any]
-    started_at: str
-    finished_at: str
-
-
-@dataclass
 class PreparedTrace:
     """The spans of one trace in one export, with the service that sent them."""
 
@@ -88,8 +74,8 @@ class PreparedTrace:
     service_name: str
     service_version: str | None
     started_at: str
-    spans: list[PreparedSpan] = field(default_factory=list)
-    root: PreparedSpan | None = None
+    spans: list[SpanRow] = field(default_factory=list)
+    root: SpanRow | None = None
 
 
 @dataclass
@@ -124,43 +110,57 @@ def split(export: Export, size: int) -> list[Export]:
     return parts
 
 
-def _prepare_span(span: OtelSpan) -> PreparedSpan:
+def _span_row(span: OtelSpan, instance_id: str, agent_id: str) -> SpanRow:
+    """The span's row, built once: :func:`store` fills in the account and the times of the
+    transaction (and the instance's agent when another service made the instance)."""
     mapped = map_span(span)
+    trace_id = span.trace_id
     started = ns_timestamp(span.start_ns)
-    return PreparedSpan(
-        id=span_id_for(span.trace_id, span.span_id),
-        parent_id=(
-            span_id_for(span.trace_id, span.parent_span_id) if span.parent_span_id else None
+    return {
+        "account_id": "",
+        "id": span_id_for(trace_id, span.span_id),
+        "agent_instance_id": instance_id,
+        "agent_id": agent_id,
+        "parent_span_id": (
+            span_id_for(trace_id, span.parent_span_id) if span.parent_span_id else None
         ),
-        schema_name=mapped.schema_name,
-        status=mapped.status,
-        params=mapped.params,
-        result=mapped.result,
-        started_at=started,
-        finished_at=ns_timestamp(span.end_ns) if span.end_ns >= span.start_ns else started,
-    )
+        "orphaned": False,  # decided by the storage
+        "schema_name": mapped.schema_name,
+        "schema_title": mapped.schema_name,
+        "status": mapped.status,
+        "payload": mapped.params,
+        "result_payload": mapped.result or None,
+        "summary": None,
+        "started_at": started,
+        "finished_at": ns_timestamp(span.end_ns) if span.end_ns >= span.start_ns else started,
+        "inserted_at": "",
+        "updated_at": "",
+    }
 
 
 def prepare(export: Export) -> list[PreparedTrace]:
-    """Map every span of an export, grouped by trace (parents before children when the
-    export holds both: spans are ordered by start time)."""
+    """Map every span of an export to its row, grouped by trace (parents before children
+    when the export holds both: spans are ordered by start time)."""
     traces: dict[str, PreparedTrace] = {}
     for resource in export.resources:
         agent_id = agent_id_for_service(resource.service_name)
         for span in sorted(resource.spans, key=_START):
-            prepared = _prepare_span(span)
             trace = traces.get(span.trace_id)
             if trace is None:
+                instance_id = instance_id_for_trace(span.trace_id)
+                row = _span_row(span, instance_id, agent_id)
                 trace = traces[span.trace_id] = PreparedTrace(
-                    instance_id=instance_id_for_trace(span.trace_id),
+                    instance_id=instance_id,
                     agent_id=agent_id,
                     service_name=resource.service_name,
                     service_version=resource.service_version,
-                    started_at=prepared.started_at,
+                    started_at=cast(str, row["started_at"]),
                 )
-            trace.spans.append(prepared)
-            if prepared.parent_id is None:
-                trace.root = prepared
+            else:
+                row = _span_row(span, trace.instance_id, agent_id)
+            trace.spans.append(row)
+            if row["parent_span_id"] is None:
+                trace.root = row
     return list(traces.values())
 
 
@@ -170,10 +170,10 @@ def _opening(trace: PreparedTrace) -> Fields:
     changes: Fields = {"status": "active", "started_at": trace.started_at}
     root = trace.root
     if root is not None:
-        changes["status"] = "failed" if root.status == "failed" else "complete"
-        changes["finished_at"] = root.finished_at
-        if root.started_at < trace.started_at:
-            changes["started_at"] = root.started_at
+        changes["status"] = "failed" if root["status"] == "failed" else "complete"
+        changes["finished_at"] = root["finished_at"]
+        if cast(str, root["started_at"]) < trace.started_at:
+            changes["started_at"] = root["started_at"]
     return changes
 
 
@@ -232,18 +232,17 @@ def _change(
     return record
 
 
-def _finish(
-    session: WriteSession, ctx: WriteContext, record: InstanceRow, root: PreparedSpan
-) -> None:
+def _finish(session: WriteSession, ctx: WriteContext, record: InstanceRow, root: SpanRow) -> None:
     """Finish the instance with its root span (a resent root changes nothing)."""
     if record["status"] not in ("pending", "active"):
         return
+    started = cast(str, root["started_at"])
     changes: Fields = {
-        "status": "failed" if root.status == "failed" else "complete",
-        "finished_at": root.finished_at,
+        "status": "failed" if root["status"] == "failed" else "complete",
+        "finished_at": root["finished_at"],
     }
-    if record["started_at"] is None or root.started_at < record["started_at"]:
-        changes["started_at"] = root.started_at
+    if record["started_at"] is None or started < record["started_at"]:
+        changes["started_at"] = started
     _change(ctx, session, record["id"], changes)
 
 
@@ -253,7 +252,7 @@ def store(session: WriteSession, ctx: WriteContext, traces: list[PreparedTrace])
     account_id = ctx.account.id
     now = ctx.clock()
     records: list[SpanRow] = []
-    roots: list[tuple[str, PreparedSpan]] = []
+    roots: list[tuple[str, SpanRow]] = []
     templates: dict[tuple[str, str, str | None], InstanceRow] = {}
     # Exports of one new trace may reach several server processes at once (PostgreSQL):
     # each trace's instance is looked up and made under a lock on its id, taken in id
@@ -269,27 +268,12 @@ def store(session: WriteSession, ctx: WriteContext, traces: list[PreparedTrace])
             continue
         instance_id = instance["id"]
         agent_id = instance["agent_id"]
-        records.extend(
-            {
-                "account_id": account_id,
-                "id": span.id,
-                "agent_instance_id": instance_id,
-                "agent_id": agent_id,
-                "parent_span_id": span.parent_id,
-                "orphaned": False,  # decided by the storage
-                "schema_name": span.schema_name,
-                "schema_title": span.schema_name,
-                "status": span.status,
-                "payload": span.params,
-                "result_payload": span.result or None,
-                "summary": None,
-                "started_at": span.started_at,
-                "finished_at": span.finished_at,
-                "inserted_at": now,
-                "updated_at": now,
-            }
-            for span in trace.spans
-        )
+        for row in trace.spans:
+            row["account_id"] = account_id
+            row["inserted_at"] = row["updated_at"] = now
+            if agent_id != trace.agent_id:  # the instance came from another service
+                row["agent_id"] = agent_id
+        records.extend(trace.spans)
         if trace.root is not None and not new:
             roots.append((instance_id, trace.root))
     if records:
