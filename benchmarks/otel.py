@@ -83,6 +83,7 @@ def main() -> None:
             "|---|---|",
             f"| stored spans/s | {_fmt(_median(ingest, 'spans_per_s'))} |",
             f"| spans dropped | {dropped} |",
+            f"| exporter's own CPU per span, µs | {_fmt(_median(ingest, 'exporter_cpu_us'), 1)} |",
             "",
             "| cost per span, µs | wall time of the agent's loop | agent thread's CPU "
             "| process CPU until handled |",
