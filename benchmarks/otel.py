@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.run import OURS, RESULTS, log, run, server
+from benchmarks.run import OURS, RESULTS, SERVER_PIDS, log, process_cpu_seconds, run, server
 
 
 def _median(rows: list[dict[str, Any]], key: str) -> tuple[float, float, float]:
@@ -56,13 +56,16 @@ def main() -> None:
     ):
         for rep in range(reps):
             log(f"otlp ingest {rep + 1}/{reps}")
-            ingest.append(
-                run(
-                    OURS,
-                    "otlp_ingest",
-                    {"url": url, "token": token, "spans": ingest_spans, "batch": 512},
-                )
+            server_cpu = process_cpu_seconds(SERVER_PIDS[url])
+            row = run(
+                OURS,
+                "otlp_ingest",
+                {"url": url, "token": token, "spans": ingest_spans, "batch": 512},
             )
+            # The server's CPU per stored span (the figure the machine's load moves least).
+            server_cpu = process_cpu_seconds(SERVER_PIDS[url]) - server_cpu
+            row["server_cpu_us"] = server_cpu / max(row["stored"], 1) * 1e6
+            ingest.append(row)
             log(f"span processor {rep + 1}/{reps}")
             processor.append(
                 run(OURS, "otel_processor", {"url": url, "token": token, "spans": processor_spans})
@@ -84,6 +87,7 @@ def main() -> None:
             f"| stored spans/s | {_fmt(_median(ingest, 'spans_per_s'))} |",
             f"| spans dropped | {dropped} |",
             f"| exporter's own CPU per span, µs | {_fmt(_median(ingest, 'exporter_cpu_us'), 1)} |",
+            f"| server's CPU per stored span, µs | {_fmt(_median(ingest, 'server_cpu_us'), 1)} |",
             "",
             "| cost per span, µs | wall time of the agent's loop | agent thread's CPU "
             "| process CPU until handled |",

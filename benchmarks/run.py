@@ -99,6 +99,16 @@ def free_port() -> int:
         return port
 
 
+SERVER_PIDS: dict[str, int] = {}
+"""The process id of each running :func:`server`, by its URL (for its CPU time)."""
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """A process's user + system CPU time so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def server(db: Path | str, token: str) -> Iterator[str]:
     """A ``prefactor serve`` process on 127.0.0.1 (``db``: a file or a PostgreSQL URL)."""
@@ -133,8 +143,10 @@ def server(db: Path | str, token: str) -> Iterator[str]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("the server did not start") from None
                 time.sleep(0.1)
+        SERVER_PIDS[url] = proc.pid
         yield url
     finally:
+        SERVER_PIDS.pop(url, None)
         proc.terminate()
         try:
             proc.wait(10)
