@@ -73,6 +73,8 @@ _BATCH = 256
 """Ended spans that wake the worker at once."""
 _LINGER = 0.05
 """Seconds the worker waits for a batch to fill before mapping what it has."""
+_CHUNK = 64
+"""Ended spans the worker settles under its lock at a time."""
 _IDLE = 1.0
 """Seconds the worker sleeps at most between batches (a safety net: the hooks wake it)."""
 _MAX_SCOPES = 1024
@@ -310,16 +312,16 @@ class PrefactorSpanProcessor(SpanProcessor):
             if len(ended) < _BATCH:
                 self._hurry.wait(_LINGER)  # set at once by a full batch, a flush, a stop
             self._hurry.clear()
-            batch: list[Any] = []
+            # In chunks: each is settled under the lock, then mapped and handed over, so
+            # its spans are released early (fewer survive into the older GC generations)
+            # and the lock is never held for long.
             while ended:
-                batch.append(ended.popleft())
-            if not batch:
-                continue
-            if self._handle(batch):
-                return
+                chunk = [ended.popleft() for _ in range(min(len(ended), _CHUNK))]
+                if self._handle(chunk):
+                    return
 
-    def _handle(self, batch: list[Any]) -> bool:
-        """Settle, map and hand over a batch of ended spans and markers, in order.
+    def _handle(self, chunk: list[Any]) -> bool:
+        """Settle, map and hand over ended spans and markers, in order.
 
         Returns:
             True when it met the stop marker.
@@ -328,9 +330,9 @@ class PrefactorSpanProcessor(SpanProcessor):
         nesting = self._nesting
         out = settled.append
         with self._lock:
-            # Every span of the batch started before it ended: its record is queued.
+            # Every span of the chunk started before it ended: its record is queued.
             self._take_started()
-            for item in batch:
+            for item in chunk:
                 if isinstance(item, threading.Event):  # a flush or stop marker
                     settled.append(item)
                     continue
