@@ -11,9 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from tests.otel.support import SERVICE, genai_trace, make_provider
 
 from prefactor_core import PrefactorCoreClient, PrefactorCoreConfig, SchemaRegistry
@@ -440,4 +442,39 @@ async def test_prefactor_spans_nest_under_otel_spans_the_worker_has_not_seen(
     assert spans["in inner"]["parent_span_id"] == spans["inner"]["id"]
     assert spans["in hidden"]["parent_span_id"] == spans["inner"]["id"]
     assert client.statistics().rejected == 0
+    processor.shutdown()
+
+
+async def test_a_trace_with_two_local_roots_finishes_after_the_last(
+    server: LocalServer, client: PrefactorCoreClient
+) -> None:
+    """Two spans of one trace whose parent is remote (a request handled here, its caller
+    elsewhere) share the trace's instance, which finishes when the second one ends."""
+    provider = make_provider()
+    processor = PrefactorSpanProcessor(client)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("openinference.instrumentation.test")
+    remote = SpanContext(
+        trace_id=0x0AF7651916CD43DD8448EB211C80319C,
+        span_id=0x00F067AA0BA902B7,
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+    )
+    context = otel_trace.set_span_in_context(NonRecordingSpan(remote))
+    instance_id = instance_id_for_trace(format(remote.trace_id, "032x"))
+    first = tracer.start_span("first", context=context)
+    second = tracer.start_span("second", context=context)
+    first.end()
+    assert processor.force_flush()
+    assert await client.flush(timeout=10)
+    running = (await _read(server, f"/api/v1/agent_instance/{instance_id}"))["details"]
+    assert running["status"] == "active"
+    second.end()
+    assert processor.force_flush()
+    assert await client.flush(timeout=10)
+    instance = (await _read(server, f"/api/v1/agent_instance/{instance_id}"))["details"]
+    assert instance["status"] == "complete"
+    spans = await _by_name(server, instance_id)
+    assert set(spans) == {"first", "second"}
+    assert {span["parent_span_id"] for span in spans.values()} == {None}
     processor.shutdown()
