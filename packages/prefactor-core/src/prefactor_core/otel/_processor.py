@@ -157,8 +157,10 @@ class PrefactorSpanProcessor(SpanProcessor):
             self._accepts, lambda handle: handle._client is client, agent_id, agent_version
         )
         # Guards the nesting: the worker settles batches under it, and a Prefactor span
-        # opened inside an OTel span reads its node under it.
-        self._lock = threading.Lock()
+        # opened inside an OTel span reads its node under it. Re-entrant: the filter runs
+        # under it, and a filter that opens a Prefactor span comes back through the
+        # resolver on the same thread.
+        self._lock = threading.RLock()
         # on_start's records, in start order: a Started tuple, or the span alone when it
         # started outside any Prefactor run
         self._started: deque[Started | ReadableSpan] = deque()
