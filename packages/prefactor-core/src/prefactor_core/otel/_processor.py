@@ -8,7 +8,7 @@ Nesting, both ways:
   (through :mod:`prefactor_core._engine.parents`).
 * An OTel trace started outside any Prefactor span gets an instance of its own, like the
   server's OTLP ingest: id ``otel-<trace id>``, agent from the resource's ``service.name``,
-  finished when the trace's local root span ends.
+  finished when the last of the trace's local root spans ends.
 
 Only spans the filter accepts are forwarded (by default GenAI spans: see
 :func:`~prefactor_core.otel._mapping.is_genai_span`). A span that is not forwarded is
