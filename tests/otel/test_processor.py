@@ -11,9 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from tests.otel.support import SERVICE, genai_trace, make_provider
 
 from prefactor_core import PrefactorCoreClient, PrefactorCoreConfig, SchemaRegistry
@@ -320,3 +322,159 @@ async def test_otel_span_in_a_run_without_an_open_span_joins_the_run(server: Loc
     assert spans["llm"]["parent_span_id"] is None
     assert spans["agent:lookup"]["parent_span_id"] == spans["llm"]["id"]
     assert not any(span["orphaned"] for span in spans.values())
+
+
+async def test_filter_runs_once_per_span_off_the_agents_thread(
+    server: LocalServer, client: PrefactorCoreClient
+) -> None:
+    """The hooks only queue spans: a user's filter is called once per span, on the
+    processor's worker thread, never on the thread that starts and ends the spans."""
+    calls: list[tuple[str, int]] = []
+
+    def span_filter(span: ReadableSpan) -> bool:
+        calls.append((span.name, threading.get_ident()))
+        return span.name != "skipped"
+
+    provider = make_provider()
+    processor = PrefactorSpanProcessor(client, span_filter=span_filter)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("opentelemetry.instrumentation.asgi")
+    with tracer.start_as_current_span("root") as root:
+        for name in ("first", "skipped", "second"):
+            with tracer.start_as_current_span(name):
+                pass
+    assert processor.force_flush()
+    assert await client.flush(timeout=10)
+
+    assert sorted(name for name, _ in calls) == ["first", "root", "second", "skipped"]
+    assert threading.get_ident() not in {thread for _, thread in calls}
+    instance_id = instance_id_for_trace(format(root.get_span_context().trace_id, "032x"))
+    spans = await _by_name(server, instance_id)
+    assert set(spans) == {"root", "first", "second"}
+    assert spans["second"]["parent_span_id"] == spans["root"]["id"]
+    processor.shutdown()
+
+
+async def test_default_filter_sees_attributes_set_after_the_start(
+    server: LocalServer, client: PrefactorCoreClient
+) -> None:
+    """A span of a web framework that becomes a GenAI span while it runs (its
+    instrumentation sets ``gen_ai.*`` after the start) is forwarded with its payload."""
+    provider = make_provider()
+    processor = PrefactorSpanProcessor(client)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("opentelemetry.instrumentation.httpx")
+    with tracer.start_as_current_span("POST /chat") as span:
+        span.set_attribute("gen_ai.operation.name", "chat")
+        span.set_attribute("gen_ai.request.model", "gpt-4o")
+    assert processor.force_flush()
+    assert await client.flush(timeout=10)
+    instance_id = instance_id_for_trace(format(span.get_span_context().trace_id, "032x"))
+    spans = await _by_name(server, instance_id)
+    assert spans["POST /chat"]["schema_name"] == "llm"
+    assert spans["POST /chat"]["payload"]["model"] == "gpt-4o"
+    processor.shutdown()
+
+
+async def test_a_failing_filter_skips_the_span_and_never_raises(
+    server: LocalServer, client: PrefactorCoreClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An error in the user's filter counts as "not forwarded" and is logged; the traced
+    code and the other spans are unaffected (the skipped span's child nests under its
+    nearest forwarded ancestor)."""
+
+    def span_filter(span: ReadableSpan) -> bool:
+        if span.name == "broken":
+            raise ValueError("bad filter")
+        return True
+
+    provider = make_provider()
+    processor = PrefactorSpanProcessor(client, span_filter=span_filter)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("test.filter")
+    with (
+        tracer.start_as_current_span("root") as root,
+        tracer.start_as_current_span("broken"),
+        tracer.start_as_current_span("leaf"),
+    ):
+        pass
+    assert processor.force_flush()
+    assert await client.flush(timeout=10)
+    instance_id = instance_id_for_trace(format(root.get_span_context().trace_id, "032x"))
+    spans = await _by_name(server, instance_id)
+    assert set(spans) == {"root", "leaf"}
+    assert spans["leaf"]["parent_span_id"] == spans["root"]["id"]
+    assert "span filter failed" in caplog.text
+    processor.shutdown()
+
+
+async def test_prefactor_spans_nest_under_otel_spans_the_worker_has_not_seen(
+    server: LocalServer, client: PrefactorCoreClient
+) -> None:
+    """Prefactor spans opened inside OTel spans that started a moment ago (before the
+    worker took their records), two OTel levels deep, nest under the inner OTel span;
+    a Prefactor span opened inside a filtered-out OTel span nests under its nearest
+    forwarded ancestor."""
+    provider = make_provider()
+    processor = PrefactorSpanProcessor(
+        client, span_filter=lambda span: not span.name.startswith("hidden")
+    )
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("test.nesting")
+    async with client.create_agent_instance(
+        agent_id="nesting-agent", agent_version={"name": "Nesting"}
+    ) as instance:
+        with (
+            tracer.start_as_current_span("outer"),
+            tracer.start_as_current_span("inner"),
+        ):
+            async with instance.span("agent:step", payload={"name": "in inner"}) as step:
+                await step.complete({})
+            with tracer.start_as_current_span("hidden"):
+                async with instance.span("agent:step", payload={"name": "in hidden"}) as hid:
+                    await hid.complete({})
+    assert processor.force_flush()
+    assert await client.flush(timeout=10)
+    spans = await _by_name(server, instance.id)
+    assert set(spans) == {"outer", "inner", "in inner", "in hidden"}
+    assert spans["outer"]["parent_span_id"] is None
+    assert spans["inner"]["parent_span_id"] == spans["outer"]["id"]
+    assert spans["in inner"]["parent_span_id"] == spans["inner"]["id"]
+    assert spans["in hidden"]["parent_span_id"] == spans["inner"]["id"]
+    assert client.statistics().rejected == 0
+    processor.shutdown()
+
+
+async def test_a_trace_with_two_local_roots_finishes_after_the_last(
+    server: LocalServer, client: PrefactorCoreClient
+) -> None:
+    """Two spans of one trace whose parent is remote (a request handled here, its caller
+    elsewhere) share the trace's instance, which finishes when the second one ends."""
+    provider = make_provider()
+    processor = PrefactorSpanProcessor(client)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("openinference.instrumentation.test")
+    remote = SpanContext(
+        trace_id=0x0AF7651916CD43DD8448EB211C80319C,
+        span_id=0x00F067AA0BA902B7,
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+    )
+    context = otel_trace.set_span_in_context(NonRecordingSpan(remote))
+    instance_id = instance_id_for_trace(format(remote.trace_id, "032x"))
+    first = tracer.start_span("first", context=context)
+    second = tracer.start_span("second", context=context)
+    first.end()
+    assert processor.force_flush()
+    assert await client.flush(timeout=10)
+    running = (await _read(server, f"/api/v1/agent_instance/{instance_id}"))["details"]
+    assert running["status"] == "active"
+    second.end()
+    assert processor.force_flush()
+    assert await client.flush(timeout=10)
+    instance = (await _read(server, f"/api/v1/agent_instance/{instance_id}"))["details"]
+    assert instance["status"] == "complete"
+    spans = await _by_name(server, instance_id)
+    assert set(spans) == {"first", "second"}
+    assert {span["parent_span_id"] for span in spans.values()} == {None}
+    processor.shutdown()

@@ -8,12 +8,17 @@ Nesting, both ways:
   (through :mod:`prefactor_core._engine.parents`).
 * An OTel trace started outside any Prefactor span gets an instance of its own, like the
   server's OTLP ingest: id ``otel-<trace id>``, agent from the resource's ``service.name``,
-  finished when the trace's local root span ends.
+  finished when the last of the trace's local root spans ends.
 
 Only spans the filter accepts are forwarded (by default GenAI spans: see
-:func:`~prefactor_core.otel._mapping.is_genai_span`); the filter sees the span as it
-starts. A span that is not forwarded is transparent: its forwarded descendants nest under
-its nearest forwarded ancestor.
+:func:`~prefactor_core.otel._mapping.is_genai_span`). A span that is not forwarded is
+transparent: its forwarded descendants nest under its nearest forwarded ancestor.
+
+The agent's thread pays what OpenTelemetry's ``BatchSpanProcessor`` pays: ``on_start``
+appends the span and its Prefactor context (two context variables) to a deque,
+``on_end`` appends the span to another. A worker thread does the rest in batches: the
+nesting (:mod:`prefactor_core.otel._nesting`), the filter, the mapping, and the hand-over
+to the client's engine.
 """
 
 from __future__ import annotations
@@ -40,33 +45,22 @@ from prefactor_core._engine.optable import (
     SPAN_ID,
     STARTED_AT,
     STATUS,
-    finish_instance_op,
-    register_op,
-    start_instance_op,
 )
 from prefactor_core._engine.parents import add_resolver, remove_resolver
 from prefactor_core._engine.wire import encode_json
 from prefactor_core._traced_types import declare
 from prefactor_core.context_stack import _STACK
-from prefactor_core.current import current_instance
+from prefactor_core.current import _INSTANCE
 from prefactor_core.operations import Operation, OperationType, derived_operation
-from prefactor_core.otel._mapping import (
-    SCHEMA_NAMES,
-    agent_id_for_service,
-    instance_id_for_trace,
-    is_genai,
-    map_span,
-)
+from prefactor_core.otel._mapping import SCHEMA_NAMES, is_genai, map_span
+from prefactor_core.otel._nesting import Forward, Nesting, Node, Started
 from prefactor_core.otel._sdk_spans import (
-    Node,
     SpanFilter,
     default_span_filter,
-    service_of,
+    ended_otel_span,
     to_otel_span,
 )
 from prefactor_core.sync_client import SyncPrefactorCoreClient
-from prefactor_core.utils import generate_idempotency_key
-from prefactor_http.models.types import STATUS_COMPLETE, STATUS_FAILED
 
 if TYPE_CHECKING:
     from prefactor_core.client import PrefactorCoreClient
@@ -79,6 +73,10 @@ _BATCH = 256
 """Ended spans that wake the worker at once."""
 _LINGER = 0.05
 """Seconds the worker waits for a batch to fill before mapping what it has."""
+_CHUNK = 64
+"""Ended spans the worker settles under its lock at a time."""
+_IDLE = 1.0
+"""Seconds the worker sleeps at most between batches (a safety net: the hooks wake it)."""
 _MAX_SCOPES = 1024
 """Instrumentation scopes whose default-filter verdict is remembered."""
 
@@ -87,9 +85,10 @@ class PrefactorSpanProcessor(SpanProcessor):
     """An OTel ``SpanProcessor`` that records ended spans as Prefactor spans.
 
     Add it to a ``TracerProvider`` of your own; it never touches the global provider. Its
-    hooks never block and never raise: ``on_end`` queues the span, a worker thread maps
-    it and hands it to the client's delivery engine through the client's thread-safe
-    entry (the one the sync client and ``@trace`` use: in order, bounded, never blocking).
+    hooks never block and never raise: ``on_start`` and ``on_end`` only queue the span, a
+    worker thread nests, filters and maps it and hands it to the client's delivery engine
+    through the client's thread-safe entry (the one the sync client and ``@trace`` use: in
+    order, bounded, never blocking).
 
     Example::
 
@@ -103,7 +102,10 @@ class PrefactorSpanProcessor(SpanProcessor):
             :class:`SyncPrefactorCoreClient` (opened here if it is not yet; its engine's
             loop is used, so no ``loop`` is needed).
         span_filter: Which spans to forward (default :func:`default_span_filter`);
-            ``lambda span: True`` forwards every span.
+            ``lambda span: True`` forwards every span. It is called once per span, off
+            the agent's thread, when the verdict is first needed (see
+            :data:`~prefactor_core.otel._sdk_spans.SpanFilter`); an error in it counts as
+            "not forwarded" and is logged.
         agent_id: The agent of instances made for OTel traces started outside any
             Prefactor span (default: a digest of the resource's ``service.name``).
         agent_version: Their agent version (default: named after ``service.name``,
@@ -138,13 +140,9 @@ class PrefactorSpanProcessor(SpanProcessor):
                 ) from None
         self._client = client
         self._filter = span_filter or default_span_filter
-        self._agent_id = agent_id
-        self._agent_version = agent_version
         self._loop = loop
         self._dropped = 0
         self._warned = False
-        self._nodes: dict[int, Node] = {}
-        self._owned: dict[int, str] = {}  # trace id → the instance made for it
         self._closed = False
         # The mapped spans' types must be known to instances that validate span types:
         # registered in the client's registry now, and declared like @trace's types, so a
@@ -154,10 +152,21 @@ class PrefactorSpanProcessor(SpanProcessor):
             declare(name, f"OpenTelemetry {name}")
             if registry is not None and not registry.has(name):
                 registry.register_type(name=name, params_schema={"type": "object"})
-        self._ended: deque[Any] = deque()
+        self._genai_scopes: dict[str, bool] = {}
+        self._nesting = Nesting(
+            self._accepts, lambda handle: handle._client is client, agent_id, agent_version
+        )
+        # Guards the nesting: the worker settles batches under it, and a Prefactor span
+        # opened inside an OTel span reads its node under it. Re-entrant: the filter runs
+        # under it, and a filter that opens a Prefactor span comes back through the
+        # resolver on the same thread.
+        self._lock = threading.RLock()
+        # on_start's records, in start order: a Started tuple, or the span alone when it
+        # started outside any Prefactor run
+        self._started: deque[Started | ReadableSpan] = deque()
+        self._ended: deque[Any] = deque()  # ended spans, and flush/stop markers
         self._wake = threading.Event()  # something is waiting
         self._hurry = threading.Event()  # ... and it should not wait for LINGER
-        self._genai_scopes: dict[str, bool] = {}
         self._stop = threading.Event()
         self._worker = threading.Thread(
             target=self._work, name="prefactor-otel-processor", daemon=True
@@ -174,18 +183,41 @@ class PrefactorSpanProcessor(SpanProcessor):
     # -- SpanProcessor --------------------------------------------------------------------
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        """Record where the span nests (never blocks or raises)."""
+        """Record the span and the Prefactor context it starts in (never blocks or
+        raises): the innermost open Prefactor span, the stack's depth, the current
+        instance. Everything else happens on the worker thread."""
         try:
-            self._start(span)
+            if self._closed:
+                return
+            stack = _STACK.get()
+            handle = _INSTANCE.get()
+            if handle is not None and handle._finished:
+                handle = None
+            if stack:
+                manager = self._client._span_manager
+                open_span = manager.table.spans.get(stack[-1]) if manager is not None else None
+                self._started.append((span, len(stack), open_span, handle))
+            elif handle is not None:
+                self._started.append((span, 0, None, handle))
+            else:  # outside any Prefactor run: the span alone (no tuple to allocate)
+                self._started.append(span)
         except Exception:  # telemetry must never break the traced code
             logger.exception("PrefactorSpanProcessor.on_start failed")
 
     def on_end(self, span: ReadableSpan) -> None:
-        """Queue the ended span as a Prefactor span (never blocks or raises)."""
-        try:
-            self._end(span)
-        except Exception:
-            logger.exception("PrefactorSpanProcessor.on_end failed")
+        """Queue the ended span for the worker (never blocks or raises)."""
+        if self._closed:  # after shutdown the worker is gone
+            return
+        ended = self._ended
+        ended.append(span)
+        # Wake the worker for the first span of a batch and again when a batch is full;
+        # between the two it waits LINGER, so the agent's thread is not interrupted by a
+        # thread switch per span.
+        waiting = len(ended)
+        if waiting == 1:
+            self._wake.set()
+        elif waiting == _BATCH:
+            self._hurry.set()
 
     def shutdown(self) -> None:
         """Hand over what has ended, stop the worker, and stop nesting Prefactor spans
@@ -250,178 +282,140 @@ class PrefactorSpanProcessor(SpanProcessor):
                     dropped,
                 )
 
-    # -- internals ------------------------------------------------------------------------
+    # -- the filter -----------------------------------------------------------------------
 
-    def _start(self, span: Span) -> None:
-        context = span.context
-        if self._closed or context is None:
-            return
-        parent = span.parent
-        parent_node = self._nodes.get(parent.span_id) if parent is not None else None
-        stack = _STACK.get()
-        forwarded = self._forwards(span)
-        if parent_node is not None and parent_node.instance_id is not None:
-            instance_id: str | None = parent_node.instance_id
-            parent_id = parent_node.prefactor_id
-            trace = parent_node.trace
-        else:
-            trace = format(context.trace_id, "032x")
-            instance_id, parent_id = self._prefactor_parent(stack)
-            if instance_id is None:
-                instance_id = self._owned.get(context.trace_id)
-            if instance_id is None and forwarded:
-                instance_id = self._own_instance(span, trace, context.trace_id)
-        self._nodes[context.span_id] = Node(
-            instance_id,
-            trace,
-            context.span_id,
-            parent_id,
-            len(stack),
-            forwarded and instance_id is not None,
-            parent_node is None,
-        )
+    def _accepts(self, span: ReadableSpan) -> bool:
+        """The filter's verdict (an error in a user's filter: not forwarded, logged). The
+        default filter's verdict on a GenAI instrumentation scope is remembered per
+        scope, so such spans skip the attribute scan."""
+        try:
+            if self._filter is not default_span_filter:
+                return bool(self._filter(span))
+            scope = span.instrumentation_scope
+            name = scope.name if scope is not None else ""
+            genai_scope = self._genai_scopes.get(name)
+            if genai_scope is None:
+                genai_scope = is_genai(name, {})
+                if len(self._genai_scopes) < _MAX_SCOPES:
+                    self._genai_scopes[name] = genai_scope
+            return genai_scope or is_genai("", span.attributes or {})
+        except Exception:
+            logger.exception("PrefactorSpanProcessor's span filter failed (span not forwarded)")
+            return False
 
-    def _forwards(self, span: Span) -> bool:
-        """The filter's decision; the default filter's verdict on a GenAI instrumentation
-        scope is remembered per scope, so such spans skip the attribute scan."""
-        if self._filter is not default_span_filter:
-            return self._filter(span)
-        scope = span.instrumentation_scope
-        name = scope.name if scope is not None else ""
-        genai_scope = self._genai_scopes.get(name)
-        if genai_scope is None:
-            genai_scope = is_genai(name, {})
-            if len(self._genai_scopes) < _MAX_SCOPES:
-                self._genai_scopes[name] = genai_scope
-        return genai_scope or is_genai("", span.attributes or {})
-
-    def _prefactor_parent(self, stack: tuple[str, ...]) -> tuple[str | None, str | None]:
-        """The instance and span of the innermost open Prefactor span; else the current
-        instance of this client (``async with instance`` or ``start()``), at its top."""
-        manager = self._client.span_manager
-        open_span = manager.table.spans.get(stack[-1]) if stack and manager is not None else None
-        if open_span is not None:
-            return open_span.instance_id, open_span.id
-        handle = current_instance()
-        if handle is not None and handle._client is self._client:
-            return handle.id, None
-        return None, None
-
-    def _own_instance(self, span: Span, trace_id: str, trace_key: int) -> str:
-        instance_id = instance_id_for_trace(trace_id)
-        self._owned[trace_key] = instance_id
-        service, version = service_of(span)
-        body = {
-            "id": instance_id,
-            "agent_id": self._agent_id or agent_id_for_service(service),
-            "agent_version": self._agent_version
-            or {"name": service, "external_identifier": version or "unversioned"},
-            "agent_schema_version": {"external_identifier": "otel"},
-            "update_current_version": True,
-        }
-        started = (span.start_time or time.time_ns()) / 1e9
-        now = time.time()
-        self._submit(
-            [
-                register_op(instance_id, body, now, generate_idempotency_key()),
-                start_instance_op(instance_id, started, now, generate_idempotency_key()),
-            ]
-        )
-        return instance_id
-
-    def _end(self, span: ReadableSpan) -> None:
-        """The agent's part: settle the trace's bookkeeping and queue the span for the
-        worker (mapping and encoding happen there, off the agent's thread)."""
-        context = span.context
-        if context is None or self._closed:  # after shutdown the worker is gone
-            return
-        node = self._nodes.pop(context.span_id, None)
-        if node is None:
-            return
-        owned = self._owned.pop(context.trace_id, None) if node.local_root else None
-        forwarded = node.forwarded and node.instance_id is not None
-        if forwarded or owned is not None:
-            ended = self._ended
-            ended.append((node if forwarded else None, span, owned))
-            # Wake the worker for the first span of a batch and again when a batch is
-            # full; between the two it waits LINGER, so the agent's thread is not
-            # interrupted by a thread switch per span.
-            waiting = len(ended)
-            if waiting == 1:
-                self._wake.set()
-            elif waiting >= _BATCH:
-                self._hurry.set()
+    # -- the worker -----------------------------------------------------------------------
 
     def _work(self) -> None:
-        """The worker thread: map ended spans to operations and hand them over in order."""
+        """The worker thread: settle ended spans in order, map them, hand them over."""
         ended = self._ended
         while True:
-            self._wake.wait()
+            self._wake.wait(_IDLE)
             self._wake.clear()
             if len(ended) < _BATCH:
                 self._hurry.wait(_LINGER)  # set at once by a full batch, a flush, a stop
             self._hurry.clear()
-            ops: list[Operation] = []
+            # In chunks: each is settled under the lock, then mapped and handed over, so
+            # its spans are released early (fewer survive into the older GC generations)
+            # and the lock is never held for long.
             while ended:
-                item = ended.popleft()
+                chunk = [ended.popleft() for _ in range(min(len(ended), _CHUNK))]
+                if self._handle(chunk):
+                    return
+
+    def _handle(self, chunk: list[Any]) -> bool:
+        """Settle, map and hand over ended spans and markers, in order.
+
+        Returns:
+            True when it met the stop marker.
+        """
+        settled: list[Operation | Forward | threading.Event] = []
+        nesting = self._nesting
+        out = settled.append
+        with self._lock:
+            # Every span of the chunk started before it ended: its record is queued.
+            self._take_started()
+            for item in chunk:
                 if isinstance(item, threading.Event):  # a flush or stop marker
-                    if ops:
-                        self._submit(ops)
-                        ops = []
-                    item.set()
-                    if item is self._stop:
-                        return
+                    settled.append(item)
                     continue
                 try:
-                    ops.extend(self._operations(*item))
+                    nesting.end(item, out)
+                except Exception:  # a span that cannot be settled is logged, not fatal
+                    logger.exception("PrefactorSpanProcessor could not settle a span")
+        ops: list[Operation] = []
+        now = time.time()
+        for entry in settled:
+            if isinstance(entry, Operation):
+                ops.append(entry)
+            elif isinstance(entry, tuple):
+                try:
+                    ops.append(_create(*entry, now))
                 except Exception:  # a span that cannot be mapped is logged, not fatal
                     logger.exception("PrefactorSpanProcessor could not map a span")
-            if ops:
-                self._submit(ops)
+            else:
+                if ops:
+                    self._submit(ops)
+                    ops = []
+                entry.set()
+                if entry is self._stop:
+                    return True
+        if ops:
+            self._submit(ops)
+        return False
 
-    def _operations(
-        self, node: Node | None, span: ReadableSpan, owned: str | None
-    ) -> list[Operation]:
-        ops: list[Operation] = []
-        if node is not None and node.instance_id is not None:
-            mapped = map_span(to_otel_span(span))
-            start = (span.start_time or 0) / 1e9
-            payload = {
-                SPAN_ID: node.own_id,
-                INSTANCE_ID: node.instance_id,
-                SCHEMA_NAME: mapped.schema_name,
-                STATUS: mapped.status,
-                PAYLOAD_JSON: encode_json(mapped.params),
-                RESULT_JSON: encode_json(mapped.result) if mapped.result else None,
-                PARENT_SPAN_ID: node.parent_id,
-                STARTED_AT: start,
-                FINISHED_AT: (span.end_time or 0) / 1e9 or start,
-            }
-            ops.append(
-                derived_operation(
-                    OperationType.CREATE_SPAN, payload, time.time(), CREATE_KEY_PREFIX, node.own_id
-                )
-            )
-        if owned is not None:
-            # The trace's local root ended (forwarded or not): its instance is over.
-            failed = span.status.status_code.value == 2
-            ops.append(
-                finish_instance_op(
-                    owned,
-                    STATUS_FAILED if failed else STATUS_COMPLETE,
-                    (span.end_time or time.time_ns()) / 1e9,
-                    time.time(),
-                    generate_idempotency_key(),
-                )
-            )
-        return ops
+    def _take_started(self) -> None:
+        """Work out where the spans started so far nest (holding the lock)."""
+        started = self._started
+        nesting = self._nesting
+        while started:
+            record = started.popleft()
+            try:
+                if isinstance(record, tuple):
+                    nesting.start(*record)
+                else:
+                    nesting.start(record, 0, None, None)
+            except Exception:
+                logger.exception("PrefactorSpanProcessor could not record a started span")
 
     def _resolve_parent(self, instance_id: str, depth: int) -> str | None:
-        """The current OTel span's Prefactor id, when it is inner to the SDK's stack."""
+        """The current OTel span's Prefactor id, when it is inner to the SDK's stack
+        (asked on the thread that opens a Prefactor span)."""
         context = otel_trace.get_current_span().get_span_context()
-        if not context.is_valid:
+        if not context.is_valid or self._closed:
             return None
-        node = self._nodes.get(context.span_id)
-        if node is None or node.instance_id != instance_id or depth > node.depth:
-            return None
-        return node.prefactor_id
+        nesting = self._nesting
+        with self._lock:
+            node = nesting.nodes.get(context.span_id)
+            if node is None:
+                self._take_started()  # it may have started since the worker's last batch
+                node = nesting.nodes.get(context.span_id)
+            if node is None or node.instance_id != instance_id or depth > node.depth:
+                return None
+            return nesting.prefactor_id(node)
+
+
+def _create(span: ReadableSpan, node: Node, parent_id: str | None, now: float) -> Operation:
+    """The terminal span create of an ended, forwarded span."""
+    own_id = node.own_id
+    parent = span.parent
+    mapped = map_span(
+        ended_otel_span(
+            span,
+            node.trace,
+            own_id[-16:],
+            format(parent.span_id, "016x") if parent is not None else None,
+        )
+    )
+    start = (span.start_time or 0) / 1e9
+    payload = {
+        SPAN_ID: own_id,
+        INSTANCE_ID: node.instance_id,
+        SCHEMA_NAME: mapped.schema_name,
+        STATUS: mapped.status,
+        PAYLOAD_JSON: encode_json(mapped.params),
+        RESULT_JSON: encode_json(mapped.result) if mapped.result else None,
+        PARENT_SPAN_ID: parent_id,
+        STARTED_AT: start,
+        FINISHED_AT: (span.end_time or 0) / 1e9 or start,
+    }
+    return derived_operation(OperationType.CREATE_SPAN, payload, now, CREATE_KEY_PREFIX, own_id)

@@ -1,45 +1,105 @@
 """Reading OpenTelemetry SDK spans for :class:`PrefactorSpanProcessor`: the neutral form
-the shared mapping takes, the default filter, the service, and what the processor keeps
-of a started span.
+the shared mapping takes (built cheaply from an ended span), the default filter and the
+service.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.trace import SpanKind, StatusCode
 
-from prefactor_core.otel._mapping import OtelEvent, OtelSpan, is_genai, span_id_for
+from prefactor_core.otel._mapping import OtelEvent, OtelSpan, is_genai
 
-__all__ = ["Node", "SpanFilter", "default_span_filter", "service_of", "to_otel_span"]
+__all__ = [
+    "SpanFilter",
+    "attributes_of",
+    "default_span_filter",
+    "ended_otel_span",
+    "service_of",
+    "to_otel_span",
+]
 
 SpanFilter = Callable[[ReadableSpan], bool]
-"""Decides, when a span starts, whether it is forwarded to Prefactor."""
+"""Decides whether a span is forwarded to Prefactor. Called once per span, when its
+verdict is first needed: when it ends, or earlier, while it is still open, when a
+forwarded span inside it ends (on the processor's worker thread) or a Prefactor span
+opens inside it (on that span's thread)."""
 
 
 def to_otel_span(span: ReadableSpan) -> OtelSpan:
     """Convert an OTel SDK span to the mapping's neutral form."""
     context = span.context
-    trace_id = format(context.trace_id, "032x") if context is not None else "0" * 32
     parent = span.parent
-    scope = span.instrumentation_scope
-    return OtelSpan(
-        trace_id=trace_id,
-        span_id=format(context.span_id, "016x") if context is not None else "0" * 16,
-        parent_span_id=format(parent.span_id, "016x") if parent is not None else None,
-        name=span.name,
-        start_ns=span.start_time or 0,
-        end_ns=span.end_time or span.start_time or 0,
-        status_code=span.status.status_code.value,
-        status_message=span.status.description or "",
-        attributes=dict(span.attributes or {}),
-        events=[
-            OtelEvent(event.name, event.timestamp, dict(event.attributes or {}))
-            for event in span.events
-        ],
-        kind=span.kind.value + 1,  # the SDK counts from INTERNAL = 0, OTLP from UNSPECIFIED
-        scope_name=scope.name if scope is not None else "",
+    return ended_otel_span(
+        span,
+        format(context.trace_id, "032x") if context is not None else "0" * 32,
+        format(context.span_id, "016x") if context is not None else "0" * 16,
+        format(parent.span_id, "016x") if parent is not None else None,
     )
+
+
+def ended_otel_span(
+    span: ReadableSpan, trace_id: str, span_id: str, parent_span_id: str | None
+) -> OtelSpan:
+    """:func:`to_otel_span` with the ids already formatted (the processor knows them).
+
+    The span must have ended: its attributes are read in place, not copied (the SDK
+    freezes them when a span ends).
+    """
+    scope = span.instrumentation_scope
+    status = span.status
+    events = _events_of(span)
+    start = span.start_time or 0
+    return OtelSpan(
+        trace_id,
+        span_id,
+        parent_span_id,
+        span.name,
+        start,
+        span.end_time or start,
+        _STATUS_CODES.get(status.status_code, 0),
+        status.description or "",
+        attributes_of(span),
+        [OtelEvent(event.name, event.timestamp, attributes_of(event)) for event in events]
+        if events
+        else (),
+        _KINDS.get(span.kind, 0),
+        scope.name if scope is not None else "",
+    )
+
+
+_STATUS_CODES = {code: code.value for code in StatusCode}
+"""OTLP's status code numbers (an enum's ``.value`` is slow to read)."""
+_KINDS = {kind: kind.value + 1 for kind in SpanKind}
+"""OTLP's span kind numbers: the SDK counts from INTERNAL = 0, OTLP from UNSPECIFIED."""
+
+
+def _events_of(span: ReadableSpan) -> Sequence[Event]:
+    """An ended span's events (its ``BoundedList``'s deque read in place when it is there:
+    the public property copies it under a lock)."""
+    held = getattr(span, "_events", None)
+    plain = getattr(held, "_dq", None)
+    if type(plain) is deque:
+        return plain
+    return span.events
+
+
+def attributes_of(item: ReadableSpan | Event) -> Mapping[str, Any]:
+    """The attributes of an ended span (or of one of its events) as a plain mapping.
+
+    The SDK keeps them in a ``BoundedAttributes`` whose reads go through Python-level
+    mapping methods; its plain ``dict`` is read directly when it is there (it no longer
+    changes once the span ended), else the public mapping is copied.
+    """
+    held = item.attributes if isinstance(item, Event) else getattr(item, "_attributes", None)
+    plain = getattr(held, "_dict", None)
+    if type(plain) is dict:
+        return plain
+    return dict(item.attributes or {})
 
 
 def default_span_filter(span: ReadableSpan) -> bool:
@@ -47,56 +107,6 @@ def default_span_filter(span: ReadableSpan) -> bool:
     ``llm.*``, ``openinference.*`` or ``traceloop.*`` attributes."""
     scope = span.instrumentation_scope
     return is_genai(scope.name if scope is not None else "", span.attributes or {})
-
-
-class Node:
-    """What the processor knows of a started OTel span (made on the agent's thread, so
-    the Prefactor id is formatted only when something asks for it)."""
-
-    __slots__ = (
-        "_own",
-        "depth",
-        "forwarded",
-        "instance_id",
-        "local_root",
-        "parent_id",
-        "span_id",
-        "trace",
-    )
-
-    def __init__(
-        self,
-        instance_id: str | None,
-        trace: str,
-        span_id: int,
-        parent_id: str | None,
-        depth: int,
-        forwarded: bool,
-        local_root: bool,
-    ) -> None:
-        self.instance_id = instance_id  # None: not inside any instance (nothing to forward)
-        self.trace = trace  # the trace id, 32 hex digits
-        self.span_id = span_id
-        self.parent_id = parent_id  # the Prefactor parent of it (or of its forwarded children)
-        self.depth = depth  # the Prefactor span stack's depth when it started
-        self.forwarded = forwarded
-        self.local_root = (
-            local_root  # no parent in this process: its end finishes an owned instance
-        )
-        self._own: str | None = None
-
-    @property
-    def own_id(self) -> str:
-        """Its Prefactor id (``otel-<trace id>-<span id>``)."""
-        own = self._own
-        if own is None:
-            own = self._own = span_id_for(self.trace, format(self.span_id, "016x"))
-        return own
-
-    @property
-    def prefactor_id(self) -> str | None:
-        """The Prefactor id children nest under (itself, or its ancestor when skipped)."""
-        return self.own_id if self.forwarded else self.parent_id
 
 
 def service_of(span: ReadableSpan) -> tuple[str, str | None]:
