@@ -38,10 +38,12 @@ from prefactor_core.operations import Operation, OperationType
 __all__ = [
     "ALL_BULK",
     "BARRIER_TYPES",
+    "ENVELOPE",
     "STEP_ITEMS",
     "Batch",
     "BatchPlan",
     "InFlight",
+    "bulk_body",
     "bulk_types",
     "merge",
     "take_batch",
@@ -50,6 +52,9 @@ __all__ = [
 STEP_ITEMS = 100
 """The most items the engine handles in one go before it lets the agent's event loop
 run other tasks (reading the queue, planning a batch, settling an answer)."""
+
+ENVELOPE = b'{"items":[]}'
+"""A bulk request's body around its items (``bulk_body``)."""
 
 BARRIER_TYPES = frozenset(
     kind for kind, spec in TABLE.items() if spec.waits_for is WaitsFor.INSTANCE
@@ -71,7 +76,7 @@ class Batch:
 
     Attributes:
         ops: (lane id, operation) in request order.
-        texts: The rendered items, one per operation.
+        texts: The rendered items (JSON, UTF-8), one per operation.
         lanes: The lanes the batch took from.
         barriers: The lanes whose barrier operation the batch carries.
         creates: The span ids whose create the batch carries.
@@ -81,12 +86,17 @@ class Batch:
     """
 
     ops: list[tuple[str, Operation]]
-    texts: list[str]
+    texts: list[bytes]
     lanes: set[str]
     barriers: set[str]
     creates: set[str]
     taken: int
     weight: int
+
+
+def bulk_body(texts: list[bytes]) -> bytes:
+    """The body of a bulk request carrying the rendered items ``texts``."""
+    return b'{"items":[' + b",".join(texts) + b"]}"
 
 
 class InFlight:
@@ -295,13 +305,13 @@ def _take(
     copies of their heads and records in ``moves`` what ``BatchPlan.commit`` applies.
     """
     ops: list[tuple[str, Operation]] = []
-    texts: list[str] = []
+    texts: list[bytes] = []
     used: set[str] = set()
     barriers: set[str] = set()
     creates: set[str] = set()
     taken_total = 0
-    # Characters, not bytes: keep a margin for non-ASCII text.
-    budget = int(max_bytes * 0.9) - 16
+    # The body's bytes: the envelope, each rendered item and a comma.
+    budget = max_bytes - len(ENVELOPE)
     room = max_items
     for lane_id, real in lanes:
         if room <= 0 or budget <= 0:
@@ -332,7 +342,7 @@ def _take(
         for index, op in enumerate(merged_ops):
             if index and not index % STEP_ITEMS:
                 yield
-            text = render_bulk_item(op) if index < room else ""
+            text = render_bulk_item(op) if index < room else b""
             if index >= room or (ops and len(text) + 1 > budget):
                 rest = merged_ops[index:]
                 lane.extendleft(reversed(rest))

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefactor_core._engine.batching import Batch
+from prefactor_core._engine.batching import Batch, bulk_body
 from prefactor_core._engine.lanes import Lanes
 from prefactor_core._engine.ledger import Ledger
 from prefactor_core._engine.optable import INSTANCE_ID, MERGED_FINISH, SPAN_ID
@@ -153,7 +153,7 @@ class Settlement:
         ledger = self._ledger
         lanes = self._lanes
         ops = batch.ops
-        body = ('{"items":[' + ",".join(batch.texts) + "]}").encode()
+        body = bulk_body(batch.texts)
         attempted = lanes.attempted
         for _, op in ops:
             attempted.add(id(op))
@@ -176,7 +176,7 @@ class Settlement:
         self._lanes.attempted.add(id(op))
         ledger.requests += 1
         try:
-            response = await self._sender.post(path, body.encode())
+            response = await self._sender.post(path, body)
         except PrefactorApiError as error:
             await self.single_error(lane_id, op, error)
         except Exception as error:
