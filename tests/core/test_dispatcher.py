@@ -334,3 +334,32 @@ async def test_a_large_batch_is_taken_over_several_turns_of_the_event_loop() -> 
     assert ticks_before_request[0] >= 500 // STEP_ITEMS + 1
     assert await harness.finish() == 0
     assert len(sender.delivered()) == 500
+
+
+async def test_a_large_answer_is_settled_over_several_turns_of_the_event_loop() -> None:
+    """Settling a 500-item answer hands the loop back after the HTTP step and between
+    chunks of the answer: another task runs several times before the items count as sent."""
+    sender = FakeSender(hold=lambda _r: True)
+    harness = Harness(sender, bulk=None, batch_size=500, num_workers=1)
+    harness.put(*[create("A", f"s{n}") for n in range(500)])
+    await quiesce()  # everything is in the lane: one request carries it all
+    harness.dispatcher.configure(bulk=True)
+    await sender.wait_for(1)
+    assert len(sender.requests[0].items) == 500
+    assert harness.dispatcher.statistics().sent == 0
+    ticks = 0
+    ticks_before_settled: list[int] = []
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while harness.dispatcher.statistics().sent == 0:
+            ticks += 1
+            await asyncio.sleep(0)
+        ticks_before_settled.append(ticks)
+
+    task = asyncio.create_task(ticker())
+    sender.release()
+    await task
+    assert ticks_before_settled[0] >= 500 // STEP_ITEMS + 1
+    assert harness.dispatcher.statistics().sent == 500
+    assert await harness.finish() == 0

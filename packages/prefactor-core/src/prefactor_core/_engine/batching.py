@@ -43,6 +43,7 @@ __all__ = [
     "Batch",
     "BatchPlan",
     "InFlight",
+    "at_once",
     "bulk_body",
     "bulk_types",
     "merge",
@@ -164,7 +165,7 @@ def merge(ops: list[Operation], attempted: Container[int]) -> list[Operation]:
         attempted: ``id()`` of the operations sent at least once (never merged: the
             server may have stored the first attempt).
     """
-    return _at_once(_merge(ops, attempted))
+    return at_once(_merge(ops, attempted))
 
 
 def _merge(
@@ -214,13 +215,14 @@ def take_batch(
         skip: Lanes not to take from (a single request of theirs is in flight).
         bulk_types: The operation types the server takes in bulk; all when None.
     """
-    return _at_once(
+    return at_once(
         _take(lanes.items(), flights, attempted, max_items, max_bytes, skip, bulk_types, None)
     )
 
 
-def _at_once(steps: Generator[None, None, _T]) -> _T:
-    """Run steps without a break; return their result."""
+def at_once(steps: Generator[None, None, _T]) -> _T:
+    """Run steps (a generator that yields between them) without a break; return their
+    result."""
     while True:
         try:
             next(steps)
@@ -275,7 +277,7 @@ class BatchPlan:
                 or len(real) < len(taken)
                 or not all(a is b for a, b in zip(islice(real, len(taken)), taken, strict=True))
             ):
-                return _at_once(_take(lanes.items(), *self._args, None))
+                return at_once(_take(lanes.items(), *self._args, None))
         for _, real, taken, rest in self._moves:
             for _ in range(len(taken)):
                 real.popleft()
