@@ -8,7 +8,9 @@ import asyncio
 
 import pytest
 
+from prefactor_core import Operation
 from prefactor_core._engine.batching import STEP_ITEMS
+from prefactor_core.queue.memory import InMemoryQueue
 
 from .dispatcher_fakes import (
     BULK,
@@ -363,3 +365,22 @@ async def test_a_large_answer_is_settled_over_several_turns_of_the_event_loop() 
     assert ticks_before_settled[0] >= 500 // STEP_ITEMS + 1
     assert harness.dispatcher.statistics().sent == 500
     assert await harness.finish() == 0
+
+
+async def test_a_queue_subclass_that_changes_get_is_read_through_its_get() -> None:
+    """The SDK's own queue is read without an await per operation; a subclass whose
+    ``get`` does something of its own still sees every operation go through it."""
+    taken: list[str | None] = []
+
+    class Counting(InMemoryQueue[Operation]):
+        async def get(self) -> Operation:
+            op = await super().get()
+            taken.append(op.idempotency_key)
+            return op
+
+    sender = FakeSender()
+    harness = Harness(sender, queue=Counting())
+    ops = [create("A", f"s{n}") for n in range(250)]
+    harness.put(*ops)
+    assert await harness.finish() == 0
+    assert taken == sender.delivered() == [op.idempotency_key for op in ops]

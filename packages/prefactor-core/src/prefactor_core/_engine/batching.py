@@ -24,6 +24,7 @@ from itertools import islice
 from typing import TypeVar
 
 from prefactor_core._engine.optable import (
+    MERGED_FINISH,
     NO_MERGE,
     PARENT_SPAN_ID,
     RECOVERED,
@@ -31,7 +32,7 @@ from prefactor_core._engine.optable import (
     TABLE,
     WaitsFor,
 )
-from prefactor_core._engine.outcomes import merged, weight
+from prefactor_core._engine.outcomes import merged
 from prefactor_core._engine.wire import BULK_ACTIONS, render_bulk_item
 from prefactor_core.operations import Operation, OperationType
 
@@ -312,6 +313,7 @@ def _take(
     barriers: set[str] = set()
     creates: set[str] = set()
     taken_total = 0
+    merges = 0
     # The body's bytes: the envelope, each rendered item and a comma.
     budget = max_bytes - len(ENVELOPE)
     room = max_items
@@ -359,6 +361,8 @@ def _take(
             kind = op.type
             if kind is _CREATE:
                 creates.add(op.payload[SPAN_ID])
+                if MERGED_FINISH in op.metadata:
+                    merges += 1  # it carries two queued operations (``weight``)
             elif kind in BARRIER_TYPES:
                 barriers.add(lane_id)
         if moves is not None:
@@ -366,4 +370,4 @@ def _take(
         room = max_items - len(ops)
     if not ops:
         return None
-    return Batch(ops, texts, used, barriers, creates, taken_total, sum(weight(op) for _, op in ops))
+    return Batch(ops, texts, used, barriers, creates, taken_total, len(ops) + merges)
