@@ -246,11 +246,12 @@ class Dispatcher:
         cap = self._lane_cap
         # The SDK's own queue can be read without an await per operation (not a subclass
         # that changes how items are taken: its ``get`` is what it means).
-        get_nowait = (
-            queue.get_nowait
-            if isinstance(queue, InMemoryQueue) and type(queue).get is InMemoryQueue.get
-            else None
-        )
+        get_nowait: Callable[[], Operation] | None = None
+        if isinstance(queue, InMemoryQueue) and all(
+            getattr(type(queue), name) is getattr(InMemoryQueue, name)
+            for name in ("get", "get_nowait")
+        ):
+            get_nowait = queue.get_nowait
         while True:
             while lanes.pending >= cap and not lanes.latched:
                 self._room.clear()
