@@ -157,11 +157,12 @@ class Harness:
         *,
         bulk: bool | None = True,
         sleep: HeldSleep | None = None,
+        queue: InMemoryQueue[Operation] | None = None,
         **options: Any,
     ) -> None:
         self.sender = sender
         self.sleep = sleep or HeldSleep()
-        self.queue: InMemoryQueue[Operation] = InMemoryQueue()
+        self.queue: InMemoryQueue[Operation] = InMemoryQueue() if queue is None else queue
         self.failures: list[tuple[Exception, Operation]] = []
         self.terminated: list[tuple[str, str | None]] = []
         config = {"batch_linger": 0.0, "retry_delay_base": 1.0, "max_retry_delay": 30.0}

@@ -8,7 +8,9 @@ import asyncio
 
 import pytest
 
+from prefactor_core import Operation
 from prefactor_core._engine.batching import STEP_ITEMS
+from prefactor_core.queue.memory import InMemoryQueue
 
 from .dispatcher_fakes import (
     BULK,
@@ -334,3 +336,51 @@ async def test_a_large_batch_is_taken_over_several_turns_of_the_event_loop() -> 
     assert ticks_before_request[0] >= 500 // STEP_ITEMS + 1
     assert await harness.finish() == 0
     assert len(sender.delivered()) == 500
+
+
+async def test_a_large_answer_is_settled_over_several_turns_of_the_event_loop() -> None:
+    """Settling a 500-item answer hands the loop back after the HTTP step and between
+    chunks of the answer: another task runs several times before the items count as sent."""
+    sender = FakeSender(hold=lambda _r: True)
+    harness = Harness(sender, bulk=None, batch_size=500, num_workers=1)
+    harness.put(*[create("A", f"s{n}") for n in range(500)])
+    await quiesce()  # everything is in the lane: one request carries it all
+    harness.dispatcher.configure(bulk=True)
+    await sender.wait_for(1)
+    assert len(sender.requests[0].items) == 500
+    assert harness.dispatcher.statistics().sent == 0
+    ticks = 0
+    ticks_before_settled: list[int] = []
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while harness.dispatcher.statistics().sent == 0:
+            ticks += 1
+            await asyncio.sleep(0)
+        ticks_before_settled.append(ticks)
+
+    task = asyncio.create_task(ticker())
+    sender.release()
+    await task
+    assert ticks_before_settled[0] >= 500 // STEP_ITEMS + 1
+    assert harness.dispatcher.statistics().sent == 500
+    assert await harness.finish() == 0
+
+
+async def test_a_queue_subclass_that_changes_get_is_read_through_its_get() -> None:
+    """The SDK's own queue is read without an await per operation; a subclass whose
+    ``get`` does something of its own still sees every operation go through it."""
+    taken: list[str | None] = []
+
+    class Counting(InMemoryQueue[Operation]):
+        async def get(self) -> Operation:
+            op = await super().get()
+            taken.append(op.idempotency_key)
+            return op
+
+    sender = FakeSender()
+    harness = Harness(sender, queue=Counting())
+    ops = [create("A", f"s{n}") for n in range(250)]
+    harness.put(*ops)
+    assert await harness.finish() == 0
+    assert taken == sender.delivered() == [op.idempotency_key for op in ops]

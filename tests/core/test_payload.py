@@ -301,3 +301,46 @@ def test_a_large_payload_without_an_oversized_string_is_sent_unchanged() -> None
     data = {f"k{i}": "x" * 500 for i in range(100)}
     assert orjson.loads(encoder.encode(data, "span payload")) == data
     assert encoder.statistics().truncated == 0
+
+
+TEXTS = {
+    "plain": "ASCII text",
+    "accents": "ünïcödé, Ελληνικά, 日本語",
+    "emoji": "🚀 → ✓",
+    "controls": 'quote " back\\slash \n new\tline \x00 \x1f \x7f',
+    "separators": "\u2028 \u2029",
+    "escape-like": "\\u0041 is not A",
+}
+
+
+async def test_text_reaches_the_server_exactly_as_the_caller_gave_it(
+    make_client: ClientFactory, server: LocalServer
+) -> None:
+    """Bulk bodies are UTF-8 (non-ASCII text as it is, not as escapes): the server stores
+    every value exactly, in params, results, span types and ids, in merged creates and in
+    a finish sent on its own; a lone surrogate (which UTF-8 cannot carry) arrives as
+    U+FFFD and raises nothing."""
+    params = {**TEXTS, "nested": [TEXTS, {"k→": "v\n"}], "lone": "half \ud800 pair"}
+    result = {"out": TEXTS, "lone key \udfff": 1}
+    async with make_client() as client:
+        instance = await client.create_agent_instance(agent_id="a", agent_version=AGENT_VERSION)
+        async with instance.span("agent:tool") as merged:
+            await merged.start(params)
+            await merged.complete(result)
+        async with instance.span("agent:tool") as apart:
+            await apart.start(params)
+            await client.flush()  # the create goes first: the finish is sent on its own
+            await apart.complete(result)
+        await client.flush()
+        stats = client.statistics()
+    rows = {row["id"]: row for row in await spans_of(server, instance.id)}
+    assert stats.dropped == 0
+    assert set(rows) == {merged.id, apart.id}
+    for row in rows.values():
+        assert row["status"] == "complete"
+        stored, returned = row["payload"], row["result_payload"]
+        assert {k: stored[k] for k in TEXTS} == TEXTS
+        assert stored["nested"] == [TEXTS, {"k→": "v\n"}]
+        assert returned["out"] == TEXTS
+        assert stored["lone"] == "half \ufffd pair"
+        assert returned["lone key \ufffd"] == 1

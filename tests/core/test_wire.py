@@ -416,13 +416,46 @@ def test_pre_encoded_json_is_spliced_verbatim() -> None:
     """payload_json and result_json appear in the body byte for byte."""
     params = '{"z":1,"a":[1,2,{"b":null}],"u":"ü","n":1.5e-7}'
     result = '{"out":"→","list":[]}'
+    p, r = params.encode(), result.encode()
     single = render_single(create_span(payload_json=params))[1]
-    assert f'"payload":{params}' in single
+    assert b'"payload":' + p in single
     bulk = render_bulk_item(create_span(payload_json=params, result_json=result))
-    assert f'"payload":{params}' in bulk
-    assert f'"result_payload":{result}' in bulk
-    assert f'"result_payload":{result}' in render_single(finish_span(result_json=result))[1]
-    assert f'"payload":{params}' in render_bulk_item(record_quality(payload_json=params))
+    assert b'"payload":' + p in bulk
+    assert b'"result_payload":' + r in bulk
+    assert b'"result_payload":' + r in render_single(finish_span(result_json=result))[1]
+    assert b'"payload":' + p in render_bulk_item(record_quality(payload_json=params))
+
+
+def test_bodies_are_utf8_with_text_as_it_is() -> None:
+    """Non-ASCII text goes as UTF-8, not as escapes; controls are escaped."""
+    item = render_bulk_item(create_span(schema_name="agent:ünï→🚀", parent_span_id="a\nb\x00"))
+    assert "agent:ünï→🚀".encode() in item
+    assert b"a\\nb\\u0000" in item
+    assert json.loads(item)["parent_span_id"] == "a\nb\x00"
+
+
+LONE = "half \ud800 of a pair and \udfff"
+
+
+@pytest.mark.parametrize("kind", list(OperationType), ids=lambda kind: kind.name)
+def test_strings_with_lone_surrogates_still_render(kind: OperationType) -> None:
+    """A string that is not valid UTF-8 (a lone surrogate) is written with escapes, the
+    rest of the body as usual; both renderings decode to the very same values."""
+    ops = {
+        OperationType.CREATE_SPAN: create_span(schema_name=LONE, parent_span_id=LONE),
+        OperationType.FINISH_SPAN: finish_span(span_id=LONE),
+        OperationType.RECORD_QUALITY: record_quality(name=LONE),
+        OperationType.REGISTER_AGENT_INSTANCE: register({**REGISTER_BODY, "agent_id": LONE}),
+        OperationType.START_AGENT_INSTANCE: start_instance(key=LONE),
+        OperationType.FINISH_AGENT_INSTANCE: finish_instance(status=LONE),
+    }
+    op = ops[kind]
+    item = render_bulk_item(op)
+    assert b"\\ud800" in item
+    assert LONE in json.loads(item).values()
+    path, body = render_single(op)
+    decoded = json.loads(body)
+    assert LONE in (decoded.get("details") or decoded).values() or LONE in path
 
 
 @pytest.mark.parametrize("kind", list(OperationType), ids=lambda kind: kind.name)

@@ -255,7 +255,9 @@ class PayloadEncoder:
 
     def _sanitize(self, value: Any, depth: int, path: set[int]) -> Any:
         """A JSON-compatible copy of ``value`` (the slow path for what orjson refuses)."""
-        if isinstance(value, str | bool | type(None)):
+        if isinstance(value, str):
+            return _valid_text(value)
+        if isinstance(value, bool | type(None)):
             return value
         if isinstance(value, int) and not isinstance(value, Enum):
             return value if _INT_MIN <= value <= _INT_MAX else str(value)
@@ -271,7 +273,10 @@ class PayloadEncoder:
             path.add(id(value))
             try:
                 if isinstance(value, Mapping):
-                    return {_key(k): self._sanitize(v, depth + 1, path) for k, v in value.items()}
+                    return {
+                        _valid_text(_key(k)): self._sanitize(v, depth + 1, path)
+                        for k, v in value.items()
+                    }
                 return [self._sanitize(v, depth + 1, path) for v in value]
             finally:
                 path.discard(id(value))
@@ -351,6 +356,16 @@ def _key(key: Any) -> str:
     if isinstance(key, Enum):
         return str(key.value)
     return str(key)
+
+
+def _valid_text(text: str) -> str:
+    """``text`` as valid Unicode: a lone surrogate (which UTF-8 cannot carry) becomes
+    U+FFFD, a surrogate pair the character it stands for."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 def _cut_strings(value: Any, budget: int, changed: list[int]) -> Any:

@@ -24,6 +24,7 @@ from itertools import islice
 from typing import TypeVar
 
 from prefactor_core._engine.optable import (
+    MERGED_FINISH,
     NO_MERGE,
     PARENT_SPAN_ID,
     RECOVERED,
@@ -31,17 +32,20 @@ from prefactor_core._engine.optable import (
     TABLE,
     WaitsFor,
 )
-from prefactor_core._engine.outcomes import merged, weight
+from prefactor_core._engine.outcomes import merged
 from prefactor_core._engine.wire import BULK_ACTIONS, render_bulk_item
 from prefactor_core.operations import Operation, OperationType
 
 __all__ = [
     "ALL_BULK",
     "BARRIER_TYPES",
+    "ENVELOPE",
     "STEP_ITEMS",
     "Batch",
     "BatchPlan",
     "InFlight",
+    "at_once",
+    "bulk_body",
     "bulk_types",
     "merge",
     "take_batch",
@@ -50,6 +54,9 @@ __all__ = [
 STEP_ITEMS = 100
 """The most items the engine handles in one go before it lets the agent's event loop
 run other tasks (reading the queue, planning a batch, settling an answer)."""
+
+ENVELOPE = b'{"items":[]}'
+"""A bulk request's body around its items (``bulk_body``)."""
 
 BARRIER_TYPES = frozenset(
     kind for kind, spec in TABLE.items() if spec.waits_for is WaitsFor.INSTANCE
@@ -71,7 +78,7 @@ class Batch:
 
     Attributes:
         ops: (lane id, operation) in request order.
-        texts: The rendered items, one per operation.
+        texts: The rendered items (JSON, UTF-8), one per operation.
         lanes: The lanes the batch took from.
         barriers: The lanes whose barrier operation the batch carries.
         creates: The span ids whose create the batch carries.
@@ -81,12 +88,17 @@ class Batch:
     """
 
     ops: list[tuple[str, Operation]]
-    texts: list[str]
+    texts: list[bytes]
     lanes: set[str]
     barriers: set[str]
     creates: set[str]
     taken: int
     weight: int
+
+
+def bulk_body(texts: list[bytes]) -> bytes:
+    """The body of a bulk request carrying the rendered items ``texts``."""
+    return b'{"items":[' + b",".join(texts) + b"]}"
 
 
 class InFlight:
@@ -154,7 +166,7 @@ def merge(ops: list[Operation], attempted: Container[int]) -> list[Operation]:
         attempted: ``id()`` of the operations sent at least once (never merged: the
             server may have stored the first attempt).
     """
-    return _at_once(_merge(ops, attempted))
+    return at_once(_merge(ops, attempted))
 
 
 def _merge(
@@ -204,13 +216,14 @@ def take_batch(
         skip: Lanes not to take from (a single request of theirs is in flight).
         bulk_types: The operation types the server takes in bulk; all when None.
     """
-    return _at_once(
+    return at_once(
         _take(lanes.items(), flights, attempted, max_items, max_bytes, skip, bulk_types, None)
     )
 
 
-def _at_once(steps: Generator[None, None, _T]) -> _T:
-    """Run steps without a break; return their result."""
+def at_once(steps: Generator[None, None, _T]) -> _T:
+    """Run steps (a generator that yields between them) without a break; return their
+    result."""
     while True:
         try:
             next(steps)
@@ -265,7 +278,7 @@ class BatchPlan:
                 or len(real) < len(taken)
                 or not all(a is b for a, b in zip(islice(real, len(taken)), taken, strict=True))
             ):
-                return _at_once(_take(lanes.items(), *self._args, None))
+                return at_once(_take(lanes.items(), *self._args, None))
         for _, real, taken, rest in self._moves:
             for _ in range(len(taken)):
                 real.popleft()
@@ -295,13 +308,14 @@ def _take(
     copies of their heads and records in ``moves`` what ``BatchPlan.commit`` applies.
     """
     ops: list[tuple[str, Operation]] = []
-    texts: list[str] = []
+    texts: list[bytes] = []
     used: set[str] = set()
     barriers: set[str] = set()
     creates: set[str] = set()
     taken_total = 0
-    # Characters, not bytes: keep a margin for non-ASCII text.
-    budget = int(max_bytes * 0.9) - 16
+    merges = 0
+    # The body's bytes: the envelope, each rendered item and a comma.
+    budget = max_bytes - len(ENVELOPE)
     room = max_items
     for lane_id, real in lanes:
         if room <= 0 or budget <= 0:
@@ -332,7 +346,7 @@ def _take(
         for index, op in enumerate(merged_ops):
             if index and not index % STEP_ITEMS:
                 yield
-            text = render_bulk_item(op) if index < room else ""
+            text = render_bulk_item(op) if index < room else b""
             if index >= room or (ops and len(text) + 1 > budget):
                 rest = merged_ops[index:]
                 lane.extendleft(reversed(rest))
@@ -347,6 +361,8 @@ def _take(
             kind = op.type
             if kind is _CREATE:
                 creates.add(op.payload[SPAN_ID])
+                if MERGED_FINISH in op.metadata:
+                    merges += 1  # it carries two queued operations (``weight``)
             elif kind in BARRIER_TYPES:
                 barriers.add(lane_id)
         if moves is not None:
@@ -354,4 +370,4 @@ def _take(
         room = max_items - len(ops)
     if not ops:
         return None
-    return Batch(ops, texts, used, barriers, creates, taken_total, sum(weight(op) for _, op in ops))
+    return Batch(ops, texts, used, barriers, creates, taken_total, len(ops) + merges)

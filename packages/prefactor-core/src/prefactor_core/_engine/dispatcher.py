@@ -49,6 +49,7 @@ from prefactor_core._engine.wire import BULK_ACTIONS
 from prefactor_core.config import QueueConfig
 from prefactor_core.operations import Operation, OperationType
 from prefactor_core.queue.base import Queue, QueueClosedError
+from prefactor_core.queue.memory import InMemoryQueue
 
 __all__ = ["DeliveryStatistics", "Dispatcher", "ItemError", "Sender"]
 
@@ -243,6 +244,14 @@ class Dispatcher:
         lanes = self._lanes
         accept = lanes.accept
         cap = self._lane_cap
+        # The SDK's own queue can be read without an await per operation (not a subclass
+        # that changes how items are taken: its ``get`` is what it means).
+        get_nowait: Callable[[], Operation] | None = None
+        if isinstance(queue, InMemoryQueue) and all(
+            getattr(type(queue), name) is getattr(InMemoryQueue, name)
+            for name in ("get", "get_nowait")
+        ):
+            get_nowait = queue.get_nowait
         while True:
             while lanes.pending >= cap and not lanes.latched:
                 self._room.clear()
@@ -263,11 +272,27 @@ class Dispatcher:
                     taken = 0
                     continue
                 try:
-                    accept(await queue.get())
+                    if get_nowait is None:
+                        accept(await queue.get())
+                        taken += 1
+                    else:
+                        taken += self._take_waiting(get_nowait, STEP_ITEMS - taken)
                 except QueueClosedError:
                     break
-                taken += 1
             self._poke()
+
+    def _take_waiting(self, get_nowait: Callable[[], Operation], most: int) -> int:
+        """Move up to ``most`` waiting operations into the lanes without awaiting (a queue
+        with ``get_nowait``, as the SDK's own); return how many."""
+        queue = self._queue
+        lanes = self._lanes
+        accept = lanes.accept
+        cap = self._lane_cap
+        moved = 0
+        while moved < most and queue.size() and lanes.pending < cap:
+            accept(get_nowait())
+            moved += 1
+        return moved
 
     # -- the scheduler: lanes → requests ------------------------------------------
 

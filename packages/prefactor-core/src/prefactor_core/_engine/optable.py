@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
 
-from prefactor_core._engine.jsontext import encode_json, iso, quote
+from orjson import OPT_NON_STR_KEYS, Fragment, dumps
+
+from prefactor_core._engine.jsontext import iso, quote
 from prefactor_core.operations import Operation, OperationType
 from prefactor_http.models.types import (
     ACTION_CREATE_SPAN,
@@ -121,8 +123,11 @@ class WaitsFor(Enum):
     """A span finish: the create of the same span."""
 
 
-Renderer = Callable[[dict[str, Any]], list[str]]
-"""The body fields of a payload as ``"key":value`` texts (path parameters excluded)."""
+Raw = Callable[[str], Any]
+"""Wraps JSON text that is already encoded (params, results) for the encoder."""
+Renderer = Callable[[dict[str, Any], Raw, dict[str, Any]], None]
+"""Adds the body fields of a payload (path parameters excluded) to a body, in order;
+``raw`` wraps text that is already JSON (``orjson.Fragment``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,53 +163,54 @@ class OpSpec:
 # -- renderers (body fields; the wire protocol's sections 2.2-2.9 and 5) -----------------
 
 
-def _create_span(p: dict[str, Any]) -> list[str]:
-    out = [
-        f'"id":{quote(p[SPAN_ID])}',
-        f'"agent_instance_id":{quote(p[INSTANCE_ID])}',
-        f'"schema_name":{quote(p[SCHEMA_NAME])}',
-        f'"status":"{p[STATUS]}"',
-        f'"payload":{p.get(PAYLOAD_JSON) or "{}"}',
-    ]
-    if p.get(PARENT_SPAN_ID) is not None:
-        out.append(f'"parent_span_id":{quote(p[PARENT_SPAN_ID])}')
-    if p.get(STARTED_AT) is not None:
-        out.append(f'"started_at":"{iso(p[STARTED_AT])}"')
-    if p.get(RESULT_JSON) is not None:
-        out.append(f'"result_payload":{p[RESULT_JSON]}')
-    if p.get(FINISHED_AT) is not None:
-        out.append(f'"finished_at":"{iso(p[FINISHED_AT])}"')
-    return out
+def _create_span(p: dict[str, Any], raw: Raw, out: dict[str, Any]) -> None:
+    out["id"] = p[SPAN_ID]
+    out["agent_instance_id"] = p[INSTANCE_ID]
+    out["schema_name"] = p[SCHEMA_NAME]
+    out["status"] = p[STATUS]
+    out["payload"] = raw(p.get(PAYLOAD_JSON) or "{}")
+    value = p.get(PARENT_SPAN_ID)
+    if value is not None:
+        out["parent_span_id"] = value
+    value = p.get(STARTED_AT)
+    if value is not None:
+        out["started_at"] = iso(value)
+    _outcome(p, raw, out, FINISHED_AT, "finished_at")
 
 
-def _finish_span(p: dict[str, Any]) -> list[str]:
-    out = [f'"status":"{p[STATUS]}"']
-    if p.get(RESULT_JSON) is not None:
-        out.append(f'"result_payload":{p[RESULT_JSON]}')
-    if p.get(TIMESTAMP) is not None:
-        out.append(f'"timestamp":"{iso(p[TIMESTAMP])}"')
-    return out
+def _finish_span(p: dict[str, Any], raw: Raw, out: dict[str, Any]) -> None:
+    out["status"] = p[STATUS]
+    _outcome(p, raw, out, TIMESTAMP, "timestamp")
 
 
-def _start_instance(p: dict[str, Any]) -> list[str]:
+def _outcome(p: dict[str, Any], raw: Raw, out: dict[str, Any], at: str, field: str) -> None:
+    """A span's result and when it finished (the payload key ``at``, the body's ``field``)."""
+    value = p.get(RESULT_JSON)
+    if value is not None:
+        out["result_payload"] = raw(value)
+    value = p.get(at)
+    if value is not None:
+        out[field] = iso(value)
+
+
+def _start_instance(p: dict[str, Any], raw: Raw, out: dict[str, Any]) -> None:
     ts = p.get(TIMESTAMP)
-    return [f'"timestamp":"{iso(ts)}"' if ts is not None else '"timestamp":null']
+    out["timestamp"] = iso(ts) if ts is not None else None
 
 
-def _finish_instance(p: dict[str, Any]) -> list[str]:
-    out = [f'"status":"{p[STATUS]}"']
+def _finish_instance(p: dict[str, Any], raw: Raw, out: dict[str, Any]) -> None:
+    out["status"] = p[STATUS]
     if p.get(TIMESTAMP) is not None:
-        out.append(f'"timestamp":"{iso(p[TIMESTAMP])}"')
-    return out
+        out["timestamp"] = iso(p[TIMESTAMP])
 
 
-def _record_quality(p: dict[str, Any]) -> list[str]:
-    return [f'"name":{quote(p[NAME])}', f'"payload":{p.get(PAYLOAD_JSON) or "null"}']
+def _record_quality(p: dict[str, Any], raw: Raw, out: dict[str, Any]) -> None:
+    out["name"] = p[NAME]
+    out["payload"] = raw(p.get(PAYLOAD_JSON) or "null")
 
 
-def _register(p: dict[str, Any]) -> list[str]:
-    body: dict[str, Any] = p[BODY]
-    return [f"{quote(k)}:{encode_json(v)}" for k, v in body.items()]
+def _register(p: dict[str, Any], raw: Raw, out: dict[str, Any]) -> None:
+    out.update(p[BODY])
 
 
 _INSTANCE_PATH = "/api/v1/agent_instance/{instance_id}"
@@ -295,31 +301,63 @@ terminated, the span already finished): nothing is lost by not applying them aga
 they count as delivered instead of failing telemetry."""
 
 
-def render_bulk_item(op: Operation) -> str:
-    """Render ``op`` as one item of a ``POST /api/v1/bulk`` request."""
-    spec = TABLE[op.type]
-    p = op.payload
-    fields = [f'"_type":"{spec.bulk_action}"']
-    target = spec.target
-    if target is not None:
-        fields.append(f'"{target[0]}":{quote(p[target[1]])}')
-    fields += spec.render(p)
-    if op.idempotency_key is not None:
-        fields.append(f'"idempotency_key":{quote(op.idempotency_key)}')
-    return "{" + ",".join(fields) + "}"
+def render_bulk_item(op: Operation) -> bytes:
+    """Render ``op`` as one item of a ``POST /api/v1/bulk`` request (JSON, UTF-8)."""
+    try:
+        return dumps(_fields(op, Fragment, True), option=OPT_NON_STR_KEYS)
+    except TypeError:
+        return _escaped(_fields(op, _Raw, True)).encode()
 
 
-def render_single(op: Operation) -> tuple[str, str]:
+def render_single(op: Operation) -> tuple[str, bytes]:
     """Render ``op`` as a single request: its path and its JSON body (always POST)."""
     spec = TABLE[op.type]
-    p = op.payload
-    fields = spec.render(p)
-    if op.idempotency_key is not None:
-        fields.append(f'"idempotency_key":{quote(op.idempotency_key)}')
-    body = "{" + ",".join(fields) + "}"
+    try:
+        body = dumps(_fields(op, Fragment, False), option=OPT_NON_STR_KEYS)
+    except TypeError:
+        body = _escaped(_fields(op, _Raw, False)).encode()
     if spec.wraps_details:
-        body = '{"details":' + body + "}"
-    return spec.single_path.format_map(p), body
+        body = b'{"details":' + body + b"}"
+    return spec.single_path.format_map(op.payload), body
+
+
+def _fields(op: Operation, raw: Raw, bulk: bool) -> dict[str, Any]:
+    """The body (or bulk item) fields of ``op``, to be encoded as JSON (orjson: non-ASCII
+    text as it is). A string that is not valid UTF-8 (a lone surrogate), which orjson
+    refuses, makes the renderers above encode with ``_Raw`` and ``_escaped`` instead:
+    ``\\uXXXX`` escapes, as Python's own JSON encoder writes them."""
+    spec = TABLE[op.type]
+    p = op.payload
+    out: dict[str, Any] = {}
+    if bulk:
+        out["_type"] = spec.bulk_action
+        target = spec.target
+        if target is not None:
+            out[target[0]] = p[target[1]]
+    spec.render(p, raw, out)
+    key = op.idempotency_key
+    if key is not None:
+        out["idempotency_key"] = key
+    return out
+
+
+class _Raw(str):
+    """Text that is already JSON (the fallback's ``raw``)."""
+
+    __slots__ = ()
+
+
+def _escaped(value: Any) -> str:
+    if isinstance(value, _Raw):
+        return str.__str__(value)
+    if isinstance(value, str):
+        return quote(value)
+    if isinstance(value, dict):
+        pairs = (f"{quote(str(k))}:{_escaped(v)}" for k, v in value.items())
+        return "{" + ",".join(pairs) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_escaped(v) for v in value) + "]"
+    return dumps(value, option=OPT_NON_STR_KEYS).decode()
 
 
 # -- builders of the instance operations (span operations: ``prefactor_core._open_spans``)

@@ -103,14 +103,20 @@ def weight(op: Operation) -> int:
 
 def merged(create: Operation, finish: Operation) -> Operation:
     """A span create that already carries its finish."""
-    payload = dict(create.payload)
-    payload[STATUS] = finish.payload[STATUS]
-    payload[RESULT_JSON] = finish.payload.get(RESULT_JSON)
-    payload[FINISHED_AT] = finish.payload.get(TIMESTAMP)
+    payload = create.payload.copy()
+    ending = finish.payload
+    payload[STATUS] = ending[STATUS]
+    payload[RESULT_JSON] = ending.get(RESULT_JSON)
+    payload[FINISHED_AT] = ending.get(TIMESTAMP)
+    flags = create.metadata
+    metadata = {MERGED_FINISH: finish.idempotency_key}
     return Operation(
-        OperationType.CREATE_SPAN,
+        _CREATE,
         payload,
         create._created,
         create.idempotency_key,
-        {**create.metadata, MERGED_FINISH: finish.idempotency_key},
+        {**flags, **metadata} if flags else metadata,
     )
+
+
+_CREATE = OperationType.CREATE_SPAN

@@ -19,12 +19,13 @@ what was refused, what goes again).
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefactor_core._engine.batching import Batch
+from prefactor_core._engine.batching import STEP_ITEMS, Batch, at_once, bulk_body
 from prefactor_core._engine.lanes import Lanes
 from prefactor_core._engine.ledger import Ledger
 from prefactor_core._engine.optable import INSTANCE_ID, MERGED_FINISH, SPAN_ID
@@ -71,11 +72,18 @@ class BulkAnswer:
 
 def read_bulk_answer(ops: list[Routed], response: dict[str, Any]) -> BulkAnswer:
     """Read the outputs of a bulk response for the items ``ops`` (see the module)."""
+    return at_once(_read(ops, response))
+
+
+def _read(ops: list[Routed], response: dict[str, Any]) -> Generator[None, None, BulkAnswer]:
+    """``read_bulk_answer``, yielding every ``STEP_ITEMS`` items."""
     outputs = response.get("outputs")
     if not isinstance(outputs, dict):
         outputs = {}
     answer = BulkAnswer()
     for position, (lane_id, op) in enumerate(ops):
+        if position and not position % STEP_ITEMS:
+            yield
         output = outputs.get(op.idempotency_key)
         if not isinstance(output, dict):
             answer.unprocessed.append((lane_id, op))
@@ -153,7 +161,7 @@ class Settlement:
         ledger = self._ledger
         lanes = self._lanes
         ops = batch.ops
-        body = ('{"items":[' + ",".join(batch.texts) + "]}").encode()
+        body = bulk_body(batch.texts)
         attempted = lanes.attempted
         for _, op in ops:
             attempted.add(id(op))
@@ -164,6 +172,9 @@ class Settlement:
             ledger.failed_requests += 1
             self.failed(ops, error)
         else:
+            # The HTTP layer read the answer in this step of the loop; settle it in the
+            # next ones (the agent's loop runs in between).
+            await asyncio.sleep(0)
             await self.bulk(ops, response)
         finally:
             ledger.in_flight -= batch.weight
@@ -176,7 +187,7 @@ class Settlement:
         self._lanes.attempted.add(id(op))
         ledger.requests += 1
         try:
-            response = await self._sender.post(path, body.encode())
+            response = await self._sender.post(path, body)
         except PrefactorApiError as error:
             await self.single_error(lane_id, op, error)
         except Exception as error:
@@ -189,8 +200,19 @@ class Settlement:
             self._lanes.busy.discard(lane_id)
 
     async def bulk(self, ops: list[Routed], response: dict[str, Any]) -> None:
-        """Settle the answer to a bulk request."""
-        answer = read_bulk_answer(ops, response)
+        """Settle the answer to a bulk request.
+
+        The answer is read ``STEP_ITEMS`` items at a time, the agent's loop running in
+        between; what it decides (counting, requeueing, refusing) happens at once after.
+        """
+        steps = _read(ops, response)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                answer: BulkAnswer = done.value
+                break
+            await asyncio.sleep(0)
         delivered = answer.delivered
         for op, output in answer.controls:
             self.control(op, output)
