@@ -548,18 +548,25 @@ class SchemaVersion:
             self._validators[key] = compiled
         return self._validators[key]
 
+    def fast(self, kind: str, name: str) -> FastCheck | None:
+        """The fast check of a span type's params/result or of a quality schema (compiled
+        once): True vouches for an instance, False leaves the verdict to :meth:`check`.
+        None when jsonschema must do all the work."""
+        key = (kind, name)
+        try:
+            return self._fast[key]
+        except KeyError:
+            schema = self._schema(kind, name)
+            fast = self._fast[key] = _always if schema is None else fast_check(schema)
+            return fast
+
     def check(self, kind: str, name: str, instance: Any, prefix: str) -> None:
         """Validate ``instance``; raise 422 with field paths when it does not match.
 
         The fast check (compiled once per schema) accepts the common case; jsonschema runs
         only when it cannot vouch for the instance, and then decides and names the errors.
         """
-        key = (kind, name)
-        try:
-            fast = self._fast[key]
-        except KeyError:
-            schema = self._schema(kind, name)
-            fast = self._fast[key] = _always if schema is None else fast_check(schema)
+        fast = self.fast(kind, name)
         if fast is not None and fast(instance):
             return
         try:
