@@ -14,8 +14,10 @@ run unchanged from this checkout:
 * ``otlp``: the ``otlp_ingest`` workload (one ``OTLPSpanExporter`` process, protobuf, 512
   spans per export).
 
-Prints the medians (min–max) of each and the median of the per-round ratios, with the
-load average at the start and the end, and writes ``benchmarks/results/storage-ab.md``.
+Prints the medians (min–max) of each and the median of the per-round ratios, and the
+server process's CPU time per span over the workload (user + system, read from
+``/proc``: steadier than the rates on a shared machine), with the load average at the
+start and the end, and writes ``benchmarks/results/storage-ab.md``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,24 @@ from benchmarks import storage
 from benchmarks.run import OURS, RESULTS, log, run, server
 
 _PACKAGES = ("prefactor-server", "prefactor-core", "prefactor-http")
+
+
+def _server_cpu() -> float:
+    """CPU seconds (user + system) used so far by this process's ``prefactor serve`` child."""
+    me = os.getpid()
+    with open(f"/proc/{me}/task/{me}/children") as children:
+        pids = children.read().split()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                if b"serve" not in cmdline.read():
+                    continue
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    raise RuntimeError("no prefactor serve child process")
 
 
 @contextmanager
@@ -110,6 +130,7 @@ def main() -> int:
     load = os.getloadavg()[0]
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     rates: dict[tuple[str, str], list[float]] = {}
+    cpus: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory() as directory:
         for rnd in range(args.rounds):
             for variant, sources in (("before", args.before), ("after", args.after)):
@@ -119,11 +140,18 @@ def main() -> int:
                     )
                     try:
                         with _serving(target, token, sources) as url:
+                            cpu = _server_cpu()
                             rate = _WORKLOADS[name](url, token, args.spans)
+                            cpu = _server_cpu() - cpu
                     finally:
                         drop()
                     rates.setdefault((name, variant), []).append(rate)
-                    log(f"round {rnd + 1} {variant} {name}: {rate:,.0f} spans/s")
+                    per_span = cpu / args.spans * 1e6
+                    cpus.setdefault((name, variant), []).append(per_span)
+                    log(
+                        f"round {rnd + 1} {variant} {name}: {rate:,.0f} spans/s, "
+                        f"server CPU {per_span:.1f} µs/span"
+                    )
     backend = "PostgreSQL" if args.postgres else "SQLite"
     lines = [
         f"Run {started} with `python -m benchmarks.storage_ab --before {args.before}"
@@ -139,6 +167,16 @@ def main() -> int:
         before, after = rates[(name, "before")], rates[(name, "after")]
         ratios = [a / b for a, b in zip(after, before, strict=True)]
         lines.append(f"| {name} | {_fmt(before)} | {_fmt(after)} | {_fmt(ratios, 2)}× |")
+    lines += [
+        "",
+        "| server CPU, µs per span (user + system, whole process) | before | after | "
+        "before / after |",
+        "|---|---|---|---|",
+    ]
+    for name in names:
+        before, after = cpus[(name, "before")], cpus[(name, "after")]
+        ratios = [b / a for a, b in zip(after, before, strict=True)]
+        lines.append(f"| {name} | {_fmt(before, 1)} | {_fmt(after, 1)} | {_fmt(ratios, 2)}× |")
     text = "\n".join(lines) + "\n"
     print(text)
     RESULTS.mkdir(exist_ok=True)

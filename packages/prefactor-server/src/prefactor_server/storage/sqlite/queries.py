@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import orjson
 
+from prefactor_server._time import now
 from prefactor_server.storage import statements as q
 from prefactor_server.storage.base import (
     INSTANCE_STATUSES,
@@ -45,12 +46,9 @@ __all__ = ["SqliteReadSession", "SqliteWriteSession"]
 # "ORDER BY id" and scans every row of the account.
 _FILTER_INDEXES = {
     "agent_instances": {"agent_id": "agent_instances_agent", "status": "agent_instances_status"},
-    "agent_spans": {
-        "agent_instance_id": "agent_spans_instance",
-        "agent_id": "agent_spans_agent",
-        "status": "agent_spans_status",
-        "schema_name": "agent_spans_schema",
-    },
+    # Spans are indexed by instance only (migration 0005): the other filters walk the
+    # account's spans by primary key, which serves "ORDER BY id".
+    "agent_spans": {"agent_instance_id": "agent_spans_instance"},
 }
 
 
@@ -313,10 +311,12 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
     def put_idempotent_many(
         self, account_id: str, rows: Sequence[tuple[str, str, int, bytes]]
     ) -> None:
+        # One time for the rows of a request, bound: no SQL function call per row.
+        stamp = now()
         self.conn.executemany(
             "INSERT INTO idempotency (account_id, action, key, status, body, inserted_at) "
-            "VALUES (?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-            [(account_id, action, key, status, body) for action, key, status, body in rows],
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(account_id, action, key, status, body, stamp) for action, key, status, body in rows],
         )
 
     def put_idempotent(
@@ -324,8 +324,8 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
     ) -> None:
         self.conn.execute(
             "INSERT INTO idempotency (account_id, action, key, status, body, inserted_at) "
-            "VALUES (?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-            (account_id, action, key, status, body),
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (account_id, action, key, status, body, now()),
         )
 
     def insert_account(self, account: Account) -> None:
