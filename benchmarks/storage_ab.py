@@ -116,6 +116,26 @@ def _fmt(values: list[float], digits: int = 0) -> str:
     return f"{median:,.{digits}f} ({min(values):,.{digits}f}–{max(values):,.{digits}f})"
 
 
+def _table(
+    title: str,
+    ratio: str,
+    names: list[str],
+    values: dict[tuple[str, str], list[float]],
+    digits: int,
+    *,
+    higher_is_better: bool,
+) -> list[str]:
+    """A markdown table of before and after per workload, with the per-round gain."""
+    lines = [f"| {title} | before | after | {ratio} |", "|---|---|---|---|"]
+    for name in names:
+        before, after = values[(name, "before")], values[(name, "after")]
+        gains = [a / b if higher_is_better else b / a for a, b in zip(after, before, strict=True)]
+        lines.append(
+            f"| {name} | {_fmt(before, digits)} | {_fmt(after, digits)} | {_fmt(gains, 2)}× |"
+        )
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", type=Path, required=True, help="a checkout's root")
@@ -160,23 +180,17 @@ def main() -> int:
         f"{os.cpu_count()} CPUs, load average {load:.1f} at the start and "
         f"{os.getloadavg()[0]:.1f} at the end.",
         "",
-        "| spans/s stored | before | after | after / before |",
-        "|---|---|---|---|",
-    ]
-    for name in names:
-        before, after = rates[(name, "before")], rates[(name, "after")]
-        ratios = [a / b for a, b in zip(after, before, strict=True)]
-        lines.append(f"| {name} | {_fmt(before)} | {_fmt(after)} | {_fmt(ratios, 2)}× |")
-    lines += [
+        *_table("spans/s stored", "after / before", names, rates, 0, higher_is_better=True),
         "",
-        "| server CPU, µs per span (user + system, whole process) | before | after | "
-        "before / after |",
-        "|---|---|---|---|",
+        *_table(
+            "server CPU, µs per span (user + system, whole process)",
+            "before / after",
+            names,
+            cpus,
+            1,
+            higher_is_better=False,
+        ),
     ]
-    for name in names:
-        before, after = cpus[(name, "before")], cpus[(name, "after")]
-        ratios = [b / a for a, b in zip(after, before, strict=True)]
-        lines.append(f"| {name} | {_fmt(before, 1)} | {_fmt(after, 1)} | {_fmt(ratios, 2)}× |")
     text = "\n".join(lines) + "\n"
     print(text)
     RESULTS.mkdir(exist_ok=True)
