@@ -201,12 +201,19 @@ DROP INDEX agent_spans_status;
 DROP INDEX agent_spans_schema;
 """
 
+# Issue 17: a span create terminal at once, keyed "c-" + the span id (our SDK), keeps no
+# idempotency row: the span says so itself (storage/sqlite/idempotency.py).
+_KEYED_CREATES = """
+ALTER TABLE agent_spans ADD COLUMN keyed_create INTEGER NOT NULL DEFAULT 0;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_span_counts_index", _SPAN_COUNTS_INDEX),
     Migration("0003_token_hardening", _TOKEN_HARDENING),
     Migration("0004_viewer_indexes", _VIEWER_INDEXES),
     Migration("0005_leaner_span_indexes", _LEANER_SPAN_INDEXES),
+    Migration("0006_keyed_span_creates", _KEYED_CREATES),
 )
 
 
