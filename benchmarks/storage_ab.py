@@ -11,6 +11,8 @@ run unchanged from this checkout:
 * ``bulk``: the ``ingest`` workload (pre-built ``POST /api/v1/bulk`` bodies of 1,000 span
   creates with client ids, ``Prefer: return=minimal``, 4 keep-alive connections);
 * ``bulk without ids``: ``benchmarks.storage``'s bodies (500 creates without ids, 4 senders);
+* ``delivery``: the ``delivery`` workload of our SDK (one process, ``span()`` to stored:
+  the server's share of the SDK's delivery is its CPU per span here);
 * ``otlp``: the ``otlp_ingest`` workload (one ``OTLPSpanExporter`` process, protobuf, 512
   spans per export).
 
@@ -85,6 +87,13 @@ def _bulk(url: str, token: str, spans: int) -> float:
     return float(res["spans_per_s"])
 
 
+def _delivery(url: str, token: str, spans: int) -> float:
+    res = run(OURS, "delivery", {"sdk": "ours", "spans": spans, "api_url": url, "token": token})
+    if res["stored"] != spans:
+        raise RuntimeError(f"delivery: {res}")
+    return float(res["spans_per_s"])
+
+
 def _bulk_no_ids(url: str, token: str, spans: int) -> float:
     return asyncio.run(storage._ingest([url], spans))  # authenticates with storage.TOKEN
 
@@ -99,6 +108,7 @@ def _otlp(url: str, token: str, spans: int) -> float:
 _WORKLOADS: dict[str, Callable[[str, str, int], float]] = {
     "bulk": _bulk,
     "bulk without ids": _bulk_no_ids,
+    "delivery": _delivery,
     "otlp": _otlp,
 }
 
