@@ -194,8 +194,11 @@ _INSERT_SPAN = (
 
 
 # The buffered inserts also say whether the span stands for its create's stored answer.
-_INSERT_KEYED_SPAN = _INSERT_SPAN.replace(
-    "updated_at) VALUES (", "updated_at, keyed_create) VALUES (?, "
+_INSERT_KEYED_SPAN = (
+    "INSERT INTO agent_spans (account_id, id, agent_instance_id, agent_id, parent_span_id, "
+    "orphaned, schema_name, schema_title, status, payload, result_payload, summary, "
+    "started_at, finished_at, inserted_at, updated_at, keyed_create) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 _SECOND_COLUMN = itemgetter(1)
