@@ -11,11 +11,15 @@ run unchanged from this checkout:
 * ``bulk``: the ``ingest`` workload (pre-built ``POST /api/v1/bulk`` bodies of 1,000 span
   creates with client ids, ``Prefer: return=minimal``, 4 keep-alive connections);
 * ``bulk without ids``: ``benchmarks.storage``'s bodies (500 creates without ids, 4 senders);
+* ``delivery``: the ``delivery`` workload of our SDK (one process, ``span()`` to stored:
+  the server's share of the SDK's delivery is its CPU per span here);
 * ``otlp``: the ``otlp_ingest`` workload (one ``OTLPSpanExporter`` process, protobuf, 512
   spans per export).
 
-Prints the medians (min–max) of each and the median of the per-round ratios, with the
-load average at the start and the end, and writes ``benchmarks/results/storage-ab.md``.
+Prints the medians (min–max) of each and the median of the per-round ratios, and the
+server process's CPU time per span over the workload (user + system, read from
+``/proc``: steadier than the rates on a shared machine), with the load average at the
+start and the end, and writes ``benchmarks/results/storage-ab.md``.
 """
 
 from __future__ import annotations
@@ -34,6 +38,24 @@ from benchmarks import storage
 from benchmarks.run import OURS, RESULTS, log, run, server
 
 _PACKAGES = ("prefactor-server", "prefactor-core", "prefactor-http")
+
+
+def _server_cpu() -> float:
+    """CPU seconds (user + system) used so far by this process's ``prefactor serve`` child."""
+    me = os.getpid()
+    with open(f"/proc/{me}/task/{me}/children") as children:
+        pids = children.read().split()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                if b"serve" not in cmdline.read():
+                    continue
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    raise RuntimeError("no prefactor serve child process")
 
 
 @contextmanager
@@ -65,6 +87,13 @@ def _bulk(url: str, token: str, spans: int) -> float:
     return float(res["spans_per_s"])
 
 
+def _delivery(url: str, token: str, spans: int) -> float:
+    res = run(OURS, "delivery", {"sdk": "ours", "spans": spans, "api_url": url, "token": token})
+    if res["stored"] != spans:
+        raise RuntimeError(f"delivery: {res}")
+    return float(res["spans_per_s"])
+
+
 def _bulk_no_ids(url: str, token: str, spans: int) -> float:
     return asyncio.run(storage._ingest([url], spans))  # authenticates with storage.TOKEN
 
@@ -79,6 +108,7 @@ def _otlp(url: str, token: str, spans: int) -> float:
 _WORKLOADS: dict[str, Callable[[str, str, int], float]] = {
     "bulk": _bulk,
     "bulk without ids": _bulk_no_ids,
+    "delivery": _delivery,
     "otlp": _otlp,
 }
 
@@ -96,6 +126,26 @@ def _fmt(values: list[float], digits: int = 0) -> str:
     return f"{median:,.{digits}f} ({min(values):,.{digits}f}–{max(values):,.{digits}f})"
 
 
+def _table(
+    title: str,
+    ratio: str,
+    names: list[str],
+    values: dict[tuple[str, str], list[float]],
+    digits: int,
+    *,
+    higher_is_better: bool,
+) -> list[str]:
+    """A markdown table of before and after per workload, with the per-round gain."""
+    lines = [f"| {title} | before | after | {ratio} |", "|---|---|---|---|"]
+    for name in names:
+        before, after = values[(name, "before")], values[(name, "after")]
+        gains = [a / b if higher_is_better else b / a for a, b in zip(after, before, strict=True)]
+        lines.append(
+            f"| {name} | {_fmt(before, digits)} | {_fmt(after, digits)} | {_fmt(gains, 2)}× |"
+        )
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", type=Path, required=True, help="a checkout's root")
@@ -110,6 +160,7 @@ def main() -> int:
     load = os.getloadavg()[0]
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     rates: dict[tuple[str, str], list[float]] = {}
+    cpus: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory() as directory:
         for rnd in range(args.rounds):
             for variant, sources in (("before", args.before), ("after", args.after)):
@@ -119,11 +170,18 @@ def main() -> int:
                     )
                     try:
                         with _serving(target, token, sources) as url:
+                            cpu = _server_cpu()
                             rate = _WORKLOADS[name](url, token, args.spans)
+                            cpu = _server_cpu() - cpu
                     finally:
                         drop()
                     rates.setdefault((name, variant), []).append(rate)
-                    log(f"round {rnd + 1} {variant} {name}: {rate:,.0f} spans/s")
+                    per_span = cpu / args.spans * 1e6
+                    cpus.setdefault((name, variant), []).append(per_span)
+                    log(
+                        f"round {rnd + 1} {variant} {name}: {rate:,.0f} spans/s, "
+                        f"server CPU {per_span:.1f} µs/span"
+                    )
     backend = "PostgreSQL" if args.postgres else "SQLite"
     lines = [
         f"Run {started} with `python -m benchmarks.storage_ab --before {args.before}"
@@ -132,13 +190,17 @@ def main() -> int:
         f"{os.cpu_count()} CPUs, load average {load:.1f} at the start and "
         f"{os.getloadavg()[0]:.1f} at the end.",
         "",
-        "| spans/s stored | before | after | after / before |",
-        "|---|---|---|---|",
+        *_table("spans/s stored", "after / before", names, rates, 0, higher_is_better=True),
+        "",
+        *_table(
+            "server CPU, µs per span (user + system, whole process)",
+            "before / after",
+            names,
+            cpus,
+            1,
+            higher_is_better=False,
+        ),
     ]
-    for name in names:
-        before, after = rates[(name, "before")], rates[(name, "after")]
-        ratios = [a / b for a, b in zip(after, before, strict=True)]
-        lines.append(f"| {name} | {_fmt(before)} | {_fmt(after)} | {_fmt(ratios, 2)}× |")
     text = "\n".join(lines) + "\n"
     print(text)
     RESULTS.mkdir(exist_ok=True)

@@ -45,7 +45,8 @@ def _span(instance_id: str, prefix: str, index: int) -> dict[str, Any]:
         "result_payload": _wl.RESULT,
         "started_at": "2026-01-01T00:00:00.000000+00:00",
         "finished_at": "2026-01-01T00:00:00.001000+00:00",
-        "idempotency_key": f"{prefix}k{index:08d}",
+        # Our SDK's key of a span's create: "c-" and the span id.
+        "idempotency_key": f"c-{prefix}{index:08d}",
     }
 
 

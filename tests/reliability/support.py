@@ -160,11 +160,18 @@ def stored_spans(db_path: Path, instance_ids: Iterable[str]) -> list[tuple[str, 
 
 
 def idempotency_count(db_path: Path, action: str) -> int:
-    """How many idempotency keys the server stored for ``action``."""
+    """How many idempotency keys the server stored for ``action``: its rows, and for span
+    creates the spans that stand for their key (``keyed_create``, see
+    ``storage/sqlite/idempotency.py``)."""
     with closing(_connect(db_path)) as db:
         (count,) = db.execute(
             "SELECT COUNT(*) FROM idempotency WHERE action = ?", (action,)
         ).fetchone()
+        if action == "agent_spans/create":
+            (keyed,) = db.execute(
+                "SELECT COUNT(*) FROM agent_spans WHERE keyed_create = 1"
+            ).fetchone()
+            count += keyed
     return int(count)
 
 

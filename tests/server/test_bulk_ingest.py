@@ -1,15 +1,22 @@
 """The bulk ingest path's shortcuts keep every item's answer: span inserts written together
 at the end of the request (a collision found then answers 409 for exactly that item), and
 the lean idempotency rows of terminal span creates (a replay answers byte for byte what
-the first request answered, on both backends)."""
+the first request answered, on both backends), and on SQLite the span creates keyed
+``c-`` + the span id (our SDK's keys) that keep no row at all: the span stands for it
+(``storage/sqlite/idempotency.py``)."""
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
+from contextlib import closing
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
+
+from prefactor_server.testing import LocalServer
 
 if TYPE_CHECKING:
     from conftest import Api
@@ -125,3 +132,114 @@ async def test_replay_keeps_control_of_a_terminated_instance(
         "reason": "stop",
     }
     assert (await _bulk(client, items)).content == first.content
+
+
+# -- creates keyed c-<span id> ------------------------------------------------------------
+
+
+def _keyed(instance: str, span_id: str, key: str | None = None, **fields: Any) -> dict[str, Any]:
+    return {"_type": "agent_spans/create", "idempotency_key": key or f"c-{span_id}",
+            "id": span_id, "agent_instance_id": instance, "schema_name": "step",
+            "status": "complete", "payload": {"q": span_id}, "result_payload": {"n": 1},
+            **fields}  # fmt: skip
+
+
+def _stored_keys(server: LocalServer) -> set[str] | None:
+    """The idempotency keys SQLite keeps rows for (None on PostgreSQL)."""
+    if server.settings.database_url is not None:
+        return None
+    with closing(sqlite3.connect(Path(server.settings.db_path))) as db:
+        return {row[0] for row in db.execute("SELECT key FROM idempotency")}
+
+
+async def test_keyed_creates_replay_like_stored_answers(
+    api: Api, client: httpx.AsyncClient, server: LocalServer
+) -> None:
+    """Terminal creates keyed c-<id> (the span stands for the row on SQLite), an orphan, an
+    open span, a key naming another id, another instance: replays answer byte for byte, in
+    bulk and at the single endpoint, whatever the body says now."""
+    iid = (await api.register(agent_schema_version=SCHEMA))["id"]
+    other_instance = (await api.register(agent_schema_version=SCHEMA))["id"]
+    items = [
+        _keyed(iid, "root-span"),
+        _keyed(iid, "child-span", parent_span_id="root-span", status="failed"),
+        _keyed(iid, "orphan-span", parent_span_id="later-span"),  # keeps its full answer
+        _keyed(iid, "open-span", status="active", result_payload=None),  # so does an open one
+        _keyed(iid, "mismatch-span", key="c-not-this-one"),  # a key that names another id
+        _keyed(other_instance, "elsewhere"),
+        _keyed(iid, "later-span"),
+    ]
+    full = await _bulk(client, items)
+    assert {out["status"] for out in full.json()["outputs"].values()} == {"success"}
+    minimal = await _bulk(client, items, MINIMAL)
+    # The orphan was adopted by "later-span" since: its replay says what it said first.
+    orphan = (await client.get("/api/v1/agent_spans/orphan-span")).json()["details"]
+    assert orphan["orphaned"] is False
+    for _ in range(2):
+        assert (await _bulk(client, items)).content == full.content
+        assert (await _bulk(client, items, MINIMAL)).content == minimal.content
+    first = full.json()["outputs"]
+    for item in items:
+        details = {**item, "id": "different", "payload": {"other": True}}
+        del details["_type"]
+        single = await client.post("/api/v1/agent_spans", json={"details": details})
+        assert single.status_code == 200, single.text
+        assert single.json() == first[item["idempotency_key"]]
+    stored = _stored_keys(server)
+    if stored is not None:
+        # Rows only for the answers a span cannot stand for.
+        assert stored >= {"c-orphan-span", "c-open-span", "c-not-this-one"}
+        assert not stored & {"c-root-span", "c-child-span", "c-elsewhere", "c-later-span"}
+
+
+async def test_a_keyed_look_up_finds_only_the_create_that_used_the_key(
+    api: Api, client: httpx.AsyncClient
+) -> None:
+    """A span made under another key does not answer for c-<id>: that key is new, and its
+    create collides with the stored id (409) as before."""
+    iid = (await api.register(agent_schema_version=SCHEMA))["id"]
+    made = await _bulk(client, [_keyed(iid, "span-aaa", key="plain-key-1")])
+    assert made.json()["outputs"]["plain-key-1"]["status"] == "success"
+    again = (await _bulk(client, [_keyed(iid, "span-aaa")])).json()["outputs"]
+    assert again["c-span-aaa"]["code"] == "conflict"
+    # Another action's key of the same text is another key.
+    finish = await client.post(
+        "/api/v1/agent_spans/span-aaa/finish", json={"idempotency_key": "c-span-aaa"}
+    )
+    assert finish.status_code == 409, finish.text
+
+
+async def test_answers_stored_after_their_spans_were_written(
+    api: Api, client: httpx.AsyncClient
+) -> None:
+    """An item after the creates that writes in a savepoint writes the buffered spans
+    first; their answers are then kept as rows, and replay the same."""
+    iid = (await api.register(agent_schema_version=SCHEMA))["id"]
+    items = [
+        _keyed(iid, "before-one"),
+        _keyed(iid, "before-two", parent_span_id="before-one"),
+        {"_type": "agent_instances/finish", "idempotency_key": "finish-instance-1",
+         "agent_instance_id": iid, "status": "complete"},
+        _keyed(iid, "after-one"),
+    ]  # fmt: skip
+    first = await _bulk(client, items)
+    assert {out["status"] for out in first.json()["outputs"].values()} == {"success"}
+    assert (await _bulk(client, items)).content == first.content
+    for span_id in ("before-one", "before-two", "after-one"):
+        details = {**_keyed(iid, span_id, payload={"x": 1})}
+        del details["_type"]
+        single = await client.post("/api/v1/agent_spans", json={"details": details})
+        assert single.status_code == 200, single.text
+        assert single.json()["details"]["payload"] == {"q": span_id}
+
+
+async def test_orphan_and_its_parent_in_one_request(api: Api, client: httpx.AsyncClient) -> None:
+    """A child sent before its parent in the same request, nothing written in between, is
+    adopted (SQLite wrote both in one go and looked for stored orphans only)."""
+    iid = (await api.register(agent_schema_version=SCHEMA))["id"]
+    items = [_keyed(iid, "first-one"), _keyed(iid, "kid-span", parent_span_id="mom-span"),
+             _keyed(iid, "mom-span")]  # fmt: skip
+    outputs = (await _bulk(client, items)).json()["outputs"]
+    assert outputs["c-kid-span"]["details"]["orphaned"] is True
+    kid = (await client.get("/api/v1/agent_spans/kid-span")).json()["details"]
+    assert kid["orphaned"] is False

@@ -26,6 +26,7 @@ from prefactor_server.domain import agents, instances, spans
 from prefactor_server.domain.context import WriteContext
 from prefactor_server.domain.fields import check_storable, shown
 from prefactor_server.domain.replays import minimal_replay, replayed, span_reference
+from prefactor_server.domain.span_batch import MergedCreates
 from prefactor_server.errors import ApiError
 from prefactor_server.storage.base import WriteSession
 
@@ -130,7 +131,8 @@ def run_bulk(
 
     The hot path of ingestion: the stored answers of earlier requests are looked up for
     all items in one query, the new answers are stored with one ``executemany`` at the
-    end (same transaction), and span writes run without a savepoint (see
+    end (same transaction), span creates that are terminal at once take the fast path of
+    ``domain/span_batch.py`` and other span writes run without a savepoint (see
     ``_NO_SAVEPOINT``). The outcome is the same as running :func:`execute` per item:
     keys are unique within a request, so no item can see another's stored answer.
 
@@ -149,6 +151,7 @@ def run_bulk(
     )
     new: list[tuple[str, str, int, bytes]] = []
     outputs: dict[str, orjson.Fragment] = {}
+    merged = MergedCreates(session, ctx, minimal=minimal)
     dumps = orjson.dumps
     fragment = orjson.Fragment
     create_action = ACTION_CREATE_SPAN
@@ -175,6 +178,12 @@ def run_bulk(
                     dumps(minimal_output(orjson.loads(full))) if minimal else full
                 )
             continue
+        if action == create_action:
+            done = merged.create(item)
+            if done is not None:
+                new.append((action, key, 201, done[0]))
+                outputs[key] = fragment(done[1])
+                continue
         try:
             check_storable(item)
             if action in _NO_SAVEPOINT:

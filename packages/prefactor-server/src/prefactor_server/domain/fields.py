@@ -13,6 +13,7 @@ __all__ = [
     "check_storable",
     "client_id",
     "idempotency_key",
+    "is_storable",
     "object_field",
     "optional_object",
     "optional_str",
@@ -141,6 +142,11 @@ def _unstorable(value: Any, levels: int) -> tuple[list[str], str] | None:
         elif kind is int and not _INT_LOW <= child <= _INT_HIGH:
             return [str(key)], "int"
     return None
+
+
+def is_storable(fields: Mapping[str, Any], limit: int = MAX_DEPTH) -> bool:
+    """Whether :func:`check_storable` accepts ``fields`` (no error built: the hot path)."""
+    return _fits(fields, limit)
 
 
 def check_storable(fields: Mapping[str, Any], limit: int = MAX_DEPTH) -> None:

@@ -19,9 +19,10 @@ import orjson
 from prefactor_server.domain.resources import span_resource
 from prefactor_server.storage.base import WriteSession
 
-__all__ = ["minimal_replay", "replayed", "span_reference"]
+__all__ = ["REFERENCE", "minimal_replay", "replayed", "span_reference"]
 
-_REFERENCE = b"@"
+REFERENCE = b"@"
+"""The first byte of a kept answer that is a reference to its span (then the span id)."""
 _TERMINAL = ("complete", "failed", "cancelled")
 
 
@@ -35,12 +36,12 @@ def span_reference(session: WriteSession, status_code: int, body: dict[str, Any]
     if details["orphaned"] or details["status"] not in _TERMINAL:
         return None
     span_id: str = details["id"]
-    return _REFERENCE + span_id.encode()
+    return REFERENCE + span_id.encode()
 
 
 def replayed(session: WriteSession, account_id: str, stored: bytes) -> bytes:
     """The answer a stored row gives back (a reference rebuilt from its span)."""
-    if stored[:1] != _REFERENCE:
+    if stored[:1] != REFERENCE:
         return stored
     record = session.get_span(account_id, stored[1:].decode())
     if record is None:  # pragma: no cover - spans are never deleted
@@ -50,6 +51,6 @@ def replayed(session: WriteSession, account_id: str, stored: bytes) -> bytes:
 
 def minimal_replay(stored: bytes) -> dict[str, Any] | None:
     """The ``Prefer: return=minimal`` answer of a reference (no read needed), else None."""
-    if stored[:1] != _REFERENCE:
+    if stored[:1] != REFERENCE:
         return None
     return {"status": "success", "id": stored[1:].decode()}

@@ -332,7 +332,9 @@ def _enum_check(values: list[Any]) -> FastCheck:
     return lambda instance: type(instance) in _SCALARS and (type(instance), instance) in options
 
 
-def _object_check(schema: dict[str, Any]) -> FastCheck | None:
+def _object_check(schema: dict[str, Any], only_objects: bool = False) -> FastCheck | None:
+    """The check of the object keywords; with ``only_objects`` it also refuses non-objects
+    (``"type": "object"``), else it passes them."""
     properties = schema.get("properties", {})
     required = schema.get("required", [])
     additional = schema.get("additionalProperties", True)
@@ -357,7 +359,7 @@ def _object_check(schema: dict[str, Any]) -> FastCheck | None:
 
     def check(instance: Any) -> bool:
         if type(instance) is not dict:
-            return not isinstance(instance, dict)
+            return not only_objects and not isinstance(instance, dict)
         for name in names:
             if name not in instance:
                 return False
@@ -392,7 +394,10 @@ def compile_fast(schema: Any) -> FastCheck:
     if draft is not None and draft not in _FAST_DRAFTS:
         raise _Unsupported
     checks: list[FastCheck] = []
-    if "type" in schema:
+    # "type": "object" with object keywords: one check does both (a span's params).
+    only_objects = schema.get("type") == "object"
+    by_type = _object_check(schema, only_objects)
+    if "type" in schema and (by_type is None or not only_objects):
         checks.append(_type_check(schema["type"]))
     if "enum" in schema:
         if not isinstance(schema["enum"], list):
@@ -400,7 +405,6 @@ def compile_fast(schema: Any) -> FastCheck:
         checks.append(_enum_check(schema["enum"]))
     if "const" in schema:
         checks.append(_enum_check([schema["const"]]))
-    by_type = _object_check(schema)
     if by_type is not None:
         checks.append(by_type)
     if "items" in schema:
@@ -548,18 +552,25 @@ class SchemaVersion:
             self._validators[key] = compiled
         return self._validators[key]
 
+    def fast(self, kind: str, name: str) -> FastCheck | None:
+        """The fast check of a span type's params/result or of a quality schema (compiled
+        once): True vouches for an instance, False leaves the verdict to :meth:`check`.
+        None when jsonschema must do all the work."""
+        key = (kind, name)
+        try:
+            return self._fast[key]
+        except KeyError:
+            schema = self._schema(kind, name)
+            fast = self._fast[key] = _always if schema is None else fast_check(schema)
+            return fast
+
     def check(self, kind: str, name: str, instance: Any, prefix: str) -> None:
         """Validate ``instance``; raise 422 with field paths when it does not match.
 
         The fast check (compiled once per schema) accepts the common case; jsonschema runs
         only when it cannot vouch for the instance, and then decides and names the errors.
         """
-        key = (kind, name)
-        try:
-            fast = self._fast[key]
-        except KeyError:
-            schema = self._schema(kind, name)
-            fast = self._fast[key] = _always if schema is None else fast_check(schema)
+        fast = self.fast(kind, name)
         if fast is not None and fast(instance):
             return
         try:

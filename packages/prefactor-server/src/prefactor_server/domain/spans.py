@@ -31,7 +31,7 @@ from prefactor_server.domain.schemas import SchemaVersion, render_template
 from prefactor_server.errors import ApiError, conflict, invalid, not_found
 from prefactor_server.storage.base import Fields, IdTaken, InstanceRow, SpanRow, WriteSession
 
-__all__ = ["create", "finish"]
+__all__ = ["create", "finish", "new_record"]
 
 Outcome = tuple[int, dict[str, Any]]
 
@@ -63,6 +63,42 @@ def _check_result(
     # carry error details (the published SDK sends {"error": ...}), not a result.
     if result is not None and status == "complete":
         version.check("result", name, result, prefix)
+
+
+def new_record(
+    account_id: str,
+    span_id: str,
+    instance: InstanceRow,
+    parent_id: str | None,
+    orphaned: bool,
+    schema_name: str,
+    span_type: dict[str, Any] | None,
+    status: str,
+    payload: dict[str, Any],
+    result: dict[str, Any] | None,
+    started_at: str | None,
+    finished_at: str | None,
+    now: str,
+) -> SpanRow:
+    """The stored record of a new span (its title and summary from ``span_type``)."""
+    return {
+        "account_id": account_id,
+        "id": span_id,
+        "agent_instance_id": instance["id"],
+        "agent_id": instance["agent_id"],
+        "parent_span_id": parent_id,
+        "orphaned": orphaned,
+        "schema_name": schema_name,
+        "schema_title": (span_type.get("title") if span_type else None) or schema_name,
+        "status": status,
+        "payload": payload,
+        "result_payload": result,
+        "summary": _summary(span_type, payload, result),
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "inserted_at": now,
+        "updated_at": now,
+    }
 
 
 def create(session: WriteSession, ctx: WriteContext, fields: dict[str, Any]) -> Outcome:
@@ -113,24 +149,10 @@ def create(session: WriteSession, ctx: WriteContext, fields: dict[str, Any]) -> 
         started_at = now
     if status in _TERMINAL and finished_at is None:
         finished_at = now
-    record: SpanRow = {
-        "account_id": account_id,
-        "id": span_id or ctx.new_id(),
-        "agent_instance_id": instance["id"],
-        "agent_id": instance["agent_id"],
-        "parent_span_id": parent_id,
-        "orphaned": orphaned,
-        "schema_name": schema_name,
-        "schema_title": (span_type.get("title") if span_type else None) or schema_name,
-        "status": status,
-        "payload": payload,
-        "result_payload": result,
-        "summary": _summary(span_type, payload, result),
-        "started_at": started_at,
-        "finished_at": finished_at,
-        "inserted_at": now,
-        "updated_at": now,
-    }
+    record = new_record(
+        account_id, span_id or ctx.new_id(), instance, parent_id, orphaned, schema_name,
+        span_type, status, payload, result, started_at, finished_at, now,
+    )  # fmt: skip
     try:
         session.insert_span(record)
     except IdTaken:

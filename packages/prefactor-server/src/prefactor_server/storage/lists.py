@@ -143,7 +143,8 @@ LISTS: dict[str, ListSpec] = {
         ),
     )
 }  # fmt: skip
-"""The list endpoints by table. Each backend indexes every (account, filter, sort) pair."""
+"""The list endpoints by table. PostgreSQL indexes every (account, filter, sort) pair; SQLite
+indexes spans by instance only (its other filters walk the account by id, migration 0005)."""
 
 
 def sort_key(value: Any) -> tuple[bool, Any]:

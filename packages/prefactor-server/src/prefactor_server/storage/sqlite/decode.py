@@ -35,8 +35,9 @@ def instance_row(row: sqlite3.Row) -> InstanceRow:
 
 
 def span_row(row: sqlite3.Row) -> SpanRow:
-    """A span (``orphaned`` as a bool)."""
+    """A span (``orphaned`` as a bool; the storage's own ``keyed_create`` left out)."""
     record: dict[str, Any] = dict(row)
+    record.pop("keyed_create", None)
     record["payload"] = orjson.loads(record["payload"])
     record["result_payload"] = loads(record["result_payload"])
     record["orphaned"] = bool(record["orphaned"])

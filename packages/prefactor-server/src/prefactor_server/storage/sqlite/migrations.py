@@ -188,11 +188,32 @@ CREATE INDEX agent_instances_started_or_inserted
     ON agent_instances (account_id, COALESCE(started_at, inserted_at), id);
 """
 
+# Issue 17: every span insert paid for three account-wide indexes (by agent, status and
+# schema name) that only the API's span list filtered without an instance uses: about a
+# third of a bulk insert's time (the table and its other indexes are keyed by random or
+# time-ordered ids; these three by a handful of values). Such a list now walks the
+# account's spans in id order (a page of a common value is found early, its total
+# counts the account's spans); lists by instance, the viewer and the instance counts keep
+# their indexes. PostgreSQL keeps its (several processes, a planner with statistics).
+_LEANER_SPAN_INDEXES = """
+DROP INDEX agent_spans_agent;
+DROP INDEX agent_spans_status;
+DROP INDEX agent_spans_schema;
+"""
+
+# Issue 17: a span create terminal at once, keyed "c-" + the span id (our SDK), keeps no
+# idempotency row: the span says so itself (storage/sqlite/idempotency.py).
+_KEYED_CREATES = """
+ALTER TABLE agent_spans ADD COLUMN keyed_create INTEGER NOT NULL DEFAULT 0;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_span_counts_index", _SPAN_COUNTS_INDEX),
     Migration("0003_token_hardening", _TOKEN_HARDENING),
     Migration("0004_viewer_indexes", _VIEWER_INDEXES),
+    Migration("0005_leaner_span_indexes", _LEANER_SPAN_INDEXES),
+    Migration("0006_keyed_span_creates", _KEYED_CREATES),
 )
 
 

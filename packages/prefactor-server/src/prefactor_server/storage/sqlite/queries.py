@@ -35,6 +35,7 @@ from prefactor_server.storage.sqlite.auth_queries import AuthReads, AuthWrites
 from prefactor_server.storage.sqlite.decode import dumps as _dumps
 from prefactor_server.storage.sqlite.decode import instance_row, span_row
 from prefactor_server.storage.sqlite.decode import loads as _loads
+from prefactor_server.storage.sqlite.idempotency import IdempotencyRows
 from prefactor_server.storage.sqlite.viewer_queries import ViewerReads
 from prefactor_server.storage.sqlite.writer_connection import WriterConnection
 
@@ -45,12 +46,9 @@ __all__ = ["SqliteReadSession", "SqliteWriteSession"]
 # "ORDER BY id" and scans every row of the account.
 _FILTER_INDEXES = {
     "agent_instances": {"agent_id": "agent_instances_agent", "status": "agent_instances_status"},
-    "agent_spans": {
-        "agent_instance_id": "agent_spans_instance",
-        "agent_id": "agent_spans_agent",
-        "status": "agent_spans_status",
-        "schema_name": "agent_spans_schema",
-    },
+    # Spans are indexed by instance only (migration 0005): the other filters walk the
+    # account's spans by primary key, which serves "ORDER BY id".
+    "agent_spans": {"agent_instance_id": "agent_spans_instance"},
 }
 
 
@@ -184,7 +182,6 @@ def _update(
 
 
 _SPAN_JSON = ("payload", "result_payload")
-_IN_CHUNK = 500  # keys per "IN (...)" query, well below SQLite's bound-parameter limit
 _INSTANCE_JSON = ("quality_payloads", "quality_summaries")
 
 # Span inserts are the hot path of bulk ingestion: one prepared statement, positional values.
@@ -196,6 +193,14 @@ _INSERT_SPAN = (
 )
 
 
+# The buffered inserts also say whether the span stands for its create's stored answer.
+_INSERT_KEYED_SPAN = (
+    "INSERT INTO agent_spans (account_id, id, agent_instance_id, agent_id, parent_span_id, "
+    "orphaned, schema_name, schema_title, status, payload, result_payload, summary, "
+    "started_at, finished_at, inserted_at, updated_at, keyed_create) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
 _SECOND_COLUMN = itemgetter(1)
 
 
@@ -206,7 +211,7 @@ def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
         yield values[start : start + size]
 
 
-class SqliteWriteSession(SqliteReadSession, AuthWrites):
+class SqliteWriteSession(SqliteReadSession, AuthWrites, IdempotencyRows):
     """Reads and writes inside the writer's open transaction."""
 
     rebuilds_span_answers = True  # payloads are stored as the JSON text they came as
@@ -222,6 +227,8 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
         # connection (its hook), or at the end of the transaction.
         self.buffer_spans = buffer_spans and isinstance(conn, WriterConnection)
         self._spans: dict[tuple[str, str], tuple[tuple[Any, ...], bool]] = {}
+        # Buffered spans that stand for their create's stored answer (idempotency.py).
+        self._keyed: set[tuple[str, str]] = set()
         if isinstance(conn, WriterConnection):
             conn.before_statement = self.flush
 
@@ -229,11 +236,13 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
         """Forget what was cached about the database: a new transaction starts."""
         self._orphans.clear()
         self._spans.clear()
+        self._keyed.clear()
         self._depth = 0
 
     def discard(self) -> None:
         """Drop the buffered span inserts (the transaction is being rolled back)."""
         self._spans.clear()
+        self._keyed.clear()
 
     def flush(self) -> None:
         """Write the buffered span inserts (one ``executemany``) and adopt their orphans.
@@ -245,14 +254,18 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
         if not self._spans:
             return
         spans, self._spans = self._spans, {}
+        keyed, self._keyed = self._keyed, set()
         conn = self.conn
         assert isinstance(conn, WriterConnection)
         accounts = {account_id for account_id, _ in spans}
         adopting = {account_id: self._may_have_orphans(account_id) for account_id in accounts}
-        rows = [row for row, _ in spans.values()]
+        for (account_id, _), (_, orphaned) in spans.items():
+            if orphaned:  # an orphan in the buffer may have its parent in it too
+                adopting[account_id] = True
+        rows = [(*row, key in keyed) for key, (row, _) in spans.items()]
         rows.sort(key=_SECOND_COLUMN)  # key order: each B-tree page visited once
         try:
-            conn.raw_executemany(_INSERT_SPAN, rows)
+            conn.raw_executemany(_INSERT_KEYED_SPAN, rows)
         except sqlite3.IntegrityError:
             raise RetryWithoutBuffering() from None
         for (account_id, _), (_, orphaned) in spans.items():
@@ -280,53 +293,6 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
 
     def lock(self, name: str) -> None:
         pass  # the one writer thread already runs every write transaction alone
-
-    def get_idempotent(self, account_id: str, action: str, key: str) -> tuple[int, bytes] | None:
-        row = self.conn.execute(
-            "SELECT status, body FROM idempotency WHERE account_id = ? AND action = ? AND key = ?",
-            (account_id, action, key),
-        ).fetchone()
-        return None if row is None else (row[0], bytes(row[1]))
-
-    def get_idempotent_many(
-        self, account_id: str, keys: Sequence[tuple[str, str]]
-    ) -> dict[tuple[str, str], tuple[int, bytes]]:
-        by_action: dict[str, list[str]] = {}
-        for action, key in keys:
-            by_action.setdefault(action, []).append(key)
-        found: dict[tuple[str, str], tuple[int, bytes]] = {}
-        for action, names in by_action.items():
-            # (account_id, action, key IN ...) is a prefix of the primary key: one probe
-            # per key, never a scan.
-            for start in range(0, len(names), _IN_CHUNK):
-                chunk = names[start : start + _IN_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows = self.conn.execute(
-                    "SELECT key, status, body FROM idempotency "
-                    f"WHERE account_id = ? AND action = ? AND key IN ({marks})",
-                    [account_id, action, *chunk],
-                )
-                for key, status, body in rows:
-                    found[(action, key)] = (status, bytes(body))
-        return found
-
-    def put_idempotent_many(
-        self, account_id: str, rows: Sequence[tuple[str, str, int, bytes]]
-    ) -> None:
-        self.conn.executemany(
-            "INSERT INTO idempotency (account_id, action, key, status, body, inserted_at) "
-            "VALUES (?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-            [(account_id, action, key, status, body) for action, key, status, body in rows],
-        )
-
-    def put_idempotent(
-        self, account_id: str, action: str, key: str, status: int, body: bytes
-    ) -> None:
-        self.conn.execute(
-            "INSERT INTO idempotency (account_id, action, key, status, body, inserted_at) "
-            "VALUES (?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-            (account_id, action, key, status, body),
-        )
 
     def insert_account(self, account: Account) -> None:
         _insert(
@@ -435,6 +401,14 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites):
             key: _dumps(value) if key in _INSTANCE_JSON else value for key, value in fields.items()
         }
         _update(self.conn, "agent_instances", account_id, instance_id, fields)
+
+    def get_instance(self, account_id: str, instance_id: str) -> InstanceRow | None:
+        # Straight to the database, not flushing the buffered span inserts (an instance row
+        # does not depend on them): a bulk request naming a new instance midway keeps
+        # its spans buffered, and their answers lean (idempotency.py).
+        row = sqlite3.Connection.execute(self.conn, q.GET_INSTANCE, (account_id, instance_id))
+        found = row.fetchone()
+        return None if found is None else instance_row(found)
 
     def span_instance_id(self, account_id: str, span_id: str) -> str | None:
         buffered = self._spans.get((account_id, span_id)) if self._spans else None

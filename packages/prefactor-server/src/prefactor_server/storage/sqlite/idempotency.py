@@ -1,0 +1,134 @@
+"""SQLite's idempotency rows (a mixin of the write session), and the spans that stand in
+for them.
+
+A stored answer is a row of ``idempotency`` keyed by (account, action, key). One kind is
+kept without a row: our SDK keys a span's create ``c-`` + the span id, and most of its
+creates are terminal at once, so their answer is a reference to the span
+(``domain/replays.py``). When such an answer is stored in the transaction that buffered
+the span's insert, the span is written with ``keyed_create = 1`` instead: the span
+itself records that key ``c-<id>`` of ``agent_spans/create`` was used, and a look-up of
+that key finds the span by its primary key. That saves a row (and its B-tree insert) per
+span on the bulk hot path. Any other answer, or a span written before its answer is
+stored, keeps a row as before; a key has at most one of the two (a second use of a key
+finds the first and replays it).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from prefactor_http.models.types import ACTION_CREATE_SPAN
+from prefactor_server._time import now
+
+__all__ = ["KEY_PREFIX", "IdempotencyRows"]
+
+KEY_PREFIX = "c-"
+"""Our SDK's idempotency key of a span's create is this prefix and the span id."""
+
+_IN_CHUNK = 500  # keys per "IN (...)" query, well below SQLite's bound-parameter limit
+_REFERENCE = b"@"
+
+
+def _chunks(values: list[str]) -> list[list[str]]:
+    return [values[start : start + _IN_CHUNK] for start in range(0, len(values), _IN_CHUNK)]
+
+
+class IdempotencyRows:
+    """``get_idempotent*`` and ``put_idempotent*`` of the write session.
+
+    The session provides ``conn``, its buffered span inserts ``_spans`` ((account, id) →
+    (row, orphaned)) and ``_keyed``: the buffered spans that stand for their create's
+    stored answer (written with ``keyed_create = 1`` by its flush).
+    """
+
+    conn: sqlite3.Connection
+    _spans: dict[tuple[str, str], tuple[tuple[Any, ...], bool]]
+    _keyed: set[tuple[str, str]]
+
+    def get_idempotent(self, account_id: str, action: str, key: str) -> tuple[int, bytes] | None:
+        row = self.conn.execute(
+            "SELECT status, body FROM idempotency WHERE account_id = ? AND action = ? AND key = ?",
+            (account_id, action, key),
+        ).fetchone()
+        if row is not None:
+            return (row[0], bytes(row[1]))
+        return self._keyed_spans(account_id, action, [key]).get(key)
+
+    def get_idempotent_many(
+        self, account_id: str, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, bytes]]:
+        by_action: dict[str, list[str]] = {}
+        for action, key in keys:
+            by_action.setdefault(action, []).append(key)
+        found: dict[tuple[str, str], tuple[int, bytes]] = {}
+        for action, names in by_action.items():
+            # (account_id, action, key IN ...) is a prefix of the primary key: one probe
+            # per key, never a scan.
+            for chunk in _chunks(names):
+                marks = ",".join("?" * len(chunk))
+                rows = self.conn.execute(
+                    "SELECT key, status, body FROM idempotency "
+                    f"WHERE account_id = ? AND action = ? AND key IN ({marks})",
+                    [account_id, action, *chunk],
+                )
+                for key, status, body in rows:
+                    found[(action, key)] = (status, bytes(body))
+            missing = [key for key in names if (action, key) not in found]
+            for key, answer in self._keyed_spans(account_id, action, missing).items():
+                found[(action, key)] = answer
+        return found
+
+    def _keyed_spans(
+        self, account_id: str, action: str, keys: list[str]
+    ) -> dict[str, tuple[int, bytes]]:
+        """The answers of ``keys`` that spans stand for (key → (201, reference))."""
+        if action != ACTION_CREATE_SPAN:
+            return {}
+        ids = [key[2:] for key in keys if key.startswith(KEY_PREFIX)]
+        found: dict[str, tuple[int, bytes]] = {}
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            rows = self.conn.execute(
+                "SELECT id FROM agent_spans "
+                f"WHERE account_id = ? AND id IN ({marks}) AND keyed_create = 1",
+                [account_id, *chunk],
+            )
+            for (span_id,) in rows:
+                found[KEY_PREFIX + span_id] = (201, _REFERENCE + span_id.encode())
+        return found
+
+    def put_idempotent_many(
+        self, account_id: str, rows: Sequence[tuple[str, str, int, bytes]]
+    ) -> None:
+        spans, keyed = self._spans, self._keyed
+        kept = []
+        stamp = now()  # one time for the rows of a request, bound: no SQL call per row
+        for action, key, status, body in rows:
+            if (
+                body[:1] == _REFERENCE
+                and status == 201
+                and action == ACTION_CREATE_SPAN
+                and key.startswith(KEY_PREFIX)
+                and body[1:] == key[2:].encode()
+                and (account_id, key[2:]) in spans
+            ):
+                keyed.add((account_id, key[2:]))  # written by the flush, with the span
+            else:
+                kept.append((account_id, action, key, status, body, stamp))
+        if kept:
+            self.conn.executemany(
+                "INSERT INTO idempotency (account_id, action, key, status, body, inserted_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                kept,
+            )
+
+    def put_idempotent(
+        self, account_id: str, action: str, key: str, status: int, body: bytes
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO idempotency (account_id, action, key, status, body, inserted_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (account_id, action, key, status, body, now()),
+        )
