@@ -136,6 +136,7 @@ class SpanContext(OpenSpan):
         self._released = False
         self._held = None
         self._waiting = None
+        self._queued = 0
         table = self._table = span_manager.table
         self._default_payload = default_payload
         # Encoded once, when given: that checks it at the call and snapshots it.
