@@ -166,3 +166,19 @@ def test_ids_of_one_factory_sort_in_creation_order() -> None:
     assert len({parse_pfid(i).timestamp_ms for i in made}) < len(made)  # several per ms
     assert made == sorted(made)
     assert len(set(made)) == len(made)
+
+
+def test_more_than_1024_ids_in_one_millisecond_sort_and_differ(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past 1,024 ids in one millisecond the factory steps its start up: the ids of a
+    frozen clock still sort in the order they were made, all differ, and keep the time."""
+    from prefactor_core._engine import ids
+
+    monkeypatch.setattr(ids, "_time_ns", lambda: 1_767_225_600_123_456_789)
+    factory = IdFactory(9)
+    made = [factory.new_id() for _ in range(5_000)]
+    assert made == sorted(made)
+    assert len(set(made)) == len(made)
+    assert {parse_pfid(i).timestamp_ms for i in made} == {1_767_225_600_123}
+    assert {parse_pfid(i).partition for i in made} == {9}

@@ -31,6 +31,7 @@ from prefactor_core.exceptions import ClientNotInitializedError
 from prefactor_core.monitoring.termination_monitor import TerminationMonitor
 from prefactor_core.monitoring.tracker import TerminationTracker
 from prefactor_core.operations import Operation
+from prefactor_core.queue._spans import span_putter
 from prefactor_core.queue.base import Queue
 from prefactor_core.queue.memory import InMemoryQueue
 from prefactor_core.queue.spool import SpoolQueue
@@ -97,6 +98,7 @@ class EngineClient(QueueingClient):
             return
         if isinstance(self._queue, InMemoryQueue):
             self._put_nowait = self._queue.put_nowait
+            self._put_span = span_putter(self._queue)
         self._entry = EngineEntry(
             asyncio.get_running_loop(),
             self._put_nowait,
@@ -137,6 +139,7 @@ class EngineClient(QueueingClient):
         self._state = "closed"
         self._termination.close()
         self._put_nowait = None
+        self._put_span = None
         queue = self._queue
         assert queue is not None
         if not queue.closed:

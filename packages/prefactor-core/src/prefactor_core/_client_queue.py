@@ -5,7 +5,8 @@ Every operation the agent's path makes reaches the queue through one of the meth
 
 * ``_offer`` (the fast path, on the loop's thread with room in the queue: a plain
   ``put_nowait``; from another thread, or with something emitted still ahead, through
-  the thread-safe ``EngineEntry``),
+  the thread-safe ``EngineEntry``), and ``_offer_span``/``_fold_target`` (the same path for
+  a span queued as its own record, and its finish folded into it: ``queue._spans``),
 * ``_enqueue`` (the awaited path, for a full or a custom queue),
 * ``_emit_all`` (the sync faces: in order, from any thread, never waiting) and
   ``_submit`` (bridges whose hooks must never raise, such as the OTel span processor).
@@ -27,11 +28,12 @@ import httpx
 from prefactor_core._client_base import BaseClient, _fork_generation, forked_error
 from prefactor_core._engine.dispatcher import Dispatcher
 from prefactor_core._engine.entry import EngineEntry
+from prefactor_core._open_spans import OpenSpan
 from prefactor_core.config import PrefactorCoreConfig
 from prefactor_core.exceptions import ClientNotInitializedError, PrefactorTelemetryFailureError
 from prefactor_core.operations import Operation
+from prefactor_core.queue._spans import SpanQueue
 from prefactor_core.queue.base import Queue, QueueClosedError, QueueFullError
-from prefactor_core.queue.memory import InMemoryQueue
 from prefactor_core.queue.spool import SpoolQueue
 
 __all__ = ["NOT_INITIALIZED", "QueueingClient"]
@@ -62,6 +64,9 @@ class QueueingClient(BaseClient):
         self._queue: Queue[Operation] | None = None
         self._dispatcher: Dispatcher | None = None
         self._put_nowait: Callable[[Operation], None] | None = None
+        # The same for spans queued as their own records (only the default SpanQueue).
+        self._put_span: Callable[[OpenSpan], None] | None = None
+        self._span_queue: SpanQueue | None = None
         # The thread-safe way in for callers off the engine loop's thread (set when open).
         self._entry: EngineEntry | None = None
         self._loop_thread = -1
@@ -76,7 +81,8 @@ class QueueingClient(BaseClient):
             return SpoolQueue(
                 self._config.spool_path, qc.max_queue_size, put_timeout=qc.put_timeout
             )
-        return InMemoryQueue(qc.max_queue_size, put_timeout=qc.put_timeout)
+        self._span_queue = SpanQueue(qc.max_queue_size, put_timeout=qc.put_timeout)
+        return self._span_queue
 
     async def _acknowledge(self, ops: list[Operation]) -> None:
         queue = self._queue
@@ -105,6 +111,29 @@ class QueueingClient(BaseClient):
         except QueueFullError:
             return False
         return True
+
+    def _offer_span(self, span: OpenSpan) -> bool:
+        """Queue ``span`` as its own record where ``_offer`` would put its create straight
+        on the queue (see ``queue._spans``); False: queue its operations instead (which
+        also raises what ``_offer`` raises)."""
+        put = self._put_span
+        if put is None or self._failure is not None or self._generation != _fork_generation[0]:
+            return False
+        entry = self._entry
+        if entry is not None and (entry.pending or _get_ident() != self._loop_thread):
+            return False
+        try:
+            put(span)
+        except QueueFullError:
+            return False
+        return True
+
+    def _fold_target(self) -> SpanQueue | None:
+        """The queue a span's finish may be written into its record in (the client is
+        open on its own ``SpanQueue``), or None. Raises what ``_offer`` raises."""
+        if self._failure is not None or self._generation != _fork_generation[0]:
+            self._check_can_queue()
+        return self._span_queue if self._put_span is not None else None
 
     async def _enqueue(self, op: Operation) -> None:
         self._check_can_queue()

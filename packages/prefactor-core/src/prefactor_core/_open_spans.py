@@ -18,6 +18,14 @@ The rules decided here, once:
 * **Idempotency keys.** A made id never repeats, so its operations' keys derive from it
   (``c-``/``f-`` and the id, built only when read); an id chosen by the caller may
   repeat across runs, so its keys are random; a key given for a finish is used as is.
+* **One queue entry per span.** Where the client's queue takes spans as themselves
+  (``queue._spans.SpanQueue``), a started span with a made id is queued as its own
+  record instead of a create operation, and its finish, if it comes before the engine
+  takes the record, is written into it (*folded*); ``take`` turns the record into the
+  operations the engine would have been given (its create, and its finish when
+  folded: the engine merges them as ever). The record's ``_queued``
+  says where it is (``QUEUED``, ``FOLDED``, ``TAKEN``); folding and taking are decided
+  under ``_ORDER_LOCK``, so the finish is either in the create or queued after it.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from prefactor_core._engine.ids import IdFactory
 from prefactor_core._engine.optable import (
@@ -56,7 +64,18 @@ from prefactor_http.models.types import (
     FinishStatus,
 )
 
-__all__ = ["FINISHED", "PREPARED", "STARTED", "OpenSpan", "SpanTable"]
+__all__ = [
+    "FINISHED",
+    "FOLDED",
+    "PREPARED",
+    "QUEUED",
+    "STARTED",
+    "TAKEN",
+    "FoldCount",
+    "OpenSpan",
+    "SpanTable",
+    "take",
+]
 
 # Lifecycle states.
 PREPARED: Final = 0
@@ -65,6 +84,14 @@ STARTED: Final = 1
 """Its create is queued."""
 FINISHED: Final = 2
 """Its finish is queued (before start: a pending create and its finish)."""
+
+# Where a span queued as its own record is (``OpenSpan._queued``; 0: not queued so).
+QUEUED: Final = 1
+"""The record waits in the queue for its create."""
+FOLDED: Final = 2
+"""The record waits in the queue, its finish written into it."""
+TAKEN: Final = 3
+"""The engine took the record (as its create, with the finish if folded)."""
 
 _CREATE = OperationType.CREATE_SPAN
 _FINISH = OperationType.FINISH_SPAN
@@ -103,18 +130,27 @@ class OpenSpan:
         _released: Its operations go straight to the queue (its parent's create is out).
         _held: Its operations waiting for its parent's create, or None.
         _waiting: Its children waiting for its own create, or None.
+        _queued: 0, or where its record is (``QUEUED``, ``FOLDED``, ``TAKEN``).
+        _payload_json, _started_at: Its create's params and start (set when queued
+            as a record).
+        _result_json, _finished_at: Its finish's result and time (set when folded).
     """
 
     __slots__ = (
+        "_finished_at",
         "_held",
         "_id",
         "_instance_id",
         "_params_bytes",
         "_parent",
         "_parent_id",
+        "_payload_json",
         "_prepared_at",
+        "_queued",
         "_released",
+        "_result_json",
         "_schema_name",
+        "_started_at",
         "_state",
         "_status",
         "_waiting",
@@ -133,6 +169,12 @@ class OpenSpan:
         self._released = False
         self._held: list[Operation] | None = None
         self._waiting: list[OpenSpan] | None = None
+        self._queued = 0
+        # Read only once _queued says they were written.
+        self._payload_json: str
+        self._started_at: float
+        self._result_json: str | None
+        self._finished_at: float
 
     @property
     def id(self) -> str:
@@ -193,6 +235,12 @@ class SpanTable:
         self.spans: dict[str, OpenSpan] = {}
         # Ids chosen by the caller (see the module docstring: their keys are random).
         self.chosen: set[str] = set()
+        # Set by a client whose queue takes spans as themselves (the module docstring):
+        # queues a span's record without awaiting (False: queue its operations instead),
+        # and returns the queue a finish may be folded into, or None (raising as
+        # ``offer`` would for a client that failed or was forked).
+        self.offer_span: Callable[[OpenSpan], bool] | None = None
+        self.fold_target: Callable[[], FoldCount | None] = _nowhere
 
     # -- opening and closing ---------------------------------------------------------------
 
@@ -279,16 +327,26 @@ class SpanTable:
         """
         span_id = span._id
         span._params_bytes = len(payload_json)
-        fields = {
-            INSTANCE_ID: span._instance_id,
-            SPAN_ID: span_id,
-            SCHEMA_NAME: span._schema_name,
-            STATUS: status,
-            PAYLOAD_JSON: payload_json,
-            STARTED_AT: started_at,
-        }
-        if span._parent_id is not None:
-            fields[PARENT_SPAN_ID] = span._parent_id
+        offer_span = self.offer_span
+        if (
+            offer_span is not None
+            and status == STATUS_ACTIVE
+            and started_at is not None
+            and (not self.chosen or span_id not in self.chosen)
+        ):
+            span._payload_json = payload_json
+            span._started_at = started_at
+            span._state = STARTED
+            parent = span._parent
+            with _ORDER_LOCK:
+                if (parent is None or parent._released) and not span._waiting:
+                    span._queued = QUEUED
+                    if offer_span(span):
+                        span._released = True
+                        span._parent = None  # a queued record holds no other span
+                        return None
+                    span._queued = 0
+        fields = _create_fields(span, status, payload_json, started_at)
         metadata = _NO_MERGE if status == STATUS_PENDING else None
         at = started_at or time.time()
         if self.chosen:
@@ -335,14 +393,21 @@ class SpanTable:
                 leftover = self.create(span, STATUS_ACTIVE, default_json or "{}", span._prepared_at)
         span._state = FINISHED
         span._status = status
+        if span._queued == QUEUED and key is None:
+            self.close(span)
+            queue = self.fold_target()
+            if queue is not None:
+                with _ORDER_LOCK:
+                    folded = span._queued == QUEUED
+                    if folded:
+                        span._result_json = result_json
+                        span._finished_at = at
+                        span._queued = FOLDED
+                        queue.folded += 1
+                if folded:
+                    return leftover
         span_id = span._id
-        fields = {
-            INSTANCE_ID: span._instance_id,
-            SPAN_ID: span_id,
-            STATUS: status,
-            RESULT_JSON: result_json,
-            TIMESTAMP: at,
-        }
+        fields = _finish_fields(span, status, result_json, at)
         if key is None and not self.chosen:
             op = derived_operation(_FINISH, fields, at, FINISH_KEY_PREFIX, span_id)
         else:
@@ -355,6 +420,68 @@ class SpanTable:
         elif not self.offer(op):
             leftover = [op]
         return leftover
+
+
+class FoldCount(Protocol):
+    """A queue that holds records: how many finishes are folded into those it holds."""
+
+    folded: int
+
+
+def take(span: OpenSpan, queue: FoldCount) -> tuple[Operation, Operation | None]:
+    """The operations a record ``queue`` held stands for, now that the engine takes it:
+    its create, and its finish if that was folded in (see the module docstring)."""
+    with _ORDER_LOCK:
+        folded = span._queued == FOLDED
+        span._queued = TAKEN
+        if folded:
+            queue.folded -= 1
+    span_id = span._id
+    started_at = span._started_at
+    create = derived_operation(
+        _CREATE,
+        _create_fields(span, STATUS_ACTIVE, span._payload_json, started_at),
+        started_at,
+        CREATE_KEY_PREFIX,
+        span_id,
+    )
+    if not folded:
+        return create, None
+    at = span._finished_at
+    fields = _finish_fields(span, span._status, span._result_json, at)
+    return create, derived_operation(_FINISH, fields, at, FINISH_KEY_PREFIX, span_id)
+
+
+def _create_fields(
+    span: OpenSpan, status: str, payload_json: str, started_at: float | None
+) -> dict[str, Any]:
+    fields = {
+        INSTANCE_ID: span._instance_id,
+        SPAN_ID: span._id,
+        SCHEMA_NAME: span._schema_name,
+        STATUS: status,
+        PAYLOAD_JSON: payload_json,
+        STARTED_AT: started_at,
+    }
+    if span._parent_id is not None:
+        fields[PARENT_SPAN_ID] = span._parent_id
+    return fields
+
+
+def _finish_fields(
+    span: OpenSpan, status: str, result_json: str | None, at: float
+) -> dict[str, Any]:
+    return {
+        INSTANCE_ID: span._instance_id,
+        SPAN_ID: span._id,
+        STATUS: status,
+        RESULT_JSON: result_json,
+        TIMESTAMP: at,
+    }
+
+
+def _nowhere() -> FoldCount | None:
+    return None
 
 
 def _hold(span: OpenSpan, op: Operation) -> bool:

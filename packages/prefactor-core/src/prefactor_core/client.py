@@ -166,6 +166,8 @@ class PrefactorCoreClient(EngineClient):
             offer=self._offer,
             encoder=self._payloads,
         )
+        table = self._span_manager.table
+        table.offer_span, table.fold_target = self._offer_span, self._fold_target
         self._state = "open"
         self._termination.open(self._fetch_instance, config.termination_poll_interval)
         await self._start_engine()

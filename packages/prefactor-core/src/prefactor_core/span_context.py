@@ -136,6 +136,7 @@ class SpanContext(OpenSpan):
         self._released = False
         self._held = None
         self._waiting = None
+        self._queued = 0
         table = self._table = span_manager.table
         self._default_payload = default_payload
         # Encoded once, when given: that checks it at the call and snapshots it.
@@ -257,7 +258,10 @@ class SpanContext(OpenSpan):
         self, result: dict[str, Any] | None = None, timestamp: datetime | None = None
     ) -> None:
         """Finish the span as ``complete``, with ``result`` as its result payload."""
-        await self._finish(STATUS_COMPLETE, result, timestamp)
+        # _finish inlined: one coroutine less on the agent's path.
+        leftover = self._finish_now(STATUS_COMPLETE, result, timestamp)
+        if leftover:
+            await self._table.enqueue_all(leftover)
 
     async def fail(
         self, result: dict[str, Any] | None = None, timestamp: datetime | None = None

@@ -3,8 +3,11 @@
 Same layout as ``prefactor_http.pfid`` (2 zero bits, 48-bit ms time, 30-bit partition,
 80 random bits, 32 lowercase Crockford base32 characters). Each 80-bit half is encoded
 with eight lookups in a table of every pair of digits (10 bits a lookup), which measured
-faster than the standard base32 encoder plus a byte translation; the first half (time and
-partition) only once per millisecond.
+faster than the standard base32 encoder plus a byte translation.
+
+Most ids cost one clock read and one string concatenation: the first 30 characters are
+encoded once per millisecond (time, partition and a random start drawn from the OS-seeded
+generator) and only the last two (a count of 10 bits) per id.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import random
 import re
 import time
+import weakref
 
 from prefactor_http.pfid import MAX_PARTITION
 
@@ -57,21 +61,24 @@ def _encode80(value: int) -> str:
 class IdFactory:
     """Makes PFIDs in one partition.
 
-    The first 16 characters (2 zero bits, the millisecond, the partition: 80 bits) are
-    the same for every id made in one millisecond, so they are encoded once per
-    millisecond; each id then only encodes its 80 random bits. Inside one millisecond the
-    random field of each id is drawn above the previous one's, so the ids of one factory
-    sort in the order they were made.
+    In each millisecond the random field starts at a random 78-bit number whose last 10
+    bits are zero, and the ids of that millisecond count up from it: the first 30
+    characters are the same for them all and encoded once. After 1,024 ids in one
+    millisecond the start steps up by a random amount (up to 2**48), so the ids of one
+    factory always sort in the order they were made, and two factories (or a parent and
+    its forked child) draw different starts.
     """
 
-    __slots__ = ("_last", "_ms", "_prefix", "partition")
+    __slots__ = ("__weakref__", "_count", "_head", "_ms", "_start", "partition")
 
     def __init__(self, partition: int = 0) -> None:
         self.partition = 0
         self._ms = -1
-        self._prefix = ""
-        self._last = 0
+        self._head = ""
+        self._start = 0
+        self._count = _PER_HEAD
         self.set_partition(partition)
+        _FACTORIES.add(self)
 
     def set_partition(self, partition: int) -> None:
         """Use ``partition`` for the ids made from now on."""
@@ -82,14 +89,37 @@ class IdFactory:
 
     def new_id(self) -> str:
         """Return a new PFID."""
-        ms = time.time_ns() // 1_000_000
+        ms = _time_ns() // 1_000_000
+        count = self._count
+        if ms != self._ms or count == _PER_HEAD:
+            count = self._next_head(ms)
+        self._count = count + 1
+        return self._head + _PAIRS[count]
+
+    def _next_head(self, ms: int) -> int:
+        """Encode the first 30 characters for ``ms``; return the count to go on from."""
         if ms != self._ms:
             self._ms = ms
-            self._prefix = _encode80((ms << 30) | self.partition)
-            # The first id of a millisecond starts in the lower half of the random range
-            bits = _getrandbits(79)
+            self._start = _getrandbits(68) << 10
         else:
-            # and each next one steps up by 1 to 2**48, so 2**31 ids fit in a millisecond.
-            bits = self._last + 1 + _getrandbits(48)
-        self._last = bits
-        return self._prefix + _encode80(bits)
+            # 1,024 ids in this millisecond already: step up, staying above them.
+            self._start += (1 + _getrandbits(38)) << 10
+        self._head = _encode80((ms << 30) | self.partition) + _encode80(self._start)[:14]
+        return 0
+
+
+_PER_HEAD = 1024
+"""Ids per encoded head: the last two characters count 10 bits."""
+_time_ns = time.time_ns
+
+# Every factory of the process: a forked child starts each one afresh, so that it never
+# counts on from the parent's random start (and makes the parent's next ids).
+_FACTORIES: weakref.WeakSet[IdFactory] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for factory in list(_FACTORIES):
+        factory._ms = -1
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -68,6 +68,8 @@ class InMemoryQueue(Queue[T]):
         self._getters: deque[asyncio.Future[None]] = deque()
         self._putters: deque[asyncio.Future[None]] = deque()
         self._closed = False
+        # The agent's path skips the call when no subclass admits items its own way.
+        self._admits = type(self)._admit is not InMemoryQueue._admit
 
     async def put(self, item: T) -> None:
         """Add an item, waiting up to ``put_timeout`` for room in a full queue.
@@ -98,7 +100,8 @@ class InMemoryQueue(Queue[T]):
         items = self._items
         if self._maxsize and len(items) >= self._maxsize:
             raise QueueFullError(f"queue is full ({self._maxsize} items)")
-        self._admit(item)
+        if self._admits:
+            self._admit(item)
         items.append(item)
         if len(items) >= self._freeze_at:
             self._freeze()
@@ -155,12 +158,7 @@ class InMemoryQueue(Queue[T]):
                 if self._items and not waiter.cancelled():
                     self._wake(self._getters)
                 raise
-        item = self._items.popleft()
-        if self._frozen and len(self._items) <= self._freeze_step >> 2:
-            self._thaw()
-        if self._putters:
-            self._wake(self._putters)
-        return item
+        return self._pop()
 
     def get_nowait(self) -> T:
         """Remove and return the next item.
@@ -173,6 +171,10 @@ class InMemoryQueue(Queue[T]):
             if self._closed:
                 raise QueueClosedError("queue is closed and empty")
             raise IndexError("queue is empty")
+        return self._pop()
+
+    def _pop(self) -> T:
+        """Remove and return the next item (there is one); every get ends here."""
         item = self._items.popleft()
         if self._frozen and len(self._items) <= self._freeze_step >> 2:
             self._thaw()
