@@ -43,6 +43,8 @@ class TestTransport(httpx.AsyncBaseTransport):
         strip_capabilities: Remove ``capabilities`` from ping answers, so the SDK
             behaves as against an API without bulk or announced id partitions.
         gate: When set, every request waits for this event before it is handled.
+        arrived: Set whenever a request reaches the transport.
+        answered: Set whenever the server has handled a forwarded request.
     """
 
     __test__ = False
@@ -53,6 +55,7 @@ class TestTransport(httpx.AsyncBaseTransport):
     gate: asyncio.Event | None = None
     requests: list[Recorded] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         index = len(self.requests)
@@ -75,6 +78,7 @@ class TestTransport(httpx.AsyncBaseTransport):
         if outcome == TIMEOUT:
             raise httpx.ReadTimeout("timed out (injected)", request=request)
         response = await self.inner.handle_async_request(request)
+        self.answered.set()
         if outcome == LOSE_RESPONSE:
             await response.aread()
             raise httpx.ReadError(
