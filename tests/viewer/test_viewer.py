@@ -46,6 +46,9 @@ def _rows(page: Page) -> Any:
 
 def _open_run(page: Page, served: Served, run_id: str, query: str = "") -> None:
     _login(page, served, f"/runs/{run_id}{query}")
+    # The page marks itself complete once every span is loaded and its handlers can act
+    # on them ("Loading spans…" in the status is there from the first paint).
+    expect(page.locator("#run-view")).to_have_attribute("data-complete", "1")
     expect(page.locator("#tree-status")).to_contain_text("spans")
 
 
