@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
+import uvicorn
 from click.testing import CliRunner
 
 from prefactor_server.cli import main
@@ -98,3 +100,25 @@ def test_serve_with_a_revoked_api_token_says_what_to_do(database: str | Path) ->
     assert "revoked" in result.output
     assert token_id in result.output
     assert "UNIQUE" not in result.output
+
+
+def test_serve_moves_its_startup_objects_out_of_the_collectors_sight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`prefactor serve` freezes what it built before serving (gc.freeze): full
+    collections, which ingest triggers every few requests, then skip the ~100,000
+    long-lived objects of the modules and the app (BENCHMARKS.md)."""
+    frozen: list[int] = []
+
+    def run(app: object, **options: object) -> None:
+        frozen.append(gc.get_freeze_count())
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    gc.unfreeze()
+    try:
+        result = CliRunner().invoke(main, ["serve", "--db", str(tmp_path / "x.db")])
+    finally:
+        gc.unfreeze()
+    assert result.exit_code == 0, result.output
+    assert len(frozen) == 1
+    assert frozen[0] > 10_000
