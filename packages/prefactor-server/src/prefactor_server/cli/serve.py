@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-
 import click
 import uvicorn
 from fastapi import FastAPI
@@ -12,6 +10,7 @@ from rich.console import Console
 from prefactor_server.app import create_app
 from prefactor_server.cli._options import _HELP, db_option, fail, load_settings, open_db
 from prefactor_server.domain.accounts import Bootstrap, RevokedTokenError
+from prefactor_server.gc_tuning import tune_gc_for_serving
 from prefactor_server.settings import Settings
 
 __all__ = ["serve"]
@@ -37,22 +36,6 @@ def serve(host: str | None, port: int | None, db_path: str | None) -> None:
         storage.close()
 
 
-# Young collections every this many new containers (Python's default: 700). An OTLP export
-# of 512 spans holds ~8,000 at its peak, all freed by reference counting once answered: at
-# 700, some 6 young and half an older collection ran per export (~1.5-4 µs per span of
-# CPU) and pushed its objects into the oldest generation; at 10,000, usually none.
-_YOUNG_THRESHOLD = 10_000
-
-
-def _tune_gc() -> None:
-    """Tune the collector for a long-running server: see ``_YOUNG_THRESHOLD``; and
-    everything built so far (modules, the app, its routes and models: ~100,000 objects)
-    lives as long as the process, so it is frozen (``gc.freeze``): a full collection no
-    longer walks it (~50 ms of CPU each, every few exports: ~8 µs per OTLP span)."""
-    gc.set_threshold(_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
-    gc.freeze()
-
-
 def _run(settings: Settings, app: FastAPI, console: Console) -> None:
     bootstrap: Bootstrap = app.state.bootstrap
     url = f"http://{settings.host}:{settings.port}"
@@ -64,7 +47,7 @@ def _run(settings: Settings, app: FastAPI, console: Console) -> None:
         click.echo(bootstrap.new_token)
     elif settings.api_token is not None:
         console.print("Accepting PREFACTOR_API_TOKEN as the local account's token.")
-    _tune_gc()
+    tune_gc_for_serving()
     try:
         uvicorn.run(
             app,
