@@ -2,10 +2,10 @@
 
 Python's defaults suit short scripts: a young collection every 700 new containers, and a
 full collection, walking every object, whenever enough have survived two younger ones.
-Under ingest that cost the server ~10 µs of CPU per OTLP span (BENCHMARKS.md), and it is
-the process's choice, not the app's: :func:`tune_gc_for_serving` is called by the CLI
-(and by the benchmarks that stand in for it), never by ``create_app``, which embedders
-and tests run inside their own processes.
+Under ingest that cost the server ~10 µs of CPU per OTLP span (``benchmarks/otlp_cpu.py``,
+``benchmarks.otel``), and it is the process's choice, not the app's:
+:func:`tune_gc_for_serving` is called by the CLI (and by the benchmarks that stand in for
+it), never by ``create_app``, which embedders and tests run inside their own processes.
 """
 
 from __future__ import annotations
