@@ -17,6 +17,8 @@ exporter's own encoder, each export a fresh set of traces. Measured per span:
 * ``endpoint_wall``: the same requests' wall-clock time per span (the latency an exporter
   waits for; mapping and storing overlap, so it can be below the CPU time).
 
+The collector is tuned as ``prefactor serve`` tunes it (``tune_gc_for_serving``).
+
 Results go to ``benchmarks/results/otlp-cpu.json`` and ``benchmarks/results/otlp-cpu.md``.
 """
 
@@ -45,6 +47,7 @@ from prefactor_server.domain.accounts import hash_token
 from prefactor_server.domain.context import WriteContext
 from prefactor_server.domain.otlp_decode import decode_protobuf
 from prefactor_server.domain.otlp_ingest import Outcome, PreparedTrace, prepare, store
+from prefactor_server.gc_tuning import tune_gc_for_serving
 from prefactor_server.storage.base import WriteSession
 from prefactor_server.testing import LocalServer
 
@@ -117,6 +120,7 @@ def _run(exports: int, profile: bool) -> dict[str, Any]:
     bodies = _bodies(exports * 2)
     with tempfile.TemporaryDirectory() as directory:
         server = LocalServer(Path(directory) / "otlp.db", token="bench-token-otlp-cpu")
+        tune_gc_for_serving()  # as `prefactor serve` does before serving
         try:
             profiler = cProfile.Profile() if profile else None
             if profiler:

@@ -10,7 +10,11 @@ from typing import Any
 import httpx
 import orjson
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -402,3 +406,47 @@ def test_integers_past_64_bits_in_attributes_are_kept_as_text(served: Served) ->
     assert attributes["small"] == -42
     assert attributes["super"] == "²"
     assert attributes["nan"] == "NaN"
+
+
+def test_every_protobuf_attribute_value_kind_is_kept(served: Served) -> None:
+    """Each AnyValue kind read from protobuf, including the defaults a oneof member reads
+    as when another is set (empty string, 0, false) and a value with none set."""
+    values = {
+        "text": AnyValue(string_value="hello"),
+        "empty": AnyValue(string_value=""),
+        "zero": AnyValue(int_value=0),
+        "big": AnyValue(int_value=-(1 << 40)),
+        "no": AnyValue(bool_value=False),
+        "half": AnyValue(double_value=0.5),
+        "raw": AnyValue(bytes_value=b"\x00\x01"),
+        "unset": AnyValue(),
+    }
+    values["list"] = AnyValue()
+    values["list"].array_value.values.extend([AnyValue(string_value="a"), AnyValue(int_value=2)])
+    values["map"] = AnyValue()
+    values["map"].kvlist_value.values.append(KeyValue(key="k", value=AnyValue(string_value="")))
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = b"\x0e" * 16, b"\x0f" * 8, "kinds"
+    span.start_time_unix_nano, span.end_time_unix_nano = 1767225600000000000, 1767225601000000000
+    for key, value in values.items():
+        span.attributes.append(KeyValue(key=key, value=value))
+    response = httpx.post(
+        f"{served.url}/v1/traces",
+        content=request.SerializeToString(),
+        headers={**served.headers, "Content-Type": "application/x-protobuf"},
+    )
+    assert response.status_code == 200, response.text
+    [stored] = served.spans(agent_instance_id=instance_id_for_trace("0e" * 16))
+    assert stored["payload"]["attributes"] == {
+        "text": "hello",
+        "empty": "",
+        "zero": 0,
+        "big": -(1 << 40),
+        "no": False,
+        "half": 0.5,
+        "raw": "AAE=",
+        "unset": None,
+        "list": ["a", 2],
+        "map": {"k": ""},
+    }

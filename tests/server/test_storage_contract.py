@@ -473,6 +473,38 @@ async def test_insert_spans_skips_stored_ids_and_settles_orphans(storage: Storag
     assert settled["other"]["orphaned"] is True
 
 
+async def test_insert_spans_counts_only_new_ids_of_its_own_call(storage: Storage) -> None:
+    """A repeated id within one call is stored once (the first), ids stored before are
+    skipped, and a span another write of the same transaction made is not counted."""
+    account = storage.write_sync(lambda s: create_account(s, "one"))
+    await storage.write(lambda s: s.insert_spans(account.id, [_span(account, "old")]))
+
+    def mixed(session: WriteSession) -> int:
+        session.insert_span(_span(account, "single"))  # buffered by the bulk path
+        return session.insert_spans(
+            account.id,
+            [
+                _span(account, "new", summary="first"),
+                _span(account, "old", summary="resent"),
+                _span(account, "new", summary="second"),
+                _span(account, "kid", parent="new"),
+            ],
+        )
+
+    assert await storage.write(mixed) == 2
+    stored = await storage.read(
+        lambda s: {span_id: s.get_span(account.id, span_id) for span_id in ("new", "old", "kid")}
+    )
+    assert stored["new"] is not None
+    assert stored["new"]["summary"] == "first"
+    assert stored["old"] is not None
+    assert stored["old"]["summary"] is None
+    assert stored["kid"] is not None
+    assert stored["kid"]["orphaned"] is False
+    listed = await storage.read(lambda s: s.list_spans(account.id, ListQuery()))
+    assert sorted(row["id"] for row in listed.rows) == ["kid", "new", "old", "single"]
+
+
 # -- idempotency ----------------------------------------------------------------------
 
 

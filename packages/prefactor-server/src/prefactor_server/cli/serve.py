@@ -10,6 +10,7 @@ from rich.console import Console
 from prefactor_server.app import create_app
 from prefactor_server.cli._options import _HELP, db_option, fail, load_settings, open_db
 from prefactor_server.domain.accounts import Bootstrap, RevokedTokenError
+from prefactor_server.gc_tuning import tune_gc_for_serving
 from prefactor_server.settings import Settings
 
 __all__ = ["serve"]
@@ -46,6 +47,7 @@ def _run(settings: Settings, app: FastAPI, console: Console) -> None:
         click.echo(bootstrap.new_token)
     elif settings.api_token is not None:
         console.print("Accepting PREFACTOR_API_TOKEN as the local account's token.")
+    tune_gc_for_serving()
     try:
         uvicorn.run(
             app,

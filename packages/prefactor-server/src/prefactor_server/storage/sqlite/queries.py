@@ -192,6 +192,9 @@ _INSERT_SPAN = (
     "inserted_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
+# OTLP ingest's inserts (insert_spans): an id already stored is skipped, not an error.
+_INSERT_NEW_SPAN = _INSERT_SPAN + " ON CONFLICT (account_id, id) DO NOTHING"
+
 
 # The buffered inserts also say whether the span stands for its create's stored answer.
 _INSERT_KEYED_SPAN = (
@@ -423,10 +426,10 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites, IdempotencyRows):
         return None if row is None else str(row[0])
 
     def insert_spans(self, account_id: str, records: Sequence[SpanRow]) -> int:
-        # Set-based, for OTLP ingest: two lookups, one executemany and one adoption per
-        # instance, however many spans (children usually arrive before their parents).
-        ids = [r["id"] for r in records]
-        stored = self._existing_ids(account_id, ids)
+        # Set-based, for OTLP ingest: one parent lookup, one executemany and one adoption
+        # per call, however many spans (children usually arrive before their parents).
+        # Ids already stored (a resent export) are skipped by ON CONFLICT, so new spans
+        # need no lookup first; the connection's change count says how many were new.
         batch: dict[str, str] = {}  # span id -> instance id (the first of a repeated id)
         for r in records:
             batch.setdefault(r["id"], r["agent_instance_id"])
@@ -435,14 +438,13 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites, IdempotencyRows):
             for r in records
             if r["parent_span_id"] is not None and r["parent_span_id"] not in batch
         }
-        parents = {**batch, **self._span_instances(account_id, list(outside))}
+        parents = {**batch, **self._span_instances(account_id, list(outside))} if outside else batch
         rows = []
+        orphans = False
         for r in records:
-            if r["id"] in stored:
-                continue
-            stored.add(r["id"])  # a repeated id within the call counts once
             parent = r["parent_span_id"]
             orphaned = is_orphan(parent, r["agent_instance_id"], parents)
+            orphans = orphans or orphaned
             rows.append(
                 (
                     account_id, r["id"], r["agent_instance_id"], r["agent_id"], parent,
@@ -452,18 +454,24 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites, IdempotencyRows):
                     r["updated_at"],
                 )
             )  # fmt: skip
-            if orphaned:
-                self._orphans[account_id] = True
         if not rows:
             return 0
         # In key order: each B-tree page (the table's and every index's, all of which end
-        # in the id) is then visited once per call instead of once per row.
+        # in the id) is then visited once per call instead of once per row. The sort is
+        # stable: of a repeated id, the first is stored.
         rows.sort(key=_SECOND_COLUMN)
-        self.conn.executemany(_INSERT_SPAN, rows)
-        if not self._may_have_orphans(account_id):
-            return len(rows)
-        self._adopt(account_id, [row[1] for row in rows])
-        return len(rows)
+        self.flush()  # buffered span inserts first: only this call's rows are counted
+        conn = self.conn
+        before = conn.total_changes
+        conn.executemany(_INSERT_NEW_SPAN, rows)
+        stored = conn.total_changes - before
+        if orphans:
+            self._orphans[account_id] = True
+        if stored and self._may_have_orphans(account_id):
+            # Adopting the stored children of a span stored before changes nothing: all
+            # of the call's ids can be passed.
+            self._adopt(account_id, list(batch))
+        return stored
 
     def _adopt(self, account_id: str, new_ids: list[str]) -> None:
         """Clear ``orphaned`` on the stored children of the new spans ``new_ids`` that are in
@@ -504,19 +512,6 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites, IdempotencyRows):
                 self.conn.execute(
                     "SELECT id, agent_instance_id FROM agent_spans "
                     f"WHERE account_id = ? AND id IN ({marks})",
-                    (account_id, *chunk),
-                )
-            )
-        return found
-
-    def _existing_ids(self, account_id: str, ids: list[str]) -> set[str]:
-        found: set[str] = set()
-        for chunk in _chunks(ids):
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                row[0]
-                for row in self.conn.execute(
-                    f"SELECT id FROM agent_spans WHERE account_id = ? AND id IN ({marks})",
                     (account_id, *chunk),
                 )
             )
