@@ -48,10 +48,7 @@ class SpanQueue(InMemoryQueue[Operation]):
         item: Operation | OpenSpan = super()._pop()
         if not isinstance(item, OpenSpan):
             return item
-        create, finish = take(item, self)
-        if finish is not None:
-            self._items.appendleft(finish)  # taken next: right behind its create
-        return create
+        return take(item, self)
 
 
 def span_putter(queue: object) -> Callable[[OpenSpan], None] | None:
