@@ -443,12 +443,21 @@ def take(span: OpenSpan, queue: FoldCount) -> Operation:
             queue.folded -= 1
     span_id = span._id
     started_at = span._started_at
-    fields = _create_fields(span, STATUS_ACTIVE, span._payload_json, started_at)
     if not folded:
+        fields = _create_fields(span, STATUS_ACTIVE, span._payload_json, started_at)
         return derived_operation(_CREATE, fields, started_at, CREATE_KEY_PREFIX, span_id)
-    fields[STATUS] = span._status
-    fields[RESULT_JSON] = span._result_json
-    fields[FINISHED_AT] = span._finished_at
+    fields = {
+        INSTANCE_ID: span._instance_id,
+        SPAN_ID: span_id,
+        SCHEMA_NAME: span._schema_name,
+        STATUS: span._status,
+        PAYLOAD_JSON: span._payload_json,
+        STARTED_AT: started_at,
+        RESULT_JSON: span._result_json,
+        FINISHED_AT: span._finished_at,
+    }
+    if span._parent_id is not None:
+        fields[PARENT_SPAN_ID] = span._parent_id
     return derived_operation(
         _CREATE,
         fields,
