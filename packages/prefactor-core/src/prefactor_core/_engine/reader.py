@@ -55,12 +55,12 @@ class Reader:
         cap = self._cap
         # The SDK's own queue can be read without an await per operation (not a subclass
         # that changes how items are taken: its ``get`` is what it means).
-        get_nowait: Callable[[], Operation] | None = None
+        own: InMemoryQueue[Operation] | None = None
         if isinstance(queue, InMemoryQueue) and all(
             getattr(type(queue), name) is getattr(InMemoryQueue, name)
             for name in ("get", "get_nowait")
         ):
-            get_nowait = queue.get_nowait
+            own = queue
         while True:
             while lanes.pending >= cap and not lanes.latched:
                 self.room.clear()
@@ -81,24 +81,26 @@ class Reader:
                     taken = 0
                     continue
                 try:
-                    if get_nowait is None:
+                    if own is None:
                         accept(await queue.get())
                         taken += 1
                     else:
-                        taken += self._take_waiting(get_nowait, STEP_ITEMS - taken)
+                        taken += self._take_waiting(own, STEP_ITEMS - taken)
                 except QueueClosedError:
                     break
             self._poke()
 
-    def _take_waiting(self, get_nowait: Callable[[], Operation], most: int) -> int:
+    def _take_waiting(self, queue: InMemoryQueue[Operation], most: int) -> int:
         """Move up to ``most`` waiting operations into the lanes without awaiting (a queue
         with ``get_nowait``, as the SDK's own); return how many."""
-        queue = self._queue
         lanes = self._lanes
         accept = lanes.accept
         cap = self._cap
-        moved = 0
-        while moved < most and queue.size() and lanes.pending < cap:
+        # What waits now cannot go away meanwhile: only this task takes from the queue.
+        waiting = min(most, len(queue))
+        get_nowait = queue.get_nowait
+        for moved in range(waiting):
+            if lanes.pending >= cap:
+                return moved
             accept(get_nowait())
-            moved += 1
-        return moved
+        return waiting
