@@ -49,4 +49,4 @@ def iso(timestamp: float) -> str:
         if len(_seconds) >= _MOST_SECONDS:
             _seconds.clear()
         text = _seconds[second] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{text}.{fraction:06d}+00:00"
+    return "%s.%06d+00:00" % (text, fraction)  # noqa: UP031 - faster than an f-string here
