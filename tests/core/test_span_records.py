@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 import pytest
 
 from prefactor_core import InMemoryQueue, Operation, OperationType, PrefactorCoreClient
+from prefactor_core._engine.optable import MERGED_FINISH
+from prefactor_core._engine.outcomes import split, weight
 from prefactor_core._open_spans import FOLDED, QUEUED, TAKEN, OpenSpan, SpanTable
 from prefactor_core.exceptions import PrefactorTelemetryFailureError
 from prefactor_core.queue._spans import SpanQueue
@@ -47,7 +49,8 @@ def _drain(queue: SpanQueue) -> Iterator[Operation]:
 
 
 def test_a_finish_before_the_take_is_folded_into_the_record() -> None:
-    """Create and finish make one entry; the engine takes the create, then the finish."""
+    """Create and finish make one entry; the engine takes one create that carries the
+    finish (two operations), and splitting it gives back exactly the two operations."""
     queue = SpanQueue()
     table, offered = _table(queue)
     span = OpenSpan("i1", "agent:step", None)
@@ -57,7 +60,22 @@ def test_a_finish_before_the_take_is_folded_into_the_record() -> None:
     assert table.finish(span, "failed", '{"r":2}', 12.5, None, None) is None
     assert span._queued == FOLDED
     assert (len(queue), queue.size(), queue.folded, offered) == (1, 2, 1, [])
-    create, finish = _drain(queue)
+    [merged] = _drain(queue)
+    assert merged.type is _CREATE
+    assert merged.payload == {
+        "instance_id": "i1",
+        "span_id": "s1",
+        "schema_name": "agent:step",
+        "status": "failed",
+        "payload_json": '{"q":1}',
+        "started_at": 10.0,
+        "result_json": '{"r":2}',
+        "finished_at": 12.5,
+    }
+    assert (merged.idempotency_key, merged.metadata) == ("c-s1", {MERGED_FINISH: "f-s1"})
+    assert weight(merged) == 2
+    assert merged.timestamp.timestamp() == 10.0
+    create, finish = split(merged)
     assert (create.type, finish.type) == (_CREATE, _FINISH)
     assert create.payload == {
         "instance_id": "i1",
@@ -75,9 +93,14 @@ def test_a_finish_before_the_take_is_folded_into_the_record() -> None:
         "timestamp": 12.5,
     }
     assert (create.idempotency_key, finish.idempotency_key) == ("c-s1", "f-s1")
-    assert create.timestamp.timestamp() == 10.0
+    assert (create.metadata, finish.metadata) == ({}, {})
     assert finish.timestamp.timestamp() == 12.5
     assert (span._queued, queue.size(), queue.folded, table.spans) == (TAKEN, 0, 0, {})
+
+
+def _kinds(op: Operation) -> list[OperationType]:
+    """The operations ``op`` stands for (a merged create: its create and its finish)."""
+    return [_CREATE, _FINISH] if MERGED_FINISH in op.metadata else [op.type]
 
 
 def test_a_finish_after_the_take_is_queued_as_its_own_operation() -> None:
@@ -148,7 +171,7 @@ def test_folding_and_taking_on_two_threads_lose_and_repeat_nothing() -> None:
     # create was taken before its finish was made, in either case.
     seen: dict[str, list[OperationType]] = {}
     for op in [*taken, *offered]:
-        seen.setdefault(op.payload["span_id"], []).append(op.type)
+        seen.setdefault(op.payload["span_id"], []).extend(_kinds(op))
     assert len(seen) == 30_000
     assert all(kinds == [_CREATE, _FINISH] for kinds in seen.values())
     assert (queue.size(), queue.folded) == (0, 0)

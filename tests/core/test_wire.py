@@ -488,3 +488,14 @@ def test_encode_json_is_compact_and_keeps_unicode() -> None:
 def test_encode_json_writes_non_json_numbers_as_null(value: float) -> None:
     """NaN and infinities, which JSON cannot represent, are written as null."""
     assert encode_json({"x": value}) == '{"x":null}'
+
+
+def test_iso_of_interleaved_seconds_is_each_timestamps_own() -> None:
+    """Starts and ends of long spans alternate between seconds (and the cache of
+    formatted seconds fills up and starts again): each text is its own timestamp's."""
+    stamps = [1_764_650_000 + k * 7.25 + (k % 3) * 0.000001 for k in range(600)]
+    stamps = [t for pair in zip(stamps, reversed(stamps), strict=True) for t in pair]
+    for t in stamps:
+        micros = round(t * 1_000_000)
+        expected = datetime.fromtimestamp(micros // 1_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        assert iso(t) == f"{expected}.{micros % 1_000_000:06d}+00:00"

@@ -22,8 +22,9 @@ The rules decided here, once:
   (``queue._spans.SpanQueue``), a started span with a made id is queued as its own
   record instead of a create operation, and its finish, if it comes before the engine
   takes the record, is written into it (*folded*); ``take`` turns the record into the
-  operations the engine would have been given (its create, and its finish when
-  folded: the engine merges them as ever). The record's ``_queued``
+  one operation the engine gets: its create, or, folded, a create that already carries
+  its finish (``MERGED_FINISH``, as the engine merges the two itself; it weighs two
+  operations in every count). The record's ``_queued``
   says where it is (``QUEUED``, ``FOLDED``, ``TAKEN``); folding and taking are decided
   under ``_ORDER_LOCK``, so the finish is either in the create or queued after it.
 """
@@ -40,7 +41,9 @@ from prefactor_core._engine.ids import IdFactory
 from prefactor_core._engine.optable import (
     CREATE_KEY_PREFIX,
     FINISH_KEY_PREFIX,
+    FINISHED_AT,
     INSTANCE_ID,
+    MERGED_FINISH,
     NO_MERGE,
     PARENT_SPAN_ID,
     PAYLOAD_JSON,
@@ -428,9 +431,11 @@ class FoldCount(Protocol):
     folded: int
 
 
-def take(span: OpenSpan, queue: FoldCount) -> tuple[Operation, Operation | None]:
-    """The operations a record ``queue`` held stands for, now that the engine takes it:
-    its create, and its finish if that was folded in (see the module docstring)."""
+def take(span: OpenSpan, queue: FoldCount) -> Operation:
+    """The operation a record ``queue`` held stands for, now that the engine takes it:
+    its create, or, when its finish was folded in, one create that already carries the
+    finish (``MERGED_FINISH``: status, result and end time; it weighs two operations).
+    See the module docstring."""
     with _ORDER_LOCK:
         folded = span._queued == FOLDED
         span._queued = TAKEN
@@ -438,18 +443,29 @@ def take(span: OpenSpan, queue: FoldCount) -> tuple[Operation, Operation | None]
             queue.folded -= 1
     span_id = span._id
     started_at = span._started_at
-    create = derived_operation(
+    if not folded:
+        fields = _create_fields(span, STATUS_ACTIVE, span._payload_json, started_at)
+        return derived_operation(_CREATE, fields, started_at, CREATE_KEY_PREFIX, span_id)
+    fields = {
+        INSTANCE_ID: span._instance_id,
+        SPAN_ID: span_id,
+        SCHEMA_NAME: span._schema_name,
+        STATUS: span._status,
+        PAYLOAD_JSON: span._payload_json,
+        STARTED_AT: started_at,
+        RESULT_JSON: span._result_json,
+        FINISHED_AT: span._finished_at,
+    }
+    if span._parent_id is not None:
+        fields[PARENT_SPAN_ID] = span._parent_id
+    return derived_operation(
         _CREATE,
-        _create_fields(span, STATUS_ACTIVE, span._payload_json, started_at),
+        fields,
         started_at,
         CREATE_KEY_PREFIX,
         span_id,
+        {MERGED_FINISH: FINISH_KEY_PREFIX + span_id},
     )
-    if not folded:
-        return create, None
-    at = span._finished_at
-    fields = _finish_fields(span, span._status, span._result_json, at)
-    return create, derived_operation(_FINISH, fields, at, FINISH_KEY_PREFIX, span_id)
 
 
 def _create_fields(

@@ -10,7 +10,9 @@
 * **Merging.** A span create that was never attempted and whose finish is taken in the
   same batch goes out as one create that already carries the terminal status, result and
   both timestamps; a create flagged ``no_merge`` (cancel before start) or ``recovered``
-  (replayed from a spool) never merges.
+  (replayed from a spool) never merges. The client's own queue hands most creates over
+  merged already (``MERGED_FINISH``); they weigh two operations (``outcomes.weight``)
+  and a run of them needs no merging at all.
 * **Per action.** Only the operation types the server accepts in bulk are taken; a lane
   whose head is of another type is left to a single request, so order is kept.
 """
@@ -82,9 +84,8 @@ class Batch:
         lanes: The lanes the batch took from.
         barriers: The lanes whose barrier operation the batch carries.
         creates: The span ids whose create the batch carries.
-        taken: How many lane entries the batch took (a finish merged into its create
-            is one more).
-        weight: How many queued operations the batch carries (``outcomes.weight``).
+        weight: How many queued operations the batch carries (``outcomes.weight``: a
+            merged create counts for two), which is what it took from the lanes.
     """
 
     ops: list[tuple[str, Operation]]
@@ -92,7 +93,6 @@ class Batch:
     lanes: set[str]
     barriers: set[str]
     creates: set[str]
-    taken: int
     weight: int
 
 
@@ -236,9 +236,9 @@ class BatchPlan:
     """``take_batch`` done in steps, so that the event loop can run between them.
 
     Iterate ``steps()`` (each step renders at most ``STEP_ITEMS`` items; let the loop run
-    between steps), then call ``commit()``. The plan works on copies of the lanes' heads
-    and reads ``flights``, ``attempted`` and ``skip`` as they are during the steps: while
-    it runs, the dispatcher takes nothing else, so these can only let more through (an
+    between steps), then call ``commit()``. The plan reads the lanes' heads without
+    taking them, and ``flights``, ``attempted`` and ``skip`` as they are during the
+    steps: while it runs, the dispatcher takes nothing else, so these can only let more through (an
     answer lands), never less. ``commit`` takes the planned operations from the lanes if
     their heads are still the very operations the plan saw; if anything came back to a
     lane's head meanwhile (a retry), it takes the batch at once with ``take_batch``
@@ -304,15 +304,14 @@ def _take(
     """The batching rules (``take_batch``), as a generator that yields every
     ``STEP_ITEMS`` rendered items and returns the batch.
 
-    With ``moves`` None it pops from the lanes themselves; with a list it works on
-    copies of their heads and records in ``moves`` what ``BatchPlan.commit`` applies.
+    With ``moves`` None it pops from the lanes themselves; with a list it only reads
+    them and records in ``moves`` what ``BatchPlan.commit`` applies.
     """
     ops: list[tuple[str, Operation]] = []
     texts: list[bytes] = []
     used: set[str] = set()
     barriers: set[str] = set()
     creates: set[str] = set()
-    taken_total = 0
     merges = 0
     # The body's bytes: the envelope, each rendered item and a comma.
     budget = max_bytes - len(ENVELOPE)
@@ -325,23 +324,30 @@ def _take(
         flying = flights.lanes.get(lane_id, 0)
         # Take twice the room: a create and its finish usually merge into one item.
         limit = 2 * room
-        lane = real if moves is None else deque(islice(real, limit))
-        if flying or bulk_types is not None:
-            taken: list[Operation] = []
-            while lane and len(taken) < limit:
-                head = lane[0]
-                if flying and not flights.independent(head):
-                    break
-                if bulk_types is not None and head.type not in bulk_types:
-                    break
-                taken.append(lane.popleft())
-        else:
-            popleft = lane.popleft
-            taken = [popleft() for _ in range(min(limit, len(lane)))]
+        taken: list[Operation] = []
+        finishes = 0
+        for head in real:
+            kind = head.type
+            if len(taken) >= limit:
+                break
+            if flying and not flights.independent(head):
+                break
+            if bulk_types is not None and kind not in bulk_types:
+                break
+            taken.append(head)
+            if kind is _FINISH:
+                finishes += 1
+        if not finishes:
+            # Nothing merges (the creates of the SDK's own queue come merged already,
+            # ``outcomes.weight``): what is beyond the room would only go back.
+            del taken[room:]
         if not taken:
             continue
-        taken_total += len(taken)
-        merged_ops = yield from _merge(taken, attempted)
+        if moves is None:
+            popleft = real.popleft
+            for _ in range(len(taken)):
+                popleft()
+        merged_ops = (yield from _merge(taken, attempted)) if finishes else taken
         rest: list[Operation] = []
         for index, op in enumerate(merged_ops):
             if index and not index % STEP_ITEMS:
@@ -349,8 +355,8 @@ def _take(
             text = render_bulk_item(op) if index < room else b""
             if index >= room or (ops and len(text) + 1 > budget):
                 rest = merged_ops[index:]
-                lane.extendleft(reversed(rest))
-                taken_total -= len(rest)
+                if moves is None:
+                    real.extendleft(reversed(rest))
                 if index < room:
                     budget = 0
                 break
@@ -370,4 +376,4 @@ def _take(
         room = max_items - len(ops)
     if not ops:
         return None
-    return Batch(ops, texts, used, barriers, creates, taken_total, len(ops) + merges)
+    return Batch(ops, texts, used, barriers, creates, len(ops) + merges)

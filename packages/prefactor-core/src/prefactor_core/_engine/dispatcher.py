@@ -16,7 +16,9 @@ Shape of the engine::
   The others (all of them against a server without bulk) go one per request, in lane
   order. ``num_workers`` requests are in flight at most. A span create that was never
   attempted and whose finish sits in the same batch goes out as one create that already
-  carries the terminal status, result and both timestamps.
+  carries the terminal status, result and both timestamps (the client's own queue
+  hands most creates over so already; such a create counts as two operations, and a
+  single request gets its create and then its finish).
 * **Retries.** Transient failures (connection errors, timeouts, 429, 5xx) put the
   operations back at the head of their lanes and back off exponentially with jitter,
   honouring ``Retry-After`` (``retry.Backoff``; ``flush()`` and ``close()`` cut the wait
@@ -39,17 +41,24 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
-from prefactor_core._engine.batching import ALL_BULK, STEP_ITEMS, BatchPlan, bulk_types
+from prefactor_core._engine.batching import ALL_BULK, BatchPlan, bulk_types
 from prefactor_core._engine.lanes import Lanes
 from prefactor_core._engine.ledger import Ledger, OnDelivered
-from prefactor_core._engine.outcomes import DeliveryStatistics, ItemError, Sender, weight
+from prefactor_core._engine.optable import MERGED_FINISH
+from prefactor_core._engine.outcomes import (
+    DeliveryStatistics,
+    ItemError,
+    Sender,
+    split,
+    weight,
+)
+from prefactor_core._engine.reader import Reader
 from prefactor_core._engine.retry import Backoff, Sleep
 from prefactor_core._engine.settlement import Settlement
 from prefactor_core._engine.wire import BULK_ACTIONS
 from prefactor_core.config import QueueConfig
 from prefactor_core.operations import Operation, OperationType
-from prefactor_core.queue.base import Queue, QueueClosedError
-from prefactor_core.queue.memory import InMemoryQueue
+from prefactor_core.queue.base import Queue
 
 __all__ = ["DeliveryStatistics", "Dispatcher", "ItemError", "Sender"]
 
@@ -100,9 +109,9 @@ class Dispatcher:
         # The reader stops taking from the queue while this many operations wait in
         # lanes: without it an unreachable API would let lanes grow without bound,
         # bypassing the queue's bound. Enough for every worker to send a full batch.
-        self._lane_cap = max(config.batch_size * (config.num_workers + 1), 1_000)
-        self._room = asyncio.Event()
-        self._room.set()
+        self._lane_cap = cap = max(config.batch_size * (config.num_workers + 1), 1_000)
+        self._reading = Reader(queue, lanes, cap, self._poke)
+        self._room = self._reading.room
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._reader: asyncio.Task[None] | None = None
@@ -115,7 +124,7 @@ class Dispatcher:
 
     def start(self) -> None:
         """Start the reader and scheduler tasks."""
-        self._reader = asyncio.create_task(self._read(), name="prefactor-delivery-reader")
+        self._reader = asyncio.create_task(self._reading.run(), name="prefactor-delivery-reader")
         self._scheduler = asyncio.create_task(self._schedule(), name="prefactor-delivery")
 
     def configure(
@@ -237,63 +246,6 @@ class Dispatcher:
         self._resolve_idle()
         return dropped
 
-    # -- the reader: queue → lanes --------------------------------------------------
-
-    async def _read(self) -> None:
-        queue = self._queue
-        lanes = self._lanes
-        accept = lanes.accept
-        cap = self._lane_cap
-        # The SDK's own queue can be read without an await per operation (not a subclass
-        # that changes how items are taken: its ``get`` is what it means).
-        get_nowait: Callable[[], Operation] | None = None
-        if isinstance(queue, InMemoryQueue) and all(
-            getattr(type(queue), name) is getattr(InMemoryQueue, name)
-            for name in ("get", "get_nowait")
-        ):
-            get_nowait = queue.get_nowait
-        while True:
-            while lanes.pending >= cap and not lanes.latched:
-                self._room.clear()
-                await self._room.wait()
-            try:
-                op = await queue.get()
-            except QueueClosedError:
-                self._poke()
-                return
-            accept(op)
-            # Take whatever else is already there, then wake the scheduler once; hand the
-            # loop back to the agent between chunks (a long backlog is read in many steps).
-            taken = 1
-            while queue.size() and lanes.pending < cap:
-                if taken >= STEP_ITEMS:
-                    self._poke()
-                    await asyncio.sleep(0)
-                    taken = 0
-                    continue
-                try:
-                    if get_nowait is None:
-                        accept(await queue.get())
-                        taken += 1
-                    else:
-                        taken += self._take_waiting(get_nowait, STEP_ITEMS - taken)
-                except QueueClosedError:
-                    break
-            self._poke()
-
-    def _take_waiting(self, get_nowait: Callable[[], Operation], most: int) -> int:
-        """Move up to ``most`` waiting operations into the lanes without awaiting (a queue
-        with ``get_nowait``, as the SDK's own); return how many."""
-        queue = self._queue
-        lanes = self._lanes
-        accept = lanes.accept
-        cap = self._lane_cap
-        moved = 0
-        while moved < most and queue.size() and lanes.pending < cap:
-            accept(get_nowait())
-            moved += 1
-        return moved
-
     # -- the scheduler: lanes → requests ------------------------------------------
 
     def _poke(self) -> None:
@@ -374,7 +326,7 @@ class Dispatcher:
         batch = plan.commit()
         if batch is None:
             return False
-        lanes.pending -= batch.taken
+        lanes.pending -= batch.weight
         lanes.flights.take_off(batch)
         self._ledger.in_flight += batch.weight
         self._spawn(self._settlement.send_bulk(batch))
@@ -394,7 +346,11 @@ class Dispatcher:
             if bulk_types and (lane[0].type in bulk_types or lane_id in flying):
                 continue
             op = lane.popleft()
-            lanes.pending -= 1
+            if MERGED_FINISH in op.metadata and id(op) not in lanes.attempted:
+                # One request takes one operation: the create now, its finish next.
+                op, finish = split(op)
+                lane.appendleft(finish)
+            lanes.pending -= weight(op)
             self._ledger.in_flight += weight(op)
             lanes.busy.add(lane_id)
             self._spawn(self._settlement.send_single(lane_id, op))

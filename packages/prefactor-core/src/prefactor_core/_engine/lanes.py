@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from prefactor_core._engine.batching import InFlight
 from prefactor_core._engine.ledger import Ledger
-from prefactor_core._engine.optable import INSTANCE_ID, SPAN_ID
+from prefactor_core._engine.optable import INSTANCE_ID, MERGED_FINISH, SPAN_ID
 from prefactor_core._engine.outcomes import weight
 from prefactor_core.operations import Operation, OperationType
 
@@ -29,7 +29,8 @@ class Lanes:
 
     Attributes:
         lanes: lane id (the instance id) -> waiting operations, oldest first.
-        pending: How many operations wait in lanes.
+        pending: How many queued operations wait in lanes (a merged create, which
+            carries its finish, counts for two: ``outcomes.weight``).
         busy: Lanes with a single request in flight (at most one each).
         flights: What the bulk requests in flight carry (``batching.InFlight``).
         attempted: ``id()`` of the operations sent at least once.
@@ -65,7 +66,7 @@ class Lanes:
         """Append a newly queued operation to its lane (or drop it, see the module)."""
         lane_id: str = op.payload[INSTANCE_ID]
         if self.latched:
-            self._ledger.dropped += 1
+            self._ledger.dropped += weight(op)
             return
         if lane_id in self._dead:
             self._ledger.give_up([op])
@@ -78,7 +79,7 @@ class Lanes:
         if lane is None:
             lane = self.lanes[lane_id] = deque()
         lane.append(op)
-        self.pending += 1
+        self.pending += 2 if op.metadata and MERGED_FINISH in op.metadata else 1
 
     def requeue(self, ops: Iterable[tuple[str, Operation]]) -> None:
         """Put operations back at the head of their lanes, in their original order."""
@@ -96,7 +97,7 @@ class Lanes:
             if lane is None:
                 lane = self.lanes[lane_id] = deque()
             lane.extendleft(reversed(lane_ops))
-            self.pending += len(lane_ops)
+            self.pending += sum(weight(op) for op in lane_ops)
 
     def forget(self, ops: Iterable[Operation]) -> None:
         """Forget operations that left the engine, and the lanes left empty."""
@@ -115,7 +116,7 @@ class Lanes:
         self._dead.add(lane_id)
         lane = self.lanes.pop(lane_id, None)
         if lane:
-            self.pending -= len(lane)
+            self.pending -= sum(weight(op) for op in lane)
             self.forget(lane)
             self._ledger.give_up(list(lane))
 

@@ -213,6 +213,7 @@ def _register(p: dict[str, Any], raw: Raw, out: dict[str, Any]) -> None:
     out.update(p[BODY])
 
 
+_CREATE_SPAN = OperationType.CREATE_SPAN
 _INSTANCE_PATH = "/api/v1/agent_instance/{instance_id}"
 _ON_INSTANCE = ("agent_instance_id", INSTANCE_ID)
 
@@ -303,6 +304,17 @@ they count as delivered instead of failing telemetry."""
 
 def render_bulk_item(op: Operation) -> bytes:
     """Render ``op`` as one item of a ``POST /api/v1/bulk`` request (JSON, UTF-8)."""
+    if op.type is _CREATE_SPAN:
+        # Most items are span creates: the same fields as ``_fields``, one call less.
+        out: dict[str, Any] = {"_type": ACTION_CREATE_SPAN}
+        _create_span(op.payload, Fragment, out)
+        key = op.idempotency_key
+        if key is not None:
+            out["idempotency_key"] = key
+        try:
+            return dumps(out, option=OPT_NON_STR_KEYS)
+        except TypeError:
+            pass
     try:
         return dumps(_fields(op, Fragment, True), option=OPT_NON_STR_KEYS)
     except TypeError:

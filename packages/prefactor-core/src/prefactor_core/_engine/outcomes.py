@@ -8,13 +8,16 @@ from typing import Any, NamedTuple, Protocol
 from prefactor_core._engine.optable import (
     CONFLICT_IS_DONE,
     FINISHED_AT,
+    INSTANCE_ID,
     MERGED_FINISH,
     RESULT_JSON,
+    SPAN_ID,
     STATUS,
     TIMESTAMP,
 )
 from prefactor_core.operations import Operation, OperationType
 from prefactor_http.exceptions import PrefactorApiError, is_transient_http_error
+from prefactor_http.models.types import STATUS_ACTIVE
 
 __all__ = [
     "CONFLICT_IS_DONE",
@@ -25,6 +28,7 @@ __all__ = [
     "Sender",
     "is_transient",
     "merged",
+    "split",
     "weight",
 ]
 
@@ -119,4 +123,28 @@ def merged(create: Operation, finish: Operation) -> Operation:
     )
 
 
+def split(op: Operation) -> tuple[Operation, Operation]:
+    """The span create (``active``) and the finish a merged create (``merged``) stands
+    for, each with its own idempotency key: for a request that takes one operation."""
+    payload = op.payload.copy()
+    status = payload.pop(STATUS)
+    result = payload.pop(RESULT_JSON, None)
+    at = payload.pop(FINISHED_AT, None)
+    payload[STATUS] = STATUS_ACTIVE
+    metadata = {k: v for k, v in op.metadata.items() if k != MERGED_FINISH}
+    create = Operation(_CREATE, payload, op._created, op.idempotency_key, metadata)
+    ending = {
+        INSTANCE_ID: payload[INSTANCE_ID],
+        SPAN_ID: payload[SPAN_ID],
+        STATUS: status,
+        RESULT_JSON: result,
+        TIMESTAMP: at,
+    }
+    finish = Operation(
+        _FINISH, ending, at if at is not None else op._created, op.metadata[MERGED_FINISH]
+    )
+    return create, finish
+
+
 _CREATE = OperationType.CREATE_SPAN
+_FINISH = OperationType.FINISH_SPAN

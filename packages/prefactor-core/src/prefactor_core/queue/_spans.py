@@ -45,13 +45,13 @@ class SpanQueue(InMemoryQueue[Operation]):
         return len(self._items) + self.folded
 
     def _pop(self) -> Operation:
-        item: Operation | OpenSpan = super()._pop()
+        item: Operation | OpenSpan = _pop(self)
         if not isinstance(item, OpenSpan):
             return item
-        create, finish = take(item, self)
-        if finish is not None:
-            self._items.appendleft(finish)  # taken next: right behind its create
-        return create
+        return take(item, self)
+
+
+_pop = InMemoryQueue._pop
 
 
 def span_putter(queue: object) -> Callable[[OpenSpan], None] | None:

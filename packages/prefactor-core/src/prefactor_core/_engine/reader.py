@@ -1,0 +1,106 @@
+"""The dispatcher's reader: moves queued operations into the lanes (queue → lanes).
+
+It takes from the queue as long as the lanes hold fewer than ``cap`` operations (a
+merged create counts for two), so that an unreachable API cannot let the lanes grow
+without bound past the queue's own bound; ``room`` is cleared while it waits for the
+scheduler to take some. What it finds waiting it moves in chunks of ``STEP_ITEMS``,
+handing the agent's event loop back between chunks and waking the scheduler once per
+chunk. The SDK's own in-memory queues are read without an await per operation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from prefactor_core._engine.batching import STEP_ITEMS
+from prefactor_core._engine.lanes import Lanes
+from prefactor_core.operations import Operation
+from prefactor_core.queue.base import Queue, QueueClosedError
+from prefactor_core.queue.memory import InMemoryQueue
+
+__all__ = ["Reader"]
+
+
+class Reader:
+    """Moves operations from ``queue`` into ``lanes`` (see the module).
+
+    Args:
+        queue: Where the caller's operations wait.
+        lanes: Where they go.
+        cap: The most operations the lanes may hold before reading pauses.
+        poke: Wakes the scheduler.
+
+    Attributes:
+        room: Set while the lanes have room (the scheduler sets it as it takes).
+    """
+
+    __slots__ = ("_cap", "_lanes", "_poke", "_queue", "room")
+
+    def __init__(
+        self, queue: Queue[Operation], lanes: Lanes, cap: int, poke: Callable[[], None]
+    ) -> None:
+        self._queue = queue
+        self._lanes = lanes
+        self._cap = cap
+        self._poke = poke
+        self.room = asyncio.Event()
+        self.room.set()
+
+    async def run(self) -> None:
+        """Read until the queue is closed and empty."""
+        queue = self._queue
+        lanes = self._lanes
+        accept = lanes.accept
+        cap = self._cap
+        # The SDK's own queue can be read without an await per operation (not a subclass
+        # that changes how items are taken: its ``get`` is what it means).
+        own: InMemoryQueue[Operation] | None = None
+        if isinstance(queue, InMemoryQueue) and all(
+            getattr(type(queue), name) is getattr(InMemoryQueue, name)
+            for name in ("get", "get_nowait")
+        ):
+            own = queue
+        while True:
+            while lanes.pending >= cap and not lanes.latched:
+                self.room.clear()
+                await self.room.wait()
+            try:
+                op = await queue.get()
+            except QueueClosedError:
+                self._poke()
+                return
+            accept(op)
+            # Take whatever else is already there, then wake the scheduler once; hand the
+            # loop back to the agent between chunks (a long backlog is read in many steps).
+            taken = 1
+            while queue.size() and lanes.pending < cap:
+                if taken >= STEP_ITEMS:
+                    self._poke()
+                    await asyncio.sleep(0)
+                    taken = 0
+                    continue
+                try:
+                    if own is None:
+                        accept(await queue.get())
+                        taken += 1
+                    else:
+                        taken += self._take_waiting(own, STEP_ITEMS - taken)
+                except QueueClosedError:
+                    break
+            self._poke()
+
+    def _take_waiting(self, queue: InMemoryQueue[Operation], most: int) -> int:
+        """Move up to ``most`` waiting operations into the lanes without awaiting (a queue
+        with ``get_nowait``, as the SDK's own); return how many."""
+        lanes = self._lanes
+        accept = lanes.accept
+        cap = self._cap
+        # What waits now cannot go away meanwhile: only this task takes from the queue.
+        waiting = min(most, len(queue))
+        get_nowait = queue.get_nowait
+        for moved in range(waiting):
+            if lanes.pending >= cap:
+                return moved
+            accept(get_nowait())
+        return waiting
