@@ -24,6 +24,18 @@ for _ in range(140):
     DEEP = {"d": DEEP}
 
 
+def _nested(depth: int) -> dict[str, Any]:
+    """An object ``depth`` levels deep (itself the first)."""
+    value: Any = "bottom"
+    for _ in range(depth):
+        value = {"d": value}
+    return dict(value)
+
+
+# Many brackets, yet only three levels deep (some brackets inside strings).
+WIDE = {"messages": [{"role": "user", "content": "{[" * 40} for _ in range(150)]}
+
+
 def _item(key: str, instance: str, **fields: Any) -> dict[str, Any]:
     return {"_type": "agent_spans/create", "idempotency_key": key, "agent_instance_id": instance,
             "schema_name": "agent:llm", "status": "complete", "payload": LLM,
@@ -79,6 +91,12 @@ def _requests(p: str, i: str, j: str) -> list[list[dict[str, Any]]]:
             _item(f"{p}key-j", j, id=f"{p}-j"),
             _item(f"{p}key-l", j, id=f"{p}-l", parent_span_id=f"{p}-j", extra={"x": [[[1]]]}),
             _item(f"{p}key-m", i, id=f"{p}-m", summary="ignored", started_at=None),
+            # As deep as storable (128 levels below the item), and wide.
+            _item(f"{p}key-k", i, id=f"{p}-k", payload={**LLM, "deep": _nested(127)}),
+            _item(
+                f"{p}key-n", i, id=f"{p}-n", payload={**LLM, **WIDE},
+                result_payload={"response": "r", **WIDE},
+            ),
         ],
     ]  # fmt: skip
 
@@ -108,6 +126,18 @@ def _bad_items(p: str, i: str, j: str) -> list[dict[str, Any]]:
         _item(f"{p}key-ai", i, id=f"{p}-ai", status=["complete"]),
         _item(f"{p}key-aj", i, id=f"{p}-aj", started_at=17),
         _item(f"{p}key-ak", i, id=f"{p}-ak", schema_name="agent:retrieval", status="pending"),
+        # One level too deep: in the payload, in a wrapped item's payload, in the result,
+        # in a field the fast path does not know.
+        _item(f"{p}key-al", i, id=f"{p}-al", payload={**LLM, "deep": _nested(128)}),
+        {
+            "_type": "agent_spans/create",
+            "idempotency_key": f"{p}key-am",
+            "details": _item("unused-key", i, id=f"{p}-am", payload={**LLM, "deep": _nested(127)}),
+        },
+        _item(
+            f"{p}key-an", i, id=f"{p}-an", result_payload={"response": "r", "deep": _nested(128)}
+        ),
+        _item(f"{p}key-ao", i, id=f"{p}-ao", extra={"deep": _nested(128)}),
     ]
 
 
@@ -178,7 +208,7 @@ async def test_fast_path_answers_as_the_general_path(
     # first try; the second pass runs key-s through the general path, which reads the
     # instance, as 4-before is a replay).
     assert [key.removeprefix("fst0key-") for key in taken] == [
-        "b", "c", "d", "e", "h", "i", "l", "m", "q", "2-after", "s", "4-after", "21-after",
-        "4-after",
+        "b", "c", "d", "e", "h", "i", "l", "m", "k", "n", "q", "2-after", "s", "4-after",
+        "21-after", "4-after",
     ]  # fmt: skip
-    assert len(quick[1]) == 39
+    assert len(quick[1]) == 45

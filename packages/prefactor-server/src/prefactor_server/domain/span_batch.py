@@ -26,7 +26,7 @@ import orjson
 from prefactor_http.models.types import FINISH_STATUSES
 from prefactor_server import _time
 from prefactor_server.domain.context import WriteContext
-from prefactor_server.domain.fields import client_id, is_storable
+from prefactor_server.domain.fields import MAX_DEPTH, client_id, is_storable
 from prefactor_server.domain.replays import REFERENCE
 from prefactor_server.domain.resources import span_resource
 from prefactor_server.domain.schemas import SchemaVersion
@@ -37,6 +37,18 @@ from prefactor_server.storage.base import IdTaken, WriteSession
 __all__ = ["MergedCreates"]
 
 _TERMINAL = FINISH_STATUSES
+_dumps = orjson.dumps
+_MINIMAL = b'{"status":"success","id":"'
+# The fields of a span create the fast path knows (spans.create reads no others), and the
+# item's own keys around them; an item with anything else takes the general path.
+_FIELDS = frozenset(
+    {
+        "id", "agent_instance_id", "schema_name", "status", "payload", "result_payload",
+        "started_at", "finished_at", "parent_span_id",
+    }
+)  # fmt: skip
+_ITEM = _FIELDS | {"_type", "idempotency_key"}
+_WRAPPED = frozenset({"_type", "idempotency_key", "details"})
 _fromisoformat = datetime.fromisoformat
 _Check = Callable[[Any], bool]
 # A span type as the fast path uses it: its definition (None when the schema version
@@ -60,6 +72,12 @@ def _utc(value: Any) -> str | None:
     except (TypeError, ValueError, IndexError):
         return None
     return str(value[:26]) + "Z"
+
+
+def _shallow(encoded: bytes, levels: int) -> bool:
+    """Whether JSON text surely nests at most ``levels`` deep (it opens no more brackets
+    than that in all; brackets inside strings only make the count safer)."""
+    return encoded.count(b"{") + encoded.count(b"[") <= levels
 
 
 def _any(value: Any) -> bool:
@@ -131,7 +149,12 @@ class MergedCreates:
             path must run the item (nothing was written).
         """
         details = item.get("details")
-        fields = details if type(details) is dict else item  # as the general path reads it
+        if type(details) is dict:  # the fields wrapped, as the general path reads them
+            fields, levels = details, MAX_DEPTH - 1
+            known = item.keys() <= _WRAPPED and details.keys() <= _FIELDS
+        else:
+            fields, levels = item, MAX_DEPTH
+            known = item.keys() <= _ITEM
         get = fields.get
         instance_id = get("agent_instance_id")
         status = get("status")
@@ -166,7 +189,22 @@ class MergedCreates:
                 finished_at = _utc(finished_at) or _time.parse_timestamp(finished_at, "finished_at")
         except ApiError:
             return None
-        if not is_storable(item):
+        try:
+            payload_json = _dumps(payload)
+            result_json = None if result is None else _dumps(result)
+        except TypeError:  # orjson.JSONEncodeError: an integer out of range, too deep
+            return None
+        if not known:
+            if not is_storable(item):  # other fields: check them all (fields.check_storable)
+                return None
+        # Every known field but the two payloads is a string or None by now, so the item
+        # is storable when they are: orjson refuses integers outside 64 bits as the check
+        # does, and a payload nests no deeper than it has brackets.
+        elif not (_shallow(payload_json, levels) or is_storable(payload, levels - 1)) or (
+            result is not None
+            and result_json is not None
+            and not (_shallow(result_json, levels) or is_storable(result, levels - 1))
+        ):
             return None
         span_type = self._span_type(instance["schema_version_id"], name)
         if span_type is None:
@@ -193,12 +231,17 @@ class MergedCreates:
             definition, status, payload, result, started_at or now, finished_at or now, now,
         )  # fmt: skip
         try:
-            session.insert_span(record)
+            session.insert_span(
+                record,
+                (payload_json.decode(), None if result_json is None else result_json.decode()),
+            )
         except IdTaken:
             return None  # 409 from the general path (a failed insert writes nothing)
         new_id: str = record["id"]
         ctx.span_instances[new_id] = instance["id"]
-        minimal = orjson.dumps({"status": "success", "id": new_id}) if self._minimal else None
+        # Ids are letters, digits, "_" and "-" (client ids and PFIDs): nothing to escape, so
+        # this is orjson.dumps({"status": "success", "id": new_id}), byte for byte.
+        minimal = _MINIMAL + new_id.encode() + b'"}' if self._minimal else None
         if self._reference:
             # A terminal span that is no orphan and whose answer has no control never
             # changes again: its answer is kept as a reference (domain/replays.py).

@@ -394,11 +394,13 @@ class WriteSession(ReadSession, Protocol):
         """Return the instance id of a span, or None when there is no such span."""
         ...
 
-    def insert_span(self, record: SpanRow) -> None:
+    def insert_span(self, record: SpanRow, encoded: tuple[str, str | None] | None = None) -> None:
         """Store a span (raises :class:`IdTaken` when the id exists) and adopt its orphans.
 
         The caller has looked the parent up (:meth:`span_instance_id`): ``orphaned`` is
         :func:`is_orphan` of the record, which a backend may store or derive again.
+        ``encoded`` is the record's payload and result payload as ``orjson.dumps`` text,
+        when the caller has them already (the bulk fast path); a backend may use them.
         """
         ...
 

@@ -401,7 +401,8 @@ class PgWriteSession(PgReadSession, PgAuthWrites):
         )
         return None if row is None else str(row["agent_instance_id"])
 
-    def insert_span(self, record: SpanRow) -> None:
+    def insert_span(self, record: SpanRow, encoded: tuple[str, str | None] | None = None) -> None:
+        # ``encoded`` is not used: psycopg adapts the payload dicts (Jsonb) itself.
         if self._buffer_spans and self._depth == 0:
             self._spans.append(record)
             return

@@ -105,16 +105,17 @@ class IdempotencyRows:
         spans, keyed = self._spans, self._keyed
         kept = []
         stamp = now()  # one time for the rows of a request, bound: no SQL call per row
+        mark = keyed.add
         for action, key, status, body in rows:
+            span = (account_id, key[2:])  # the span a key "c-<id>" names (cheapest test first)
             if (
-                body[:1] == _REFERENCE
+                span in spans
+                and body == _REFERENCE + span[1].encode()
+                and key[:2] == KEY_PREFIX
                 and status == 201
                 and action == ACTION_CREATE_SPAN
-                and key.startswith(KEY_PREFIX)
-                and body[1:] == key[2:].encode()
-                and (account_id, key[2:]) in spans
             ):
-                keyed.add((account_id, key[2:]))  # written by the flush, with the span
+                mark(span)  # written by the flush, with the span
             else:
                 kept.append((account_id, action, key, status, body, stamp))
         if kept:

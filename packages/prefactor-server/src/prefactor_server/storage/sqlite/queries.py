@@ -517,13 +517,17 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites, IdempotencyRows):
             )
         return found
 
-    def insert_span(self, record: SpanRow) -> None:
+    def insert_span(self, record: SpanRow, encoded: tuple[str, str | None] | None = None) -> None:
         r = record
+        payload, result = encoded or (
+            orjson.dumps(r["payload"]).decode(),
+            _dumps(r["result_payload"]),
+        )
         row = (
             r["account_id"], r["id"], r["agent_instance_id"], r["agent_id"], r["parent_span_id"],
-            int(r["orphaned"]), r["schema_name"], r["schema_title"], r["status"],
-            orjson.dumps(r["payload"]).decode(), _dumps(r["result_payload"]), r["summary"],
-            r["started_at"], r["finished_at"], r["inserted_at"], r["updated_at"],
+            int(r["orphaned"]), r["schema_name"], r["schema_title"], r["status"], payload,
+            result, r["summary"], r["started_at"], r["finished_at"], r["inserted_at"],
+            r["updated_at"],
         )  # fmt: skip
         account_id = r["account_id"]
         if self.buffer_spans and self._depth == 0:

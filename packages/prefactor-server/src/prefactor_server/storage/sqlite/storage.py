@@ -37,13 +37,15 @@ from prefactor_server.storage.sqlite.migrations import apply_migrations
 from prefactor_server.storage.sqlite.queries import SqliteReadSession, SqliteWriteSession
 from prefactor_server.storage.sqlite.writer_connection import WriterConnection
 
-__all__ = ["SqliteStorage"]
+__all__ = ["PAGE_SIZE", "SqliteStorage"]
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 _STOP = object()
 _READ_THREADS = 2
+PAGE_SIZE = 8192
+"""The page size of a database this storage creates."""
 
 
 def _connect(
@@ -90,6 +92,12 @@ class SqliteStorage:
         self._closed = False
         self._lock = threading.Lock()
         self._writer_conn = _connect(self.path, WriterConnection)
+        # A new database gets 8 KiB pages (SQLite's default is 4 KiB; an existing file keeps
+        # its size): a span row is about 500 bytes, so a 4 KiB page holds a handful, and
+        # inserts keyed by random ids (OTLP, other SDKs) split pages all the time. Measured
+        # (30,000 spans, 1,000 per transaction, CPU per row): random ids 19-24 µs → 16,
+        # time-ordered ids 6.3 → 5.8-6.3. Must come before the first table is created.
+        self._writer_conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
         self._writer_conn.execute("PRAGMA journal_mode = WAL")
         # NORMAL is durable across application crashes in WAL mode; only an OS crash can
         # lose the last commits, which is the right trade for a local telemetry store.
