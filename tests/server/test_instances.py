@@ -143,18 +143,51 @@ async def test_finish_replay_with_other_body_is_200(api: Api, client: httpx.Asyn
     assert replay.json() == first.json()
 
 
-async def test_start_twice_and_after_finish_is_409(api: Api, client: httpx.AsyncClient) -> None:
-    """Start of an active or terminal instance with a new key is 409 naming the status."""
+async def test_start_twice_is_409_and_a_late_start_changes_nothing(
+    api: Api, client: httpx.AsyncClient
+) -> None:
+    """A second start of an active instance (new key) is 409 naming the status; a start
+    that arrives after the finish (a retried start, delivered out of order) answers 200
+    with the instance still finished."""
     instance = await api.register()
     url = f"/api/v1/agent_instance/{instance['id']}"
     await client.post(f"{url}/start", json={"idempotency_key": "s1"})
     again = await client.post(f"{url}/start", json={"idempotency_key": "s2"})
     assert again.status_code == 409
     assert "active" in again.json()["message"]
-    await client.post(f"{url}/finish", json={"idempotency_key": "f1"})
+    finished = await client.post(f"{url}/finish", json={"idempotency_key": "f1"})
     late = await client.post(f"{url}/start", json={"idempotency_key": "s3"})
-    assert late.status_code == 409
-    assert "complete" in late.json()["message"]
+    assert late.status_code == 200
+    assert late.json()["details"]["status"] == "complete"
+    assert late.json()["details"]["finished_at"] == finished.json()["details"]["finished_at"]
+    assert late.json()["details"]["started_at"] == finished.json()["details"]["started_at"]
+
+
+async def test_a_start_after_the_finish_records_when_it_started(
+    api: Api, client: httpx.AsyncClient
+) -> None:
+    """Finish first (the start was delayed), then the start: the instance stays finished
+    and gets the start's time; a terminated instance still refuses a start."""
+    instance = await api.register()
+    url = f"/api/v1/agent_instance/{instance['id']}"
+    done = await client.post(
+        f"{url}/finish", json={"status": "failed", "timestamp": "2026-08-10T09:00:05+00:00"}
+    )
+    assert done.json()["details"]["started_at"] is None
+    late = await client.post(f"{url}/start", json={"timestamp": "2026-08-10T09:00:01+00:00"})
+    assert late.status_code == 200
+    details = late.json()["details"]
+    assert details["status"] == "failed"
+    assert details["started_at"].startswith("2026-08-10T09:00:01")
+    read = await client.get(url)
+    assert read.json()["details"]["started_at"] == details["started_at"]
+
+    other = await api.register()
+    other_url = f"/api/v1/agent_instance/{other['id']}"
+    await client.post(f"{other_url}/terminate", json={"reason": "stop"})
+    refused = await client.post(f"{other_url}/start", json={})
+    assert refused.status_code == 409
+    assert "terminated" in refused.json()["message"]
 
 
 async def test_naive_timestamp_is_invalid_value(api: Api, client: httpx.AsyncClient) -> None:

@@ -224,9 +224,21 @@ def _change(
 
 
 def start(session: WriteSession, ctx: WriteContext, fields: dict[str, Any]) -> Outcome:
-    """Start a pending instance (``active``; ``started_at`` from ``timestamp`` or now)."""
+    """Start a pending instance (``active``; ``started_at`` from ``timestamp`` or now).
+
+    A start that arrives after the instance finished (complete, failed or cancelled) is
+    answered with the instance as it is, its ``started_at`` filled from ``timestamp`` if it
+    had none: the published SDK delivers with several workers, so a start retried after a
+    lost connection can land after the finish, and it stops the agent on a 409 for
+    anything but a finish. A second start of an active instance (with a new key) and a
+    start of a terminated one are still 409.
+    """
     record = ctx.instance(session, required_str(fields, "agent_instance_id"))
     timestamp = _time.parse_timestamp(fields.get("timestamp"), "timestamp")
+    if record["status"] in _FINISH:
+        if record["started_at"] is None and timestamp is not None:
+            record = _change(session, ctx, record, {"started_at": timestamp})
+        return _respond(session, ctx, record)
     if record["status"] != "pending":
         raise conflict(f"Agent instance is {record['status']}; only a pending instance can start")
     record = _change(
