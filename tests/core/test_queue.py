@@ -404,7 +404,7 @@ class Item:
         self.payload: dict[str, Any] = {"a": []}
 
 
-async def test_a_growing_backlog_is_frozen_and_thawed_when_drained(clean_freeze: None) -> None:
+async def test_a_growing_backlog_is_frozen_until_the_queue_closes(clean_freeze: None) -> None:
     queue: InMemoryQueue[Item] = InMemoryQueue(freeze_step=8)
     for _ in range(7):
         queue.put_nowait(Item())
@@ -416,10 +416,36 @@ async def test_a_growing_backlog_is_frozen_and_thawed_when_drained(clean_freeze:
     for _ in range(8):
         queue.put_nowait(Item())  # 16: frozen again, with the new items
     assert gc.get_freeze_count() > frozen
-    while queue.size() > 2:
+    while queue.size():
         await queue.get()
-        assert gc.get_freeze_count() > 0 or queue.size() <= 2
-    assert gc.get_freeze_count() == 0  # drained to a quarter of the step: let go
+    # Drained: still frozen (unfreezing now would make the next full collection walk
+    # the whole heap at once), and the delivered items are gone from the freeze.
+    assert 0 < gc.get_freeze_count() < frozen
+    await queue.close()
+    assert gc.get_freeze_count() == 0
+
+
+async def test_a_drained_queue_freezes_its_next_backlog_from_the_step_again(
+    clean_freeze: None,
+) -> None:
+    queue: InMemoryQueue[Item] = InMemoryQueue(freeze_step=8)
+    for _ in range(16):
+        queue.put_nowait(Item())
+    while queue.size() > 2:
+        queue.get_nowait()  # drained to a quarter of the step
+    young = [Item() for _ in range(5)]
+    for item in young:
+        queue.put_nowait(item)  # 7 queued: under the step, not frozen yet
+    assert not any(_frozen(item) for item in young)
+    queue.put_nowait(Item())  # 8: the step, counted afresh after the drain
+    assert all(_frozen(item) for item in young)
+    await queue.close()
+    assert not any(_frozen(item) for item in young)
+
+
+def _frozen(obj: object) -> bool:
+    """Whether ``obj`` is in the collector's permanent generation (``gc.freeze``)."""
+    return gc.is_tracked(obj) and not any(obj is o for o in gc.get_objects())
 
 
 async def test_frozen_items_are_still_freed_when_delivered(clean_freeze: None) -> None:
@@ -437,7 +463,7 @@ async def test_frozen_items_are_still_freed_when_delivered(clean_freeze: None) -
     assert sum(ref() is None for ref in refs) == 1
 
 
-async def test_the_freeze_ends_only_when_every_queue_has_drained(clean_freeze: None) -> None:
+async def test_the_freeze_ends_only_when_every_queue_has_closed(clean_freeze: None) -> None:
     first: InMemoryQueue[Item] = InMemoryQueue(freeze_step=4)
     second: InMemoryQueue[Item] = InMemoryQueue(freeze_step=4)
     for _ in range(4):
@@ -445,8 +471,12 @@ async def test_the_freeze_ends_only_when_every_queue_has_drained(clean_freeze: N
         second.put_nowait(Item())
     while first.size():
         first.get_nowait()
-    assert gc.get_freeze_count() > 0  # the second still holds its backlog
-    await second.close()  # closing lets go too
+    await first.close()
+    assert gc.get_freeze_count() > 0  # the second still holds its freeze
+    while second.size():
+        second.get_nowait()
+    assert gc.get_freeze_count() > 0  # drained, but open
+    await second.close()
     assert gc.get_freeze_count() == 0
 
 
@@ -460,6 +490,7 @@ async def test_a_process_that_freezes_on_its_own_is_left_alone(clean_freeze: Non
     assert gc.get_freeze_count() == theirs  # not frozen again by the queue
     while queue.size():
         queue.get_nowait()
+    await queue.close()
     assert gc.get_freeze_count() == theirs  # and never unfrozen by it
     assert keep
 

@@ -84,3 +84,17 @@ def test_thread_pool_example(live: LocalServer) -> None:
     ]
     assert {r["parent_span_id"] for r in fetches} == {crawl["id"]}
     assert crawl["result_payload"] == {"output": 34}
+
+
+def test_async_agent_with_the_sync_client_example(live: LocalServer) -> None:
+    """The async agent using SyncPrefactorCoreClient stores its three spans and a complete
+    run."""
+    run_example(example("## An async agent: which client?"), live)
+    [instance] = instances_of(live, "busy-loop")
+    assert instance["status"] == "complete"
+    rows = sorted(spans(live, instance["id"]), key=lambda row: row["payload"]["prompt"])
+    assert [row["payload"] for row in rows] == [{"prompt": f"question {i}"} for i in range(3)]
+    assert [row["result_payload"] for row in rows] == [
+        {"response": f"answer {i}"} for i in range(3)
+    ]
+    assert {row["status"] for row in rows} == {"complete"}

@@ -113,15 +113,25 @@ class QueueingClient(BaseClient):
         return True
 
     def _offer_span(self, span: OpenSpan) -> bool:
-        """Queue ``span`` as its own record where ``_offer`` would put its create straight
-        on the queue (see ``queue._spans``); False: queue its operations instead (which
-        also raises what ``_offer`` raises)."""
+        """Queue ``span`` as its own record (see ``queue._spans``); False: queue its
+        operations instead (which also raises what ``_offer`` raises).
+
+        On the loop's thread the record goes straight on the queue, and its finish may be
+        folded into it there. From any other thread (the sync client's callers, ``@trace``
+        in ``asyncio.to_thread``) it goes through the thread-safe entry, as one operation
+        (its create, built by the engine when it takes the record): nothing is folded into
+        a record that may still wait in the entry, whose finish comes as an operation
+        behind it. Dropped there (the entry closed or full), it is counted as one."""
         put = self._put_span
         if put is None or self._failure is not None or self._generation != _fork_generation[0]:
             return False
         entry = self._entry
         if entry is not None and (entry.pending or _get_ident() != self._loop_thread):
-            return False
+            if self._state != "open":
+                return False
+            span._queued = 0  # not folded into: it stands for its create alone
+            entry.emit(span)  # type: ignore[arg-type]  # a SpanQueue takes records
+            return True
         try:
             put(span)
         except QueueFullError:

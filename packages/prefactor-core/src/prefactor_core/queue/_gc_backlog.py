@@ -7,15 +7,26 @@ queued spans one full collection holds the agent's thread for over 100 ms, and t
 every few tens of thousands of spans. ``gc.freeze()`` moves everything the collector
 tracks into a permanent generation it never scans (in O(1)); objects in it are still
 freed by reference counting the moment they are no longer used, so a delivered operation
-goes away as before. Only reference cycles that were garbage at the moment of a freeze
-wait until the matching ``gc.unfreeze()``.
+goes away as before.
 
-The queues hold a freeze while their backlog is long, and let go when it has drained;
-the collector is unfrozen when no queue in the process holds one. A process whose own
-code already uses ``gc.freeze()`` (a pre-fork server, for instance) is left alone: if
-anything is frozen when a queue first wants to freeze, the queues never freeze nor
-unfreeze in that process. (Objects a process freezes while a queue holds a freeze are
-unfrozen with the queue's: freeze at start-up, as pre-fork servers do, before any backlog.)
+A queue holds a freeze from its first long backlog until it is closed, not merely until
+the backlog has drained. Letting go at the drain would cost one long stall: ``gc.unfreeze()``
+puts the whole frozen heap (the interpreter's modules, the agent's objects, not the
+delivered operations, which are gone) back into the oldest generation, and because the
+collector sized its next full collection while almost everything was frozen, that
+collection comes at once and walks all of it (30-40 ms of the agent's thread for a
+modest process, measured in the benchmarks' section 8). Kept frozen, the long-lived heap
+stays out of every later collection, as in processes that freeze at start-up. The price:
+reference cycles among objects that were frozen (garbage at a freeze, or alive then and
+cyclic garbage later) are only collected after the thaw at close; reference counting
+frees everything else. ``freeze_step=0`` on the queue turns all of this off.
+
+The freeze ends (``gc.unfreeze()``) when every queue of the process that held one has
+closed. A process whose own code already uses ``gc.freeze()`` (a pre-fork server, for
+instance) is left alone: if anything is frozen when a queue first wants to freeze, the
+queues never freeze nor unfreeze in that process. (Objects a process freezes while a
+queue holds a freeze are unfrozen with the queue's: freeze at start-up, as pre-fork
+servers do, before any backlog.)
 """
 
 from __future__ import annotations
@@ -50,7 +61,7 @@ def hold(holder: int) -> bool:
 
 
 def release(holder: int) -> None:
-    """``holder`` no longer needs a freeze; unfreeze when no one does."""
+    """``holder`` has closed and no longer needs a freeze; unfreeze when no one does."""
     with _lock:
         if holder not in _holders:
             return

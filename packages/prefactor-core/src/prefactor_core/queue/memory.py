@@ -38,9 +38,9 @@ class InMemoryQueue(Queue[T]):
     Everything is lost if the process dies; use the spool for durability.
 
     A long backlog is kept out of the cyclic garbage collector's scans: each time the
-    queue has grown by ``freeze_step`` items it calls ``gc.freeze()``, and once it has
-    drained to a quarter of that it lets go (see ``_gc_backlog``). ``freeze_step=0``
-    turns this off.
+    queue has grown by ``freeze_step`` items it calls ``gc.freeze()``; once it has drained
+    to a quarter of that it counts afresh, and the freeze lasts until the queue is closed
+    (see ``_gc_backlog``). ``freeze_step=0`` turns this off.
 
     Example::
 
@@ -177,7 +177,7 @@ class InMemoryQueue(Queue[T]):
         """Remove and return the next item (there is one); every get ends here."""
         item = self._items.popleft()
         if self._frozen and len(self._items) <= self._freeze_step >> 2:
-            self._thaw()
+            self._drained()
         if self._putters:
             self._wake(self._putters)
         return item
@@ -224,11 +224,16 @@ class InMemoryQueue(Queue[T]):
         if _gc_backlog.hold(id(self)):
             self._frozen = True
 
-    def _thaw(self) -> None:
+    def _drained(self) -> None:
+        """The backlog has drained: the next one freezes again from ``freeze_step`` items.
+        The freeze itself lasts until ``close`` (unfreezing now costs a full collection
+        of the whole heap soon after: see ``_gc_backlog``)."""
         self._freeze_at = self._freeze_step or _NEVER
-        if self._frozen:
-            self._frozen = False
-            _gc_backlog.release(id(self))
+        self._frozen = False
+
+    def _thaw(self) -> None:
+        self._drained()
+        _gc_backlog.release(id(self))
 
     @staticmethod
     def _wake(waiters: deque[asyncio.Future[None]]) -> None:
