@@ -7,6 +7,7 @@ stdout line: its measurements.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
@@ -67,6 +68,42 @@ def wait_stored(
         if finished >= expected or now > end:
             return now, finished
         time.sleep(0.02)
+
+
+async def hold_back(client: Any, max_queued: int) -> float:
+    """While more than ``max_queued`` operations wait in our client's queue, sleep (the
+    back-pressure of the delivery loops); return the seconds slept (not caller time)."""
+    paused = 0.0
+    while client.statistics().queued > max_queued:
+        p0 = time.perf_counter()
+        await asyncio.sleep(0.005)
+        paused += time.perf_counter() - p0
+    return paused
+
+
+def delivery_figures(
+    n: int,
+    stored: int,
+    elapsed: float,
+    enqueue_seconds: float,
+    paused: float,
+    caller_cpu: float,
+    thread_cpu: float,
+    process_cpu: float,
+) -> dict[str, Any]:
+    """The figures a delivery run reports: rates, and CPU in µs per span (the engine's
+    share of the agent's thread is that thread's CPU minus the caller's)."""
+    return {
+        "spans": n,
+        "stored": stored,
+        "seconds": elapsed,
+        "spans_per_s": stored / elapsed,
+        "enqueue_seconds": enqueue_seconds,
+        "paused_seconds": paused,
+        "caller_cpu_us": caller_cpu / n * 1e6,
+        "engine_cpu_us": (thread_cpu - caller_cpu) / n * 1e6,
+        "process_cpu_us": process_cpu / n * 1e6,
+    }
 
 
 def rss_kb() -> int:

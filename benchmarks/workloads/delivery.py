@@ -71,10 +71,7 @@ async def main() -> None:
             acc = 0.0
         await asyncio.sleep(0)
         if ours:
-            while client.statistics().queued > max_queued:
-                p0 = perf()
-                await asyncio.sleep(0.005)
-                paused += perf() - p0
+            paused += await _wl.hold_back(client, max_queued)
     t_enqueued = perf()
     if ours:
         await client.flush(600)
@@ -83,23 +80,12 @@ async def main() -> None:
     await client.close()
     t_end, stored = _wl.wait_stored(api_url, token, instance_id, n, 120.0)
     elapsed = t_end - t0
-    _wl.emit(
-        {
-            "sdk": sdk,
-            "spans": n,
-            "stored": stored,
-            "seconds": elapsed,
-            "spans_per_s": stored / elapsed,
-            "enqueue_seconds": t_enqueued - t0,
-            "paused_seconds": paused,
-            "caller_us_slices": caller,
-            # Meaningful for ours (flushed before the clock stops); the published SDK
-            # sends on the caller's path.
-            "caller_cpu_us": caller_cpu / n * 1e6,
-            "engine_cpu_us": (thread_cpu - caller_cpu) / n * 1e6,
-            "process_cpu_us": process_cpu / n * 1e6,
-        }
+    # The CPU figures mean something for ours (flushed before the clock stops); the
+    # published SDK sends on the caller's path.
+    figures = _wl.delivery_figures(
+        n, stored, elapsed, t_enqueued - t0, paused, caller_cpu, thread_cpu, process_cpu
     )
+    _wl.emit({"sdk": sdk, **figures, "caller_us_slices": caller})
 
 
 if __name__ == "__main__":

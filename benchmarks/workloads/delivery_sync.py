@@ -53,10 +53,7 @@ async def main() -> None:
         caller_cpu += cpu() - c0
         remaining -= count
         await asyncio.sleep(0)
-        while client.statistics().queued > max_queued:
-            p0 = perf()
-            await asyncio.sleep(0.005)
-            paused += perf() - p0
+        paused += await _wl.hold_back(client, max_queued)
     t_enqueued = perf()
     await asyncio.to_thread(client.flush, 600)
     thread_cpu, process_cpu = cpu() - cpu0, time.process_time() - proc0
@@ -67,15 +64,9 @@ async def main() -> None:
     _wl.emit(
         {
             "sdk": "ours-sync",
-            "spans": n,
-            "stored": stored,
-            "seconds": elapsed,
-            "spans_per_s": stored / elapsed,
-            "enqueue_seconds": t_enqueued - t0,
-            "paused_seconds": paused,
-            "caller_cpu_us": caller_cpu / n * 1e6,
-            "engine_cpu_us": (thread_cpu - caller_cpu) / n * 1e6,
-            "process_cpu_us": process_cpu / n * 1e6,
+            **_wl.delivery_figures(
+                n, stored, elapsed, t_enqueued - t0, paused, caller_cpu, thread_cpu, process_cpu
+            ),
         }
     )
 
