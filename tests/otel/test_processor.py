@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.trace import ReadableSpan
@@ -49,11 +48,7 @@ async def fixture_client(server: LocalServer) -> AsyncIterator[PrefactorCoreClie
 
 
 async def _read(server: LocalServer, path: str, **params: Any) -> dict[str, Any]:
-    async with httpx.AsyncClient(
-        transport=server.transport,
-        base_url=server.api_url,
-        headers={"Authorization": f"Bearer {TOKEN}"},
-    ) as http:
+    async with server.client() as http:
         response = await http.get(path, params=params)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()

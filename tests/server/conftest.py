@@ -94,11 +94,7 @@ async def fixture_server(database: str | Path) -> AsyncIterator[LocalServer]:
 @pytest.fixture(name="client")
 async def fixture_client(server: LocalServer) -> AsyncIterator[httpx.AsyncClient]:
     """An authenticated in-process client."""
-    async with httpx.AsyncClient(
-        transport=server.transport,
-        base_url=server.api_url,
-        headers={"Authorization": f"Bearer {server.token}"},
-    ) as client:
+    async with server.client() as client:
         yield client
 
 

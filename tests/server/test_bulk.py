@@ -117,11 +117,7 @@ async def test_bulk_caps(database: str | Path) -> None:
     server = LocalServer(database, token="tok-12345678", bulk_max_items=2, max_body_bytes=2048)
     async with (
         server,
-        httpx.AsyncClient(
-            transport=server.transport,
-            base_url=server.api_url,
-            headers={"Authorization": "Bearer tok-12345678"},
-        ) as client,
+        server.client() as client,
     ):
         items = [_item("agent_spans/create", f"key-{i:05d}") for i in range(3)]
         many = await client.post("/api/v1/bulk", json={"items": items})

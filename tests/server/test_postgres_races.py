@@ -31,14 +31,7 @@ async def fixture_pair(postgres_url: str) -> AsyncIterator[list[httpx.AsyncClien
     servers = await asyncio.gather(
         *(asyncio.to_thread(LocalServer, postgres_url, token=TOKEN) for _ in range(2))
     )
-    clients = [
-        httpx.AsyncClient(
-            transport=server.transport,
-            base_url=server.api_url,
-            headers={"Authorization": f"Bearer {TOKEN}"},
-        )
-        for server in servers
-    ]
+    clients = [server.client() for server in servers]
     try:
         yield clients
     finally:

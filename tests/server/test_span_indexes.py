@@ -9,7 +9,6 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from prefactor_server.storage.sqlite import migrations
@@ -41,11 +40,7 @@ async def _send(db_path: Path, items: list[dict[str, Any]] | None) -> list[str]:
     server = LocalServer(db_path, token=TOKEN)
     seen: list[str] = []
     try:
-        async with httpx.AsyncClient(
-            transport=server.transport,
-            base_url=server.api_url,
-            headers={"Authorization": f"Bearer {TOKEN}"},
-        ) as client:
+        async with server.client() as client:
             if items is not None:
                 for agent in ("agent-x", "agent-y"):
                     answer = await client.post(

@@ -7,7 +7,6 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-import httpx
 import pytest
 
 from prefactor_server.storage.sqlite.storage import PAGE_SIZE
@@ -27,11 +26,7 @@ async def _store_and_read(db_path: Path, span_id: str) -> list[str]:
     """Store one span through the API and return the ids of the spans of its instance."""
     server = LocalServer(db_path, token=TOKEN)
     try:
-        async with httpx.AsyncClient(
-            transport=server.transport,
-            base_url=server.api_url,
-            headers={"Authorization": f"Bearer {TOKEN}"},
-        ) as client:
+        async with server.client() as client:
             registered = await client.post(
                 "/api/v1/agent_instance/register",
                 json={

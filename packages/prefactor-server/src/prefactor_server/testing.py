@@ -76,6 +76,16 @@ class LocalServer:
         result: Storage = self.app.state.storage
         return result
 
+    def client(self, **options: Any) -> httpx.AsyncClient:
+        """An ``httpx.AsyncClient`` on :attr:`transport`, signed in with :attr:`token`
+        (``async with server.client() as client: ...``); ``options`` go to the client."""
+        return httpx.AsyncClient(
+            transport=self.transport,
+            base_url=self.api_url,
+            headers={"Authorization": f"Bearer {self.token}"},
+            **options,
+        )
+
     def create_account(self, name: str) -> str:
         """Create another account and return a bearer token for it (cross-account tests)."""
 
