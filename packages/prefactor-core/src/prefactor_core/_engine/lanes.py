@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from prefactor_core._engine.batching import InFlight
 from prefactor_core._engine.ledger import Ledger
-from prefactor_core._engine.optable import INSTANCE_ID, MERGED_FINISH, SPAN_ID
+from prefactor_core._engine.optable import INSTANCE_ID, SPAN_ID
 from prefactor_core._engine.outcomes import weight
 from prefactor_core.operations import Operation, OperationType
 
@@ -79,7 +79,7 @@ class Lanes:
         if lane is None:
             lane = self.lanes[lane_id] = deque()
         lane.append(op)
-        self.pending += 2 if op.metadata and MERGED_FINISH in op.metadata else 1
+        self.pending += weight(op)
 
     def requeue(self, ops: Iterable[tuple[str, Operation]]) -> None:
         """Put operations back at the head of their lanes, in their original order."""
