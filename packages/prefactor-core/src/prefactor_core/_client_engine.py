@@ -25,6 +25,7 @@ from prefactor_core._engine.ids import IdFactory
 from prefactor_core._engine.rejection import is_fatal
 from prefactor_core._engine.retry import Backoff, Sleep
 from prefactor_core._engine.sender import HttpSender
+from prefactor_core._engine.taps import Taps
 from prefactor_core._payload import PayloadEncoder
 from prefactor_core.config import PrefactorCoreConfig
 from prefactor_core.exceptions import ClientNotInitializedError
@@ -84,6 +85,8 @@ class EngineClient(QueueingClient):
         )
         self._termination = TerminationTracker()
         self._termination.refuse_new_spans = sdk_header_entry is None
+        # Observers of the operations the engine takes in (the OpenTelemetry mirror).
+        self._taps = Taps()
 
     async def _start_engine(self) -> None:
         """Open the HTTP client, start the dispatcher, and wait for discovery (bounded)."""
@@ -119,6 +122,7 @@ class EngineClient(QueueingClient):
             on_control=self._on_control,
             on_delivered=self._acknowledge if isinstance(self._queue, SpoolQueue) else None,
             sleep=self._sleep,
+            taps=self._taps,
         )
         self._dispatcher.start()
         self._discovery = asyncio.create_task(self._discover(), name="prefactor-discovery")

@@ -55,6 +55,7 @@ from prefactor_core._engine.outcomes import (
 from prefactor_core._engine.reader import Reader
 from prefactor_core._engine.retry import Backoff, Sleep
 from prefactor_core._engine.settlement import Settlement
+from prefactor_core._engine.taps import Taps
 from prefactor_core._engine.wire import BULK_ACTIONS
 from prefactor_core.config import QueueConfig
 from prefactor_core.operations import Operation, OperationType
@@ -78,6 +79,7 @@ class Dispatcher:
         on_delivered: OnDelivered | None = None,
         on_control: Callable[[str, str | None], None] | None = None,
         sleep: Sleep | None = None,
+        taps: Taps | None = None,
     ) -> None:
         self._queue = queue
         self._config = config
@@ -110,7 +112,7 @@ class Dispatcher:
         # lanes: without it an unreachable API would let lanes grow without bound,
         # bypassing the queue's bound. Enough for every worker to send a full batch.
         self._lane_cap = cap = max(config.batch_size * (config.num_workers + 1), 1_000)
-        self._reading = Reader(queue, lanes, cap, self._poke)
+        self._reading = Reader(queue, lanes, cap, self._poke, taps)
         self._room = self._reading.room
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()

@@ -5,7 +5,8 @@ merged create counts for two), so that an unreachable API cannot let the lanes g
 without bound past the queue's own bound; ``room`` is cleared while it waits for the
 scheduler to take some. What it finds waiting it moves in chunks of ``STEP_ITEMS``,
 handing the agent's event loop back between chunks and waking the scheduler once per
-chunk. The SDK's own in-memory queues are read without an await per operation.
+chunk. The SDK's own in-memory queues are read without an await per operation. The
+client's taps (``taps.Taps``) see each operation as it moves (none: nothing is paid).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 
 from prefactor_core._engine.batching import STEP_ITEMS
 from prefactor_core._engine.lanes import Lanes
+from prefactor_core._engine.taps import Taps
 from prefactor_core.operations import Operation
 from prefactor_core.queue.base import Queue, QueueClosedError
 from prefactor_core.queue.memory import InMemoryQueue
@@ -30,20 +32,27 @@ class Reader:
         lanes: Where they go.
         cap: The most operations the lanes may hold before reading pauses.
         poke: Wakes the scheduler.
+        taps: Observers of the operations it moves (default: none).
 
     Attributes:
         room: Set while the lanes have room (the scheduler sets it as it takes).
     """
 
-    __slots__ = ("_cap", "_lanes", "_poke", "_queue", "room")
+    __slots__ = ("_cap", "_lanes", "_poke", "_queue", "_taps", "room")
 
     def __init__(
-        self, queue: Queue[Operation], lanes: Lanes, cap: int, poke: Callable[[], None]
+        self,
+        queue: Queue[Operation],
+        lanes: Lanes,
+        cap: int,
+        poke: Callable[[], None],
+        taps: Taps | None = None,
     ) -> None:
         self._queue = queue
         self._lanes = lanes
         self._cap = cap
         self._poke = poke
+        self._taps = taps if taps is not None else Taps()
         self.room = asyncio.Event()
         self.room.set()
 
@@ -51,7 +60,7 @@ class Reader:
         """Read until the queue is closed and empty."""
         queue = self._queue
         lanes = self._lanes
-        accept = lanes.accept
+        taps = self._taps
         cap = self._cap
         # The SDK's own queue can be read without an await per operation (not a subclass
         # that changes how items are taken: its ``get`` is what it means).
@@ -70,6 +79,7 @@ class Reader:
             except QueueClosedError:
                 self._poke()
                 return
+            accept = taps.wrap(lanes.accept)
             accept(op)
             # Take whatever else is already there, then wake the scheduler once; hand the
             # loop back to the agent between chunks (a long backlog is read in many steps).
@@ -85,16 +95,17 @@ class Reader:
                         accept(await queue.get())
                         taken += 1
                     else:
-                        taken += self._take_waiting(own, STEP_ITEMS - taken)
+                        taken += self._take_waiting(own, STEP_ITEMS - taken, accept)
                 except QueueClosedError:
                     break
             self._poke()
 
-    def _take_waiting(self, queue: InMemoryQueue[Operation], most: int) -> int:
-        """Move up to ``most`` waiting operations into the lanes without awaiting (a queue
-        with ``get_nowait``, as the SDK's own); return how many."""
+    def _take_waiting(
+        self, queue: InMemoryQueue[Operation], most: int, accept: Callable[[Operation], None]
+    ) -> int:
+        """Move up to ``most`` waiting operations into the lanes with ``accept`` without
+        awaiting (a queue with ``get_nowait``, as the SDK's own); return how many."""
         lanes = self._lanes
-        accept = lanes.accept
         cap = self._cap
         # What waits now cannot go away meanwhile: only this task takes from the queue.
         waiting = min(most, len(queue))
