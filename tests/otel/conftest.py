@@ -1,14 +1,20 @@
-"""Fixtures of the OpenTelemetry tests: a real ``prefactor serve`` on 127.0.0.1 and readers."""
+"""Fixtures of the OpenTelemetry tests: a real ``prefactor serve`` on 127.0.0.1 and readers,
+and the real server reached in-process."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from tests.reliability.support import TOKEN, ServerProcess
+
+from prefactor_server.testing import LocalServer
+
+LOCAL_TOKEN = "otel-local-token"
+"""The token of the in-process ``server`` fixture."""
 
 
 class Served:
@@ -60,3 +66,11 @@ def fixture_served(
         yield Served(process)
     finally:
         process.stop()
+
+
+@pytest.fixture(name="server")
+async def fixture_server(tmp_path: Path) -> AsyncIterator[LocalServer]:
+    """The real server on a SQLite file, reached in-process (token ``LOCAL_TOKEN``)."""
+    server = LocalServer(tmp_path / "prefactor.db", token=LOCAL_TOKEN)
+    yield server
+    await server.aclose()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from tests.otel.conftest import LOCAL_TOKEN
 from tests.otel.support import SERVICE, genai_trace, make_provider
 
 from prefactor_core import PrefactorCoreClient, PrefactorCoreConfig, SchemaRegistry
@@ -23,15 +23,7 @@ from prefactor_core.otel._mapping import agent_id_for_service, instance_id_for_t
 from prefactor_http import HttpClientConfig
 from prefactor_server.testing import LocalServer
 
-TOKEN = "otel-processor-token"
-
-
-@pytest.fixture(name="server")
-async def fixture_server(tmp_path: Path) -> AsyncIterator[LocalServer]:
-    """The real server on a SQLite file, reached in-process."""
-    server = LocalServer(tmp_path / "prefactor.db", token=TOKEN)
-    yield server
-    await server.aclose()
+TOKEN = LOCAL_TOKEN
 
 
 @pytest.fixture(name="client")

@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 from tests.otel.conftest import Served
 
-from prefactor_core.otel._mapping import agent_id_for_service
+from prefactor_core.otel._mapping import agent_id_for_service, instance_id_for_trace
+from prefactor_core.otel._outbound import otel_trace_id
 from prefactor_server.testing import LocalServer
 
 README = Path(__file__).parents[2] / "README.md"
@@ -65,3 +66,35 @@ async def test_span_processor_example(tmp_path: Path) -> None:
     assert [(span["schema_name"], span["payload"]["model"]) for span in listed] == [
         ("llm", "gpt-4o")
     ]
+
+
+def test_mirror_example_exports_into_an_otlp_endpoint(served: Served) -> None:
+    """The OtelSpanMirror example, its exporter pointed at the same server's OTLP
+    endpoint: the run is stored twice, once as Prefactor delivered it and once as the OTel
+    trace the mirror exported (root span named after the agent, the LLM span under it)."""
+    code = readme_python("Prefactor spans in your OpenTelemetry backend: `OtelSpanMirror`")
+    code = (
+        code.replace("http://127.0.0.1:4318", served.url)
+        .replace("http://127.0.0.1:8000", served.url)
+        .replace("your-token", served.token)
+    )
+    env = {**os.environ, "OTEL_EXPORTER_OTLP_HEADERS": f"Authorization=Bearer%20{served.token}"}
+    done = subprocess.run(
+        [sys.executable, "-c", code + "\nimport asyncio\nasyncio.run(main())\n"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    [ours] = served.get("/api/v1/agent_instance", agent_id="travel-agent")["summaries"]
+    mirrored = served.instance(instance_id_for_trace(format(otel_trace_id(ours["id"]), "032x")))
+    assert mirrored["agent_id"] == agent_id_for_service("travel-agent")
+    spans = {
+        span["payload"]["name"]: span for span in served.spans(agent_instance_id=mirrored["id"])
+    }
+    assert set(spans) == {"Travel agent", "agent:llm"}
+    assert spans["agent:llm"]["parent_span_id"] == spans["Travel agent"]["id"]
+    assert spans["agent:llm"]["payload"]["model"] == "gpt-4o"
+    assert spans["agent:llm"]["result_payload"]["usage"]["input_tokens"] == 9
+    assert spans["agent:llm"]["payload"]["attributes"]["prefactor.agent_instance_id"] == ours["id"]

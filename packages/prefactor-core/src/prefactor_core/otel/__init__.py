@@ -1,17 +1,23 @@
-"""OpenTelemetry bridge: OTel spans into Prefactor runs.
+"""OpenTelemetry bridge, both ways: OTel spans into Prefactor runs
+(``PrefactorSpanProcessor``), and Prefactor spans out to an OTel span processor
+(``OtelSpanMirror``).
 
-``PrefactorSpanProcessor`` needs the ``otel`` extra (``pip install
-'prefactor-core[otel]'``); it is imported on first use, so importing this package (and
-the attribute mapping in :mod:`prefactor_core.otel._mapping`, which the server shares)
-never imports ``opentelemetry``.
+Both need the ``otel`` extra (``pip install 'prefactor-core[otel]'``); they are imported
+on first use, so importing this package (and the attribute mapping in
+:mod:`prefactor_core.otel._mapping`, which the server shares) never imports
+``opentelemetry``.
 
 Example::
 
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace import TracerProvider
-    from prefactor_core.otel import PrefactorSpanProcessor
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from prefactor_core.otel import OtelSpanMirror, PrefactorSpanProcessor
 
     provider = TracerProvider()
     provider.add_span_processor(PrefactorSpanProcessor(client))
+
+    mirror = OtelSpanMirror(client, BatchSpanProcessor(OTLPSpanExporter()))
 """
 
 from __future__ import annotations
@@ -19,9 +25,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from prefactor_core.otel._mirror import OtelSpanMirror
     from prefactor_core.otel._processor import PrefactorSpanProcessor
 
-__all__ = ["PrefactorSpanProcessor"]
+__all__ = ["OtelSpanMirror", "PrefactorSpanProcessor"]
 
 
 def __getattr__(name: str) -> Any:
@@ -29,4 +36,8 @@ def __getattr__(name: str) -> Any:
         from prefactor_core.otel._processor import PrefactorSpanProcessor
 
         return PrefactorSpanProcessor
+    if name == "OtelSpanMirror":
+        from prefactor_core.otel._mirror import OtelSpanMirror
+
+        return OtelSpanMirror
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
