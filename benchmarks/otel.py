@@ -9,6 +9,10 @@ One ``prefactor serve`` (127.0.0.1, a fresh SQLite file) serves both workloads:
   process running the standard ``OTLPSpanExporter``; none may be dropped.
 * ``otel_processor``: the agent thread's cost per span of ``PrefactorSpanProcessor`` and
   of OTel's ``BatchSpanProcessor`` with a no-op exporter, over no processor at all.
+* ``otel_mirror`` (with ``agent_thread``'s OTel row beside it): the other direction,
+  our spans delivered to the server with and without ``OtelSpanMirror`` feeding a
+  ``BatchSpanProcessor`` with a no-op exporter, against OTel's own SDK doing the same
+  loop into the same processor.
 
 Results go to ``benchmarks/results/otel.json`` and ``benchmarks/results/otel.md`` (the
 Markdown tables, also printed), with the machine's load average at the start and end: on a
@@ -50,6 +54,7 @@ def main() -> None:
     started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     ingest: list[dict[str, Any]] = []
     processor: list[dict[str, Any]] = []
+    mirror: list[dict[str, Any]] = []
     with (
         tempfile.TemporaryDirectory() as directory,
         server(Path(directory) / "otel.db", token) as url,
@@ -70,9 +75,11 @@ def main() -> None:
             processor.append(
                 run(OURS, "otel_processor", {"url": url, "token": token, "spans": processor_spans})
             )
+            log(f"span mirror {rep + 1}/{reps}")
+            mirror.append(_mirror_rows(url, token, processor_spans))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"otel{'-quick' if quick else ''}.json").write_text(
-        json.dumps({"ingest": ingest, "processor": processor}, indent=2)
+        json.dumps({"ingest": ingest, "processor": processor, "mirror": mirror}, indent=2)
     )
     dropped = sum(row["spans"] - row["stored"] for row in ingest)
     undelivered = sum(row["expected"] - row["delivered"] for row in processor)
@@ -104,10 +111,55 @@ def main() -> None:
             ),
             "",
             f"Spans not delivered by PrefactorSpanProcessor: {undelivered}.",
+            "",
+            *_mirror_table(mirror),
         ]
     )
     (RESULTS / f"otel{'-quick' if quick else ''}.md").write_text(report + "\n")
     print(report)
+
+
+def _mirror_rows(url: str, token: str, spans: int) -> dict[str, Any]:
+    """One repetition of the mirror comparison: OTel's SDK, ours, ours mirrored."""
+    otel = run(OURS, "agent_thread", {"sdk": "otel", "spans": spans})
+    plain = run(OURS, "otel_mirror", {"url": url, "token": token, "spans": spans, "mirror": False})
+    mirrored = run(
+        OURS, "otel_mirror", {"url": url, "token": token, "spans": spans, "mirror": True}
+    )
+    return {
+        "otel_thread": otel["thread_cpu_us"],
+        "otel_process": otel["thread_cpu_us"] + otel["other_threads_cpu_us"],
+        **{f"ours_{key}": plain[f"{key}_cpu_us"] for key in ("caller", "thread", "process")},
+        **{f"mirror_{key}": mirrored[f"{key}_cpu_us"] for key in ("caller", "thread", "process")},
+        # every span and the run's root span mirrored; every span stored
+        "lost": (spans + 1 - mirrored["mirrored"]) + (spans - mirrored["stored"]),
+    }
+
+
+def _mirror_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| spans into an OTel exporter (BatchSpanProcessor, no-op exporter), CPU per span, "
+        "µs | agent thread (caller + engine) | process (every thread) |",
+        "|---|---|---|",
+        f"| OTel SDK: span with params and result as attributes | "
+        f"{_fmt(_median(rows, 'otel_thread'), 1)} | {_fmt(_median(rows, 'otel_process'), 1)} |",
+        f"| ours, delivered to Prefactor only | {_fmt(_median(rows, 'ours_thread'), 1)} "
+        f"| {_fmt(_median(rows, 'ours_process'), 1)} |",
+        f"| ours, delivered to Prefactor and mirrored (OtelSpanMirror) "
+        f"| {_fmt(_median(rows, 'mirror_thread'), 1)} "
+        f"| {_fmt(_median(rows, 'mirror_process'), 1)} |",
+    ]
+    for row in rows:
+        row["tap"] = row["mirror_thread"] - row["ours_thread"]
+        row["ratio"] = row["otel_thread"] / row["mirror_thread"]
+    lines += [
+        "",
+        f"The mirror's cost on the agent's thread (mirrored minus not): "
+        f"{_fmt(_median(rows, 'tap'), 1)} µs per span; OTel's SDK over ours mirrored, agent "
+        f"thread: {_fmt(_median(rows, 'ratio'), 2)}×. Spans not mirrored or not stored: "
+        f"{sum(row['lost'] for row in rows)}.",
+    ]
+    return lines
 
 
 if __name__ == "__main__":
