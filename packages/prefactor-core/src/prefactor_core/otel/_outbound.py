@@ -120,7 +120,6 @@ def _bridged(prefactor_id: str) -> tuple[int, int] | None:
 class _Run:
     """An agent instance seen being registered: what its root span needs."""
 
-    trace_id: int
     name: str
     attributes: dict[str, Any]
     started: int | None = None
@@ -156,6 +155,8 @@ class Outbound:
         self._max_open = max_open
         self._runs: dict[str, _Run] = {}
         self._open: dict[str, _Open] = {}
+        # instance id → its trace id and the context of its root span (digests, cached)
+        self._roots: dict[str, SpanContext] = {}
         self.emitted = 0
         self.forgotten = 0
         self.unmatched = 0
@@ -202,14 +203,14 @@ class Outbound:
             elif bridged is not None:
                 trace_id = bridged[0]
             else:
-                trace_id = _instance_trace(instance_id)
+                trace_id = self._trace(instance_id)
             span_id = bridged[1] if bridged is not None else otel_span_id(parent_id)
             parent = SpanContext(trace_id, span_id, False, _SAMPLED)
         elif instance_id.startswith(_FROM_OTEL):  # a run the bridge made: its OTel trace
-            trace_id = _instance_trace(instance_id)
+            trace_id = self._trace(instance_id)
         else:
-            trace_id = otel_trace_id(instance_id)
-            parent = SpanContext(trace_id, _root_id(instance_id), False, _SAMPLED)
+            parent = self._root(instance_id)
+            trace_id = parent.trace_id
         opened = _Open(op, trace_id, parent)
         if p[STATUS] in _ENDED:  # a create that carries its finish
             self._span(opened, p[STATUS], p.get(RESULT_JSON), p.get(FINISHED_AT))
@@ -219,6 +220,26 @@ class Outbound:
         if len(table) > self._max_open:
             del table[next(iter(table))]
             self.forgotten += 1
+
+    def _trace(self, instance_id: str) -> int:
+        """The trace of an instance: its OTel trace for an instance the bridge made."""
+        if instance_id.startswith(_FROM_OTEL):
+            digits = instance_id[len(_FROM_OTEL) :]
+            if len(digits) == 32 and _HEX.issuperset(digits):
+                return int(digits, 16) or 1
+        return self._root(instance_id).trace_id
+
+    def _root(self, instance_id: str) -> SpanContext:
+        """The context of an instance's root span (its trace id and root span id)."""
+        roots = self._roots
+        root = roots.get(instance_id)
+        if root is None:
+            if len(roots) >= self._max_open:
+                roots.clear()  # recomputed on demand: a bound, not a loss
+            root = roots[instance_id] = SpanContext(
+                otel_trace_id(instance_id), _root_id(instance_id), False, _SAMPLED
+            )
+        return root
 
     def _span(self, opened: _Open, status: str, result: str | None, at: float | None) -> None:
         span = self._make(opened, status, result, at)
@@ -295,9 +316,7 @@ class Outbound:
         if isinstance(name, str):
             attributes["prefactor.agent_version.name"] = name
         self._runs[instance_id] = _Run(
-            otel_trace_id(instance_id),
-            name if isinstance(name, str) and name else "agent run",
-            attributes,
+            name if isinstance(name, str) and name else "agent run", attributes
         )
         if len(self._runs) > self._max_open:
             del self._runs[next(iter(self._runs))]
@@ -311,7 +330,7 @@ class Outbound:
         attributes = {**run.attributes, "prefactor.status": status}
         span = ReadableSpan(
             name=run.name,
-            context=SpanContext(run.trace_id, _root_id(instance_id), False, _SAMPLED),
+            context=self._root(instance_id),
             parent=None,
             resource=self._resource,
             attributes=attributes,
@@ -323,15 +342,6 @@ class Outbound:
         )
         self.emitted += 1
         self._emit(span)
-
-
-def _instance_trace(instance_id: str) -> int:
-    """The trace of an instance: its OTel trace for an instance the bridge made."""
-    if instance_id.startswith(_FROM_OTEL):
-        digits = instance_id[len(_FROM_OTEL) :]
-        if len(digits) == 32 and _HEX.issuperset(digits):
-            return int(digits, 16) or 1
-    return otel_trace_id(instance_id)
 
 
 def _root_id(instance_id: str) -> int:
@@ -371,12 +381,14 @@ def _usage(usage: Any, attributes: dict[str, Any]) -> None:
                 break
 
 
+_OK = Status(StatusCode.OK)
+_UNSET = Status(StatusCode.UNSET)
+
+
 def _status(status: str, error: dict[str, Any] | None) -> Status:
     if status == "failed":
         return Status(StatusCode.ERROR, _describe(error))
-    if status == "complete":
-        return Status(StatusCode.OK)
-    return Status(StatusCode.UNSET)
+    return _OK if status == "complete" else _UNSET
 
 
 def _describe(error: dict[str, Any] | None) -> str | None:
