@@ -75,3 +75,46 @@ async def test_overload_gets_503_with_retry_after_and_loses_nothing(tmp_path: Pa
         )
     storage.close()
     assert listed.json()["pagination"]["item_count"] == len(first) + len(second)
+
+
+class FailingOnceStorage(SqliteStorage):
+    """SQLite storage whose first write fails (a full disk, once)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.failures = 1
+
+    async def write(self, fn: Callable[[WriteSession], T]) -> T:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("disk full")
+        return await super().write(fn)
+
+
+async def test_spans_of_a_failed_or_refused_export_stop_counting_as_pending(
+    tmp_path: Path,
+) -> None:
+    """An export whose store fails, one that is not OTLP, and one refused with 503 leave
+    nothing counted as pending: the next export within the cap is stored, not refused."""
+    storage = FailingOnceStorage(tmp_path / "prefactor.db")
+    trace = record_trace()
+    settings = Settings(
+        db_path=tmp_path / "prefactor.db", api_token=TOKEN, otlp_max_pending_spans=len(trace)
+    )
+    app = create_app(settings, storage=storage)
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-protobuf"}
+    async with (
+        asyncio.timeout(30),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+            base_url="http://127.0.0.1",
+        ) as http,
+    ):
+        failed = await http.post("/v1/traces", content=otlp_protobuf(trace), headers=headers)
+        assert failed.status_code == 500
+        garbage = await http.post("/v1/traces", content=b"\xff not protobuf", headers=headers)
+        assert garbage.status_code == 400
+        stored = await http.post("/v1/traces", content=otlp_protobuf(trace), headers=headers)
+        assert stored.status_code == 200
+        assert app.state.otlp_pending.spans == 0
+    storage.close()

@@ -21,6 +21,7 @@ from prefactor_server.storage import (
     Account,
     IdTaken,
     ListQuery,
+    ReadSession,
     Storage,
     StorageClosedError,
     WriteSession,
@@ -503,6 +504,29 @@ async def test_insert_spans_counts_only_new_ids_of_its_own_call(storage: Storage
     assert stored["kid"]["orphaned"] is False
     listed = await storage.read(lambda s: s.list_spans(account.id, ListQuery()))
     assert sorted(row["id"] for row in listed.rows) == ["kid", "new", "old", "single"]
+
+
+async def test_insert_spans_adopts_only_the_children_of_its_own_spans(storage: Storage) -> None:
+    """Whether the account has more orphans than the call has spans or fewer, a call
+    adopts exactly the stored orphans whose parent it stores (in their own instance)."""
+    account = storage.write_sync(lambda s: create_account(s, "one"))
+    kids = [_span(account, f"kid-{n}", parent=f"p{n}") for n in (1, 2, 3)]
+    await storage.write(lambda s: s.insert_spans(account.id, kids))
+
+    async def orphaned() -> list[str]:
+        def read(session: ReadSession) -> list[str]:
+            spans = [session.get_span(account.id, f"kid-{n}") for n in (1, 2, 3)]
+            return [span["id"] for span in spans if span is not None and span["orphaned"]]
+
+        return await storage.read(read)
+
+    # One span stored, three orphans waiting (its child the last of them by parent id).
+    assert await storage.write(lambda s: s.insert_spans(account.id, [_span(account, "p3")])) == 1
+    assert await orphaned() == ["kid-1", "kid-2"]
+    # Three spans stored (one a parent), two orphans waiting.
+    more = [_span(account, "p1"), _span(account, "x"), _span(account, "y", parent="x")]
+    assert await storage.write(lambda s: s.insert_spans(account.id, more)) == 3
+    assert await orphaned() == ["kid-2"]
 
 
 # -- idempotency ----------------------------------------------------------------------

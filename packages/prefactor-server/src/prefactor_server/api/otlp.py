@@ -14,8 +14,10 @@ standard exporters retry it) instead of being held in memory or dropped.
 from __future__ import annotations
 
 import asyncio
+import threading
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import orjson
 from fastapi import APIRouter, Request
@@ -44,10 +46,26 @@ _RETRY_AFTER_SECONDS = 1
 
 
 class _Pending:
-    """Spans received and not yet stored, across requests (one event loop: no lock)."""
+    """Spans received and not yet stored, across requests: admitted on worker threads
+    (right after decoding, see :func:`_decode_and_map`), released on the event loop."""
 
     def __init__(self) -> None:
         self.spans = 0
+        self._lock = threading.Lock()
+
+    def admit(self, count: int, limit: int) -> bool:
+        """Count ``count`` more spans as pending, unless that passes ``limit`` while others
+        are pending (one export larger than the limit alone is still taken)."""
+        with self._lock:
+            if count and self.spans + count > limit and self.spans:
+                return False
+            self.spans += count
+            return True
+
+    def release(self, count: int) -> None:
+        """Stop counting ``count`` spans (stored, or failed to store)."""
+        with self._lock:
+            self.spans -= count
 
 
 def _pending(request: Request) -> _Pending:
@@ -108,8 +126,33 @@ def _answer(media: str, rejected: int, errors: list[str]) -> Response:
     return Response(orjson.dumps(body), media_type=_JSON)
 
 
-def _decode(media: str, body: bytes) -> Export:
-    return decode_protobuf(body) if media == _PROTOBUF else decode_json(body)
+@dataclass
+class _Admitted:
+    """What :func:`_decode_and_map` did: the export, whether its spans were admitted (and
+    how many are counted pending), its parts and the first part mapped."""
+
+    export: Export = field(default_factory=Export)
+    admitted: bool = False
+    counted: int = 0
+    parts: list[Export] = field(default_factory=list)
+    first: list[PreparedTrace] = field(default_factory=list)
+
+
+def _decode_and_map(
+    media: str, body: bytes, pending: _Pending, limit: int, into: _Admitted
+) -> None:
+    """Decode the body, admit its spans, map the first part: one trip to a worker thread
+    instead of one per step (each trip waits for a thread to wake up, and then for the
+    event loop). Fills ``into`` as it goes, so the caller releases what was counted even
+    when a later step raises."""
+    into.export = export = decode_protobuf(body) if media == _PROTOBUF else decode_json(body)
+    count = export.span_count
+    if not pending.admit(count, limit):
+        return
+    into.admitted, into.counted = True, count
+    if count:
+        into.parts = split(export, _PART_SPANS)
+        into.first = prepare(into.parts[0])
 
 
 # Spans per write transaction of a large export (mapping the next part overlaps the
@@ -120,7 +163,7 @@ def _decode(media: str, body: bytes) -> Export:
 _PART_SPANS = 512
 
 
-async def _store(request: Request, account: Account, export: Export) -> Outcome:
+async def _store(request: Request, account: Account, admitted: _Admitted) -> Outcome:
     """Store the export part by part: part k+1 is mapped (in a worker thread) while the
     writer thread stores part k; returns once every part is committed."""
     schemas = request.app.state.schemas
@@ -134,9 +177,11 @@ async def _store(request: Request, account: Account, export: Export) -> Outcome:
 
         return run
 
-    writes: list[asyncio.Future[Outcome]] = []
+    writes: list[asyncio.Future[Outcome]] = [
+        asyncio.ensure_future(backend.write(job(admitted.first)))
+    ]
     try:
-        for part in split(export, _PART_SPANS):
+        for part in admitted.parts[1:]:
             traces = await run_in_threadpool(prepare, part)
             writes.append(asyncio.ensure_future(backend.write(job(traces))))
     finally:
@@ -188,27 +233,29 @@ async def export_traces(request: Request, account: CurrentAccount) -> Response:
             "content-encoding: must be gzip, deflate or identity",
             {"content-encoding": ["must be gzip, deflate or identity"]},
         )
-    export = await run_in_threadpool(_decode, media, body)
-    count = export.span_count
     pending = _pending(request)
-    if count and pending.spans + count > config.otlp_max_pending_spans and pending.spans:
-        return Response(
-            orjson.dumps(
-                {
-                    "status": "error",
-                    "code": "overloaded",
-                    "message": "Too many spans waiting to be stored; retry later",
-                }
-            ),
-            status_code=503,
-            media_type=_JSON,
-            headers={"Retry-After": str(_RETRY_AFTER_SECONDS)},
+    admitted = _Admitted()
+    try:
+        # Not abandoned when the request is cancelled (anyio waits for the thread), so
+        # what it counted is known here.
+        await run_in_threadpool(
+            _decode_and_map, media, body, pending, config.otlp_max_pending_spans, admitted
         )
-    outcome = Outcome()
-    if count:
-        pending.spans += count
-        try:
-            outcome = await _store(request, account, export)
-        finally:
-            pending.spans -= count
+        if not admitted.admitted:
+            return Response(
+                orjson.dumps(
+                    {
+                        "status": "error",
+                        "code": "overloaded",
+                        "message": "Too many spans waiting to be stored; retry later",
+                    }
+                ),
+                status_code=503,
+                media_type=_JSON,
+                headers={"Retry-After": str(_RETRY_AFTER_SECONDS)},
+            )
+        outcome = await _store(request, account, admitted) if admitted.parts else Outcome()
+    finally:
+        pending.release(admitted.counted)
+    export = admitted.export
     return _answer(media, export.rejected + outcome.rejected, export.errors + outcome.errors)
