@@ -189,13 +189,15 @@ async def test_fast_path_answers_as_the_general_path(
     fast = MergedCreates.create
     taken: list[str] = []
 
-    def counted(self: MergedCreates, item: dict[str, Any]) -> tuple[bytes, bytes] | None:
-        done = fast(self, item)
+    def counted(
+        self: MergedCreates, item: dict[str, Any], key: str
+    ) -> tuple[bytes | None, bytes] | None:
+        done = fast(self, item, key)
         if done is not None:
             taken.append(item["idempotency_key"])
         return done
 
-    monkeypatch.setattr(MergedCreates, "create", lambda self, item: None)
+    monkeypatch.setattr(MergedCreates, "create", lambda self, item, key: None)
     general = await _run(client, api, "gen0", headers)
     assert not taken
     monkeypatch.setattr(MergedCreates, "create", counted)
