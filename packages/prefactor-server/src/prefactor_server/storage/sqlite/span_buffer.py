@@ -1,7 +1,7 @@
 """The write session's span inserts (a mixin of ``SqliteWriteSession``).
 
 Span inserts outside a savepoint are buffered, (account, id) → the row's values, and
-written by :meth:`SpanBuffer.flush` with one ``executemany`` before any other statement
+written by :meth:`SpanBuffer.flush` with a few multi-row inserts before any other statement
 runs on the writer connection (its hook, ``writer_connection.py``) or at the end of the
 transaction. A buffered row ends in its ``keyed_create`` flag: whether the span stands for
 its create's stored answer (``idempotency.py``).
@@ -10,6 +10,8 @@ its create's stored answer (``idempotency.py``).
 from __future__ import annotations
 
 import sqlite3
+from functools import cache
+from itertools import chain
 from operator import itemgetter
 
 import orjson
@@ -20,17 +22,31 @@ from prefactor_server.storage.sqlite.writer_connection import WriterConnection
 
 __all__ = ["SpanBuffer"]
 
-# Span inserts are the hot path of bulk ingestion: one prepared statement, positional
-# values (a NewSpan and its keyed_create flag).
+# Span inserts are the hot path of bulk ingestion: positional values (a NewSpan and its
+# keyed_create flag).
 _INSERT = (
     "INSERT INTO agent_spans (account_id, id, agent_instance_id, agent_id, parent_span_id, "
     "orphaned, schema_name, schema_title, status, payload, result_payload, summary, "
-    "started_at, finished_at, inserted_at, updated_at, keyed_create) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "started_at, finished_at, inserted_at, updated_at, keyed_create) VALUES "
 )
+_WIDTH = 16  # the NewSpan's values
+_ROW = "(" + ", ".join("?" * (_WIDTH + 1)) + ")"
 _KEYED = (1,)
 _PLAIN = (0,)
-_WIDTH = len(_INSERT.split("VALUES", 1)[1].split(",")) - 1  # the NewSpan's values
+# The buffer is written with multi-row inserts of these sizes (largest first, so 1,000
+# rows take 6 statements): one statement runs the VDBE program once for many rows
+# (measured: ~1 µs less CPU per row than executemany's one row per step), and few sizes
+# keep the statements in the connection's cache (compiling one costs ~3 µs per row).
+# 512 rows bind 8,704 values, far below SQLite's limit of 32,766.
+_SIZES = (512, 256, 128, 64, 32, 16, 8, 4, 2, 1)
+
+
+@cache
+def _insert_rows(count: int) -> str:
+    """The INSERT statement of ``count`` rows."""
+    return _INSERT + ", ".join([_ROW] * count)
+
+
 _ID = itemgetter(1)
 _ACCOUNT = itemgetter(0)
 
@@ -59,7 +75,7 @@ class SpanBuffer:
         raise NotImplementedError
 
     def flush(self) -> None:
-        """Write the buffered span inserts (one ``executemany``) and adopt their orphans.
+        """Write the buffered span inserts (in key order) and adopt their orphans.
 
         Raises:
             RetryWithoutBuffering: A buffered id is already stored; the storage runs the
@@ -83,7 +99,12 @@ class SpanBuffer:
             if self._may_have_orphans(account_id) or orphans
         ]
         try:
-            conn.raw_executemany(_INSERT, rows)
+            start, total = 0, len(rows)
+            for size in _SIZES:
+                while total - start >= size:
+                    values = list(chain.from_iterable(rows[start : start + size]))
+                    conn.raw_execute(_insert_rows(size), values)
+                    start += size
         except sqlite3.IntegrityError:
             raise RetryWithoutBuffering() from None
         if orphans:
@@ -104,7 +125,7 @@ class SpanBuffer:
                 self._buffered_orphans = True
             return keyed
         try:
-            self.conn.execute(_INSERT, row + (_KEYED if keyed else _PLAIN))
+            self.conn.execute(_insert_rows(1), row + (_KEYED if keyed else _PLAIN))
         except sqlite3.IntegrityError as exc:
             raise IdTaken(span_id) from exc
         orphans = self._may_have_orphans(account_id)
