@@ -32,6 +32,13 @@ KEY_PREFIX = "c-"
 _FIRST = itemgetter(0)
 _SECOND = itemgetter(1)
 _IN_CHUNK = 500  # keys per "IN (...)" query, well below SQLite's bound-parameter limit
+_ROWS = (
+    "SELECT key, status, body FROM idempotency WHERE account_id = ? AND action = ? AND key IN ({})"
+)
+_SPANS = (
+    " UNION ALL SELECT ? || id, 201, NULL FROM agent_spans "
+    "WHERE account_id = ? AND id IN ({}) AND keyed_create = 1"
+)
 _REFERENCE = b"@"
 
 
@@ -53,13 +60,7 @@ class IdempotencyRows:
     _keyed: set[tuple[str, str]]
 
     def get_idempotent(self, account_id: str, action: str, key: str) -> tuple[int, bytes] | None:
-        row = self.conn.execute(
-            "SELECT status, body FROM idempotency WHERE account_id = ? AND action = ? AND key = ?",
-            (account_id, action, key),
-        ).fetchone()
-        if row is not None:
-            return (row[0], bytes(row[1]))
-        return self._keyed_spans(account_id, action, [key]).get(key)
+        return self._look_up(account_id, action, [key]).get(key)
 
     def get_idempotent_many(
         self, account_id: str, keys: Sequence[tuple[str, str]]
@@ -74,40 +75,32 @@ class IdempotencyRows:
                 by_action.setdefault(action, []).append(key)
         found: dict[tuple[str, str], tuple[int, bytes]] = {}
         for action, names in by_action.items():
-            rows: list[tuple[str, int, bytes]] = []
-            # (account_id, action, key IN ...) is a prefix of the primary key: one probe
-            # per key, never a scan.
-            for chunk in _chunks(names):
-                marks = ",".join("?" * len(chunk))
-                rows += self.conn.execute(
-                    "SELECT key, status, body FROM idempotency "
-                    f"WHERE account_id = ? AND action = ? AND key IN ({marks})",
-                    [account_id, action, *chunk],
-                )
-            for key, status, body in rows:
-                found[(action, key)] = (status, bytes(body))
-            missing = [key for key in names if (action, key) not in found] if rows else names
-            for key, answer in self._keyed_spans(account_id, action, missing).items():
+            for key, answer in self._look_up(account_id, action, names).items():
                 found[(action, key)] = answer
         return found
 
-    def _keyed_spans(
+    def _look_up(
         self, account_id: str, action: str, keys: list[str]
     ) -> dict[str, tuple[int, bytes]]:
-        """The answers of ``keys`` that spans stand for (key → (201, reference))."""
-        if action != ACTION_CREATE_SPAN:
-            return {}
-        ids = [key[2:] for key in keys if key.startswith(KEY_PREFIX)]
+        """The stored answers of ``keys`` of ``action`` (key → (status, body)): their rows,
+        and for span creates the spans that stand for theirs (201 and the reference), in
+        one statement per chunk of keys. (account_id, action, key IN ...) is a prefix of
+        the rows' primary key and (account_id, id IN ...) the spans': one probe per key,
+        never a scan."""
         found: dict[str, tuple[int, bytes]] = {}
-        for chunk in _chunks(ids):
-            marks = ",".join("?" * len(chunk))
-            rows = self.conn.execute(
-                "SELECT id FROM agent_spans "
-                f"WHERE account_id = ? AND id IN ({marks}) AND keyed_create = 1",
-                [account_id, *chunk],
-            )
-            for (span_id,) in rows:
-                found[KEY_PREFIX + span_id] = (201, _REFERENCE + span_id.encode())
+        spans = action == ACTION_CREATE_SPAN
+        for chunk in _chunks(keys):
+            sql = _ROWS.format(",".join("?" * len(chunk)))
+            params = [account_id, action, *chunk]
+            ids = [key[2:] for key in chunk if key.startswith(KEY_PREFIX)] if spans else None
+            if ids:
+                sql += _SPANS.format(",".join("?" * len(ids)))
+                params += [KEY_PREFIX, account_id, *ids]
+            for key, status, body in self.conn.execute(sql, params):
+                if body is not None:
+                    found[key] = (status, bytes(body))
+                else:  # a key has a row or a span, never both: the row would win
+                    found.setdefault(key, (status, _REFERENCE + key[2:].encode()))
         return found
 
     def put_idempotent_many(
