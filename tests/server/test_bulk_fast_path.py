@@ -98,6 +98,12 @@ def _requests(p: str, i: str, j: str) -> list[list[dict[str, Any]]]:
                 result_payload={"response": "r", **WIDE},
             ),
         ],
+        # The date and time of a timestamp found valid just before, with a bad fraction.
+        [
+            _item(f"{p}key-ap", i, id=f"{p}-ap"),
+            _item(f"{p}key-aq", i, id=f"{p}-aq", started_at="2026-01-01T00:00:07.000001+00:00"),
+            _item(f"{p}key-ar", i, id=f"{p}-ar", started_at="2026-01-01T00:00:07.0000x1+00:00"),
+        ],
     ]  # fmt: skip
 
 
@@ -189,13 +195,15 @@ async def test_fast_path_answers_as_the_general_path(
     fast = MergedCreates.create
     taken: list[str] = []
 
-    def counted(self: MergedCreates, item: dict[str, Any]) -> tuple[bytes, bytes] | None:
-        done = fast(self, item)
+    def counted(
+        self: MergedCreates, item: dict[str, Any], key: str
+    ) -> tuple[bytes | None, bytes] | None:
+        done = fast(self, item, key)
         if done is not None:
             taken.append(item["idempotency_key"])
         return done
 
-    monkeypatch.setattr(MergedCreates, "create", lambda self, item: None)
+    monkeypatch.setattr(MergedCreates, "create", lambda self, item, key: None)
     general = await _run(client, api, "gen0", headers)
     assert not taken
     monkeypatch.setattr(MergedCreates, "create", counted)
@@ -208,7 +216,7 @@ async def test_fast_path_answers_as_the_general_path(
     # first try; the second pass runs key-s through the general path, which reads the
     # instance, as 4-before is a replay).
     assert [key.removeprefix("fst0key-") for key in taken] == [
-        "b", "c", "d", "e", "h", "i", "l", "m", "k", "n", "q", "2-after", "s", "4-after",
+        "b", "c", "d", "e", "h", "i", "l", "m", "k", "n", "aq", "q", "2-after", "s", "4-after",
         "21-after", "4-after",
     ]  # fmt: skip
-    assert len(quick[1]) == 45
+    assert len(quick[1]) == 47

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
+import pytest
 
 from prefactor_server.testing import LocalServer
 
@@ -42,9 +43,15 @@ async def _bulk(
 
 
 async def _stored_ids(client: httpx.AsyncClient, instance_id: str) -> list[str]:
-    params: dict[str, str | int] = {"agent_instance_id": instance_id, "pagination[page_size]": 100}
-    spans = (await client.get("/api/v1/agent_spans", params=params)).json()["summaries"]
-    return sorted(span["id"] for span in spans)
+    ids: list[str] = []
+    while True:
+        params: dict[str, str | int] = {"agent_instance_id": instance_id,
+                                        "pagination[page_size]": 100,
+                                        "pagination[offset]": len(ids)}  # fmt: skip
+        spans = (await client.get("/api/v1/agent_spans", params=params)).json()["summaries"]
+        ids.extend(span["id"] for span in spans)
+        if len(spans) < 100:
+            return sorted(ids)
 
 
 async def test_taken_span_id_between_good_items(api: Api, client: httpx.AsyncClient) -> None:
@@ -69,6 +76,29 @@ async def test_taken_span_id_between_good_items(api: Api, client: httpx.AsyncCli
     # Sent again: the stored item replays, the collision answers the same 409 again.
     again = (await _bulk(client, items)).json()["outputs"]
     assert again == outputs
+
+
+@pytest.mark.parametrize("count", [2, 3, 514, 1000])
+async def test_whole_requests_are_written(api: Api, client: httpx.AsyncClient, count: int) -> None:
+    """Requests of many sizes (written in chunks of several sizes) store every span once,
+    readable as sent; one taken id in the last span answers 409 for that item alone."""
+    iid = (await api.register(agent_schema_version=SCHEMA))["id"]
+    await _bulk(client, [_create("taken-0001", iid, id=f"span-{count - 1:04d}")])
+    items = [
+        _create(f"key-{n:04d}", iid, id=f"span-{n:04d}", payload={"n": n}) for n in range(count)
+    ]
+    outputs = (await _bulk(client, items)).json()["outputs"]
+    assert len(outputs) == count
+    assert outputs[f"key-{count - 1:04d}"]["code"] == "conflict"
+    made = [key for key, output in outputs.items() if output["status"] == "success"]
+    assert made == [f"key-{n:04d}" for n in range(count - 1)]
+    assert await _stored_ids(client, iid) == [f"span-{n:04d}" for n in range(count)]
+    for n in {0, count // 2, max(count - 2, 0)} - {count - 1}:
+        span = (await client.get(f"/api/v1/agent_spans/span-{n:04d}")).json()["details"]
+        assert span["payload"] == {"n": n}
+    assert (await _bulk(client, items[:-1])).json()["outputs"] == {
+        key: outputs[key] for key in made
+    }
 
 
 async def test_same_new_id_twice_in_one_request(api: Api, client: httpx.AsyncClient) -> None:
@@ -231,6 +261,34 @@ async def test_answers_stored_after_their_spans_were_written(
         single = await client.post("/api/v1/agent_spans", json={"details": details})
         assert single.status_code == 200, single.text
         assert single.json()["details"]["payload"] == {"q": span_id}
+
+
+async def test_keyed_creates_written_again_without_buffering(
+    api: Api, client: httpx.AsyncClient, server: LocalServer
+) -> None:
+    """A request whose buffered insert collides runs again unbuffered: the creates before
+    the taken id are written one by one, the fast path's still standing for their keys
+    (no row on SQLite), and replay byte for byte in bulk and at the single endpoint."""
+    iid = (await api.register(agent_schema_version=SCHEMA))["id"]
+    await _bulk(client, [_keyed(iid, "taken-spn", key="other-key-1")])
+    items = [_keyed(iid, "first-spn"), _keyed(iid, "second-sp", parent_span_id="first-spn"),
+             _keyed(iid, "taken-spn"), _keyed(iid, "never-run")]  # fmt: skip
+    for headers in (MINIMAL, None):
+        outputs = (await _bulk(client, items, headers)).json()["outputs"]
+        assert list(outputs) == ["c-first-spn", "c-second-sp", "c-taken-spn"]
+        assert outputs["c-taken-spn"]["code"] == "conflict"
+    assert await _stored_ids(client, iid) == ["first-spn", "second-sp", "taken-spn"]
+    first = (await _bulk(client, items[:2])).content
+    assert (await _bulk(client, items[:2])).content == first
+    for item in items[:2]:
+        details = {**item, "payload": {"changed": True}}
+        del details["_type"]
+        single = await client.post("/api/v1/agent_spans", json={"details": details})
+        assert single.status_code == 200, single.text
+        assert single.json() == orjson.loads(first)["outputs"][item["idempotency_key"]]
+    stored = _stored_keys(server)
+    if stored is not None:  # the first item read the instance (general path): a row
+        assert "c-second-sp" not in stored
 
 
 async def test_orphan_and_its_parent_in_one_request(api: Api, client: httpx.AsyncClient) -> None:

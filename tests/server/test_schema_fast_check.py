@@ -48,3 +48,33 @@ def test_object_type_and_keywords_are_one_check() -> None:
     assert [check(value) for value in ({"a": "x"}, {}, [], None, {"a": 1})] == [
         True, True, False, False, False,
     ]  # fmt: skip
+
+
+TYPED = {
+    "type": "object",
+    "properties": {
+        "s": {"type": "string", "description": "checked inline"},
+        "i": {"type": "integer"},
+        "n": {"type": ["number", "null"]},
+        "b": {"type": "boolean"},
+        "o": {"type": "object", "required": ["k"]},  # not only a type: a check of its own
+    },
+    "required": ["s"],
+}
+TYPED_INSTANCES: list[Any] = [
+    {"s": "x"}, {"s": 1}, {}, {"s": None}, {"s": "x", "i": 1}, {"s": "x", "i": 1.5},
+    {"s": "x", "i": True}, {"s": "x", "n": None}, {"s": "x", "n": 2.5}, {"s": "x", "n": "2"},
+    {"s": "x", "b": False}, {"s": "x", "b": 0}, {"s": "x", "other": [1]},
+    {"s": "x", "o": {"k": 1}}, {"s": "x", "o": {}}, {"s": "x", "o": []},
+]  # fmt: skip
+
+
+def test_properties_of_one_type_are_decided_exactly() -> None:
+    """Properties whose schema is only a type (checked inline, without a call each) get
+    jsonschema's own verdict for every JSON type (no integer-valued floats here)."""
+    check = fast_check(TYPED)
+    assert check is not None
+    validator = Draft202012Validator(TYPED)
+    verdicts = [check(instance) for instance in TYPED_INSTANCES]
+    assert verdicts == [validator.is_valid(instance) for instance in TYPED_INSTANCES]
+    assert verdicts.count(True) == 7

@@ -12,7 +12,6 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -22,6 +21,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from prefactor_server._version import __version__
 from prefactor_server.api import build_router, otlp
+from prefactor_server.api._common import envelope as _envelope
+from prefactor_server.api._common import error_response
+from prefactor_server.api.lean import LeanRoutes
 from prefactor_server.domain.accounts import Bootstrap, bootstrap_local_account
 from prefactor_server.domain.auth_guard import AuthGuard
 from prefactor_server.domain.schemas import SchemaCache
@@ -51,20 +53,9 @@ _CODES = {
 }
 
 
-def _envelope(
-    status_code: int, code: str, message: str, errors: dict[str, list[str]] | None = None
-) -> Response:
-    # Through ApiError, so framework errors are cut to short excerpts like our own.
-    body = ApiError(status_code, code, message, errors).body()
-    return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
-
-
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    response = _envelope(exc.status_code, exc.code, exc.message, exc.errors)
-    if exc.headers:
-        response.headers.update(exc.headers)
-    return response
+    return error_response(exc)
 
 
 def _wants_page(request: Request) -> bool:
@@ -207,6 +198,7 @@ def _build(
     # Compressed answers (the viewer's pages and JSON); a body already gzipped (a run's
     # tree, compressed off the event loop) passes through untouched.
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
+    app.add_middleware(LeanRoutes)  # the ingest hot path, past FastAPI's routing and gzip
     app.add_middleware(_CatchAll)
     app.add_middleware(SecurityHeaders)  # outermost: the 500 envelope gets the headers too
     return app

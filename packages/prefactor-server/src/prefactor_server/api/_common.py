@@ -23,7 +23,10 @@ from prefactor_server.storage.base import Account, ListQuery, ListSpec, Page, St
 __all__ = [
     "CurrentAccount",
     "JSONBytesResponse",
+    "account_of",
     "body_doc",
+    "envelope",
+    "error_response",
     "json_response",
     "list_query",
     "list_response",
@@ -43,6 +46,23 @@ class JSONBytesResponse(Response):
 def json_response(body: Any, status_code: int = 200) -> Response:
     """Encode ``body`` with orjson."""
     return JSONBytesResponse(orjson.dumps(body), status_code=status_code)
+
+
+def envelope(
+    status_code: int, code: str, message: str, errors: dict[str, list[str]] | None = None
+) -> Response:
+    """The JSON error envelope; through ApiError, so framework errors are cut to short
+    excerpts like our own."""
+    body = ApiError(status_code, code, message, errors).body()
+    return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
+
+
+def error_response(exc: ApiError) -> Response:
+    """The answer of an :class:`ApiError` (its headers included)."""
+    response = envelope(exc.status_code, exc.code, exc.message, exc.errors)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
 
 
 def storage(request: Request) -> Storage:
@@ -78,6 +98,11 @@ async def current_account(
 
 
 CurrentAccount = Annotated[Account, Depends(current_account)]
+
+
+async def account_of(request: Request) -> Account:
+    """:func:`current_account` without FastAPI's dependency injection (the lean routes)."""
+    return await current_account(request, await _bearer(request))
 
 
 async def read_body(request: Request) -> bytes:

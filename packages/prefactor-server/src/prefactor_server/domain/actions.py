@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -51,6 +52,9 @@ ACTIONS: dict[str, Handler] = {
 
 BULK_ACTIONS: tuple[str, ...] = BULK_ACTION_NAMES
 """The actions ``POST /api/v1/bulk`` accepts, announced in ping ``capabilities``."""
+_BULK = frozenset(BULK_ACTIONS)
+_TYPE = itemgetter("_type")
+_KEY = itemgetter("idempotency_key")
 
 
 @dataclass(frozen=True)
@@ -147,7 +151,7 @@ def run_bulk(
     """
     account_id = ctx.account.id
     stored = session.get_idempotent_many(
-        account_id, [(item["_type"], item["idempotency_key"]) for item in items]
+        account_id, list(zip(map(_TYPE, items), map(_KEY, items), strict=True))
     )
     new: list[tuple[str, str, int, bytes]] = []
     outputs: dict[str, orjson.Fragment] = {}
@@ -158,7 +162,7 @@ def run_bulk(
     for item in items:
         key: str = item["idempotency_key"]
         action: str = item["_type"]
-        if action not in BULK_ACTIONS:
+        if action not in _BULK:
             error = ApiError(
                 422,
                 "unknown_action",
@@ -179,10 +183,12 @@ def run_bulk(
                 )
             continue
         if action == create_action:
-            done = merged.create(item)
+            done = merged.create(item, key)
             if done is not None:
-                new.append((action, key, 201, done[0]))
-                outputs[key] = fragment(done[1])
+                kept, output = done
+                if kept is not None:
+                    new.append((action, key, 201, kept))
+                outputs[key] = fragment(output)
                 continue
         try:
             check_storable(item)

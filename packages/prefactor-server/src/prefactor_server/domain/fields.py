@@ -9,6 +9,7 @@ from typing import Any
 from prefactor_server.errors import ApiError, excerpt, invalid
 
 __all__ = [
+    "CLIENT_ID",
     "MAX_DEPTH",
     "check_storable",
     "client_id",
@@ -22,7 +23,8 @@ __all__ = [
     "status_field",
 ]
 
-_CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+"""A client-chosen id (ARCHITECTURE.md)."""
 _SHOWN_CHARS = 80
 
 MAX_DEPTH = 128
@@ -97,7 +99,7 @@ def client_id(fields: Mapping[str, Any], name: str = "id", prefix: str = "") -> 
     value = fields.get(name)
     if value is None:
         return None
-    if not isinstance(value, str) or not _CLIENT_ID.fullmatch(value):
+    if not isinstance(value, str) or not CLIENT_ID.fullmatch(value):
         raise invalid(prefix + name, "must be 1 to 64 letters, digits, '_' or '-'")
     return value
 

@@ -321,6 +321,18 @@ def _type_check(spec: Any) -> FastCheck:
     return lambda instance: type(instance) in frozen
 
 
+def _only_types(schema: Any) -> frozenset[type] | None:
+    """The exact Python types a schema made only of ``type`` (and annotations) accepts,
+    with ``object`` (an absent property), or None for any other schema."""
+    if not isinstance(schema, dict) or schema.keys() - _ANNOTATIONS != {"type"}:
+        return None
+    spec = schema["type"]
+    names = [spec] if isinstance(spec, str) else spec
+    if not isinstance(names, list) or not names or not all(name in _TYPES for name in names):
+        return None
+    return frozenset(kind for name in names for kind in _TYPES[name]) | {object}
+
+
 def _enum_check(values: list[Any]) -> FastCheck:
     # Scalars compared with their exact type (jsonschema tells 1 from True but not 1 from
     # 1.0: a mixed pair answers False here and jsonschema decides).
@@ -343,14 +355,23 @@ def _object_check(schema: dict[str, Any], only_objects: bool = False) -> FastChe
     if not all(isinstance(name, str) for name in required):
         raise _Unsupported
     subchecks = [(name, compile_fast(sub)) for name, sub in properties.items()]
-    # Properties whose schema accepts anything need no look-up.
-    subchecks = [(name, check) for name, check in subchecks if check is not _always]
+    # Properties whose schema accepts anything need no look-up; those whose schema is
+    # only a type are checked inline (no call per property).
+    typed = tuple(
+        (name, allowed)
+        for name, check in subchecks
+        if check is not _always and (allowed := _only_types(properties[name])) is not None
+    )
+    inline = {name for name, _ in typed}
+    subchecks = [
+        (name, check) for name, check in subchecks if check is not _always and name not in inline
+    ]
     extra: FastCheck | None = None if additional is True else compile_fast(additional)
     if extra is _always:
         extra = None
     low = _count(schema["minProperties"]) if "minProperties" in schema else None
     high = _count(schema["maxProperties"]) if "maxProperties" in schema else None
-    if not subchecks and not required and extra is None and low is None and high is None:
+    if not (subchecks or typed or required) and extra is None and low is None and high is None:
         return None
     names = tuple(required)
     known = frozenset(properties)
@@ -362,6 +383,9 @@ def _object_check(schema: dict[str, Any], only_objects: bool = False) -> FastChe
             return not only_objects and not isinstance(instance, dict)
         for name in names:
             if name not in instance:
+                return False
+        for name, allowed in typed:  # ``missing`` is an ``object``, which ``allowed`` has
+            if type(instance.get(name, missing)) not in allowed:
                 return False
         for name, sub in items:
             value = instance.get(name, missing)

@@ -19,26 +19,29 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from prefactor_http.models.types import FINISH_STATUSES
 from prefactor_server import _time
 from prefactor_server.domain.context import WriteContext
-from prefactor_server.domain.fields import MAX_DEPTH, client_id, is_storable
+from prefactor_server.domain.fields import CLIENT_ID, MAX_DEPTH, is_storable
 from prefactor_server.domain.replays import REFERENCE
 from prefactor_server.domain.resources import span_resource
 from prefactor_server.domain.schemas import SchemaVersion
-from prefactor_server.domain.spans import new_record
+from prefactor_server.domain.spans import summary, template_of
 from prefactor_server.errors import ApiError
-from prefactor_server.storage.base import IdTaken, WriteSession
+from prefactor_server.storage.base import NEW_SPAN_COLUMNS, IdTaken, NewSpan, SpanRow, WriteSession
 
 __all__ = ["MergedCreates"]
 
-_TERMINAL = FINISH_STATUSES
+_TERMINAL = frozenset(FINISH_STATUSES)
 _dumps = orjson.dumps
-_MINIMAL = b'{"status":"success","id":"'
+_client_id = CLIENT_ID.fullmatch
+_fromisoformat = datetime.fromisoformat
+_MINIMAL = '{"status":"success","id":"'
+_KEY_PREFIX = "c-"  # our SDK's idempotency key of a span's create: this and the span id
 # The fields of a span create the fast path knows (spans.create reads no others), and the
 # item's own keys around them; an item with anything else takes the general path.
 _FIELDS = frozenset(
@@ -49,35 +52,21 @@ _FIELDS = frozenset(
 )  # fmt: skip
 _ITEM = _FIELDS | {"_type", "idempotency_key"}
 _WRAPPED = frozenset({"_type", "idempotency_key", "details"})
-_fromisoformat = datetime.fromisoformat
 _Check = Callable[[Any], bool]
-# A span type as the fast path uses it: its definition (None when the schema version
-# declares no span types), the params check and the result check.
-_SpanType = tuple[dict[str, Any] | None, _Check, _Check]
-
-
-def _utc(value: Any) -> str | None:
-    """A timestamp in the SDK's layout (``YYYY-MM-DDTHH:MM:SS.ffffff`` and ``Z`` or
-    ``+00:00``) formatted as ``_time.parse_timestamp`` formats it, else None (then
-    ``parse_timestamp`` decides). The same checks as its fast path, fewer steps."""
-    try:
-        if (
-            value[4:20:3] != "--T::."  # the separators at 4, 7, 10, 13, 16 and 19
-            or value[0] == "0"
-            or (value[26:] != "Z" and value[26:] != "+00:00")
-            or not value.isascii()
-        ):
-            return None
-        _fromisoformat(value)  # a real date and time
-    except (TypeError, ValueError, IndexError):
-        return None
-    return str(value[:26]) + "Z"
+# The first 20 characters ("YYYY-MM-DDTHH:MM:SS.") of timestamps found to be real times,
+# for all requests: spans arrive by the thousand per second. A calendar fact, so sharing
+# it is safe; the set is emptied when it reaches _MAX_HEADS (about 3 MB).
+_HEADS: set[str] = set()
+_MAX_HEADS = 20_000
+# A span type as the fast path uses it: its title, its summary template (None: no
+# summary), the params check and the result check.
+_SpanType = tuple[str, str | None, _Check, _Check]
 
 
 def _shallow(encoded: bytes, levels: int) -> bool:
     """Whether JSON text surely nests at most ``levels`` deep (it opens no more brackets
     than that in all; brackets inside strings only make the count safer)."""
-    return encoded.count(b"{") + encoded.count(b"[") <= levels
+    return len(encoded) <= levels or encoded.count(b"{") + encoded.count(b"[") <= levels
 
 
 def _any(value: Any) -> bool:
@@ -100,6 +89,13 @@ def _vouches(version: SchemaVersion, kind: str, name: str) -> _Check:
     return fast
 
 
+def _record(row: NewSpan, payload: dict[str, Any], result: dict[str, Any] | None) -> SpanRow:
+    """The stored record of a span the fast path made (for a full answer)."""
+    record: dict[str, Any] = dict(zip(NEW_SPAN_COLUMNS, row, strict=True))
+    record.update(orphaned=False, payload=payload, result_payload=result)
+    return cast(SpanRow, record)
+
+
 class MergedCreates:
     """Span creates of one bulk request through the fast path (see the module docstring).
 
@@ -117,7 +113,7 @@ class MergedCreates:
         self._ctx = ctx
         self._minimal = minimal
         self._reference = session.rebuilds_span_answers
-        self._types: dict[tuple[str, Any], _SpanType | None] = {}
+        self._types: dict[tuple[str, str], _SpanType | None] = {}
 
     def _span_type(self, schema_version_id: str, name: str) -> _SpanType | None:
         key = (schema_version_id, name)
@@ -128,10 +124,12 @@ class MergedCreates:
         version = self._ctx.schema_version(self._session, schema_version_id)
         found: _SpanType | None
         if not version.span_types:
-            found = (None, _any, _any)
+            found = (name, None, _any, _any)
         elif name in version.span_types:
+            definition = version.span_types[name]
             found = (
-                version.span_types[name],
+                definition.get("title") or name,
+                template_of(definition),
                 _vouches(version, "params", name),
                 _vouches(version, "result", name),
             )
@@ -140,13 +138,41 @@ class MergedCreates:
         self._types[key] = found
         return found
 
-    def create(self, item: dict[str, Any]) -> tuple[bytes, bytes] | None:
-        """Create the span of a bulk ``agent_spans/create`` item if it is a valid create
-        that is terminal at once.
+    def _timestamp(self, value: Any, field: str) -> str | None:
+        """``value`` formatted as ``_time.parse_timestamp`` formats it, or None when that
+        refuses it. The SDK's layout (``YYYY-MM-DDTHH:MM:SS.ffffff`` and ``Z`` or
+        ``+00:00``) needs only its ``Z`` once ``fromisoformat`` has found it a real time;
+        a time whose first 20 characters were found real before (:data:`_HEADS`) needs only
+        its six fraction digits checked."""
+        if type(value) is str and value.isascii():
+            size = len(value)
+            if (size == 32 and value[26:] == "+00:00") or (size == 27 and value[26] == "Z"):
+                head = value[:20]
+                if head in _HEADS:
+                    if value[20:26].isdigit():
+                        return value[:26] + "Z"
+                elif head[4:20:3] == "--T::." and head[0] != "0":
+                    try:
+                        _fromisoformat(value)
+                    except ValueError:
+                        return None
+                    if len(_HEADS) >= _MAX_HEADS:
+                        _HEADS.clear()
+                    _HEADS.add(head)
+                    return value[:26] + "Z"
+        try:
+            return _time.parse_timestamp(value, field)
+        except ApiError:
+            return None
+
+    def create(self, item: dict[str, Any], key: str) -> tuple[bytes | None, bytes] | None:
+        """Create the span of a bulk ``agent_spans/create`` item keyed ``key`` if it is a
+        valid create that is terminal at once.
 
         Returns:
-            (the answer kept for replays, the item's output), or None when the general
-            path must run the item (nothing was written).
+            (the answer to keep for replays, or None when the session keeps it with the
+            span; the item's output), or None when the general path must run the item
+            (nothing was written).
         """
         details = item.get("details")
         if type(details) is dict:  # the fields wrapped, as the general path reads them
@@ -179,16 +205,19 @@ class MergedCreates:
         result = get("result_payload")
         if result is not None and type(result) is not dict:
             return None
-        try:
-            span_id = client_id(fields, "id")
-            started_at = get("started_at")
-            if started_at is not None:
-                started_at = _utc(started_at) or _time.parse_timestamp(started_at, "started_at")
-            finished_at = get("finished_at")
-            if finished_at is not None:
-                finished_at = _utc(finished_at) or _time.parse_timestamp(finished_at, "finished_at")
-        except ApiError:
+        span_id = get("id")
+        if span_id is not None and (type(span_id) is not str or not _client_id(span_id)):
             return None
+        started_at = get("started_at")
+        if started_at is not None:
+            started_at = self._timestamp(started_at, "started_at")
+            if started_at is None:
+                return None
+        finished_at = get("finished_at")
+        if finished_at is not None:
+            finished_at = self._timestamp(finished_at, "finished_at")
+            if finished_at is None:
+                return None
         try:
             payload_json = _dumps(payload)
             result_json = None if result is None else _dumps(result)
@@ -209,7 +238,7 @@ class MergedCreates:
         span_type = self._span_type(instance["schema_version_id"], name)
         if span_type is None:
             return None
-        definition, params_ok, result_ok = span_type
+        title, template, params_ok, result_ok = span_type
         if not params_ok(payload):
             return None
         if result is not None and status == "complete" and not result_ok(result):
@@ -223,31 +252,44 @@ class MergedCreates:
             parent_instance = ctx.span_instances.get(parent_id) or session.span_instance_id(
                 account_id, parent_id
             )
-            if parent_instance != instance["id"]:
+            if parent_instance != instance_id:
                 return None  # an orphan (full answer) or another instance's span (422)
         now = ctx.clock()
-        record = new_record(
-            account_id, span_id or ctx.new_id(), instance, parent_id, False, name,
-            definition, status, payload, result, started_at or now, finished_at or now, now,
+        if span_id is None:
+            span_id = ctx.new_id()
+        row: NewSpan = (
+            account_id, span_id, instance_id, instance["agent_id"], parent_id, 0, name, title,
+            status, payload_json.decode(), None if result_json is None else result_json.decode(),
+            None if template is None else summary(template, payload, result),
+            started_at or now, finished_at or now, now, now,
         )  # fmt: skip
+        # A terminal span that is no orphan and whose answer has no control never changes
+        # again: its answer is a reference to it (domain/replays.py), which the session
+        # may keep with the span when the key is our SDK's ("c-" + the span id).
+        reference = self._reference
+        keyed = (
+            reference
+            and len(key) == len(span_id) + 2
+            and key.startswith(_KEY_PREFIX)
+            and key.endswith(span_id)
+        )
         try:
-            session.insert_span(
-                record,
-                (payload_json.decode(), None if result_json is None else result_json.decode()),
-            )
+            kept = session.add_span(row, keyed)
         except IdTaken:
             return None  # 409 from the general path (a failed insert writes nothing)
-        new_id: str = record["id"]
-        ctx.span_instances[new_id] = instance["id"]
-        # Ids are letters, digits, "_" and "-" (client ids and PFIDs): nothing to escape, so
-        # this is orjson.dumps({"status": "success", "id": new_id}), byte for byte.
-        minimal = _MINIMAL + new_id.encode() + b'"}' if self._minimal else None
-        if self._reference:
-            # A terminal span that is no orphan and whose answer has no control never
-            # changes again: its answer is kept as a reference (domain/replays.py).
-            stored = REFERENCE + new_id.encode()
+        ctx.span_instances[span_id] = instance_id
+        # Ids are letters, digits, "_" and "-" (client ids and PFIDs): nothing to escape,
+        # so the minimal output is orjson.dumps({"status": "success", "id": span_id}).
+        minimal = (_MINIMAL + span_id + '"}').encode() if self._minimal else None
+        if reference:
+            stored = None if kept else REFERENCE + span_id.encode()
             if minimal is not None:
                 return stored, minimal
-            return stored, orjson.dumps({"status": "success", "details": span_resource(record)})
-        full = orjson.dumps({"status": "success", "details": span_resource(record)})
+            return stored, _dumps(self._answer(row, payload, result))
+        full = _dumps(self._answer(row, payload, result))
         return full, full if minimal is None else minimal
+
+    @staticmethod
+    def _answer(row: NewSpan, payload: dict[str, Any], result: dict[str, Any] | None) -> Any:
+        """The full answer of a span the fast path made."""
+        return {"status": "success", "details": span_resource(_record(row, payload, result))}

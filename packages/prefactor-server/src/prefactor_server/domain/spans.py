@@ -31,7 +31,7 @@ from prefactor_server.domain.schemas import SchemaVersion, render_template
 from prefactor_server.errors import ApiError, conflict, invalid, not_found
 from prefactor_server.storage.base import Fields, IdTaken, InstanceRow, SpanRow, WriteSession
 
-__all__ = ["create", "finish", "new_record"]
+__all__ = ["create", "finish", "new_record", "summary", "template_of"]
 
 Outcome = tuple[int, dict[str, Any]]
 
@@ -46,14 +46,23 @@ def _answer(record: SpanRow, instance: InstanceRow, status_code: int) -> Outcome
     return status_code, body
 
 
+def template_of(span_type: dict[str, Any] | None) -> str | None:
+    """The summary template of a span type (None: its spans have no summary)."""
+    template = span_type.get("template") if span_type else None
+    return template if isinstance(template, str) else None
+
+
+def summary(template: str, payload: dict[str, Any], result: dict[str, Any] | None) -> str:
+    """A span's summary: ``template`` rendered with its params and result together (a
+    result field wins over a params field of the same name)."""
+    return render_template(template, {**payload, **result} if result else payload)
+
+
 def _summary(
     span_type: dict[str, Any] | None, payload: dict[str, Any], result: dict[str, Any] | None
 ) -> str | None:
-    template = span_type.get("template") if span_type else None
-    if not isinstance(template, str):
-        return None
-    # Params and result together; a result field wins over a params field of the same name.
-    return render_template(template, {**payload, **result} if result else payload)
+    template = template_of(span_type)
+    return None if template is None else summary(template, payload, result)
 
 
 def _check_result(

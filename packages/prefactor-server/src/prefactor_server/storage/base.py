@@ -43,23 +43,27 @@ from prefactor_server.storage.lists import (
     sort_key,
 )
 from prefactor_server.storage.rows import (
+    NEW_SPAN_COLUMNS,
     AgentRow,
     AgentVersionRow,
     DeploymentRow,
     EnvironmentRow,
     Fields,
     InstanceRow,
+    NewSpan,
     NewToken,
     RunRow,
     SchemaVersionRow,
     SpanRow,
     SpanViewRow,
     TokenRow,
+    new_span,
 )
 
 __all__ = [
     "INSTANCE_STATUSES",
     "LISTS",
+    "NEW_SPAN_COLUMNS",
     "RUN_SORTS",
     "SPAN_STATUSES",
     "Account",
@@ -72,6 +76,7 @@ __all__ = [
     "InstanceRow",
     "ListQuery",
     "ListSpec",
+    "NewSpan",
     "NewToken",
     "Page",
     "ReadSession",
@@ -90,6 +95,7 @@ __all__ = [
     "WriteSession",
     "is_orphan",
     "like_pattern",
+    "new_span",
     "sort_key",
 ]
 
@@ -401,6 +407,17 @@ class WriteSession(ReadSession, Protocol):
         :func:`is_orphan` of the record, which a backend may store or derive again.
         ``encoded`` is the record's payload and result payload as ``orjson.dumps`` text,
         when the caller has them already (the bulk fast path); a backend may use them.
+        """
+        ...
+
+    def add_span(self, row: NewSpan, keyed: bool = False) -> bool:
+        """Store a new span given as its column values (the bulk fast path), as
+        :meth:`insert_span` stores a record: :class:`IdTaken` when the id exists.
+
+        ``keyed``: the span's create was keyed ``c-`` + its id and its answer is the
+        reference to the span (``domain/replays.py``). Returns True when the session keeps
+        that with the span itself, so the caller stores no idempotency row for the key
+        (the look-ups of :meth:`get_idempotent` find it); False when the caller must.
         """
         ...
 

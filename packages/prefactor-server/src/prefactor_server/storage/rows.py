@@ -14,18 +14,21 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 __all__ = [
+    "NEW_SPAN_COLUMNS",
     "AgentRow",
     "AgentVersionRow",
     "DeploymentRow",
     "EnvironmentRow",
     "Fields",
     "InstanceRow",
+    "NewSpan",
     "NewToken",
     "RunRow",
     "SchemaVersionRow",
     "SpanRow",
     "SpanViewRow",
     "TokenRow",
+    "new_span",
 ]
 
 Fields = dict[str, Any]
@@ -160,6 +163,46 @@ class SpanRow(TypedDict):
     finished_at: str | None
     inserted_at: str
     updated_at: str
+
+
+NewSpan = tuple[
+    str,
+    str,
+    str,
+    str,
+    str | None,
+    int,
+    str,
+    str | None,
+    str,
+    str,
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    str,
+    str,
+]
+"""A new span as a tuple of its column values (:data:`NEW_SPAN_COLUMNS`), the payloads as
+their JSON text and ``orphaned`` as 0 or 1: what the bulk fast path builds straight from
+a request item and a backend inserts without a dict in between."""
+
+NEW_SPAN_COLUMNS = (
+    "account_id", "id", "agent_instance_id", "agent_id", "parent_span_id", "orphaned",
+    "schema_name", "schema_title", "status", "payload", "result_payload", "summary",
+    "started_at", "finished_at", "inserted_at", "updated_at",
+)  # fmt: skip
+"""The columns of a :data:`NewSpan`, in order."""
+
+
+def new_span(record: SpanRow, payload: str, result: str | None) -> NewSpan:
+    """The :data:`NewSpan` of ``record``, its payloads given as JSON text."""
+    r = record
+    return (
+        r["account_id"], r["id"], r["agent_instance_id"], r["agent_id"], r["parent_span_id"],
+        int(r["orphaned"]), r["schema_name"], r["schema_title"], r["status"], payload, result,
+        r["summary"], r["started_at"], r["finished_at"], r["inserted_at"], r["updated_at"],
+    )  # fmt: skip
 
 
 class SpanViewRow(TypedDict):

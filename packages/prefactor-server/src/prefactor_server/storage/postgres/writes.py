@@ -45,10 +45,12 @@ from prefactor_server.storage.base import (
     Fields,
     IdTaken,
     InstanceRow,
+    NewSpan,
     NewToken,
     RetryWithoutBuffering,
     SchemaVersionRow,
     SpanRow,
+    new_span,
 )
 from prefactor_server.storage.postgres.auth_queries import PgAuthWrites
 from prefactor_server.storage.postgres.queries import Conn, PgReadSession
@@ -91,6 +93,14 @@ def _dumps(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
+def _row_columns(rows: Sequence[NewSpan]) -> list[list[Any]]:
+    """The parameters of ``_INSERT_SPANS`` for new span rows (``orphaned`` is derived on
+    read here, not stored)."""
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    del columns[5]  # NEW_SPAN_COLUMNS[5], "orphaned"
+    return columns
+
+
 def _span_columns(records: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
     """The parameters of ``_INSERT_SPANS``: one array per column (payloads as JSON text)."""
     columns: list[list[Any]] = [[] for _ in _SPAN_COLUMNS]
@@ -111,7 +121,8 @@ class PgWriteSession(PgReadSession, PgAuthWrites):
         super().__init__(conn)
         self._depth = 0
         self._buffer_spans = buffer_spans
-        self._spans: list[SpanRow] = []
+        # Span inserts outside a savepoint, (account, id) → values, written by _flush().
+        self._spans: dict[tuple[str, str], NewSpan] = {}
         self._claimed: set[tuple[str, str, str]] = set()
         self._answered: set[tuple[str, str, str]] = set()
 
@@ -121,8 +132,8 @@ class PgWriteSession(PgReadSession, PgAuthWrites):
         """Write the buffered spans in one statement (before anything that could read them)."""
         if not self._spans:
             return
-        spans, self._spans = self._spans, []
-        inserted = self.cur.execute(_INSERT_SPANS, _span_columns(spans)).fetchall()
+        spans, self._spans = self._spans, {}
+        inserted = self.cur.execute(_INSERT_SPANS, _row_columns(list(spans.values()))).fetchall()
         if len(inserted) != len(spans):
             raise RetryWithoutBuffering()
 
@@ -392,9 +403,9 @@ class PgWriteSession(PgReadSession, PgAuthWrites):
         self._update("agent_instances", account_id, instance_id, fields)
 
     def span_instance_id(self, account_id: str, span_id: str) -> str | None:
-        for record in self._spans:
-            if record["id"] == span_id and record["account_id"] == account_id:
-                return str(record["agent_instance_id"])
+        buffered = self._spans.get((account_id, span_id))
+        if buffered is not None:
+            return buffered[2]
         row = self._one(
             "SELECT agent_instance_id FROM agent_spans WHERE account_id = %s AND id = %s",
             (account_id, span_id),
@@ -402,25 +413,24 @@ class PgWriteSession(PgReadSession, PgAuthWrites):
         return None if row is None else str(row["agent_instance_id"])
 
     def insert_span(self, record: SpanRow, encoded: tuple[str, str | None] | None = None) -> None:
-        # ``encoded`` is not used: psycopg adapts the payload dicts (Jsonb) itself.
+        payload, result = encoded or (
+            _dumps(record["payload"]) or "{}",
+            _dumps(record["result_payload"]),
+        )
+        self.add_span(new_span(record, payload, result))
+
+    def add_span(self, row: NewSpan, keyed: bool = False) -> bool:
+        # The answer is always stored as a row here (rebuilds_span_answers is False).
+        key = (row[0], row[1])
         if self._buffer_spans and self._depth == 0:
-            self._spans.append(record)
-            return
-        fields: Mapping[str, Any] = record
-        values = [
-            _json(fields[name]) if name in _SPAN_JSON else fields[name] for name in _SPAN_COLUMNS
-        ]
+            if key in self._spans:
+                raise IdTaken(row[1])
+            self._spans[key] = row
+            return False
         self._flush()
-        row = self.cur.execute(
-            "INSERT INTO agent_spans (account_id, id, agent_instance_id, agent_id, "
-            "parent_span_id, schema_name, schema_title, status, payload, result_payload, "
-            "summary, started_at, finished_at, inserted_at, updated_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (account_id, id) DO NOTHING RETURNING id",
-            values,
-        ).fetchone()
-        if row is None:
-            raise IdTaken(record["id"])
+        if not self.cur.execute(_INSERT_SPANS, _row_columns([row])).fetchall():
+            raise IdTaken(row[1])
+        return False
 
     def insert_spans(self, account_id: str, records: Sequence[SpanRow]) -> int:
         # One multi-row insert; ids already stored (a resent export, or another process

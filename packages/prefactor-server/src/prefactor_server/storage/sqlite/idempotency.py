@@ -4,20 +4,22 @@ for them.
 A stored answer is a row of ``idempotency`` keyed by (account, action, key). One kind is
 kept without a row: our SDK keys a span's create ``c-`` + the span id, and most of its
 creates are terminal at once, so their answer is a reference to the span
-(``domain/replays.py``). When such an answer is stored in the transaction that buffered
-the span's insert, the span is written with ``keyed_create = 1`` instead: the span
-itself records that key ``c-<id>`` of ``agent_spans/create`` was used, and a look-up of
-that key finds the span by its primary key. That saves a row (and its B-tree insert) per
-span on the bulk hot path. Any other answer, or a span written before its answer is
-stored, keeps a row as before; a key has at most one of the two (a second use of a key
-finds the first and replays it).
+(``domain/replays.py``). Such a span is written with ``keyed_create = 1`` instead of a
+row, in the same transaction as its answer: by the bulk fast path, which knows the key
+when it inserts the span (``add_span(row, keyed=True)``), and for the general path's
+creates when the answer is stored while the span's insert is still buffered. The span
+itself then records that key ``c-<id>`` of ``agent_spans/create`` was used, and a look-up
+of that key finds the span by its primary key. That saves a row (and its B-tree insert)
+per span on the bulk hot path. Any other answer, or a general-path span written before
+its answer is stored, keeps a row as before; a key has at most one of the two (a second
+use of a key finds the first and replays it).
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from operator import itemgetter
 
 from prefactor_http.models.types import ACTION_CREATE_SPAN
 from prefactor_server._time import now
@@ -27,7 +29,16 @@ __all__ = ["KEY_PREFIX", "IdempotencyRows"]
 KEY_PREFIX = "c-"
 """Our SDK's idempotency key of a span's create is this prefix and the span id."""
 
+_FIRST = itemgetter(0)
+_SECOND = itemgetter(1)
 _IN_CHUNK = 500  # keys per "IN (...)" query, well below SQLite's bound-parameter limit
+_ROWS = (
+    "SELECT key, status, body FROM idempotency WHERE account_id = ? AND action = ? AND key IN ({})"
+)
+_SPANS = (
+    " UNION ALL SELECT ? || id, 201, NULL FROM agent_spans "
+    "WHERE account_id = ? AND id IN ({}) AND keyed_create = 1"
+)
 _REFERENCE = b"@"
 
 
@@ -39,64 +50,57 @@ class IdempotencyRows:
     """``get_idempotent*`` and ``put_idempotent*`` of the write session.
 
     The session provides ``conn``, its buffered span inserts ``_spans`` ((account, id) →
-    (row, orphaned)) and ``_keyed``: the buffered spans that stand for their create's
-    stored answer (written with ``keyed_create = 1`` by its flush).
+    the row's values, ``span_buffer.py``) and ``_keyed``: the buffered spans marked here as
+    standing for their create's stored answer (written with ``keyed_create = 1`` by its
+    flush).
     """
 
     conn: sqlite3.Connection
-    _spans: dict[tuple[str, str], tuple[tuple[Any, ...], bool]]
+    _spans: dict[tuple[str, str], tuple[object, ...]]
     _keyed: set[tuple[str, str]]
 
     def get_idempotent(self, account_id: str, action: str, key: str) -> tuple[int, bytes] | None:
-        row = self.conn.execute(
-            "SELECT status, body FROM idempotency WHERE account_id = ? AND action = ? AND key = ?",
-            (account_id, action, key),
-        ).fetchone()
-        if row is not None:
-            return (row[0], bytes(row[1]))
-        return self._keyed_spans(account_id, action, [key]).get(key)
+        return self._look_up(account_id, action, [key]).get(key)
 
     def get_idempotent_many(
         self, account_id: str, keys: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], tuple[int, bytes]]:
-        by_action: dict[str, list[str]] = {}
-        for action, key in keys:
-            by_action.setdefault(action, []).append(key)
+        actions = set(map(_FIRST, keys))
+        by_action: dict[str, list[str]]
+        if len(actions) == 1:  # the common request: one action (span creates)
+            by_action = {actions.pop(): list(map(_SECOND, keys))}
+        else:
+            by_action = {}
+            for action, key in keys:
+                by_action.setdefault(action, []).append(key)
         found: dict[tuple[str, str], tuple[int, bytes]] = {}
         for action, names in by_action.items():
-            # (account_id, action, key IN ...) is a prefix of the primary key: one probe
-            # per key, never a scan.
-            for chunk in _chunks(names):
-                marks = ",".join("?" * len(chunk))
-                rows = self.conn.execute(
-                    "SELECT key, status, body FROM idempotency "
-                    f"WHERE account_id = ? AND action = ? AND key IN ({marks})",
-                    [account_id, action, *chunk],
-                )
-                for key, status, body in rows:
-                    found[(action, key)] = (status, bytes(body))
-            missing = [key for key in names if (action, key) not in found]
-            for key, answer in self._keyed_spans(account_id, action, missing).items():
+            for key, answer in self._look_up(account_id, action, names).items():
                 found[(action, key)] = answer
         return found
 
-    def _keyed_spans(
+    def _look_up(
         self, account_id: str, action: str, keys: list[str]
     ) -> dict[str, tuple[int, bytes]]:
-        """The answers of ``keys`` that spans stand for (key → (201, reference))."""
-        if action != ACTION_CREATE_SPAN:
-            return {}
-        ids = [key[2:] for key in keys if key.startswith(KEY_PREFIX)]
+        """The stored answers of ``keys`` of ``action`` (key → (status, body)): their rows,
+        and for span creates the spans that stand for theirs (201 and the reference), in
+        one statement per chunk of keys. (account_id, action, key IN ...) is a prefix of
+        the rows' primary key and (account_id, id IN ...) the spans': one probe per key,
+        never a scan."""
         found: dict[str, tuple[int, bytes]] = {}
-        for chunk in _chunks(ids):
-            marks = ",".join("?" * len(chunk))
-            rows = self.conn.execute(
-                "SELECT id FROM agent_spans "
-                f"WHERE account_id = ? AND id IN ({marks}) AND keyed_create = 1",
-                [account_id, *chunk],
-            )
-            for (span_id,) in rows:
-                found[KEY_PREFIX + span_id] = (201, _REFERENCE + span_id.encode())
+        spans = action == ACTION_CREATE_SPAN
+        for chunk in _chunks(keys):
+            sql = _ROWS.format(",".join("?" * len(chunk)))
+            params = [account_id, action, *chunk]
+            ids = [key[2:] for key in chunk if key.startswith(KEY_PREFIX)] if spans else None
+            if ids:
+                sql += _SPANS.format(",".join("?" * len(ids)))
+                params += [KEY_PREFIX, account_id, *ids]
+            for key, status, body in self.conn.execute(sql, params):
+                if body is not None:
+                    found[key] = (status, bytes(body))
+                else:  # a key has a row or a span, never both: the row would win
+                    found.setdefault(key, (status, _REFERENCE + key[2:].encode()))
         return found
 
     def put_idempotent_many(

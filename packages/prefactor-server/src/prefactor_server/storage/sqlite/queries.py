@@ -26,7 +26,6 @@ from prefactor_server.storage.base import (
     ListQuery,
     NewToken,
     Page,
-    RetryWithoutBuffering,
     SchemaVersionRow,
     SpanRow,
     is_orphan,
@@ -36,6 +35,7 @@ from prefactor_server.storage.sqlite.decode import dumps as _dumps
 from prefactor_server.storage.sqlite.decode import instance_row, span_row
 from prefactor_server.storage.sqlite.decode import loads as _loads
 from prefactor_server.storage.sqlite.idempotency import IdempotencyRows
+from prefactor_server.storage.sqlite.span_buffer import SpanBuffer
 from prefactor_server.storage.sqlite.viewer_queries import ViewerReads
 from prefactor_server.storage.sqlite.writer_connection import WriterConnection
 
@@ -196,14 +196,6 @@ _INSERT_SPAN = (
 _INSERT_NEW_SPAN = _INSERT_SPAN + " ON CONFLICT (account_id, id) DO NOTHING"
 
 
-# The buffered inserts also say whether the span stands for its create's stored answer.
-_INSERT_KEYED_SPAN = (
-    "INSERT INTO agent_spans (account_id, id, agent_instance_id, agent_id, parent_span_id, "
-    "orphaned, schema_name, schema_title, status, payload, result_payload, summary, "
-    "started_at, finished_at, inserted_at, updated_at, keyed_create) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
 _SECOND_COLUMN = itemgetter(1)
 # Orphans read to find the parents a call's spans adopt (see _named_by_orphans).
 _ORPHANS_READ = 256
@@ -216,7 +208,7 @@ def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
         yield values[start : start + size]
 
 
-class SqliteWriteSession(SqliteReadSession, AuthWrites, IdempotencyRows):
+class SqliteWriteSession(SqliteReadSession, AuthWrites, IdempotencyRows, SpanBuffer):
     """Reads and writes inside the writer's open transaction."""
 
     rebuilds_span_answers = True  # payloads are stored as the JSON text they came as
@@ -227,58 +219,27 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites, IdempotencyRows):
         # Account id → whether it may have orphaned spans, learnt once per transaction
         # (this connection is the only writer, so nothing else can add orphans meanwhile).
         self._orphans: dict[str, bool] = {}
-        # Span inserts outside a savepoint, (account, id) → (row, orphaned), written by
-        # flush() with one executemany before any other statement runs on the writer
-        # connection (its hook), or at the end of the transaction.
+        # Span inserts outside a savepoint, (account, id) → the row's values and its
+        # keyed_create flag (span_buffer.py).
         self.buffer_spans = buffer_spans and isinstance(conn, WriterConnection)
-        self._spans: dict[tuple[str, str], tuple[tuple[Any, ...], bool]] = {}
-        # Buffered spans that stand for their create's stored answer (idempotency.py).
+        self._spans: dict[tuple[str, str], tuple[object, ...]] = {}
+        # Buffered spans marked afterwards as standing for their create's stored answer.
         self._keyed: set[tuple[str, str]] = set()
+        self._buffered_orphans = False
         if isinstance(conn, WriterConnection):
             conn.before_statement = self.flush
 
     def begin(self) -> None:
         """Forget what was cached about the database: a new transaction starts."""
         self._orphans.clear()
-        self._spans.clear()
-        self._keyed.clear()
+        self.discard()
         self._depth = 0
 
     def discard(self) -> None:
         """Drop the buffered span inserts (the transaction is being rolled back)."""
         self._spans.clear()
         self._keyed.clear()
-
-    def flush(self) -> None:
-        """Write the buffered span inserts (one ``executemany``) and adopt their orphans.
-
-        Raises:
-            RetryWithoutBuffering: A buffered id is already stored; the storage runs the
-                write again without buffering, so that item answers 409 as it would have.
-        """
-        if not self._spans:
-            return
-        spans, self._spans = self._spans, {}
-        keyed, self._keyed = self._keyed, set()
-        conn = self.conn
-        assert isinstance(conn, WriterConnection)
-        accounts = {account_id for account_id, _ in spans}
-        adopting = {account_id: self._may_have_orphans(account_id) for account_id in accounts}
-        for (account_id, _), (_, orphaned) in spans.items():
-            if orphaned:  # an orphan in the buffer may have its parent in it too
-                adopting[account_id] = True
-        rows = [(*row, key in keyed) for key, (row, _) in spans.items()]
-        rows.sort(key=_SECOND_COLUMN)  # key order: each B-tree page visited once
-        try:
-            conn.raw_executemany(_INSERT_KEYED_SPAN, rows)
-        except sqlite3.IntegrityError:
-            raise RetryWithoutBuffering() from None
-        for (account_id, _), (_, orphaned) in spans.items():
-            if orphaned:
-                self._orphans[account_id] = True
-        for account_id, orphans in adopting.items():
-            if orphans:
-                self._adopt(account_id, [span_id for acc, span_id in spans if acc == account_id])
+        self._buffered_orphans = False
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -418,7 +379,7 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites, IdempotencyRows):
     def span_instance_id(self, account_id: str, span_id: str) -> str | None:
         buffered = self._spans.get((account_id, span_id)) if self._spans else None
         if buffered is not None:
-            return str(buffered[0][2])
+            return str(buffered[2])
         # Straight to the database, not flushing the buffer: the id is not in it.
         row = sqlite3.Connection.execute(
             self.conn,
@@ -534,45 +495,6 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites, IdempotencyRows):
                 )
             )
         return found
-
-    def insert_span(self, record: SpanRow, encoded: tuple[str, str | None] | None = None) -> None:
-        r = record
-        payload, result = encoded or (
-            orjson.dumps(r["payload"]).decode(),
-            _dumps(r["result_payload"]),
-        )
-        row = (
-            r["account_id"], r["id"], r["agent_instance_id"], r["agent_id"], r["parent_span_id"],
-            int(r["orphaned"]), r["schema_name"], r["schema_title"], r["status"], payload,
-            result, r["summary"], r["started_at"], r["finished_at"], r["inserted_at"],
-            r["updated_at"],
-        )  # fmt: skip
-        account_id = r["account_id"]
-        if self.buffer_spans and self._depth == 0:
-            key = (account_id, r["id"])
-            if key in self._spans:
-                raise IdTaken(r["id"])
-            self._spans[key] = (row, bool(r["orphaned"]))
-            return
-        try:
-            self.conn.execute(_INSERT_SPAN, row)
-        except sqlite3.IntegrityError as exc:
-            raise IdTaken(r["id"]) from exc
-        orphans = self._may_have_orphans(account_id)
-        if r["orphaned"]:
-            # Set after the lookup above, which has seen this span already.
-            self._orphans[account_id] = True
-        if not orphans:
-            return  # no orphans in the account: nothing to adopt (the common case)
-        # A child that arrived before this span pointed at an unknown id; it is no longer an orphan.
-        self.conn.execute(
-            # INDEXED BY: without statistics the planner would pick the primary key and scan
-            # every span of the account on every insert.
-            "UPDATE agent_spans INDEXED BY agent_spans_orphans SET orphaned = 0 "
-            "WHERE account_id = ? AND parent_span_id = ? "
-            "AND orphaned = 1 AND agent_instance_id = ?",
-            (account_id, r["id"], r["agent_instance_id"]),
-        )
 
     def update_span(self, account_id: str, span_id: str, fields: Fields) -> None:
         fields = {

@@ -1,9 +1,9 @@
 """The writer thread's connection: runs a hook before every statement.
 
-The write session buffers span inserts of a bulk request and writes them with one
-``executemany``; every other statement must see them, so the session installs its flush
+The write session buffers span inserts of a bulk request and writes them with a few
+multi-row inserts; every other statement must see them, so the session installs its flush
 as the hook and any ``execute``/``executemany`` on this connection writes the buffer
-first. :meth:`WriterConnection.raw_executemany` bypasses the hook (the flush itself).
+first. :meth:`WriterConnection.raw_execute` bypasses the hook (the flush itself).
 """
 
 from __future__ import annotations
@@ -33,6 +33,6 @@ class WriterConnection(sqlite3.Connection):
             self.before_statement()
         return _executemany(self, sql, parameters)
 
-    def raw_executemany(self, sql: str, parameters: Iterable[Any]) -> sqlite3.Cursor:
-        """``executemany`` without the hook."""
-        return _executemany(self, sql, parameters)
+    def raw_execute(self, sql: str, parameters: Any = ()) -> sqlite3.Cursor:
+        """``execute`` without the hook."""
+        return _execute(self, sql, parameters)
