@@ -106,21 +106,18 @@ def render_create(
         if not span.isalnum():  # made ids are; any other is escaped as orjson does
             span = dumps(span_id)[1:-1]
         quoted = _quoted
+        instance = quoted.get(instance_id) or _quote(instance_id)
+        schema = quoted.get(schema_name) or _quote(schema_name)
+        state = quoted.get(status) or _quote(status)
+        params = (payload_json or "{}").encode()
+        parent = b"" if parent_id is None else b',"parent_span_id":' + dumps(parent_id)
+        result = b"" if result_json is None else b',"result_payload":' + result_json.encode()
         second, fraction = divmod(round(started_at * 1_000_000), 1_000_000)
-        fields = (
-            span,
-            quoted.get(instance_id) or _quote(instance_id),
-            quoted.get(schema_name) or _quote(schema_name),
-            quoted.get(status) or _quote(status),
-            (payload_json or "{}").encode(),
-            b"" if parent_id is None else b',"parent_span_id":' + dumps(parent_id),
-            _seconds.get(second) or _second(second),
-            fraction,
-            b"" if result_json is None else b',"result_payload":' + result_json.encode(),
-        )
+        start = _seconds.get(second) or _second(second)
+        fields = (span, instance, schema, state, params, parent, start, fraction, result)
         if finished_at is None:
             return _OPEN % (*fields, span)
-        second, fraction = divmod(round(finished_at * 1_000_000), 1_000_000)
-        return _FINISHED % (*fields, _seconds.get(second) or _second(second), fraction, span)
+        second, end = divmod(round(finished_at * 1_000_000), 1_000_000)
+        return _FINISHED % (*fields, _seconds.get(second) or _second(second), end, span)
     except (TypeError, UnicodeEncodeError):
         return None
