@@ -8,17 +8,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import pickle
+from collections import deque
 from typing import Any
 
 import pytest
 
 from prefactor_core import Operation
+from prefactor_core._engine.batching import InFlight, take_batch
 from prefactor_core._engine.optable import MERGED_FINISH, PAYLOAD_JSON, render_bulk_item
 from prefactor_core._engine.rendered import Rendered, render_create
 from prefactor_core._open_spans import OpenSpan
 from prefactor_core.queue._spans import SpanQueue
 
 from .dispatcher_fakes import FakeSender, Harness, Request, item_error
+from .dispatcher_fakes import finish as finish_op
 from .test_span_records import _drain
 from .test_span_records import _table as record_table
 
@@ -126,6 +129,24 @@ def test_a_replaced_operation_is_rendered_from_its_new_payload() -> None:
     changed = dataclasses.replace(op, payload={**op.payload, PAYLOAD_JSON: '{"other":1}'})
     assert json.loads(render_bulk_item(changed))["payload"] == {"other": 1}
     assert json.loads(render_bulk_item(op.replace(idempotency_key="k2")))["idempotency_key"] == "k2"
+
+
+def test_a_rendered_create_merged_with_its_finish_by_the_engine_goes_merged() -> None:
+    """A record taken before its finish came (an ``active`` create, rendered) whose
+    finish then waits behind it: the engine's merge makes a new create, rendered from
+    its payload, not the create's kept text."""
+    active = _taken(span_id="s1", finish=None)
+    assert isinstance(active, Rendered)
+    ending = finish_op("inst-1", "s1")
+    lanes = {"inst-1": deque([active, ending])}
+    batch = take_batch(lanes, InFlight(), set(), max_items=10, max_bytes=10**6)
+    assert batch is not None
+    [(_, op)] = batch.ops
+    assert op.metadata[MERGED_FINISH] == ending.idempotency_key
+    item = json.loads(batch.texts[0])
+    assert (item["status"], item["result_payload"]) == ("complete", {"ok": True})
+    assert "finished_at" in item
+    assert batch.texts[0] != active.text
 
 
 class BodySender(FakeSender):
