@@ -28,7 +28,7 @@ def test_queue_config_defaults() -> None:
     assert config.max_retry_delay == 30.0
     assert config.max_queue_size == 200_000
     assert config.put_timeout == 0.05
-    assert config.batch_size == 500
+    assert config.batch_size == 1000
     assert config.batch_linger == 0.005
 
 

@@ -296,21 +296,25 @@ async def test_close_with_an_api_that_never_answers_returns_and_reports(
 async def test_bulk_requests_ask_for_minimal_outputs(
     make_client: ClientFactory, server: LocalServer
 ) -> None:
-    """The SDK asks the server for compact bulk answers (it only needs each status)."""
-    seen: list[str | None] = []
+    """The SDK asks the server for compact, uncompressed bulk answers (it only needs each
+    status), and the server's answers honour both."""
+    seen: list[tuple[str | None, str | None, str | None]] = []
 
     class PreferTransport(TestTransport):
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await super().handle_async_request(request)
             if request.url.path == "/api/v1/bulk":
-                seen.append(request.headers.get("prefer"))
-            return await super().handle_async_request(request)
+                headers = request.headers
+                answer = response.headers.get("content-encoding")
+                seen.append((headers.get("prefer"), headers.get("accept-encoding"), answer))
+            return response
 
     async with make_client(transport=PreferTransport(server.transport)) as client:
         instance = await client.create_agent_instance(agent_id="a", agent_version=AGENT_VERSION)
         async with instance.span("agent:step") as span:
             await span.start({})
     assert seen
-    assert set(seen) == {"return=minimal"}
+    assert set(seen) == {("return=minimal", "identity", None)}
     assert [row["id"] for row in await spans_of(server, instance.id)] == [span.id]
 
 

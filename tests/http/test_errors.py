@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -104,6 +106,26 @@ async def test_non_object_body_raises_contract_error(
         await client.request("GET", PING, retry=False)
     assert info.value.status_code == status
     assert (info.value.method, info.value.path) == ("GET", PING)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b'{"n": 123456789012345678901234567890}', {"n": 123456789012345678901234567890}),
+        (b'{"n": -9223372036854775809, "m": 1e5}', {"n": -9223372036854775809, "m": 1e5}),
+        (b'{"x": NaN}', None),
+        (b'{"status": "success", "outputs": {"k": {"status": "success"}}}', None),
+        ('{"name": "\u00e9t\u00e9"}'.encode("utf-16"), {"name": "\u00e9t\u00e9"}),
+    ],
+)
+async def test_json_answers_are_read_whatever_decoder_reads_them(
+    client, api, content: bytes, expected: dict[str, object] | None
+) -> None:
+    """An answer orjson refuses but JSON allows (an integer beyond 64 bits, UTF-16 text)
+    is read as the standard library reads it; an ordinary one as it is."""
+    api.reply(200, content=content)
+    answer = await client.request("GET", PING, retry=False)
+    assert repr(answer) == repr(expected if expected is not None else json.loads(content))
 
 
 async def test_contract_error_keeps_a_short_body_snippet(client, api) -> None:

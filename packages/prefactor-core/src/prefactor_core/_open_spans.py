@@ -55,6 +55,7 @@ from prefactor_core._engine.optable import (
     TIMESTAMP,
 )
 from prefactor_core._engine.parents import _RESOLVERS, resolve
+from prefactor_core._engine.rendered import render_create, rendered_create
 from prefactor_core._payload import PayloadEncoder
 from prefactor_core.context_stack import _STACK, SpanContextStack
 from prefactor_core.operations import Operation, OperationType, derived_operation
@@ -435,37 +436,48 @@ def take(span: OpenSpan, queue: FoldCount) -> Operation:
     """The operation a record ``queue`` held stands for, now that the engine takes it:
     its create, or, when its finish was folded in, one create that already carries the
     finish (``MERGED_FINISH``: status, result and end time; it weighs two operations).
-    See the module docstring."""
+    Its bulk item is rendered now, once (``_engine.rendered``). See the module docstring."""
     with _ORDER_LOCK:
         folded = span._queued == FOLDED
         span._queued = TAKEN
         if folded:
             queue.folded -= 1
     span_id = span._id
+    instance_id = span._instance_id
+    schema_name = span._schema_name
+    payload_json = span._payload_json
     started_at = span._started_at
-    if not folded:
-        fields = _create_fields(span, STATUS_ACTIVE, span._payload_json, started_at)
-        return derived_operation(_CREATE, fields, started_at, CREATE_KEY_PREFIX, span_id)
-    fields = {
-        INSTANCE_ID: span._instance_id,
+    parent_id = span._parent_id
+    status: str = span._status if folded else STATUS_ACTIVE
+    fields: dict[str, Any] = {
+        INSTANCE_ID: instance_id,
         SPAN_ID: span_id,
-        SCHEMA_NAME: span._schema_name,
-        STATUS: span._status,
-        PAYLOAD_JSON: span._payload_json,
+        SCHEMA_NAME: schema_name,
+        STATUS: status,
+        PAYLOAD_JSON: payload_json,
         STARTED_AT: started_at,
-        RESULT_JSON: span._result_json,
-        FINISHED_AT: span._finished_at,
     }
-    if span._parent_id is not None:
-        fields[PARENT_SPAN_ID] = span._parent_id
-    return derived_operation(
-        _CREATE,
-        fields,
-        started_at,
-        CREATE_KEY_PREFIX,
+    result_json: str | None = None
+    finished_at: float | None = None
+    metadata: dict[str, Any] | None = None
+    if folded:
+        result_json = fields[RESULT_JSON] = span._result_json
+        finished_at = fields[FINISHED_AT] = span._finished_at
+        metadata = {MERGED_FINISH: FINISH_KEY_PREFIX + span_id}
+    if parent_id is not None:
+        fields[PARENT_SPAN_ID] = parent_id
+    text = render_create(
         span_id,
-        {MERGED_FINISH: FINISH_KEY_PREFIX + span_id},
+        instance_id,
+        schema_name,
+        status,
+        payload_json,
+        parent_id,
+        started_at,
+        result_json,
+        finished_at,
     )
+    return rendered_create(fields, started_at, span_id, metadata, text)
 
 
 def _create_fields(

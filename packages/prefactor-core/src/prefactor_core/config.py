@@ -56,7 +56,10 @@ class QueueConfig(_LenientModel):
             new operation waits up to ``put_timeout`` seconds for room, then is dropped
             and counted, and a warning is logged once.
         put_timeout: How long an enqueue may wait for room in a full queue.
-        batch_size: The most operations sent in one bulk request.
+        batch_size: The most items sent in one bulk request (a span create that
+            carries its finish is one item); the server's own cap
+            (``capabilities.bulk_max_items``) applies when it is lower. Fuller requests
+            cost the agent's event loop less per span.
         batch_linger: How long the sender waits for more operations before sending a
             batch that is not full, in seconds.
     """
@@ -71,7 +74,7 @@ class QueueConfig(_LenientModel):
     max_probe_delay: float = Field(default=2.0, gt=0)
     max_queue_size: int = Field(default=200_000, ge=1)
     put_timeout: float = Field(default=0.05, ge=0)
-    batch_size: int = Field(default=500, ge=1, le=1000)
+    batch_size: int = Field(default=1000, ge=1, le=1000)
     batch_linger: float = Field(default=0.005, ge=0)
 
 

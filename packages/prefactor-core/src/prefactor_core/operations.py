@@ -175,13 +175,15 @@ def derived_operation(
     prefix: str,
     base: str,
     metadata: dict[str, Any] | None = None,
+    cls: type[Operation] = Operation,
 ) -> Operation:
     """An operation whose key is ``prefix + base`` (a unique id), built only when read.
 
     Spans get their keys from their ids, so the agent's path (which calls this twice a
-    span) need not build a key string per operation.
+    span) need not build a key string per operation. ``cls``: ``Operation`` or a
+    subclass of the engine's with more slots (which the caller fills).
     """
-    op = _new(Operation)
+    op = _new(cls)
     _set_type(op, type)
     _set_payload(op, payload)
     _set_created(op, timestamp)

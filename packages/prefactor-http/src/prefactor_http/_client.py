@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+import orjson
 
 from prefactor_http._resources.agent_instances import AgentInstanceClient
 from prefactor_http._resources.agent_spans import AgentSpanClient
@@ -51,6 +52,27 @@ _ERROR_BY_STATUS: dict[int, type[PrefactorApiError]] = {
 }
 _SNIPPET_LIMIT = 200
 _JSON_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
+def _loads(raw: bytes) -> Any:
+    """Decode a JSON answer as the standard library's decoder does, faster.
+
+    orjson reads it (an answer to a bulk request holds an output per item) unless it
+    holds a run of 19 digits or more (a number orjson could read as a float where
+    Python reads an exact integer); what orjson refuses but JSON allows (``NaN``,
+    UTF-16 and UTF-32 text) goes to the standard library's decoder too, which also
+    raises the error for text that is not JSON.
+    """
+    if _NINETEEN_DIGITS not in raw.translate(_DIGITS_AS_ZERO):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(raw)
+
+
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_NINETEEN_DIGITS = b"0" * 19
 
 
 class ClientState(enum.Enum):
@@ -362,7 +384,7 @@ class PrefactorHttpClient:
             else None
         )
         try:
-            data = json.loads(raw)
+            data = _loads(raw)
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
             raise PrefactorResponseContractError(
                 f"expected a JSON object, got a body that is not JSON (HTTP {status})",

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["encode_json", "iso", "quote"]
+__all__ = ["encode_json", "iso", "quote", "second_text"]
 
 _dumps = orjson.dumps
 _OPTIONS = orjson.OPT_NON_STR_KEYS
@@ -31,8 +31,19 @@ def encode_json(value: Any) -> str:
 
 
 _seconds: dict[int, str] = {}
-"""The date and time of recent seconds, formatted (``iso``)."""
+"""The date and time of recent seconds (Unix time), formatted (``iso``, ``second_text``)."""
 _MOST_SECONDS = 256
+
+
+def second_text(second: int) -> str:
+    """The date and time of a second (Unix time) in ISO 8601, UTC, without the zone
+    (kept in ``_seconds`` for a few hundred seconds)."""
+    text = _seconds.get(second)
+    if text is None:
+        if len(_seconds) >= _MOST_SECONDS:
+            _seconds.clear()
+        text = _seconds[second] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return text
 
 
 def iso(timestamp: float) -> str:
@@ -44,9 +55,4 @@ def iso(timestamp: float) -> str:
     """
     micros = round(timestamp * 1_000_000)
     second, fraction = divmod(micros, 1_000_000)
-    text = _seconds.get(second)
-    if text is None:
-        if len(_seconds) >= _MOST_SECONDS:
-            _seconds.clear()
-        text = _seconds[second] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return "%s.%06d+00:00" % (text, fraction)  # noqa: UP031 - faster than an f-string here
+    return "%s.%06d+00:00" % (_seconds.get(second) or second_text(second), fraction)  # noqa: UP031 - faster than an f-string here

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from prefactor_core._engine.batching import InFlight
 from prefactor_core._engine.ledger import Ledger
-from prefactor_core._engine.optable import INSTANCE_ID, SPAN_ID
+from prefactor_core._engine.optable import INSTANCE_ID, MERGED_FINISH, SPAN_ID
 from prefactor_core._engine.outcomes import weight
 from prefactor_core.operations import Operation, OperationType
 
@@ -80,6 +80,23 @@ class Lanes:
             lane = self.lanes[lane_id] = deque()
         lane.append(op)
         self.pending += weight(op)
+
+    def accept_many(self, ops: list[Operation]) -> None:
+        """``accept`` each of ``ops``, in order."""
+        if self.latched or self._dead or self._lost:
+            for op in ops:
+                self.accept(op)
+            return
+        lanes = self.lanes
+        added = 0
+        for op in ops:
+            lane_id: str = op.payload[INSTANCE_ID]
+            lane = lanes.get(lane_id)
+            if lane is None:
+                lane = lanes[lane_id] = deque()
+            lane.append(op)
+            added += 2 if MERGED_FINISH in op.metadata else 1  # ``outcomes.weight``
+        self.pending += added
 
     def requeue(self, ops: Iterable[tuple[str, Operation]]) -> None:
         """Put operations back at the head of their lanes, in their original order."""

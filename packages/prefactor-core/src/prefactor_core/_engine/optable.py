@@ -23,6 +23,7 @@ from typing import Any, Final
 from orjson import OPT_NON_STR_KEYS, Fragment, dumps
 
 from prefactor_core._engine.jsontext import iso, quote
+from prefactor_core._engine.rendered import Rendered
 from prefactor_core.operations import Operation, OperationType
 from prefactor_http.models.types import (
     ACTION_CREATE_SPAN,
@@ -304,6 +305,10 @@ they count as delivered instead of failing telemetry."""
 
 def render_bulk_item(op: Operation) -> bytes:
     """Render ``op`` as one item of a ``POST /api/v1/bulk`` request (JSON, UTF-8)."""
+    if isinstance(op, Rendered):
+        text = op.text  # rendered when the engine took it
+        if text is not None:
+            return text
     if op.type is _CREATE_SPAN:
         # Most items are span creates: the same fields as ``_fields``, one call less.
         out: dict[str, Any] = {"_type": ACTION_CREATE_SPAN}

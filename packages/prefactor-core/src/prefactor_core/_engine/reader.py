@@ -107,6 +107,12 @@ class Reader:
         awaiting (a queue with ``get_nowait``, as the SDK's own); return how many."""
         lanes = self._lanes
         cap = self._cap
+        if _in_bulk(queue):
+            # Never past the cap: a merged create weighs two (``outcomes.weight``).
+            ops = queue._pop_many(min(most, (cap - lanes.pending + 1) // 2))
+            lanes.accept_many(ops)
+            return len(ops)
+        accept = lanes.accept
         # What waits now cannot go away meanwhile: only this task takes from the queue.
         waiting = min(most, len(queue))
         get_nowait = queue.get_nowait
@@ -115,3 +121,11 @@ class Reader:
                 return moved
             accept(get_nowait())
         return waiting
+
+
+def _in_bulk(queue: InMemoryQueue[Operation]) -> bool:
+    """True when ``queue`` takes many items as it takes one (``_pop_many`` and ``_pop``
+    come from the same class: not a subclass that changes only how one is taken)."""
+    mro = type(queue).__mro__
+    owner = next(c for c in mro if "_pop" in c.__dict__)
+    return "_pop_many" in owner.__dict__

@@ -50,8 +50,13 @@ class SpanQueue(InMemoryQueue[Operation]):
             return item
         return take(item, self)
 
+    def _pop_many(self, most: int) -> list[Operation]:
+        items: list[Operation | OpenSpan] = _pop_many(self, most)  # type: ignore[arg-type]
+        return [take(item, self) if isinstance(item, OpenSpan) else item for item in items]
+
 
 _pop = InMemoryQueue._pop
+_pop_many = InMemoryQueue._pop_many
 
 
 def span_putter(queue: object) -> Callable[[OpenSpan], None] | None:

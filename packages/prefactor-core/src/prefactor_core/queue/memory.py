@@ -182,6 +182,21 @@ class InMemoryQueue(Queue[T]):
             self._wake(self._putters)
         return item
 
+    def _pop_many(self, most: int) -> list[T]:
+        """Remove and return up to ``most`` items, oldest first, as ``_pop`` would one by
+        one (the engine's reader takes what waits in the client's own queue so)."""
+        items = self._items
+        popleft = items.popleft
+        taken = [popleft() for _ in range(min(most, len(items)))]
+        if self._frozen and len(items) <= self._freeze_step >> 2:
+            self._drained()
+        putters = self._putters
+        for _ in taken:
+            if not putters:
+                break
+            self._wake(putters)
+        return taken
+
     def size(self) -> int:
         """Return how many items are waiting."""
         return len(self._items)
