@@ -14,6 +14,7 @@ from prefactor_core._engine.lanes import Lanes
 from prefactor_core._engine.ledger import Ledger
 from prefactor_core._engine.outcomes import weight
 from prefactor_core._engine.reader import Reader
+from prefactor_core._engine.taps import Taps
 from prefactor_core._open_spans import OpenSpan
 from prefactor_core.queue._spans import SpanQueue
 
@@ -103,3 +104,18 @@ async def test_spans_through_the_clients_own_queue_keep_order_and_counts() -> No
     assert sender.delivered() == keys
     stats = harness.dispatcher.statistics()
     assert (stats.sent, stats.queued, stats.dropped) == (2 * 250 + 3, 0, 0)
+
+
+async def test_taps_see_what_is_taken_many_at_a_time() -> None:
+    """The engine's taps (the OTel mirror) see every operation of the many-at-a-time
+    path, in order, before the lanes take them."""
+    queue = SpanQueue()
+    _records(queue, 12)
+    lanes = Lanes(Ledger(None))
+    taps = Taps()
+    seen: list[Operation] = []
+    taps.add(seen.append)
+    reader = Reader(queue, lanes, 1_000, lambda: None, taps)
+    assert reader._take_waiting(queue, 100) == 12
+    assert seen == list(lanes.lanes["i1"])
+    assert len(seen) == 12

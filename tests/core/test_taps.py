@@ -63,3 +63,13 @@ def test_removing_a_tap_takes_effect_at_the_next_wrap() -> None:
     assert not taps
     with pytest.raises(TypeError, match="callable"):
         taps.add("not a function")  # type: ignore[arg-type]
+
+
+def test_show_hands_many_operations_to_the_taps_in_order() -> None:
+    seen: list[int] = []
+    taps = Taps()
+    taps.add(lambda op: seen.append(op.payload["n"]))
+    taps.add(lambda op: 1 / 0)  # a failing tap does not stop the others
+    taps.show([_op(1), _op(2), _op(3)])
+    assert seen == [1, 2, 3]
+    assert taps.failures == 3

@@ -101,18 +101,26 @@ class Reader:
             self._poke()
 
     def _take_waiting(
-        self, queue: InMemoryQueue[Operation], most: int, accept: Callable[[Operation], None]
+        self,
+        queue: InMemoryQueue[Operation],
+        most: int,
+        accept: Callable[[Operation], None] | None = None,
     ) -> int:
-        """Move up to ``most`` waiting operations into the lanes with ``accept`` without
-        awaiting (a queue with ``get_nowait``, as the SDK's own); return how many."""
+        """Move up to ``most`` waiting operations into the lanes without awaiting (a queue
+        with ``get_nowait``, as the SDK's own), one at a time with ``accept`` (default:
+        the lanes' own, behind the taps) or many at a time; return how many."""
         lanes = self._lanes
         cap = self._cap
         if _in_bulk(queue):
             # Never past the cap: a merged create weighs two (``outcomes.weight``).
             ops = queue._pop_many(min(most, (cap - lanes.pending + 1) // 2))
+            taps = self._taps
+            if taps:
+                taps.show(ops)
             lanes.accept_many(ops)
             return len(ops)
-        accept = lanes.accept
+        if accept is None:
+            accept = self._taps.wrap(lanes.accept)
         # What waits now cannot go away meanwhile: only this task takes from the queue.
         waiting = min(most, len(queue))
         get_nowait = queue.get_nowait

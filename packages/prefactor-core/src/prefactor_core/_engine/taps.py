@@ -73,6 +73,16 @@ class Taps:
 
         return tapped
 
+    def show(self, ops: list[Operation]) -> None:
+        """Show ``ops`` to the taps present now, in order (the reader's many-at-a-time
+        path, before it accepts them)."""
+        for op in ops:
+            for tap in self._taps:
+                try:
+                    tap(op)
+                except Exception:
+                    self._failed(tap)
+
     def _failed(self, tap: Tap) -> None:
         self.failures += 1
         if id(tap) not in self._warned:
