@@ -52,6 +52,7 @@ from prefactor_core._engine.outcomes import (
     split,
     weight,
 )
+from prefactor_core._engine.pacing import Pacer
 from prefactor_core._engine.reader import Reader
 from prefactor_core._engine.retry import Backoff, Sleep
 from prefactor_core._engine.settlement import Settlement
@@ -78,10 +79,12 @@ class Dispatcher:
         on_delivered: OnDelivered | None = None,
         on_control: Callable[[str, str | None], None] | None = None,
         sleep: Sleep | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self._queue = queue
         self._config = config
         self._ledger = ledger = Ledger(on_delivered)
+        self._pacer = pacer = Pacer() if pacer is None else pacer
         self._lanes = lanes = Lanes(ledger)
         self._backoff = backoff = Backoff(
             config.retry_delay_base, config.max_retry_delay, sleep=sleep
@@ -96,6 +99,7 @@ class Dispatcher:
             on_too_large=self._shrink,
             on_permanent_failure=on_permanent_failure,
             on_control=on_control,
+            pacer=pacer,
         )
 
         # Set by configure(): nothing is sent until the server's capabilities are known.
@@ -110,7 +114,7 @@ class Dispatcher:
         # lanes: without it an unreachable API would let lanes grow without bound,
         # bypassing the queue's bound. Enough for every worker to send a full batch.
         self._lane_cap = cap = max(config.batch_size * (config.num_workers + 1), 1_000)
-        self._reading = Reader(queue, lanes, cap, self._poke)
+        self._reading = Reader(queue, lanes, cap, self._poke, pacer)
         self._room = self._reading.room
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -284,9 +288,10 @@ class Dispatcher:
             if lanes.pending < self._lane_cap:
                 self._room.set()
             if more:
-                # One batch per step: the agent's loop runs before the next is taken.
+                # The next batch, after the agent's loop ran if this turn is used.
                 self._poke()
-                await asyncio.sleep(0)
+                if self._pacer.due():
+                    await self._pacer.turn()
 
     async def _dispatch_bulk(self, now: float) -> bool:
         """Send the next bulk batch; True when one went and a worker is still free.
@@ -306,8 +311,9 @@ class Dispatcher:
         self._linger_since = None
         if len(self._tasks) >= self._config.num_workers:
             return False
-        # Planned in steps, the agent's loop running between them (see ``BatchPlan``).
+        # Planned in steps, the agent's loop running between turns (see ``BatchPlan``).
         max_items = self._bulk_max_items
+        pacer = self._pacer
         plan = BatchPlan(
             lanes.lanes,
             lanes.flights,
@@ -318,7 +324,8 @@ class Dispatcher:
             bulk_types=self._bulk_only,
         )
         for _ in plan.steps():
-            await asyncio.sleep(0)
+            if pacer.due():
+                await pacer.turn()
         if self._pause is not None or self._bulk_max_items != max_items:
             # A failure meanwhile: back off, or plan smaller batches (nothing was taken).
             self._poke()

@@ -4,8 +4,9 @@ It takes from the queue as long as the lanes hold fewer than ``cap`` operations 
 merged create counts for two), so that an unreachable API cannot let the lanes grow
 without bound past the queue's own bound; ``room`` is cleared while it waits for the
 scheduler to take some. What it finds waiting it moves in chunks of ``STEP_ITEMS``,
-handing the agent's event loop back between chunks and waking the scheduler once per
-chunk. The SDK's own in-memory queues are read without an await per operation.
+waking the scheduler once per chunk and handing the agent's event loop back between
+chunks once the engine's turn is used (``pacing.Pacer``). The SDK's own in-memory
+queues are read without an await per operation.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 
 from prefactor_core._engine.batching import STEP_ITEMS
 from prefactor_core._engine.lanes import Lanes
+from prefactor_core._engine.pacing import Pacer
 from prefactor_core.operations import Operation
 from prefactor_core.queue.base import Queue, QueueClosedError
 from prefactor_core.queue.memory import InMemoryQueue
@@ -30,20 +32,27 @@ class Reader:
         lanes: Where they go.
         cap: The most operations the lanes may hold before reading pauses.
         poke: Wakes the scheduler.
+        pacer: The engine's turns on the loop.
 
     Attributes:
         room: Set while the lanes have room (the scheduler sets it as it takes).
     """
 
-    __slots__ = ("_cap", "_lanes", "_poke", "_queue", "room")
+    __slots__ = ("_cap", "_lanes", "_pacer", "_poke", "_queue", "room")
 
     def __init__(
-        self, queue: Queue[Operation], lanes: Lanes, cap: int, poke: Callable[[], None]
+        self,
+        queue: Queue[Operation],
+        lanes: Lanes,
+        cap: int,
+        poke: Callable[[], None],
+        pacer: Pacer,
     ) -> None:
         self._queue = queue
         self._lanes = lanes
         self._cap = cap
         self._poke = poke
+        self._pacer = pacer
         self.room = asyncio.Event()
         self.room.set()
 
@@ -53,6 +62,7 @@ class Reader:
         lanes = self._lanes
         accept = lanes.accept
         cap = self._cap
+        pacer = self._pacer
         # The SDK's own queue can be read without an await per operation (not a subclass
         # that changes how items are taken: its ``get`` is what it means).
         own: InMemoryQueue[Operation] | None = None
@@ -71,14 +81,16 @@ class Reader:
                 self._poke()
                 return
             accept(op)
-            # Take whatever else is already there, then wake the scheduler once; hand the
-            # loop back to the agent between chunks (a long backlog is read in many steps).
+            # Take whatever else is already there, waking the scheduler once per chunk;
+            # hand the loop back between chunks when the turn is used (a long backlog is
+            # read over many turns).
             taken = 1
             while queue.size() and lanes.pending < cap:
                 if taken >= STEP_ITEMS:
                     self._poke()
-                    await asyncio.sleep(0)
                     taken = 0
+                    if pacer.due():
+                        await pacer.turn()
                     continue
                 try:
                     if own is None:
