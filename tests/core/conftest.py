@@ -45,6 +45,7 @@ def fixture_turn_budget(request: pytest.FixtureRequest, monkeypatch: pytest.Monk
     engine's tasks (order, counts, flush) would show."""
     if request.param != "default budget":
         monkeypatch.setattr(pacing, "TURN_BUDGET", 0.0)
+        monkeypatch.setattr(pacing, "TURN_MAX", 0.0)
 
 
 @pytest.fixture(name="server")

@@ -318,6 +318,7 @@ async def test_a_large_batch_is_taken_over_several_turns_of_the_event_loop(
     back between chunks, so another task runs several times before the request goes
     (with no time budget per turn: a turn after every chunk)."""
     monkeypatch.setattr(pacing, "TURN_BUDGET", 0.0)
+    monkeypatch.setattr(pacing, "TURN_MAX", 0.0)
     sender = FakeSender()
     harness = Harness(sender, bulk=None, batch_size=500, num_workers=1)
     harness.put(*[op for n in range(500) for op in (create("A", f"s{n}"), finish("A", f"s{n}"))])
@@ -350,6 +351,7 @@ async def test_a_large_answer_is_settled_over_several_turns_of_the_event_loop(
     chunks of the answer: another task runs several times before the items count as sent
     (with no time budget per turn: a turn after every chunk)."""
     monkeypatch.setattr(pacing, "TURN_BUDGET", 0.0)
+    monkeypatch.setattr(pacing, "TURN_MAX", 0.0)
     sender = FakeSender(hold=lambda _r: True)
     harness = Harness(sender, bulk=None, batch_size=500, num_workers=1)
     harness.put(*[create("A", f"s{n}") for n in range(500)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 
 import pytest
 
@@ -29,7 +30,7 @@ class Agent:
 
 
 async def test_engine_tasks_take_turns_in_order_with_the_agent_between() -> None:
-    pacer = Pacer(budget=0.0)
+    pacer = Pacer(budget=0.0, longest=0.0)
     log: list[str] = []
 
     async def engine_task(name: str) -> None:
@@ -47,16 +48,17 @@ async def test_engine_tasks_take_turns_in_order_with_the_agent_between() -> None
 
 
 async def test_a_turn_is_due_once_its_budget_is_used() -> None:
-    assert Pacer(budget=3600.0).due()  # no turn began yet: give way first
-    pacer = Pacer(budget=3600.0)
+    assert Pacer(budget=3600.0, longest=3600.0).due()  # no turn began yet: give way first
+    pacer = Pacer(budget=3600.0, longest=3600.0)
     await pacer.turn()
     assert not pacer.due()
-    pacer.budget = 0.0
+    pacer.budget = pacer.longest = 0.0
+    await pacer.turn()
     assert pacer.due()
 
 
 async def test_a_cancelled_waiter_does_not_hold_up_the_others() -> None:
-    pacer = Pacer(budget=0.0)
+    pacer = Pacer(budget=0.0, longest=0.0)
     done: list[str] = []
 
     async def wait(name: str) -> None:
@@ -71,3 +73,88 @@ async def test_a_cancelled_waiter_does_not_hold_up_the_others() -> None:
     await asyncio.gather(first, third)
     assert done == ["first", "third"]
     assert second.cancelled()
+
+
+@pytest.mark.parametrize("cancelled", ["first", "second"])
+async def test_a_task_cancelled_as_its_turn_comes_passes_the_turn_on(cancelled: str) -> None:
+    """The first task goes after one pass of the loop; the second is resumed when the
+    first begins its turn. Either one cancelled just then: the others still go."""
+    pacer = Pacer(budget=0.0, longest=0.0)
+    done: list[str] = []
+
+    async def wait(name: str) -> None:
+        await pacer.turn()
+        done.append(name)
+
+    tasks = {name: asyncio.create_task(wait(name)) for name in ("first", "second", "third")}
+    await asyncio.sleep(0)  # all three are in turn()
+    if cancelled == "second":
+        await asyncio.sleep(0)  # the first began its turn and resumed the second
+        assert done == ["first"]
+    tasks[cancelled].cancel()
+    await asyncio.gather(*(task for name, task in tasks.items() if name != cancelled))
+    assert done == [name for name in ("first", "second", "third") if name != cancelled]
+    assert tasks[cancelled].cancelled()
+
+
+def burn(seconds: float) -> None:
+    """Use ``seconds`` of this thread's CPU, as an agent's long step would."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+async def test_a_turn_is_as_long_as_the_agents_work_between_two_turns_within_bounds() -> None:
+    pacer = Pacer(budget=0.001, longest=0.004)
+    await pacer.turn()  # nothing else runs meanwhile: the shortest turn
+    assert pacer.length == 0.001
+    asyncio.get_running_loop().call_soon(burn, 0.002)
+    await pacer.turn()  # the agent's 2 ms step ran meanwhile: a turn as long
+    assert 0.002 <= pacer.length < 0.004
+    asyncio.get_running_loop().call_soon(burn, 0.010)
+    await pacer.turn()  # a 10 ms step: the longest turn
+    assert pacer.length == 0.004
+
+
+async def test_the_engines_own_work_outside_its_turns_does_not_lengthen_a_turn() -> None:
+    """CPU of steps run through ``metered`` (the HTTP client's) is the engine's, not the
+    agent's: the next turn stays short."""
+    pacer = Pacer(budget=0.001, longest=0.004)
+
+    async def http_steps() -> str:
+        burn(0.005)
+        await asyncio.sleep(0)
+        burn(0.005)
+        return "answer"
+
+    request = asyncio.ensure_future(pacer.metered(http_steps()))
+    await pacer.turn()
+    await pacer.turn()
+    assert await request == "answer"
+    assert pacer.length == 0.001
+
+
+async def test_metered_passes_on_errors_and_cancellation() -> None:
+    pacer = Pacer()
+
+    async def fails() -> None:
+        await asyncio.sleep(0)
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError, match="refused"):
+        await pacer.metered(fails())
+    waiting = asyncio.Event()
+    cleaned: list[str] = []
+
+    async def waits() -> None:
+        try:
+            await waiting.wait()
+        finally:
+            cleaned.append("closed")
+
+    task = asyncio.ensure_future(pacer.metered(waits()))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cleaned == ["closed"]

@@ -19,7 +19,7 @@ class CountingPacer(Pacer):
     """A pacer that counts the turns taken."""
 
     def __init__(self) -> None:
-        super().__init__(budget=0.0)
+        super().__init__(budget=0.0, longest=0.0)
         self.turns = 0
 
     async def turn(self) -> None:

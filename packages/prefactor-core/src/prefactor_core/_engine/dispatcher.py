@@ -265,6 +265,8 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         lanes = self._lanes
         while True:
+            if not self._wake.is_set():
+                self._pacer.rest()
             await self._wake.wait()
             self._wake.clear()
             if self._reader is not None and self._reader.done() and self.idle():
@@ -311,9 +313,12 @@ class Dispatcher:
         self._linger_since = None
         if len(self._tasks) >= self._config.num_workers:
             return False
-        # Planned in steps, the agent's loop running between turns (see ``BatchPlan``).
-        max_items = self._bulk_max_items
+        # Planned in steps, the agent's loop running between turns (see ``BatchPlan``),
+        # beginning in a turn of its own when the scheduler was woken in another's.
         pacer = self._pacer
+        if pacer.due():
+            await pacer.turn()
+        max_items = self._bulk_max_items
         plan = BatchPlan(
             lanes.lanes,
             lanes.flights,

@@ -74,8 +74,11 @@ class Reader:
         while True:
             while lanes.pending >= cap and not lanes.latched:
                 self.room.clear()
+                pacer.rest()
                 await self.room.wait()
             try:
+                if not queue.size():
+                    pacer.rest()
                 op = await queue.get()
             except QueueClosedError:
                 self._poke()

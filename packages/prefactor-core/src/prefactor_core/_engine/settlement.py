@@ -176,7 +176,7 @@ class Settlement:
                 attempted.add(id(op))
             ledger.requests += 1
             await pacer.turn()
-            response = await self._sender.post("/api/v1/bulk", body)
+            response = await pacer.metered(self._sender.post("/api/v1/bulk", body))
         except Exception as error:
             ledger.failed_requests += 1
             self.failed(ops, error)
@@ -197,7 +197,7 @@ class Settlement:
         self._lanes.attempted.add(id(op))
         ledger.requests += 1
         try:
-            response = await self._sender.post(path, body)
+            response = await self._pacer.metered(self._sender.post(path, body))
         except PrefactorApiError as error:
             await self.single_error(lane_id, op, error)
         except Exception as error:
@@ -344,6 +344,7 @@ class Settlement:
             del ops[-STEP_ITEMS:]
             if ops and pacer.due():
                 await pacer.turn()
+        pacer.rest()
 
     def _permanent(self, error: Exception, op: Operation) -> None:
         logger.error("telemetry failed permanently on %s: %s", op.type.name, error)
