@@ -3,10 +3,10 @@
 It takes from the queue as long as the lanes hold fewer than ``cap`` operations (a
 merged create counts for two), so that an unreachable API cannot let the lanes grow
 without bound past the queue's own bound; ``room`` is cleared while it waits for the
-scheduler to take some. What it finds waiting it moves in chunks of ``STEP_ITEMS``,
-waking the scheduler once per chunk and handing the agent's event loop back between
-chunks once the engine's turn is used (``pacing.Pacer``). The SDK's own in-memory
-queues are read without an await per operation.
+scheduler to take some. What it finds waiting it moves in chunks of ``STEP_ITEMS``;
+once the engine's turn is used (``pacing.Pacer``) it wakes the scheduler and hands the
+agent's event loop back, and it wakes the scheduler again when nothing more waits. The
+SDK's own in-memory queues are read without an await per operation.
 """
 
 from __future__ import annotations
@@ -84,15 +84,14 @@ class Reader:
                 self._poke()
                 return
             accept(op)
-            # Take whatever else is already there, waking the scheduler once per chunk;
-            # hand the loop back between chunks when the turn is used (a long backlog is
-            # read over many turns).
+            # Take whatever else is already there; when the turn is used, wake the
+            # scheduler and hand the loop back (a long backlog is read over many turns).
             taken = 1
             while queue.size() and lanes.pending < cap:
                 if taken >= STEP_ITEMS:
-                    self._poke()
                     taken = 0
                     if pacer.due():
+                        self._poke()
                         await pacer.turn()
                     continue
                 try:
