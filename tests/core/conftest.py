@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from prefactor_core import PrefactorCoreClient, PrefactorCoreConfig, QueueConfig, SchemaRegistry
+from prefactor_core._engine import pacing
 from prefactor_http import HttpClientConfig
 from prefactor_server.testing import LocalServer
 
@@ -35,6 +36,16 @@ def make_registry(*, strict: bool = False) -> SchemaRegistry:
     for name in ("agent:tool", "agent:retrieval", "agent:plan", "agent:step"):
         registry.register_type(name=name, params_schema={"type": "object"}, title=name)
     return registry
+
+
+@pytest.fixture(name="turn_budget", params=["default budget", "a turn after every piece"])
+def fixture_turn_budget(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run a test with the engine's time budget per turn on the event loop, and with
+    none: a turn after every piece of work, where a broken hand-over between the
+    engine's tasks (order, counts, flush) would show."""
+    if request.param != "default budget":
+        monkeypatch.setattr(pacing, "TURN_BUDGET", 0.0)
+        monkeypatch.setattr(pacing, "TURN_MAX", 0.0)
 
 
 @pytest.fixture(name="server")

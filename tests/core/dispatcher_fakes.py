@@ -183,6 +183,15 @@ class Harness:
         for op in ops:
             self.queue.put_nowait(op)
 
+    async def read_all(self) -> None:
+        """Let the reader move everything queued into the lanes (a piece per turn of the
+        loop), then let the tasks run until they block."""
+        for _ in range(100_000):
+            if not self.queue.size():
+                break
+            await asyncio.sleep(0)
+        await quiesce()
+
     async def finish(self) -> int:
         """Close the queue and drain; return how many operations were not delivered."""
         await self.queue.close()

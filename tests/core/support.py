@@ -59,7 +59,8 @@ class TestTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         index = len(self.requests)
-        body = json.loads(request.content) if request.content else None
+        content = await request.aread()  # a long bulk body is streamed in pieces
+        body = json.loads(content) if content else None
         record = Recorded(request.method, request.url.path, body)
         self.requests.append(record)
         self.arrived.set()

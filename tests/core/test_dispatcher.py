@@ -9,6 +9,7 @@ import asyncio
 import pytest
 
 from prefactor_core import Operation
+from prefactor_core._engine import pacing
 from prefactor_core._engine.batching import STEP_ITEMS
 from prefactor_core.queue.memory import InMemoryQueue
 
@@ -27,7 +28,7 @@ from .dispatcher_fakes import (
     start,
 )
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("turn_budget")]
 
 
 # -- merging --------------------------------------------------------------------------------
@@ -310,13 +311,18 @@ async def test_a_terminate_control_in_an_answer_is_passed_on(bulk: bool) -> None
     assert harness.terminated == [("B", "stop now")]
 
 
-async def test_a_large_batch_is_taken_over_several_turns_of_the_event_loop() -> None:
+async def test_a_large_batch_is_taken_over_several_turns_of_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The engine runs on the agent's loop: planning a 500-item batch hands the loop
-    back between chunks, so another task runs several times before the request goes."""
+    back between chunks, so another task runs several times before the request goes
+    (with no time budget per turn: a turn after every chunk)."""
+    monkeypatch.setattr(pacing, "TURN_BUDGET", 0.0)
+    monkeypatch.setattr(pacing, "TURN_MAX", 0.0)
     sender = FakeSender()
     harness = Harness(sender, bulk=None, batch_size=500, num_workers=1)
     harness.put(*[op for n in range(500) for op in (create("A", f"s{n}"), finish("A", f"s{n}"))])
-    await quiesce()  # the reader has moved everything into the lane; nothing is sent yet
+    await harness.read_all()  # everything is in the lane; nothing is sent yet
     assert sender.requests == []
     ticks = 0
     ticks_before_request: list[int] = []
@@ -338,13 +344,18 @@ async def test_a_large_batch_is_taken_over_several_turns_of_the_event_loop() -> 
     assert len(sender.delivered()) == 500
 
 
-async def test_a_large_answer_is_settled_over_several_turns_of_the_event_loop() -> None:
+async def test_a_large_answer_is_settled_over_several_turns_of_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Settling a 500-item answer hands the loop back after the HTTP step and between
-    chunks of the answer: another task runs several times before the items count as sent."""
+    chunks of the answer: another task runs several times before the items count as sent
+    (with no time budget per turn: a turn after every chunk)."""
+    monkeypatch.setattr(pacing, "TURN_BUDGET", 0.0)
+    monkeypatch.setattr(pacing, "TURN_MAX", 0.0)
     sender = FakeSender(hold=lambda _r: True)
     harness = Harness(sender, bulk=None, batch_size=500, num_workers=1)
     harness.put(*[create("A", f"s{n}") for n in range(500)])
-    await quiesce()  # everything is in the lane: one request carries it all
+    await harness.read_all()  # everything is in the lane: one request carries it all
     harness.dispatcher.configure(bulk=True)
     await sender.wait_for(1)
     assert len(sender.requests[0].items) == 500

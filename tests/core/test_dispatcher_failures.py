@@ -23,7 +23,7 @@ from .dispatcher_fakes import (
     quiesce,
 )
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("turn_budget")]
 
 
 def unavailable(retry_after: float | None = None) -> PrefactorApiError:

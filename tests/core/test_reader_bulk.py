@@ -13,6 +13,7 @@ from prefactor_core import InMemoryQueue, Operation
 from prefactor_core._engine.lanes import Lanes
 from prefactor_core._engine.ledger import Ledger
 from prefactor_core._engine.outcomes import weight
+from prefactor_core._engine.pacing import Pacer
 from prefactor_core._engine.reader import Reader
 from prefactor_core._engine.taps import Taps
 from prefactor_core._open_spans import OpenSpan
@@ -68,7 +69,7 @@ async def test_the_reader_never_fills_the_lanes_past_their_cap(cap: int) -> None
     queue = SpanQueue()
     _records(queue, 30)
     lanes = Lanes(Ledger(None))
-    reader = Reader(queue, lanes, cap, lambda: None)
+    reader = Reader(queue, lanes, cap, lambda: None, Pacer())
     moved = 0
     while lanes.pending < cap:
         moved += reader._take_waiting(queue, 100)
@@ -115,7 +116,7 @@ async def test_taps_see_what_is_taken_many_at_a_time() -> None:
     taps = Taps()
     seen: list[Operation] = []
     taps.add(seen.append)
-    reader = Reader(queue, lanes, 1_000, lambda: None, taps)
+    reader = Reader(queue, lanes, 1_000, lambda: None, Pacer(), taps)
     assert reader._take_waiting(queue, 100) == 12
     assert seen == list(lanes.lanes["i1"])
     assert len(seen) == 12

@@ -10,7 +10,13 @@ from typing import Any
 
 import pytest
 
-from prefactor_core import PrefactorCoreConfig, QueueConfig, SyncPrefactorCoreClient, trace
+from prefactor_core import (
+    DeliveryStatistics,
+    PrefactorCoreConfig,
+    QueueConfig,
+    SyncPrefactorCoreClient,
+    trace,
+)
 from prefactor_http import HttpClientConfig
 from prefactor_server.testing import LocalServer
 
@@ -35,6 +41,18 @@ def settle(client: SyncPrefactorCoreClient) -> None:
     entry = engine.client._entry
     assert entry is not None
     engine.call(entry.settle(), 10.0)
+
+
+def counters(client: SyncPrefactorCoreClient) -> DeliveryStatistics:
+    """The client's counters, read on the engine's loop between two of its steps (read
+    from the caller's thread they can catch an operation midway between the queue and
+    the lanes, which the engine moves in turns)."""
+    engine = client._require_engine()
+
+    async def read() -> DeliveryStatistics:
+        return engine.client.statistics()
+
+    return engine.call(read(), 10.0)
 
 
 def record(client: SyncPrefactorCoreClient, n: int) -> None:
@@ -63,7 +81,7 @@ def test_sync_spans_reach_the_queue_as_records(
     with SyncPrefactorCoreClient(down_config()) as client:
         record(client, 50)
         settle(client)
-        stats = client.statistics()
+        stats = counters(client)
         # The register and the instance start, then 50 spans of two operations each.
         assert stats.queued == 2 + 100
         assert stats.dropped == 0
@@ -79,7 +97,7 @@ def test_a_full_queue_drops_and_counts_every_operation_of_sync_spans(max_queue_s
     with SyncPrefactorCoreClient(down_config(max_queue_size=max_queue_size)) as client:
         record(client, 40)
         settle(client)
-        stats = client.statistics()
+        stats = counters(client)
         assert stats.queued + stats.dropped == 2 + 80
         assert stats.dropped > 0
 

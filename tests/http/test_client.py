@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
@@ -259,4 +259,34 @@ async def test_request_refuses_both_json_and_content(client: PrefactorHttpClient
     """Passing a JSON body and raw content at once is a ValueError, and nothing is sent."""
     with pytest.raises(ValueError, match="not both"):
         await client.request("POST", "/api/v1/bulk", json_data={}, content=b"{}")
+    assert api.requests == []
+
+
+async def _pieces(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+async def test_request_streams_content_given_in_pieces(client: PrefactorHttpClient, api) -> None:
+    """An async iterable body goes out as one body of its declared length, not chunked."""
+    api.reply(200, {"status": "success"})
+    answer = await client.request(
+        "POST",
+        "/api/v1/bulk",
+        content=_pieces(b'{"items":', b"[]}"),
+        retry=False,
+        headers={"Content-Length": "12"},
+    )
+    assert answer == {"status": "success"}
+    assert api.last.content == b'{"items":[]}'
+    assert api.last.headers["content-length"] == "12"
+    assert "transfer-encoding" not in api.last.headers
+
+
+async def test_request_refuses_a_streamed_body_it_would_retry(
+    client: PrefactorHttpClient, api
+) -> None:
+    """A streamed body can be sent once: asking for retries is a ValueError, nothing sent."""
+    with pytest.raises(ValueError, match="retry=False"):
+        await client.request("POST", "/api/v1/bulk", content=_pieces(b"{}"))
     assert api.requests == []

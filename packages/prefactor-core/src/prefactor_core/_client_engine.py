@@ -22,6 +22,7 @@ from prefactor_core._engine.discovery import Capabilities, discover, register_le
 from prefactor_core._engine.dispatcher import DeliveryStatistics, Dispatcher
 from prefactor_core._engine.entry import EngineEntry
 from prefactor_core._engine.ids import IdFactory
+from prefactor_core._engine.pacing import Pacer
 from prefactor_core._engine.rejection import is_fatal
 from prefactor_core._engine.retry import Backoff, Sleep
 from prefactor_core._engine.sender import HttpSender
@@ -114,15 +115,17 @@ class EngineClient(QueueingClient):
         )
         await self._http.open()
         assert self._queue is not None
+        pacer = Pacer()  # the engine's turns on this loop, sending included
         self._dispatcher = Dispatcher(
             self._queue,
-            HttpSender(self._http),
+            HttpSender(self._http, pacer),
             qc,
             on_permanent_failure=self._latch,
             on_control=self._on_control,
             on_delivered=self._acknowledge if isinstance(self._queue, SpoolQueue) else None,
             sleep=self._sleep,
             taps=self._taps,
+            pacer=pacer,
         )
         self._dispatcher.start()
         self._discovery = asyncio.create_task(self._discover(), name="prefactor-discovery")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -287,7 +287,7 @@ class PrefactorHttpClient:
         json_data: JSONObject | None = None,
         idempotency_key: str | None = None,
         retry: bool = True,
-        content: bytes | None = None,
+        content: bytes | AsyncIterable[bytes] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> JSONObject:
         """Send a request to ``{api_url}{path}``, retrying transient failures.
@@ -302,7 +302,10 @@ class PrefactorHttpClient:
             idempotency_key: Sent as the ``Idempotency-Key`` header (1–64 characters).
             retry: Retry transient failures (``False``: exactly one attempt).
             content: A body already encoded as JSON, sent as it is instead of
-                ``json_data`` (the SDK's delivery engine renders its own bodies).
+                ``json_data`` (the SDK's delivery engine renders its own bodies); or an
+                async iterable of its pieces, streamed as they come (give its length in
+                a ``Content-Length`` header; it can be sent once, so only with
+                ``retry=False``).
             headers: Extra headers (e.g. ``Prefer``); they cannot replace the
                 client's own (authorization, content type, SDK header).
 
@@ -310,7 +313,8 @@ class PrefactorHttpClient:
             The response body, a JSON object.
 
         Raises:
-            ValueError: For a bad path or idempotency key (nothing is sent).
+            ValueError: For a bad path or idempotency key, or a streamed body with
+                ``retry`` (nothing is sent).
             PrefactorClientError: If the client is not open.
             PrefactorRetryExhaustedError: When every retry failed; ``last_error`` says why.
             PrefactorHttpError: The error of the only attempt, when it was not retried.
@@ -325,6 +329,8 @@ class PrefactorHttpClient:
         # Encoded once, so every retry sends the same bytes; compact to keep bulk bodies small.
         if content is not None and json_data is not None:
             raise ValueError("pass json_data or content, not both")
+        if retry and content is not None and not isinstance(content, bytes):
+            raise ValueError("a streamed body can be sent once: pass retry=False")
         if json_data is not None:
             content = _JSON_ENCODER.encode(json_data).encode()
         url = self._base_url + path
@@ -358,7 +364,7 @@ class PrefactorHttpClient:
         path: str,
         params: QueryParams | None,
         headers: dict[str, str],
-        content: bytes | None,
+        content: bytes | AsyncIterable[bytes] | None,
     ) -> JSONObject:
         try:
             response = await http.request(

@@ -53,9 +53,10 @@ __all__ = [
     "take_batch",
 ]
 
-STEP_ITEMS = 100
-"""The most items the engine handles in one go before it lets the agent's event loop
-run other tasks (reading the queue, planning a batch, settling an answer)."""
+STEP_ITEMS = 16
+"""The items the engine handles in one piece of work (reading the queue, planning a
+batch, settling an answer); between pieces it checks its time on the agent's event loop
+(``pacing.Pacer``)."""
 
 ENVELOPE = b'{"items":[]}'
 """A bulk request's body around its items (``bulk_body``)."""

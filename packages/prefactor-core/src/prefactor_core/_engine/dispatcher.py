@@ -52,6 +52,7 @@ from prefactor_core._engine.outcomes import (
     split,
     weight,
 )
+from prefactor_core._engine.pacing import Pacer
 from prefactor_core._engine.reader import Reader
 from prefactor_core._engine.retry import Backoff, Sleep
 from prefactor_core._engine.settlement import Settlement
@@ -80,10 +81,12 @@ class Dispatcher:
         on_control: Callable[[str, str | None], None] | None = None,
         sleep: Sleep | None = None,
         taps: Taps | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self._queue = queue
         self._config = config
         self._ledger = ledger = Ledger(on_delivered)
+        self._pacer = pacer = Pacer() if pacer is None else pacer
         self._lanes = lanes = Lanes(ledger)
         self._backoff = backoff = Backoff(
             config.retry_delay_base, config.max_retry_delay, sleep=sleep
@@ -98,6 +101,7 @@ class Dispatcher:
             on_too_large=self._shrink,
             on_permanent_failure=on_permanent_failure,
             on_control=on_control,
+            pacer=pacer,
         )
 
         # Set by configure(): nothing is sent until the server's capabilities are known.
@@ -112,7 +116,7 @@ class Dispatcher:
         # lanes: without it an unreachable API would let lanes grow without bound,
         # bypassing the queue's bound. Enough for every worker to send a full batch.
         self._lane_cap = cap = max(config.batch_size * (config.num_workers + 1), 1_000)
-        self._reading = Reader(queue, lanes, cap, self._poke, taps)
+        self._reading = Reader(queue, lanes, cap, self._poke, pacer, taps)
         self._room = self._reading.room
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -263,6 +267,8 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         lanes = self._lanes
         while True:
+            if not self._wake.is_set():
+                self._pacer.rest()
             await self._wake.wait()
             self._wake.clear()
             if self._reader is not None and self._reader.done() and self.idle():
@@ -286,9 +292,10 @@ class Dispatcher:
             if lanes.pending < self._lane_cap:
                 self._room.set()
             if more:
-                # One batch per step: the agent's loop runs before the next is taken.
+                # The next batch, after the agent's loop ran if this turn is used.
                 self._poke()
-                await asyncio.sleep(0)
+                if self._pacer.due():
+                    await self._pacer.turn()
 
     async def _dispatch_bulk(self, now: float) -> bool:
         """Send the next bulk batch; True when one went and a worker is still free.
@@ -308,7 +315,11 @@ class Dispatcher:
         self._linger_since = None
         if len(self._tasks) >= self._config.num_workers:
             return False
-        # Planned in steps, the agent's loop running between them (see ``BatchPlan``).
+        # Planned in steps, the agent's loop running between turns (see ``BatchPlan``),
+        # beginning in a turn of its own when the scheduler was woken in another's.
+        pacer = self._pacer
+        if pacer.due():
+            await pacer.turn()
         max_items = self._bulk_max_items
         plan = BatchPlan(
             lanes.lanes,
@@ -320,7 +331,8 @@ class Dispatcher:
             bulk_types=self._bulk_only,
         )
         for _ in plan.steps():
-            await asyncio.sleep(0)
+            if pacer.due():
+                await pacer.turn()
         if self._pause is not None or self._bulk_max_items != max_items:
             # A failure meanwhile: back off, or plan smaller batches (nothing was taken).
             self._poke()

@@ -3,9 +3,10 @@
 It takes from the queue as long as the lanes hold fewer than ``cap`` operations (a
 merged create counts for two), so that an unreachable API cannot let the lanes grow
 without bound past the queue's own bound; ``room`` is cleared while it waits for the
-scheduler to take some. What it finds waiting it moves in chunks of ``STEP_ITEMS``,
-handing the agent's event loop back between chunks and waking the scheduler once per
-chunk. The SDK's own in-memory queues are read without an await per operation. The
+scheduler to take some. What it finds waiting it moves in chunks of ``STEP_ITEMS``;
+once the engine's turn is used (``pacing.Pacer``) it wakes the scheduler and hands the
+agent's event loop back, and it wakes the scheduler again when nothing more waits. The
+SDK's own in-memory queues are read without an await per operation. The
 client's taps (``taps.Taps``) see each operation as it moves (none: nothing is paid).
 """
 
@@ -16,6 +17,7 @@ from collections.abc import Callable
 
 from prefactor_core._engine.batching import STEP_ITEMS
 from prefactor_core._engine.lanes import Lanes
+from prefactor_core._engine.pacing import Pacer
 from prefactor_core._engine.taps import Taps
 from prefactor_core.operations import Operation
 from prefactor_core.queue.base import Queue, QueueClosedError
@@ -32,13 +34,14 @@ class Reader:
         lanes: Where they go.
         cap: The most operations the lanes may hold before reading pauses.
         poke: Wakes the scheduler.
+        pacer: The engine's turns on the loop.
         taps: Observers of the operations it moves (default: none).
 
     Attributes:
         room: Set while the lanes have room (the scheduler sets it as it takes).
     """
 
-    __slots__ = ("_cap", "_lanes", "_poke", "_queue", "_taps", "room")
+    __slots__ = ("_cap", "_lanes", "_pacer", "_poke", "_queue", "_taps", "room")
 
     def __init__(
         self,
@@ -46,12 +49,14 @@ class Reader:
         lanes: Lanes,
         cap: int,
         poke: Callable[[], None],
+        pacer: Pacer,
         taps: Taps | None = None,
     ) -> None:
         self._queue = queue
         self._lanes = lanes
         self._cap = cap
         self._poke = poke
+        self._pacer = pacer
         self._taps = taps if taps is not None else Taps()
         self.room = asyncio.Event()
         self.room.set()
@@ -62,6 +67,7 @@ class Reader:
         lanes = self._lanes
         taps = self._taps
         cap = self._cap
+        pacer = self._pacer
         # The SDK's own queue can be read without an await per operation (not a subclass
         # that changes how items are taken: its ``get`` is what it means).
         own: InMemoryQueue[Operation] | None = None
@@ -73,22 +79,26 @@ class Reader:
         while True:
             while lanes.pending >= cap and not lanes.latched:
                 self.room.clear()
+                pacer.rest()
                 await self.room.wait()
             try:
+                if not queue.size():
+                    pacer.rest()
                 op = await queue.get()
             except QueueClosedError:
                 self._poke()
                 return
             accept = taps.wrap(lanes.accept)
             accept(op)
-            # Take whatever else is already there, then wake the scheduler once; hand the
-            # loop back to the agent between chunks (a long backlog is read in many steps).
+            # Take whatever else is already there; when the turn is used, wake the
+            # scheduler and hand the loop back (a long backlog is read over many turns).
             taken = 1
             while queue.size() and lanes.pending < cap:
                 if taken >= STEP_ITEMS:
-                    self._poke()
-                    await asyncio.sleep(0)
                     taken = 0
+                    if pacer.due():
+                        self._poke()
+                        await pacer.turn()
                     continue
                 try:
                     if own is None:

@@ -19,7 +19,6 @@ what was refused, what goes again).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from prefactor_core._engine.outcomes import (
     is_transient,
     weight,
 )
+from prefactor_core._engine.pacing import Pacer
 from prefactor_core._engine.rejection import Rejections, blamed_item, is_fatal
 from prefactor_core._engine.wire import BULK_ACTIONS, render_single
 from prefactor_core.operations import Operation, OperationType
@@ -129,6 +129,7 @@ class Settlement:
         on_too_large: Called with the new batch size when a batch must be split.
         on_permanent_failure: Reports a fatal answer to the client.
         on_control: Reports a ``control.terminate`` of an instance to the client.
+        pacer: The engine's turns on the agent's loop (``pacing.Pacer``).
     """
 
     def __init__(
@@ -143,6 +144,7 @@ class Settlement:
         on_too_large: Callable[[int], None],
         on_permanent_failure: Callable[[Exception, Operation], None],
         on_control: Callable[[str, str | None], None] | None,
+        pacer: Pacer,
     ) -> None:
         self._sender = sender
         self._lanes = lanes
@@ -153,6 +155,7 @@ class Settlement:
         self._on_too_large = on_too_large
         self._on_permanent_failure = on_permanent_failure
         self._on_control = on_control
+        self._pacer = pacer
         self._broken_in_a_row = 0
         self.rejections = Rejections()
 
@@ -160,25 +163,32 @@ class Settlement:
         """Send a bulk request (taken off by the dispatcher) and settle its answer."""
         ledger = self._ledger
         lanes = self._lanes
+        pacer = self._pacer
         ops = batch.ops
-        body = bulk_body(batch.texts)
-        attempted = lanes.attempted
-        for _, op in ops:
-            attempted.add(id(op))
-        ledger.requests += 1
         try:
-            response = await self._sender.post("/api/v1/bulk", body)
+            # Building the body and sending it take a turn each. Every request goes
+            # through the same turns, so requests leave in the order the dispatcher
+            # took their batches.
+            await pacer.turn()
+            body = bulk_body(batch.texts)
+            attempted = lanes.attempted
+            for _, op in ops:
+                attempted.add(id(op))
+            ledger.requests += 1
+            await pacer.turn()
+            response = await pacer.metered(self._sender.post("/api/v1/bulk", body))
         except Exception as error:
             ledger.failed_requests += 1
             self.failed(ops, error)
         else:
             # The HTTP layer read the answer in this step of the loop; settle it in the
-            # next ones (the agent's loop runs in between).
-            await asyncio.sleep(0)
+            # next turns (the agent's loop runs in between).
+            await pacer.turn()
             await self.bulk(ops, response)
         finally:
             ledger.in_flight -= batch.weight
             lanes.flights.land(batch)
+        await self._let_go(ops)
 
     async def send_single(self, lane_id: str, op: Operation) -> None:
         """Send one operation in its own request and settle the answer."""
@@ -187,7 +197,7 @@ class Settlement:
         self._lanes.attempted.add(id(op))
         ledger.requests += 1
         try:
-            response = await self._sender.post(path, body)
+            response = await self._pacer.metered(self._sender.post(path, body))
         except PrefactorApiError as error:
             await self.single_error(lane_id, op, error)
         except Exception as error:
@@ -203,8 +213,10 @@ class Settlement:
         """Settle the answer to a bulk request.
 
         The answer is read ``STEP_ITEMS`` items at a time, the agent's loop running in
-        between; what it decides (counting, requeueing, refusing) happens at once after.
+        between once a turn is used; what it decides (counting, requeueing, refusing)
+        happens at once after.
         """
+        pacer = self._pacer
         steps = _read(ops, response)
         while True:
             try:
@@ -212,7 +224,10 @@ class Settlement:
             except StopIteration as done:
                 answer: BulkAnswer = done.value
                 break
-            await asyncio.sleep(0)
+            if pacer.due():
+                await pacer.turn()
+        if pacer.due():
+            await pacer.turn()
         delivered = answer.delivered
         for op, output in answer.controls:
             self.control(op, output)
@@ -320,6 +335,16 @@ class Settlement:
         self._on_success()
         self._lanes.forget(ops)
         await self._ledger.delivered(ops)
+
+    async def _let_go(self, ops: list[Routed]) -> None:
+        """Drop a settled batch's operations from the end, ``STEP_ITEMS`` at a time:
+        freeing hundreds of delivered operations at once would hold the loop too."""
+        pacer = self._pacer
+        while ops:
+            del ops[-STEP_ITEMS:]
+            if ops and pacer.due():
+                await pacer.turn()
+        pacer.rest()
 
     def _permanent(self, error: Exception, op: Operation) -> None:
         logger.error("telemetry failed permanently on %s: %s", op.type.name, error)
