@@ -461,7 +461,11 @@ def fmt(s: dict[str, float], digits: int = 1, unit: str = "") -> str:
 # competitors side by side; their tables (benchmarks/results/<name>.md) join the report.
 SUITES = (
     ("trace", "@trace against an undecorated call, a hand-written span, Langfuse and LangSmith"),
-    ("otel", "OpenTelemetry: OTLP ingest and PrefactorSpanProcessor against BatchSpanProcessor"),
+    (
+        "otel",
+        "OpenTelemetry: OTLP ingest, PrefactorSpanProcessor and OtelSpanMirror against "
+        "BatchSpanProcessor",
+    ),
     ("storage", "Storage backends: SQLite, PostgreSQL with one and with two server processes"),
     ("viewer", "The viewer in headless Chromium: big runs and many runs, before and after"),
 )
