@@ -589,7 +589,8 @@ def report(data: dict[str, Any], chart_name: str) -> str:
         "",
         f"Our client pointed at a closed port on 127.0.0.1 records {p['memory_spans']:,} spans "
         "(each with its own params and result); nothing can be delivered, so all of them stay "
-        "queued (as a create and a finish operation each). Compared with a process with the "
+        "queued (one record per span, its finish folded in; counted as two operations). "
+        "Compared with a process with the "
         "same imports that only builds the same payloads and keeps their JSON text.",
         "",
         "| | value |",
