@@ -71,7 +71,9 @@ async def test_span_processor_example(tmp_path: Path) -> None:
 def test_mirror_example_exports_into_an_otlp_endpoint(served: Served) -> None:
     """The OtelSpanMirror example, its exporter pointed at the same server's OTLP
     endpoint: the run is stored twice, once as Prefactor delivered it and once as the OTel
-    trace the mirror exported (root span named after the agent, the LLM span under it)."""
+    trace the mirror exported (root span named after the agent, the LLM span under it).
+    Its service and agent are its own: the module's server is shared with the OTLP
+    example, whatever order the tests run in."""
     code = readme_python("Prefactor spans in your OpenTelemetry backend: `OtelSpanMirror`")
     code = (
         code.replace("http://127.0.0.1:4318", served.url)
@@ -87,14 +89,14 @@ def test_mirror_example_exports_into_an_otlp_endpoint(served: Served) -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    [ours] = served.get("/api/v1/agent_instance", agent_id="travel-agent")["summaries"]
+    [ours] = served.get("/api/v1/agent_instance", agent_id="weather-agent")["summaries"]
     mirrored = served.instance(instance_id_for_trace(format(otel_trace_id(ours["id"]), "032x")))
-    assert mirrored["agent_id"] == agent_id_for_service("travel-agent")
+    assert mirrored["agent_id"] == agent_id_for_service("weather-agent")
     spans = {
         span["payload"]["name"]: span for span in served.spans(agent_instance_id=mirrored["id"])
     }
-    assert set(spans) == {"Travel agent", "agent:llm"}
-    assert spans["agent:llm"]["parent_span_id"] == spans["Travel agent"]["id"]
+    assert set(spans) == {"Weather agent", "agent:llm"}
+    assert spans["agent:llm"]["parent_span_id"] == spans["Weather agent"]["id"]
     assert spans["agent:llm"]["payload"]["model"] == "gpt-4o"
     assert spans["agent:llm"]["result_payload"]["usage"]["input_tokens"] == 9
     assert spans["agent:llm"]["payload"]["attributes"]["prefactor.agent_instance_id"] == ours["id"]
