@@ -193,7 +193,6 @@ class Outbound:
         p = op.payload
         instance_id = p[INSTANCE_ID]
         parent_id = p.get(PARENT_SPAN_ID)
-        trace_id = 0
         parent: SpanContext | None = None
         if parent_id is not None:
             opened = self._open.get(parent_id)
