@@ -35,6 +35,7 @@ from prefactor_core._engine.optable import (
     WaitsFor,
 )
 from prefactor_core._engine.outcomes import merged
+from prefactor_core._engine.rendered import Rendered
 from prefactor_core._engine.wire import BULK_ACTIONS, render_bulk_item
 from prefactor_core.operations import Operation, OperationType
 
@@ -359,10 +360,15 @@ def _take(
                 popleft()
         merged_ops = (yield from _merge(taken, attempted)) if finishes else taken
         rest: list[Operation] = []
+        before = len(ops)
         for index, op in enumerate(merged_ops):
             if index and not index % STEP_ITEMS:
                 yield
-            text = render_bulk_item(op) if index < room else b""
+            text = b""
+            if index < room:
+                # ``render_bulk_item``, without a call for the creates rendered at take.
+                kept = op.text if op.__class__ is Rendered else None
+                text = render_bulk_item(op) if kept is None else kept
             if index >= room or (ops and len(text) + 1 > budget):
                 rest = merged_ops[index:]
                 if moves is None:
@@ -374,7 +380,6 @@ def _take(
             lane_ids.append(lane_id)
             texts.append(text)
             budget -= len(text) + 1
-            used.add(lane_id)
             kind = op.type
             if kind is _CREATE:
                 creates.add(op.payload[SPAN_ID])
@@ -382,6 +387,8 @@ def _take(
                     merges += 1  # it carries two queued operations (``weight``)
             elif kind in BARRIER_TYPES:
                 barriers.add(lane_id)
+        if len(ops) > before:
+            used.add(lane_id)
         if moves is not None:
             moves.append((lane_id, real, taken, rest))
         room = max_items - len(ops)

@@ -186,7 +186,7 @@ class Settlement:
             # The HTTP layer read the answer in this step of the loop; settle it in the
             # next turns (the agent's loop runs in between).
             await pacer.turn()
-            await self.bulk(ops, batch.lane_ids, response)
+            await self.bulk(batch, response)
         finally:
             ledger.in_flight -= batch.weight
             lanes.flights.land(batch)
@@ -210,17 +210,15 @@ class Settlement:
             ledger.in_flight -= weight(op)
             self._lanes.busy.discard(lane_id)
 
-    async def bulk(
-        self, ops: list[Operation], lane_ids: list[str], response: dict[str, Any]
-    ) -> None:
-        """Settle the answer to a bulk request for ``ops`` (taken from the lanes
-        ``lane_ids``, one each).
+    async def bulk(self, batch: Batch, response: dict[str, Any]) -> None:
+        """Settle the answer to the bulk request that carried ``batch``.
 
         The answer is read ``STEP_ITEMS`` items at a time, the agent's loop running in
         between once a turn is used; what it decides (counting, requeueing, refusing)
         happens at once after.
         """
         pacer = self._pacer
+        ops, lane_ids = batch.ops, batch.lane_ids
         steps = _read(ops, lane_ids, response)
         while True:
             try:
@@ -236,7 +234,8 @@ class Settlement:
         for op, output in answer.controls:
             self.control(op, output)
         if delivered:
-            await self._delivered(delivered)
+            # All of them (the usual answer): the batch knows what they weigh.
+            await self._delivered(delivered, batch.weight if len(delivered) == len(ops) else None)
         if answer.refused is not None:
             position, error = answer.refused
             if is_fatal(error):
@@ -337,11 +336,11 @@ class Settlement:
             reason = control.get("reason")
             self._on_control(op.payload[INSTANCE_ID], reason if isinstance(reason, str) else None)
 
-    async def _delivered(self, ops: list[Operation]) -> None:
+    async def _delivered(self, ops: list[Operation], total: int | None = None) -> None:
         self._broken_in_a_row = 0
         self._on_success()
         self._lanes.forget(ops)
-        await self._ledger.delivered(ops)
+        await self._ledger.delivered(ops, total)
 
     async def _let_go(self, ops: list[Operation]) -> None:
         """Drop a settled batch's operations from the end, ``STEP_ITEMS`` at a time:
