@@ -192,6 +192,15 @@ class Harness:
             await asyncio.sleep(0)
         await quiesce()
 
+    async def put_behind(self, first: Operation, then: Operation) -> None:
+        """Queue ``first``, wait until its request is sent (the sender holds it), queue
+        ``then`` behind it, and let the sender answer."""
+        self.put(first)
+        await self.sender.wait_for(1)
+        self.put(then)
+        await quiesce()
+        self.sender.release()
+
     async def finish(self) -> int:
         """Close the queue and drain; return how many operations were not delivered."""
         await self.queue.close()

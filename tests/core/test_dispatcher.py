@@ -66,11 +66,7 @@ async def test_a_create_already_sent_once_is_not_merged_on_its_retry() -> None:
         hold=lambda r: r.keys == ["A:create:s1"],
     )
     harness = Harness(sender)
-    harness.put(create("A", "s1"))
-    await sender.wait_for(1)
-    harness.put(finish("A", "s1"))
-    await quiesce()
-    sender.release()
+    await harness.put_behind(create("A", "s1"), finish("A", "s1"))
     await harness.finish()
     assert sender.batches() == [["A:create:s1"], ["A:create:s1", "A:finish:s1"]]
     assert sender.requests[1].items[0]["status"] == "active"

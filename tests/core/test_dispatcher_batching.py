@@ -45,7 +45,7 @@ def test_take_batch_counts_what_it_took_and_leaves_the_rest_in_order() -> None:
     lanes = lanes_of(*ops)
     batch = take_batch(lanes, InFlight(), set(), max_items=3, max_bytes=10**6)
     assert batch is not None
-    assert [op.idempotency_key for _, op in batch.ops] == [
+    assert [op.idempotency_key for op in batch.ops] == [
         "A:create:s0",
         "A:create:s1",
         "A:create:s2",
@@ -54,6 +54,8 @@ def test_take_batch_counts_what_it_took_and_leaves_the_rest_in_order() -> None:
     assert batch.weight == 4
     assert keys(list(lanes["A"])) == ["A:create:s3", "A:create:s4"]
     assert (batch.lanes, batch.barriers, batch.creates) == ({"A"}, set(), {"s0", "s1", "s2"})
+    assert batch.lane_ids == ["A"] * 3
+    assert batch.routed() == list(zip(["A"] * 3, batch.ops, strict=True))
 
 
 def test_take_batch_marks_barriers_and_skips_lanes_behind_one_in_flight() -> None:
@@ -65,7 +67,7 @@ def test_take_batch_marks_barriers_and_skips_lanes_behind_one_in_flight() -> Non
     flights.take_off(first)
     second = take_batch(lanes, flights, set(), max_items=10, max_bytes=10**6)
     assert second is not None
-    assert [op.idempotency_key for _, op in second.ops] == ["B:create:b1"]
+    assert [op.idempotency_key for op in second.ops] == ["B:create:b1"]
     flights.land(first)
     assert (flights.lanes, flights.barriers) == ({}, {})
 
@@ -75,7 +77,7 @@ def test_take_batch_stops_a_lane_at_an_action_not_sent_in_bulk() -> None:
     types = bulk_types(["agent_spans/create"])
     batch = take_batch(lanes, InFlight(), set(), max_items=10, max_bytes=10**6, bulk_types=types)
     assert batch is not None
-    assert [op.idempotency_key for _, op in batch.ops] == ["A:create:a1", "B:create:b1"]
+    assert [op.idempotency_key for op in batch.ops] == ["A:create:a1", "B:create:b1"]
     assert keys(list(lanes["A"])) == ["A:quality:score", "A:create:a2"]
 
 
@@ -84,7 +86,7 @@ def test_take_batch_always_takes_one_item_even_over_the_byte_budget() -> None:
     lanes = lanes_of(create("A", "a1"), create("A", "a2"))
     batch = take_batch(lanes, InFlight(), set(), max_items=10, max_bytes=100)
     assert batch is not None
-    assert [op.idempotency_key for _, op in batch.ops] == ["A:create:a1"]
+    assert [op.idempotency_key for op in batch.ops] == ["A:create:a1"]
     assert keys(list(lanes["A"])) == ["A:create:a2"]
 
 
@@ -98,7 +100,8 @@ def test_read_bulk_answer_stops_at_the_first_refused_item() -> None:
     ops = [("A", create("A", f"s{n}")) for n in range(4)]
     k = [op.idempotency_key for _, op in ops]
     answer = read_bulk_answer(
-        ops,
+        [op for _, op in ops],
+        ["A"] * len(ops),
         {
             "outputs": {
                 k[1]: {"status": "success"},
@@ -118,12 +121,13 @@ def test_read_bulk_answer_leaves_everything_from_a_passing_error_on() -> None:
     ops = [("A", finish("A", f"s{n}")) for n in range(3)]
     k = [op.idempotency_key for _, op in ops]
     outputs = {k[0]: item_error("conflict", "done"), k[1]: item_error("unavailable", "busy")}
-    answer = read_bulk_answer(ops, {"outputs": outputs})
+    answer = read_bulk_answer([op for _, op in ops], ["A"] * 3, {"outputs": outputs})
     assert keys(answer.delivered) == [k[0]]  # a finish that conflicts is already done
     assert [op.idempotency_key for _, op in answer.unprocessed] == k[1:]
     assert answer.transient is not None
     assert answer.refused is None
-    assert read_bulk_answer(ops, {"outputs": "not an object"}).unprocessed == ops
+    nothing = read_bulk_answer([op for _, op in ops], ["A"] * 3, {"outputs": "not an object"})
+    assert nothing.unprocessed == ops
 
 
 def test_a_batch_planned_in_steps_is_the_batch_take_batch_takes() -> None:
@@ -139,7 +143,7 @@ def test_a_batch_planned_in_steps_is_the_batch_take_batch_takes() -> None:
     batch = plan.commit()
     assert batch is not None
     assert expected is not None
-    assert keys([op for _, op in batch.ops]) == keys([op for _, op in expected.ops])
+    assert keys(batch.ops) == keys(expected.ops)
     assert batch.texts == expected.texts
     assert batch.weight == expected.weight
     assert keys(list(stepwise["B"])) == keys(list(at_once["B"]))
@@ -158,6 +162,6 @@ def test_a_plan_takes_the_lanes_as_they_are_when_a_retry_came_back_meanwhile() -
         pass
     batch = plan.commit()
     assert batch is not None
-    taken = keys([op for _, op in batch.ops])
+    taken = keys(batch.ops)
     assert taken == [f"A:create:s{n}" for n in range(200)]  # the retry first, in order
     assert keys(list(lanes["A"])) == [f"A:create:s{n}" for n in range(200, 250)]

@@ -135,6 +135,26 @@ async def test_a_refused_item_is_repaired_and_the_rest_follow_it_in_order() -> N
     assert harness.sleep.delays == []  # a refusal is not a reason to wait
 
 
+async def test_a_repaired_create_is_new_and_merges_with_its_finish() -> None:
+    """The refused create was not stored: its repair, never sent, takes the finish that
+    waits behind it (a create that was sent and goes again does not, see
+    ``test_a_create_already_sent_once_is_not_merged_on_its_retry``)."""
+    sender = FakeSender(
+        lambda r, index: (
+            {"outputs": {r.keys[0]: item_error("validation_error")}} if index == 0 else None
+        ),
+        hold=lambda r: r.keys == ["A:create:s1"],
+    )
+    harness = Harness(sender)
+    await harness.put_behind(create("A", "s1"), finish("A", "s1"))
+    assert await harness.finish() == 0
+    assert sender.batches() == [["A:create:s1"], ["A:create:s1"]]
+    repaired = sender.requests[1].items[0]
+    assert (repaired["status"], repaired["result_payload"]) == ("complete", {"ok": True})
+    stats = harness.dispatcher.statistics()
+    assert (stats.sent, stats.rejected, stats.retried) == (2, 1, 0)
+
+
 async def test_a_conflict_on_a_finish_counts_as_delivered() -> None:
     sender = FakeSender(
         lambda r, _i: {"outputs": {k: item_error("conflict", "finished") for k in r.keys}}

@@ -51,14 +51,14 @@ def test_a_batch_weighs_two_for_each_merged_create_and_leaves_the_rest_in_order(
     lanes = {"A": deque(lane)}
     batch = take_batch(lanes, InFlight(), set(), max_items=3, max_bytes=10**6)
     assert batch is not None
-    assert [op for _, op in batch.ops] == lane[:3]
+    assert batch.ops == lane[:3]
     assert batch.weight == 6
     # s4's create and finish (behind s3) merged already; what goes back is still 4.
     assert [op.idempotency_key for op in lanes["A"]] == ["A:create:s3", "A:create:s4"]
     assert sum(weight(op) for op in lanes["A"]) == 4
     rest = take_batch(lanes, InFlight(), set(), max_items=3, max_bytes=10**6)
     assert rest is not None
-    assert [op.idempotency_key for _, op in rest.ops] == ["A:create:s3", "A:create:s4"]
+    assert [op.idempotency_key for op in rest.ops] == ["A:create:s3", "A:create:s4"]
     assert rest.weight == 4
     assert rest.texts[1] == batch.texts[0].replace(b"s0", b"s4")
     assert not lanes["A"]

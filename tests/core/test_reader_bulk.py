@@ -51,6 +51,41 @@ async def test_many_at_once_are_the_operations_one_at_a_time_would_be() -> None:
     assert (many.size(), many.folded, len(many)) == (0, 0, 0)
 
 
+async def test_many_at_once_mixes_folded_and_open_records_and_operations() -> None:
+    """Records with and without their finish and plain operations between them, taken
+    many at once: the operations one at a time would give, in order; a record's
+    finish that comes after the take is queued as its own operation."""
+    one, many = SpanQueue(), SpanQueue()
+    for queue in (one, many):
+        _records(queue, 3, unfinished=1)
+        queue.put_nowait(finish("i1", "x"))
+        _records(queue, 2, unfinished=1)
+    assert (many.size(), many.folded) == (9, 3)
+    singly = [one.get_nowait() for _ in range(6)]
+    together = many._pop_many(4) + many._pop_many(10)
+    assert together == singly
+    assert [op.metadata.get("merged_finish") is not None for op in together] == [
+        True,
+        True,
+        False,
+        False,
+        True,
+        False,
+    ]
+    assert (many.size(), many.folded, len(many)) == (0, 0, 0)
+    table, offered = record_table(many)
+    late = OpenSpan("i1", "agent:step", None)
+    table.open(late, push=False)
+    assert table.create(late, "active", "{}", 1.0) is None
+    [taken] = many._pop_many(5)
+    assert table.finish(late, "complete", None, 2.0, None, None) is None
+    assert [op.idempotency_key for op in (taken, *offered)] == [
+        "c-" + late._id,
+        "f-" + late._id,
+    ]
+    assert many.folded == 0
+
+
 async def test_taking_many_from_a_full_queue_lets_waiting_puts_in() -> None:
     queue: InMemoryQueue[Operation] = InMemoryQueue(2, put_timeout=5.0)
     queue.put_nowait(create("A", "s1"))

@@ -141,7 +141,7 @@ def test_a_rendered_create_merged_with_its_finish_by_the_engine_goes_merged() ->
     lanes = {"inst-1": deque([active, ending])}
     batch = take_batch(lanes, InFlight(), set(), max_items=10, max_bytes=10**6)
     assert batch is not None
-    [(_, op)] = batch.ops
+    [op] = batch.ops
     assert op.metadata[MERGED_FINISH] == ending.idempotency_key
     item = json.loads(batch.texts[0])
     assert (item["status"], item["result_payload"]) == ("complete", {"ok": True})

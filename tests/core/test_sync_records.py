@@ -68,16 +68,16 @@ def test_sync_spans_reach_the_queue_as_records(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from prefactor_core import _open_spans
-    from prefactor_core.queue import _spans
 
     taken: list[bool] = []
 
-    def spy(span: _open_spans.OpenSpan, queue: Any) -> Any:
-        taken.append(span._queued == _open_spans.FOLDED)
-        return real(span, queue)
+    def spy(span: _open_spans.OpenSpan, folded: bool) -> Any:
+        taken.append(folded)
+        return real(span, folded)
 
-    real = _spans.take
-    monkeypatch.setattr(_spans, "take", spy)
+    # What makes a taken record's operation, one at a time (``take``) or many (``take_many``).
+    real = _open_spans._taken
+    monkeypatch.setattr(_open_spans, "_taken", spy)
     with SyncPrefactorCoreClient(down_config()) as client:
         record(client, 50)
         settle(client)

@@ -79,6 +79,7 @@ __all__ = [
     "OpenSpan",
     "SpanTable",
     "take",
+    "take_many",
 ]
 
 # Lifecycle states.
@@ -442,6 +443,32 @@ def take(span: OpenSpan, queue: FoldCount) -> Operation:
         span._queued = TAKEN
         if folded:
             queue.folded -= 1
+    return _taken(span, folded)
+
+
+def take_many(items: list[Operation | OpenSpan], queue: FoldCount) -> list[Operation]:
+    """``take`` for each record of ``items`` (operations stay as they are), in order,
+    deciding under ``_ORDER_LOCK`` once for them all."""
+    folds: list[bool | None] = []
+    fold = folds.append
+    with _ORDER_LOCK:
+        for item in items:
+            if item.__class__ is Operation or not isinstance(item, OpenSpan):
+                fold(None)
+                continue
+            folded = item._queued == FOLDED
+            item._queued = TAKEN
+            fold(folded)
+        queue.folded -= folds.count(True)
+    # ``folded`` is None exactly for the items that are operations already.
+    return [
+        item if folded is None else _taken(item, folded)  # type: ignore[misc, arg-type]
+        for item, folded in zip(items, folds, strict=True)
+    ]
+
+
+def _taken(span: OpenSpan, folded: bool) -> Operation:
+    """The operation of a record the engine took (``take``; ``folded``: with its finish)."""
     span_id = span._id
     instance_id = span._instance_id
     schema_name = span._schema_name

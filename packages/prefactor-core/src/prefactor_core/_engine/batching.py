@@ -35,6 +35,7 @@ from prefactor_core._engine.optable import (
     WaitsFor,
 )
 from prefactor_core._engine.outcomes import merged
+from prefactor_core._engine.rendered import Rendered
 from prefactor_core._engine.wire import BULK_ACTIONS, render_bulk_item
 from prefactor_core.operations import Operation, OperationType
 
@@ -80,7 +81,9 @@ class Batch:
     """The operations of one bulk request, rendered, with what they hold in flight.
 
     Attributes:
-        ops: (lane id, operation) in request order.
+        ops: The operations, in request order.
+        lane_ids: The lane each operation was taken from, one per operation (two lists
+            rather than a tuple per item: fewer objects for the collector).
         texts: The rendered items (JSON, UTF-8), one per operation.
         lanes: The lanes the batch took from.
         barriers: The lanes whose barrier operation the batch carries.
@@ -89,12 +92,17 @@ class Batch:
             merged create counts for two), which is what it took from the lanes.
     """
 
-    ops: list[tuple[str, Operation]]
+    ops: list[Operation]
+    lane_ids: list[str]
     texts: list[bytes]
     lanes: set[str]
     barriers: set[str]
     creates: set[str]
     weight: int
+
+    def routed(self) -> list[tuple[str, Operation]]:
+        """(lane id, operation) of each item, in request order."""
+        return list(zip(self.lane_ids, self.ops, strict=True))
 
 
 def bulk_body(texts: list[bytes]) -> bytes:
@@ -164,8 +172,9 @@ def merge(ops: list[Operation], attempted: Container[int]) -> list[Operation]:
 
     Args:
         ops: Consecutive operations of one lane.
-        attempted: ``id()`` of the operations sent at least once (never merged: the
-            server may have stored the first attempt).
+        attempted: ``id()`` of the operations that were sent and went back to their
+            lane (``Lanes.attempted``; never merged: the server may have stored the
+            first attempt).
     """
     return at_once(_merge(ops, attempted))
 
@@ -211,7 +220,7 @@ def take_batch(
     Args:
         lanes: The waiting operations by lane; taken ones are removed, the rest stay.
         flights: What is in flight (see the module docstring); not changed here.
-        attempted: ``id()`` of operations sent before (see ``merge``).
+        attempted: ``id()`` of operations sent before and put back (see ``merge``).
         max_items: The most items in the request.
         max_bytes: The server's cap on the request body.
         skip: Lanes not to take from (a single request of theirs is in flight).
@@ -308,7 +317,8 @@ def _take(
     With ``moves`` None it pops from the lanes themselves; with a list it only reads
     them and records in ``moves`` what ``BatchPlan.commit`` applies.
     """
-    ops: list[tuple[str, Operation]] = []
+    ops: list[Operation] = []
+    lane_ids: list[str] = []
     texts: list[bytes] = []
     used: set[str] = set()
     barriers: set[str] = set()
@@ -350,10 +360,15 @@ def _take(
                 popleft()
         merged_ops = (yield from _merge(taken, attempted)) if finishes else taken
         rest: list[Operation] = []
+        before = len(ops)
         for index, op in enumerate(merged_ops):
             if index and not index % STEP_ITEMS:
                 yield
-            text = render_bulk_item(op) if index < room else b""
+            text = b""
+            if index < room:
+                # ``render_bulk_item``, without a call for the creates rendered at take.
+                kept = op.text if op.__class__ is Rendered else None
+                text = render_bulk_item(op) if kept is None else kept
             if index >= room or (ops and len(text) + 1 > budget):
                 rest = merged_ops[index:]
                 if moves is None:
@@ -361,10 +376,10 @@ def _take(
                 if index < room:
                     budget = 0
                 break
-            ops.append((lane_id, op))
+            ops.append(op)
+            lane_ids.append(lane_id)
             texts.append(text)
             budget -= len(text) + 1
-            used.add(lane_id)
             kind = op.type
             if kind is _CREATE:
                 creates.add(op.payload[SPAN_ID])
@@ -372,9 +387,11 @@ def _take(
                     merges += 1  # it carries two queued operations (``weight``)
             elif kind in BARRIER_TYPES:
                 barriers.add(lane_id)
+        if len(ops) > before:
+            used.add(lane_id)
         if moves is not None:
             moves.append((lane_id, real, taken, rest))
         room = max_items - len(ops)
     if not ops:
         return None
-    return Batch(ops, texts, used, barriers, creates, len(ops) + merges)
+    return Batch(ops, lane_ids, texts, used, barriers, creates, len(ops) + merges)

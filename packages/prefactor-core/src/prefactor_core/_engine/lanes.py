@@ -33,7 +33,10 @@ class Lanes:
             carries its finish, counts for two: ``outcomes.weight``).
         busy: Lanes with a single request in flight (at most one each).
         flights: What the bulk requests in flight carry (``batching.InFlight``).
-        attempted: ``id()`` of the operations sent at least once.
+        attempted: ``id()`` of the operations that went back to a lane after they were
+            sent (``requeue``): only operations in lanes are planned, so these are the
+            ones a batch could meet again; the rest leave the engine after one attempt,
+            and nothing is paid for them.
         latched: Set after a fatal answer: every operation is dropped from then on.
     """
 
@@ -99,7 +102,9 @@ class Lanes:
         self.pending += added
 
     def requeue(self, ops: Iterable[tuple[str, Operation]]) -> None:
-        """Put operations back at the head of their lanes, in their original order."""
+        """Put operations that were sent back at the head of their lanes, in their
+        original order, marked ``attempted``."""
+        attempted = self.attempted
         by_lane: dict[str, list[Operation]] = {}
         for lane_id, op in ops:
             by_lane.setdefault(lane_id, []).append(op)
@@ -114,13 +119,15 @@ class Lanes:
             if lane is None:
                 lane = self.lanes[lane_id] = deque()
             lane.extendleft(reversed(lane_ops))
+            attempted.update(id(op) for op in lane_ops)
             self.pending += sum(weight(op) for op in lane_ops)
 
     def forget(self, ops: Iterable[Operation]) -> None:
         """Forget operations that left the engine, and the lanes left empty."""
         attempted = self.attempted
-        for op in ops:
-            attempted.discard(id(op))
+        if attempted:
+            for op in ops:
+                attempted.discard(id(op))
         # Drop empty lanes so memory does not grow with the number of instances.
         busy, flying = self.busy, self.flights.lanes
         for lane_id in [

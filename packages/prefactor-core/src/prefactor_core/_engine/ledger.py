@@ -53,9 +53,10 @@ class Ledger:
         self.in_flight = 0
         self._acks: set[asyncio.Future[None]] = set()
 
-    async def delivered(self, ops: list[Operation]) -> None:
-        """Count ``ops`` as delivered and acknowledge them (awaited: a spool deletes them)."""
-        self.sent += sum(weight(op) for op in ops)
+    async def delivered(self, ops: list[Operation], weight_of_all: int | None = None) -> None:
+        """Count ``ops`` as delivered and acknowledge them (awaited: a spool deletes them).
+        ``weight_of_all``: what they weigh together (``outcomes.weight``), when known."""
+        self.sent += sum(weight(op) for op in ops) if weight_of_all is None else weight_of_all
         if self.on_delivered is not None:
             await self.on_delivered(ops)
 

@@ -70,23 +70,28 @@ class BulkAnswer:
     controls: list[tuple[Operation, dict[str, Any]]] = field(default_factory=list)
 
 
-def read_bulk_answer(ops: list[Routed], response: dict[str, Any]) -> BulkAnswer:
-    """Read the outputs of a bulk response for the items ``ops`` (see the module)."""
-    return at_once(_read(ops, response))
+def read_bulk_answer(
+    ops: list[Operation], lane_ids: list[str], response: dict[str, Any]
+) -> BulkAnswer:
+    """Read the outputs of a bulk response for the items ``ops``, taken from the lanes
+    ``lane_ids`` (one each; see the module)."""
+    return at_once(_read(ops, lane_ids, response))
 
 
-def _read(ops: list[Routed], response: dict[str, Any]) -> Generator[None, None, BulkAnswer]:
+def _read(
+    ops: list[Operation], lane_ids: list[str], response: dict[str, Any]
+) -> Generator[None, None, BulkAnswer]:
     """``read_bulk_answer``, yielding every ``STEP_ITEMS`` items."""
     outputs = response.get("outputs")
     if not isinstance(outputs, dict):
         outputs = {}
     answer = BulkAnswer()
-    for position, (lane_id, op) in enumerate(ops):
+    for position, op in enumerate(ops):
         if position and not position % STEP_ITEMS:
             yield
         output = outputs.get(op.idempotency_key)
         if not isinstance(output, dict):
-            answer.unprocessed.append((lane_id, op))
+            answer.unprocessed.append((lane_ids[position], op))
             continue
         if output.get("status") == "success":
             answer.delivered.append(op)
@@ -109,7 +114,7 @@ def _read(ops: list[Routed], response: dict[str, Any]) -> Generator[None, None, 
         )
         if code in TRANSIENT_ITEM_CODES:
             answer.transient = error
-            answer.unprocessed.extend(ops[position:])
+            answer.unprocessed.extend(zip(lane_ids[position:], ops[position:], strict=True))
         else:
             answer.refused = (position, error)
         break
@@ -171,20 +176,17 @@ class Settlement:
             # took their batches.
             await pacer.turn()
             body = bulk_body(batch.texts)
-            attempted = lanes.attempted
-            for _, op in ops:
-                attempted.add(id(op))
             ledger.requests += 1
             await pacer.turn()
             response = await pacer.metered(self._sender.post("/api/v1/bulk", body))
         except Exception as error:
             ledger.failed_requests += 1
-            self.failed(ops, error)
+            self.failed(batch.routed(), error)
         else:
             # The HTTP layer read the answer in this step of the loop; settle it in the
             # next turns (the agent's loop runs in between).
             await pacer.turn()
-            await self.bulk(ops, response)
+            await self.bulk(batch, response)
         finally:
             ledger.in_flight -= batch.weight
             lanes.flights.land(batch)
@@ -194,7 +196,6 @@ class Settlement:
         """Send one operation in its own request and settle the answer."""
         ledger = self._ledger
         path, body = render_single(op)
-        self._lanes.attempted.add(id(op))
         ledger.requests += 1
         try:
             response = await self._pacer.metered(self._sender.post(path, body))
@@ -209,15 +210,16 @@ class Settlement:
             ledger.in_flight -= weight(op)
             self._lanes.busy.discard(lane_id)
 
-    async def bulk(self, ops: list[Routed], response: dict[str, Any]) -> None:
-        """Settle the answer to a bulk request.
+    async def bulk(self, batch: Batch, response: dict[str, Any]) -> None:
+        """Settle the answer to the bulk request that carried ``batch``.
 
         The answer is read ``STEP_ITEMS`` items at a time, the agent's loop running in
         between once a turn is used; what it decides (counting, requeueing, refusing)
         happens at once after.
         """
         pacer = self._pacer
-        steps = _read(ops, response)
+        ops, lane_ids = batch.ops, batch.lane_ids
+        steps = _read(ops, lane_ids, response)
         while True:
             try:
                 next(steps)
@@ -232,16 +234,18 @@ class Settlement:
         for op, output in answer.controls:
             self.control(op, output)
         if delivered:
-            await self._delivered(delivered)
+            # All of them (the usual answer): the batch knows what they weigh.
+            await self._delivered(delivered, batch.weight if len(delivered) == len(ops) else None)
         if answer.refused is not None:
             position, error = answer.refused
             if is_fatal(error):
-                self._lanes.forget(o for _, o in ops)
-                self._permanent(error, ops[position][1])
-                self._ledger.dropped += sum(weight(o) for _, o in ops[position:])
+                self._lanes.forget(ops)
+                self._permanent(error, ops[position])
+                self._ledger.dropped += sum(weight(o) for o in ops[position:])
                 return
             # Processing stopped at the refused item: the ones after it are unprocessed.
-            self.refuse(answer.unprocessed, ops[position], ops[position + 1 :], error)
+            after = list(zip(lane_ids[position + 1 :], ops[position + 1 :], strict=True))
+            self.refuse(answer.unprocessed, (lane_ids[position], ops[position]), after, error)
             return
         if answer.unprocessed:
             self._lanes.requeue(answer.unprocessed)
@@ -322,6 +326,8 @@ class Settlement:
                 lanes.lose_span(op.payload[SPAN_ID], lane_id, after)
         rest = [*before, *([(lane_id, repaired)] if repaired is not None else []), *after]
         lanes.requeue(rest)
+        if repaired is not None:
+            lanes.attempted.discard(id(repaired))  # a new operation, never sent
 
     def control(self, op: Operation, response: dict[str, Any]) -> None:
         """Pass on a request to terminate the operation's instance."""
@@ -330,13 +336,13 @@ class Settlement:
             reason = control.get("reason")
             self._on_control(op.payload[INSTANCE_ID], reason if isinstance(reason, str) else None)
 
-    async def _delivered(self, ops: list[Operation]) -> None:
+    async def _delivered(self, ops: list[Operation], total: int | None = None) -> None:
         self._broken_in_a_row = 0
         self._on_success()
         self._lanes.forget(ops)
-        await self._ledger.delivered(ops)
+        await self._ledger.delivered(ops, total)
 
-    async def _let_go(self, ops: list[Routed]) -> None:
+    async def _let_go(self, ops: list[Operation]) -> None:
         """Drop a settled batch's operations from the end, ``STEP_ITEMS`` at a time:
         freeing hundreds of delivered operations at once would hold the loop too."""
         pacer = self._pacer

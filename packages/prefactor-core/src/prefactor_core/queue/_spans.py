@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import cast
 
-from prefactor_core._open_spans import OpenSpan, take
+from prefactor_core._open_spans import OpenSpan, take, take_many
 from prefactor_core.operations import Operation
 from prefactor_core.queue.memory import InMemoryQueue
 
@@ -52,7 +52,7 @@ class SpanQueue(InMemoryQueue[Operation]):
 
     def _pop_many(self, most: int) -> list[Operation]:
         items: list[Operation | OpenSpan] = _pop_many(self, most)  # type: ignore[arg-type]
-        return [take(item, self) if isinstance(item, OpenSpan) else item for item in items]
+        return take_many(items, self)
 
 
 _pop = InMemoryQueue._pop
