@@ -220,3 +220,26 @@ async def test_fast_path_answers_as_the_general_path(
         "21-after", "4-after",
     ]  # fmt: skip
     assert len(quick[1]) == 47
+
+
+async def test_span_types_are_those_of_each_items_instance(
+    api: Api, client: httpx.AsyncClient
+) -> None:
+    """Consecutive creates of the same span type name on instances of different schemas:
+    each is checked against its own instance's schema (the fast path remembers the last
+    instance and type it took, and only for that instance)."""
+    i = (await api.register())["id"]
+    other = {"external_identifier": "other-schema", "span_schemas": {"agent:other": {}}}
+    k = (await api.register(agent_schema_version=other))["id"]
+    # The first item on each instance reads it (the general path), the next ones on it
+    # may take the fast path.
+    items = [_item("mixed-key-1", i, id="mixed-1"), _item("mixed-key-2", i, id="mixed-2"),
+             _item("mixed-key-3", k, id="mixed-3", schema_name="agent:other"),
+             _item("mixed-key-4", k, id="mixed-4", schema_name="agent:other"),
+             _item("mixed-key-5", i, id="mixed-5"), _item("mixed-key-6", k, id="mixed-6"),
+             _item("mixed-key-7", i, id="mixed-7")]  # fmt: skip
+    outputs = (await client.post("/api/v1/bulk", json={"items": items})).json()["outputs"]
+    assert list(outputs) == [f"mixed-key-{n}" for n in range(1, 7)]
+    assert {outputs[f"mixed-key-{n}"]["status"] for n in range(1, 6)} == {"success"}
+    assert outputs["mixed-key-6"]["status"] == "error"
+    assert "agent:llm" in outputs["mixed-key-6"]["message"]

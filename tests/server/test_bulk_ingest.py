@@ -182,18 +182,21 @@ def _stored_keys(server: LocalServer) -> set[str] | None:
         return {row[0] for row in db.execute("SELECT key FROM idempotency")}
 
 
+@pytest.mark.parametrize("padding", [0, 30])
 async def test_keyed_creates_replay_like_stored_answers(
-    api: Api, client: httpx.AsyncClient, server: LocalServer
+    api: Api, client: httpx.AsyncClient, server: LocalServer, padding: int
 ) -> None:
     """Terminal creates keyed c-<id> (the span stands for the row on SQLite), an orphan, an
     open span, a key naming another id, another instance: replays answer byte for byte, in
-    bulk and at the single endpoint, whatever the body says now."""
+    bulk and at the single endpoint, whatever the body says now. Padded with more creates,
+    the request's keys are looked up by their range on SQLite."""
     iid = (await api.register(agent_schema_version=SCHEMA))["id"]
     other_instance = (await api.register(agent_schema_version=SCHEMA))["id"]
     items = [
         _keyed(iid, "root-span"),
         _keyed(iid, "child-span", parent_span_id="root-span", status="failed"),
         _keyed(iid, "orphan-span", parent_span_id="later-span"),  # keeps its full answer
+        *[_keyed(iid, f"mid-span-{n:02d}") for n in range(padding)],
         _keyed(iid, "open-span", status="active", result_payload=None),  # so does an open one
         _keyed(iid, "mismatch-span", key="c-not-this-one"),  # a key that names another id
         _keyed(other_instance, "elsewhere"),
@@ -220,6 +223,36 @@ async def test_keyed_creates_replay_like_stored_answers(
         # Rows only for the answers a span cannot stand for.
         assert stored >= {"c-orphan-span", "c-open-span", "c-not-this-one"}
         assert not stored & {"c-root-span", "c-child-span", "c-elsewhere", "c-later-span"}
+
+
+@pytest.mark.parametrize("stored", [40, 400])
+async def test_many_keys_replay_among_stored_ones(
+    api: Api, client: httpx.AsyncClient, stored: int
+) -> None:
+    """A request of stored and new keys whose range holds few (40) or many (400, more than
+    the SQLite range look-up reads) other stored spans and rows: the stored keys replay
+    (spans standing for their keys, rows of keys naming other ids, a row of an open span)
+    and only the new ones are created; the key c-<id> of a span made under another key is
+    new, and collides with the stored id (409)."""
+    iid = (await api.register(agent_schema_version=SCHEMA))["id"]
+    made = [_keyed(iid, f"many-{n:04d}") for n in range(stored)]
+    made[1] = _keyed(iid, "many-0001", key="c-many-0001-x")  # a row, its key in the range
+    made[2] = _keyed(iid, "many-0002", status="active", result_payload=None)  # a row
+    for start in range(0, stored, 100):
+        await _bulk(client, made[start : start + 100])
+    old = [made[0], made[1], made[2], made[stored // 2], made[-1]]
+    new = [_keyed(iid, f"many-{n:04d}-new") for n in range(0, stored, stored // 20)]
+    items = [*old[:3], *new, *old[3:], _keyed(iid, "many-0001")]
+    first = (await _bulk(client, old)).json()["outputs"]  # their replays
+    outputs = (await _bulk(client, items)).json()["outputs"]
+    assert list(outputs) == [item["idempotency_key"] for item in items]
+    assert outputs["c-many-0001"]["code"] == "conflict"
+    for item in old:
+        assert outputs[item["idempotency_key"]] == first[item["idempotency_key"]]
+    for item in new:
+        assert outputs[item["idempotency_key"]]["details"]["id"] == item["id"]
+    assert len(await _stored_ids(client, iid)) == stored + len(new)
+    assert (await _bulk(client, items)).json()["outputs"] == outputs
 
 
 async def test_a_keyed_look_up_finds_only_the_create_that_used_the_key(

@@ -32,7 +32,14 @@ from prefactor_server.domain.resources import span_resource
 from prefactor_server.domain.schemas import SchemaVersion
 from prefactor_server.domain.spans import summary, template_of
 from prefactor_server.errors import ApiError
-from prefactor_server.storage.base import NEW_SPAN_COLUMNS, IdTaken, NewSpan, SpanRow, WriteSession
+from prefactor_server.storage.base import (
+    NEW_SPAN_COLUMNS,
+    IdTaken,
+    InstanceRow,
+    NewSpan,
+    SpanRow,
+    WriteSession,
+)
 
 __all__ = ["MergedCreates"]
 
@@ -106,7 +113,7 @@ class MergedCreates:
         minimal: Whether outputs take the ``Prefer: return=minimal`` form.
     """
 
-    __slots__ = ("_ctx", "_minimal", "_reference", "_session", "_types")
+    __slots__ = ("_ctx", "_last", "_minimal", "_reference", "_session", "_types")
 
     def __init__(self, session: WriteSession, ctx: WriteContext, *, minimal: bool) -> None:
         self._session = session
@@ -114,6 +121,8 @@ class MergedCreates:
         self._minimal = minimal
         self._reference = session.rebuilds_span_answers
         self._types: dict[tuple[str, str], _SpanType | None] = {}
+        # The last instance record and span type name the fast path took, and that type.
+        self._last: tuple[InstanceRow, str, _SpanType] | None = None
 
     def _span_type(self, schema_version_id: str, name: str) -> _SpanType | None:
         key = (schema_version_id, name)
@@ -195,8 +204,18 @@ class MergedCreates:
             return None
         ctx = self._ctx
         instance = ctx.instances.get(instance_id)
-        if instance is None or instance["status"] == "terminated":
-            return None
+        last = self._last
+        if last is not None and instance is last[0] and name == last[1]:
+            instance, span_type = last[0], last[2]  # the items of a request mostly share both
+        else:
+            if instance is None or instance["status"] == "terminated":
+                return None
+            found = self._span_type(instance["schema_version_id"], name)
+            if found is None:
+                return None
+            # An instance's record is replaced, never changed, when it changes in the
+            # request (WriteContext.instances): the same record is still not terminated.
+            span_type, self._last = found, (instance, name, found)
         payload = get("payload")
         if payload is None:
             payload = {}
@@ -234,9 +253,6 @@ class MergedCreates:
             and result_json is not None
             and not (_shallow(result_json, levels) or is_storable(result, levels - 1))
         ):
-            return None
-        span_type = self._span_type(instance["schema_version_id"], name)
-        if span_type is None:
             return None
         title, template, params_ok, result_ok = span_type
         if not params_ok(payload):

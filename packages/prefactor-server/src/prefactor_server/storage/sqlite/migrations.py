@@ -207,6 +207,17 @@ _KEYED_CREATES = """
 ALTER TABLE agent_spans ADD COLUMN keyed_create INTEGER NOT NULL DEFAULT 0;
 """
 
+# Issue 17: spans were indexed by instance twice, by (instance, id) for lists and by
+# (instance, status) for the counts by status; every insert paid for both B-trees. One
+# index by (instance, id, status) serves both: lists walk it in id order, and counts read
+# the status from it without the table (the same entries a count over the old index read;
+# a count of one status now reads all the run's entries, as a count of all spans did).
+_ONE_SPAN_INDEX_BY_INSTANCE = """
+DROP INDEX agent_spans_instance_status;
+DROP INDEX agent_spans_instance;
+CREATE INDEX agent_spans_instance ON agent_spans (account_id, agent_instance_id, id, status);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_span_counts_index", _SPAN_COUNTS_INDEX),
@@ -214,6 +225,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0004_viewer_indexes", _VIEWER_INDEXES),
     Migration("0005_leaner_span_indexes", _LEANER_SPAN_INDEXES),
     Migration("0006_keyed_span_creates", _KEYED_CREATES),
+    Migration("0007_one_span_index_by_instance", _ONE_SPAN_INDEX_BY_INSTANCE),
 )
 
 

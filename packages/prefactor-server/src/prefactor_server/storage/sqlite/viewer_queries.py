@@ -24,7 +24,7 @@ _IN_CHUNK = 500
 _HINT = q.SQLITE.hint
 
 _SPAN_COUNT = (
-    "(SELECT count(*) FROM agent_spans s INDEXED BY agent_spans_instance_status "
+    "(SELECT count(*) FROM agent_spans s INDEXED BY agent_spans_instance "
     "WHERE s.account_id = i.account_id AND s.agent_instance_id = i.id{extra})"
 )
 _SORT_KEYS = {
