@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import orjson
 
+from prefactor_http._direct import DirectConnections
 from prefactor_http._resources.agent_instances import AgentInstanceClient
 from prefactor_http._resources.agent_spans import AgentSpanClient
 from prefactor_http._resources.agents import AgentClient
@@ -137,6 +138,7 @@ class PrefactorHttpClient:
         self._retry = RetryPolicy.from_config(config, jitter, sleep)
         self._state = ClientState.UNOPENED
         self._http: httpx.AsyncClient | None = None
+        self._direct: DirectConnections | None = None
         self._sdk_header = DEFAULT_SDK_HEADER
         self._headers: dict[str, str] = {}
         self.sdk_header = sdk_header
@@ -215,10 +217,16 @@ class PrefactorHttpClient:
             raise PrefactorClientError(
                 "the client was closed and cannot be reopened; create a new PrefactorHttpClient"
             )
+        config = self.config
+        self._direct = DirectConnections.for_url(
+            self._base_url, self._transport, config.connect_timeout, config.request_timeout
+        )
+        tls = None if self._direct is None else self._direct.ssl_context
         self._http = httpx.AsyncClient(
             transport=self._transport,
-            timeout=httpx.Timeout(self.config.request_timeout, connect=self.config.connect_timeout),
+            timeout=httpx.Timeout(config.request_timeout, connect=config.connect_timeout),
             follow_redirects=False,
+            verify=True if tls is None else tls,
         )
         self._state = ClientState.OPENED
         return self
@@ -226,7 +234,10 @@ class PrefactorHttpClient:
     async def close(self) -> None:
         """Close the connection pool. Safe to call more than once, or before ``open()``."""
         http, self._http = self._http, None
+        direct, self._direct = self._direct, None
         self._state = ClientState.CLOSED
+        if direct is not None:
+            await direct.aclose()
         if http is not None:
             await http.aclose()
 
@@ -366,10 +377,16 @@ class PrefactorHttpClient:
         headers: dict[str, str],
         content: bytes | AsyncIterable[bytes] | None,
     ) -> JSONObject:
+        direct = self._direct
         try:
-            response = await http.request(
-                method, url, params=params, content=content, headers=headers
-            )
+            if direct is not None and method == "POST" and not params and direct.takes(path):
+                status, retry_header, raw = await direct.post(path, headers, content)
+            else:
+                response = await http.request(
+                    method, url, params=params, content=content, headers=headers
+                )
+                status, raw = response.status_code, response.content
+                retry_header = response.headers.get("retry-after")
         except httpx.TimeoutException as exc:
             raise PrefactorTimeoutError(
                 f"request timed out ({type(exc).__name__})", method=method, path=path, cause=exc
@@ -382,13 +399,7 @@ class PrefactorHttpClient:
                 cause=exc,
             ) from exc
 
-        status = response.status_code
-        raw = response.content
-        retry_after = (
-            parse_retry_after(response.headers.get("retry-after"), self._clock())
-            if status >= 400
-            else None
-        )
+        retry_after = parse_retry_after(retry_header, self._clock()) if status >= 400 else None
         try:
             data = _loads(raw)
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
