@@ -68,6 +68,8 @@ class RecordingServer:
     connections: int = 0
     port: int = 0
     hold: asyncio.Event = field(default_factory=asyncio.Event)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def url(self) -> str:
@@ -90,6 +92,7 @@ class RecordingServer:
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 request = Received(line, headers, body, number)
                 self.requests.append(request)
+                self.arrived.set()
                 out = self.script(request)
                 if out is None:
                     return
@@ -102,6 +105,8 @@ class RecordingServer:
                     return
         finally:
             writer.close()
+            await writer.wait_closed()
+            self.closed.set()
 
 
 @pytest.fixture(name="server")
@@ -377,3 +382,35 @@ async def test_a_path_that_needs_escaping_goes_through_httpx(server: RecordingSe
     async with PrefactorHttpClient(config(server.url)) as client:
         await client.request("POST", "/api/v1/agent_instance/a b/finish", content=b"{}")
     assert server.requests[0].line == "POST /api/v1/agent_instance/a%20b/finish HTTP/1.1"
+
+
+async def test_a_connection_closed_while_idle_is_replaced(server: RecordingServer) -> None:
+    # The server drops the connection after answering, without saying so (as a server
+    # does when its keep-alive timeout passes): the next request still gets through, on
+    # a new connection (found closed before use, or retried after the attempt failed).
+    server.close_after_answer = True
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    async with PrefactorHttpClient(config(server.url), sleep=sleep) as client:
+        await client.request("POST", "/api/v1/x", content=b"{}")
+        await server.closed.wait()
+        assert await client.request("POST", "/api/v1/x", content=b"{}") == {"status": "success"}
+    assert [r.connection for r in server.requests] == [1, 2]
+    assert len(waits) <= 1
+
+
+async def test_a_cancelled_request_does_not_leave_its_connection_for_reuse(
+    server: RecordingServer,
+) -> None:
+    server.script = lambda r: b"hold" if r.connection == 1 else answer()
+    async with PrefactorHttpClient(config(server.url)) as client:
+        first = asyncio.create_task(client.request("POST", "/api/v1/x", content=b"{}"))
+        await server.arrived.wait()
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert await client.request("POST", "/api/v1/x", content=b"{}") == {"status": "success"}
+    assert [r.connection for r in server.requests] == [1, 2]
