@@ -414,3 +414,24 @@ async def test_a_cancelled_request_does_not_leave_its_connection_for_reuse(
             await first
         assert await client.request("POST", "/api/v1/x", content=b"{}") == {"status": "success"}
     assert [r.connection for r in server.requests] == [1, 2]
+
+
+@pytest.mark.parametrize("through_httpx", [False, True], ids=["direct", "httpx"])
+async def test_pause_is_awaited_as_each_answer_arrives(
+    server: RecordingServer, through_httpx: bool
+) -> None:
+    answers = iter([answer(b'{"code":"busy"}', "503 Busy"), answer()])
+    server.script = lambda _r: next(answers)
+    pauses: list[int] = []
+
+    async def pause() -> None:
+        pauses.append(len(server.requests))
+
+    async def sleep(_seconds: float) -> None:
+        pass
+
+    transport = httpx.AsyncHTTPTransport() if through_httpx else None
+    async with PrefactorHttpClient(config(server.url), transport=transport, sleep=sleep) as client:
+        data = await client.request("POST", "/api/v1/x", content=b"{}", pause=pause)
+    assert data == {"status": "success"}
+    assert pauses == [1, 2]  # once per attempt, after its answer arrived
