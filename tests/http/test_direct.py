@@ -266,7 +266,7 @@ async def test_failures_map_to_the_clients_errors(server: RecordingServer) -> No
         assert isinstance(closed.value.cause, httpx.RemoteProtocolError)
 
         server.script = lambda _r: b"SMTP ready\r\n\r\n"
-        with pytest.raises(PrefactorTransportError, match="not HTTP"):
+        with pytest.raises(PrefactorTransportError, match="invalid HTTP"):
             await client.request("POST", "/api/v1/x", content=b"{}", retry=False)
 
         server.script = lambda _r: b"hold"  # never answers
@@ -289,7 +289,7 @@ async def test_a_refused_connection_is_a_transport_error() -> None:
 
 async def test_a_header_that_would_split_the_head_is_refused(server: RecordingServer) -> None:
     async with PrefactorHttpClient(config(server.url)) as client:
-        with pytest.raises(PrefactorTransportError, match="illegal header"):
+        with pytest.raises(PrefactorTransportError, match=r"(?i)illegal header"):
             await client.request(
                 "POST", "/api/v1/x", content=b"{}", headers={"X-Evil": "a\r\nHost: b"}, retry=False
             )

@@ -94,6 +94,10 @@ def _snippet(raw: bytes) -> str | None:
 class PrefactorHttpClient:
     """Async client for the Prefactor API, built on one shared ``httpx.AsyncClient``.
 
+    When it talks to the network itself (no ``transport``, no proxy in the
+    environment), its POSTs take a leaner direct HTTP/1.1 path on connections of its own
+    (``prefactor_http._direct``), with the same TLS context, timeouts, errors and retries.
+
     Open it with ``async with`` (or ``await client.open()`` … ``await client.close()``);
     requests before opening or after closing raise ``PrefactorClientError``, and a closed
     client cannot be reopened. Endpoints are grouped as ``agent_instances``,
@@ -113,7 +117,8 @@ class PrefactorHttpClient:
             ``"prefactor-langchain@0.3.0 prefactor-core@0.6.0"``); ``DEFAULT_SDK_HEADER``
             when None or blank.
         transport: An httpx transport, e.g. ``httpx.MockTransport`` or
-            ``httpx.ASGITransport`` for in-process tests; the network when None.
+            ``httpx.ASGITransport`` for in-process tests; every request goes through
+            it. The network when None.
         sleep: Awaited with each retry delay in seconds; ``asyncio.sleep`` when None.
         clock: Current Unix time, to read HTTP-date ``Retry-After`` values; ``time.time``
             when None.

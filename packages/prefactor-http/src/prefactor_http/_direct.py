@@ -7,23 +7,25 @@ network, a test transport) goes through ``httpx``.
 
 Why: a POST through ``httpx.AsyncClient`` costs about 1.5-2 ms of the event loop's CPU
 whatever its size (about 2,200 Python calls: the client's request building, the
-connection pool, ``anyio``'s cancel scopes, ``h11``'s header validation), against about
-0.4 ms for the same body on an asyncio stream; the SDK's engine runs on the agent's own
-loop, so that is the agent's time, in steps it cannot split.
+connection pool, ``anyio``'s cancel scopes and ``sniffio`` look-ups per read and write,
+``h11``), against about 0.4 ms for the same body on an asyncio stream; the SDK's engine
+runs on the agent's own loop, so that is the agent's time, in steps it cannot split.
 
-What it keeps of ``httpx``: the TLS context (``httpx.create_ssl_context()``, shared with
-the client's ``httpx.AsyncClient``: certificate verification and ``SSL_CERT_FILE`` /
-``SSL_CERT_DIR`` as ``httpx`` reads them), connect / read / write timeouts (each read and
-write of a request has ``timeout`` seconds, as ``httpx.Timeout`` gives them), connections
-kept alive and reused (one request at a time on each; a connection the server closed
-while idle is dropped before use), and ``httpx``'s exception classes for what goes wrong
-(``ConnectError``, ``ConnectTimeout``, ``ReadTimeout``, ``WriteTimeout``, ``ReadError``,
-``WriteError``, ``RemoteProtocolError``, ``LocalProtocolError``), so the client maps them to
-its own errors and retries exactly as for ``httpx``.
-
-Answers: ``Content-Length``, chunked, or read to the end of the connection;
-``Content-Encoding`` gzip or deflate is decoded (the path asks for ``identity`` unless the
-caller asks otherwise); informational (1xx) heads are skipped.
+The protocol is ``h11``'s (the HTTP/1.1 state machine under ``httpcore``): it writes the
+request (validating its headers, holding a streamed body to its ``Content-Length``) and
+reads the answer (``Content-Length``, chunked or to the end of the connection,
+informational heads, keep-alive or close). Around it this module keeps what ``httpx``
+gives: the TLS context (``httpx.create_ssl_context()``, shared with the client's
+``httpx.AsyncClient``: certificate verification and ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``
+as ``httpx`` reads them), connect / read / write timeouts (each read and each write of a
+request has ``timeout`` seconds, as ``httpx.Timeout`` gives them), connections kept alive
+and reused (one request at a time on each; a connection the server closed while idle is
+dropped before use), ``Content-Encoding`` gzip or deflate decoded (the path asks for
+``identity`` unless the caller asks otherwise), and ``httpx``'s exception classes for what
+goes wrong (``ConnectError``, ``ConnectTimeout``, ``ReadTimeout``, ``WriteTimeout``,
+``ReadError``, ``WriteError``, ``RemoteProtocolError``, ``LocalProtocolError``,
+``DecodingError``), so the client maps them to its own errors and retries exactly as for
+``httpx``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import zlib
 from collections.abc import AsyncIterable, Mapping
 from typing import NamedTuple
 
+import h11
 import httpx
 
 __all__ = ["DirectAnswer", "DirectConnections"]
@@ -44,11 +47,9 @@ MAX_IDLE = 8
 """Idle connections kept for reuse; more concurrent requests than this open more
 connections, closed again when they finish."""
 
-_HEAD_LIMIT = 64 * 1024
-"""The longest answer head read (status line and headers), as ``h11``'s default."""
+READ_BYTES = 64 * 1024
+"""The most read from a connection at a time (as ``httpcore``)."""
 
-_BAD_NAME = re.compile(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
-_BAD_VALUE = re.compile(r"[\r\n\x00]")
 _PLAIN_PATH = re.compile(r"/[!-~]*")
 
 
@@ -66,11 +67,14 @@ def _proxied() -> bool:
 
 
 class _Connection:
-    __slots__ = ("reader", "writer")
+    """One connection and its ``h11`` state."""
+
+    __slots__ = ("h11", "reader", "writer")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.h11 = h11.Connection(h11.CLIENT)
 
     def usable(self) -> bool:
         """False when the server closed it while it was idle (or it failed)."""
@@ -110,7 +114,7 @@ class DirectConnections:
         self._host = host
         self._port = port
         self._ssl = ssl_context
-        self._head = f"Host: {host_header}\r\n".encode("ascii")
+        self._host_header = host_header
         self._base_path = base_path
         self._connect_timeout = connect_timeout
         self._timeout = timeout
@@ -175,14 +179,23 @@ class DirectConnections:
         Raises:
             httpx.RequestError: What went wrong, as ``httpx`` would raise it.
         """
-        head, length = self._request_head(path, headers, body)
+        request = self._request_event(path, headers, body)
         connection = self._take_idle()
         if connection is None:
             connection = await self._connect(path)
         keep = False
         try:
-            await self._write(connection.writer, head, body, length, path)
-            answer, keep = await self._read(connection.reader, path)
+            try:
+                await self._write(connection, request, body, path)
+                answer = await self._read(connection, path)
+            except h11.LocalProtocolError as exc:
+                raise httpx.LocalProtocolError(str(exc), request=self._request(path)) from exc
+            except h11.RemoteProtocolError as exc:
+                raise self._protocol(path, f"the server sent invalid HTTP/1.1: {exc}") from exc
+            state = connection.h11
+            if state.our_state is h11.DONE and state.their_state is h11.DONE:
+                state.start_next_cycle()
+                keep = True
         finally:
             if keep and not self._closed and len(self._idle) < MAX_IDLE:
                 self._idle.append(connection)
@@ -199,36 +212,34 @@ class DirectConnections:
 
     # -- the request -------------------------------------------------------------------
 
-    def _request_head(
+    def _request_event(
         self, path: str, headers: Mapping[str, str], body: bytes | AsyncIterable[bytes] | None
-    ) -> tuple[bytes, int]:
-        """The request's head, and the length of its body."""
-        lines = [f"POST {self._base_path}{path} HTTP/1.1\r\n".encode("ascii"), self._head]
-        declared = None
+    ) -> h11.Request:
+        """The request's head (``h11`` validates its names and values)."""
+        fields = [("Host", self._host_header)]
         encoding = False
+        declared = None
         for name, value in headers.items():
             folded = name.lower()
             if folded == "content-length":
                 declared = value
                 continue
             encoding = encoding or folded == "accept-encoding"
-            if not name or _BAD_NAME.search(name) or _BAD_VALUE.search(value):
-                raise httpx.LocalProtocolError(
-                    f"illegal header {name!r}", request=self._request(path)
-                )
-            lines.append(f"{name}: {value}\r\n".encode())
+            fields.append((name, value))
         if not encoding:
-            lines.append(b"Accept-Encoding: identity\r\n")
+            fields.append(("Accept-Encoding", "identity"))
         if isinstance(body, bytes) or body is None:
-            length = 0 if body is None else len(body)
+            fields.append(("Content-Length", str(0 if body is None else len(body))))
+        elif declared is None:
+            raise httpx.LocalProtocolError(
+                "a streamed body needs its Content-Length", request=self._request(path)
+            )
         else:
-            if declared is None or not declared.isdigit():
-                raise httpx.LocalProtocolError(
-                    "a streamed body needs its Content-Length", request=self._request(path)
-                )
-            length = int(declared)
-        lines.append(b"Content-Length: %d\r\n\r\n" % length)
-        return b"".join(lines), length
+            fields.append(("Content-Length", declared))
+        try:
+            return h11.Request(method="POST", target=self._base_path + path, headers=fields)
+        except h11.LocalProtocolError as exc:
+            raise httpx.LocalProtocolError(str(exc), request=self._request(path)) from exc
 
     def _take_idle(self) -> _Connection | None:
         idle = self._idle
@@ -249,7 +260,6 @@ class DirectConnections:
                     self._port,
                     ssl=self._ssl,
                     server_hostname=self._host if self._ssl is not None else None,
-                    limit=_HEAD_LIMIT,
                 )
         except TimeoutError as exc:
             raise httpx.ConnectTimeout("timed out connecting", request=self._request(path)) from exc
@@ -259,42 +269,29 @@ class DirectConnections:
 
     async def _write(
         self,
-        writer: asyncio.StreamWriter,
-        head: bytes,
+        connection: _Connection,
+        request: h11.Request,
         body: bytes | AsyncIterable[bytes] | None,
-        expected: int,
         path: str,
     ) -> None:
-        transport = writer.transport
+        """Hand the request to the socket, waiting (``timeout`` at most each time) while
+        its buffer is full. ``h11`` passes a body's bytes through without copying them."""
+        state, writer = connection.h11, connection.writer
+        buffered = writer.transport.get_write_buffer_size
         try:
-            if body is None or isinstance(body, bytes):
-                # A big body is not copied behind the head (a fresh buffer of several
-                # hundred kilobytes costs page faults); the socket has TCP_NODELAY.
-                if body and len(body) > 16384:
-                    writer.write(head)
-                    writer.write(body)
-                else:
-                    writer.write(head + body if body else head)
-                if transport.get_write_buffer_size():
-                    async with asyncio.timeout(self._timeout):
-                        await writer.drain()
-                return
-            sent = 0
-            writer.write(head)
-            async for piece in body:
-                sent += len(piece)
-                if sent > expected:
-                    raise httpx.LocalProtocolError(
-                        "the body is longer than its Content-Length", request=self._request(path)
-                    )
-                writer.write(piece)
-                if transport.get_write_buffer_size():
-                    async with asyncio.timeout(self._timeout):
-                        await writer.drain()
-            if sent != expected:
-                raise httpx.LocalProtocolError(
-                    "the body is shorter than its Content-Length", request=self._request(path)
-                )
+            writer.writelines(state.send_with_data_passthrough(request) or ())
+            if isinstance(body, bytes):
+                writer.writelines(state.send_with_data_passthrough(h11.Data(data=body)) or ())
+            elif body is not None:
+                async for piece in body:
+                    writer.writelines(state.send_with_data_passthrough(h11.Data(data=piece)) or ())
+                    if buffered():
+                        async with asyncio.timeout(self._timeout):
+                            await writer.drain()
+            writer.writelines(state.send_with_data_passthrough(h11.EndOfMessage()) or ())
+            if buffered():
+                async with asyncio.timeout(self._timeout):
+                    await writer.drain()
         except TimeoutError as exc:
             raise httpx.WriteTimeout("timed out writing", request=self._request(path)) from exc
         except OSError as exc:
@@ -304,46 +301,40 @@ class DirectConnections:
 
     # -- the answer --------------------------------------------------------------------
 
-    async def _read(self, reader: asyncio.StreamReader, path: str) -> tuple[DirectAnswer, bool]:
-        """The answer, and whether the connection can carry another request."""
-        try:
-            async with asyncio.timeout(self._timeout) as deadline:
-                status, fields, keep = await self._read_head(reader, path)
-                deadline.reschedule(asyncio.get_running_loop().time() + self._timeout)
-                encoding = fields.get(b"transfer-encoding")
-                length = fields.get(b"content-length")
-                if status in (204, 304):
-                    body = b""
-                elif encoding is not None:
-                    if encoding.strip().lower() != b"chunked":
-                        raise self._protocol(
-                            path, "the server sent an unsupported Transfer-Encoding"
-                        )
-                    body = await self._read_chunks(reader, deadline, path)
-                elif length is not None:
-                    if not length.strip().isdigit():
-                        raise self._protocol(path, "the server sent a malformed Content-Length")
-                    body = await reader.readexactly(int(length))
-                else:
-                    keep = False
-                    body = await reader.read()  # delimited by the end of the connection
-        except TimeoutError as exc:
-            raise httpx.ReadTimeout("timed out reading", request=self._request(path)) from exc
-        except asyncio.IncompleteReadError as exc:
-            raise self._protocol(
-                path,
-                "the server closed the connection in the middle of the answer"
-                if exc.partial or exc.expected
-                else "the server closed the connection without answering",
-            ) from exc
-        except asyncio.LimitOverrunError as exc:
-            raise self._protocol(
-                path, "the server sent an answer head or chunk line too long"
-            ) from exc
-        except OSError as exc:
-            raise httpx.ReadError(
-                str(exc) or type(exc).__name__, request=self._request(path)
-            ) from exc
+    async def _read(self, connection: _Connection, path: str) -> DirectAnswer:
+        """Read the answer to the end (informational heads skipped) and decode it."""
+        state, reader = connection.h11, connection.reader
+        status = 0  # no head yet
+        fields: dict[bytes, bytes] = {}
+        parts: list[bytes] = []
+        while True:
+            event = state.next_event()
+            if event is h11.NEED_DATA:
+                try:
+                    async with asyncio.timeout(self._timeout):
+                        data = await reader.read(READ_BYTES)
+                except TimeoutError as exc:
+                    raise httpx.ReadTimeout(
+                        "timed out reading", request=self._request(path)
+                    ) from exc
+                except OSError as exc:
+                    raise httpx.ReadError(
+                        str(exc) or type(exc).__name__, request=self._request(path)
+                    ) from exc
+                if not data and not status:
+                    raise self._protocol(path, "the server closed the connection without answering")
+                state.receive_data(data)
+            elif isinstance(event, h11.Response):
+                status, fields = event.status_code, dict(event.headers)
+            elif isinstance(event, h11.Data):
+                parts.append(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            elif isinstance(event, h11.ConnectionClosed):
+                raise self._protocol(
+                    path, "the server closed the connection in the middle of the answer"
+                )
+        body = parts[0] if len(parts) == 1 else b"".join(parts)
         coding = fields.get(b"content-encoding", b"identity").strip().lower()
         if coding in (b"gzip", b"deflate"):
             try:
@@ -352,51 +343,10 @@ class DirectConnections:
                 raise httpx.DecodingError(str(exc), request=self._request(path)) from exc
         retry_after = fields.get(b"retry-after")
         return DirectAnswer(
-            status, None if retry_after is None else retry_after.decode("latin-1"), body
-        ), keep
-
-    async def _read_head(
-        self, reader: asyncio.StreamReader, path: str
-    ) -> tuple[int, dict[bytes, bytes], bool]:
-        while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head[:-4].split(b"\r\n")
-            version, _, rest = lines[0].partition(b" ")
-            code = rest[:3]
-            if not version.startswith(b"HTTP/1.") or not code.isdigit():
-                raise self._protocol(path, "the server sent an answer that is not HTTP/1.x")
-            status = int(code)
-            if status >= 200:
-                break
-        fields: dict[bytes, bytes] = {}
-        for line in lines[1:]:
-            name, colon, value = line.partition(b":")
-            if not colon:
-                raise self._protocol(path, "the server sent a malformed answer header")
-            fields[name.strip().lower()] = value.strip()
-        keep = version == b"HTTP/1.1" and fields.get(b"connection", b"").lower() != b"close"
-        return status, fields, keep
-
-    async def _read_chunks(
-        self, reader: asyncio.StreamReader, deadline: asyncio.Timeout, path: str
-    ) -> bytes:
-        parts: list[bytes] = []
-        loop = asyncio.get_running_loop()
-        while True:
-            line = await reader.readuntil(b"\r\n")
-            size_text = line.split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise self._protocol(path, "the server sent a malformed chunk size") from None
-            if size == 0:
-                while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers, ignored
-                    pass
-                return b"".join(parts)
-            parts.append(await reader.readexactly(size))
-            if await reader.readexactly(2) != b"\r\n":
-                raise self._protocol(path, "the server sent a chunk without its line end")
-            deadline.reschedule(loop.time() + self._timeout)
+            status,
+            None if retry_after is None else retry_after.decode("latin-1"),
+            body,
+        )
 
     def _protocol(self, path: str, message: str) -> httpx.RemoteProtocolError:
         return httpx.RemoteProtocolError(message, request=self._request(path))
