@@ -38,16 +38,27 @@ class HttpSender:
         the engine only needs each item's status, and a server that does not know the
         preference answers in full, which works just as well. They also ask for the
         answer as it is (``Accept-Encoding: identity``): it is a fraction of the
-        request's size, and compressing it costs both sides CPU.
+        request's size, and compressing it costs both sides CPU. With a pacer, the
+        engine takes a turn between the answer's arrival and its decoding.
         """
+        http, pacer = self._http, self._pacer
         if path != "/api/v1/bulk":
-            return await self._http.request("POST", path, content=body, retry=False)
-        if self._pacer is None or len(body) <= PIECE_BYTES:
-            return await self._http.request("POST", path, content=body, retry=False, headers=_BULK)
+            return await http.request("POST", path, content=body, retry=False)
+        if pacer is None:
+            return await http.request("POST", path, content=body, retry=False, headers=_BULK)
+        if len(body) <= PIECE_BYTES:
+            return await http.request(
+                "POST", path, content=body, retry=False, headers=_BULK, pause=pacer.turn
+            )
         # Streamed with its length given, so it goes out as one ordinary body.
         headers = {**_BULK, "Content-Length": str(len(body))}
-        return await self._http.request(
-            "POST", path, content=_pieces(body, self._pacer), retry=False, headers=headers
+        return await http.request(
+            "POST",
+            path,
+            content=_pieces(body, pacer),
+            retry=False,
+            headers=headers,
+            pause=pacer.turn,
         )
 
 
