@@ -168,7 +168,8 @@ class _Metered(Generic[_T]):
                 result: _T = done.value
                 return result
             finally:
-                pacer._unpaced += cpu() - start
+                # A turn taken inside the step (``rest()``) starts the count afresh.
+                pacer._unpaced += cpu() - max(start, pacer._gave_way)
             try:
                 sent, thrown = (yield step), None
             except BaseException as error:  # cancellation included: passed on
