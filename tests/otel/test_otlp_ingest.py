@@ -450,3 +450,40 @@ def test_every_protobuf_attribute_value_kind_is_kept(served: Served) -> None:
         "list": ["a", 2],
         "map": {"k": ""},
     }
+
+
+def test_token_counts_that_are_no_64_bit_number_are_kept_as_sent(served: Served) -> None:
+    """A token count of non-ASCII digits ('²'), of more digits than 64 bits hold (as text,
+    or as an intValue past 64 bits, which decodes as its digits), a float too large for
+    64 bits or a negative number is no count: the span is stored with the attribute kept
+    as it came, instead of failing the whole export with a 500. A count in range next to
+    them is used."""
+    counts = [
+        ("llm.token_count.prompt", {"stringValue": "²"}),
+        ("gen_ai.usage.input_tokens", {"stringValue": "9" * 30}),
+        ("llm.token_count.completion", {"intValue": "9" * 25}),
+        ("gen_ai.usage.output_tokens", {"doubleValue": 1e300}),
+        ("llm.token_count.total", {"stringValue": "1" * 5000}),
+        ("gen_ai.usage.cache_read_input_tokens", {"intValue": "-3"}),
+        ("gen_ai.usage.reasoning_tokens", {"intValue": "7"}),
+    ]
+    span = {
+        "traceId": "5" * 32,
+        "spanId": "6" * 16,
+        "name": "odd counts",
+        "startTimeUnixNano": "1767225600000000000",
+        "endTimeUnixNano": "1767225601000000000",
+        "attributes": [{"key": key, "value": value} for key, value in counts],
+    }
+    response = _post_json(served, {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})
+    assert response.status_code == 200, response.text
+    [stored] = served.spans(agent_instance_id=instance_id_for_trace("5" * 32))
+    assert stored["result_payload"]["usage"] == {"reasoning_tokens": 7}
+    assert stored["payload"]["attributes"] == {
+        "llm.token_count.prompt": "²",
+        "gen_ai.usage.input_tokens": "9" * 30,
+        "llm.token_count.completion": "9" * 25,
+        "gen_ai.usage.output_tokens": 1e300,
+        "llm.token_count.total": "1" * 5000,
+        "gen_ai.usage.cache_read_input_tokens": -3,
+    }

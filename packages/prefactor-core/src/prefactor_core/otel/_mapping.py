@@ -219,15 +219,22 @@ _USAGE_KEYS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+_COUNT_END = 1 << 63
+
+
 def _count(value: Any) -> int | None:
+    """A token count: an integer, an integral float or ASCII digits, 0 ≤ n < 2^63.
+    Anything else is no count (the attribute is kept as sent): a larger number (or the
+    sum of two) could not be stored as JSON, and ``str.isdigit`` also takes digits
+    ``int`` refuses ('²')."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
+        return value if 0 <= value < _COUNT_END else None
     if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
+        return _count(int(value))
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        return _count(int(value))
     return None
 
 
