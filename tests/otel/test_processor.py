@@ -465,3 +465,42 @@ async def test_a_trace_with_two_local_roots_finishes_after_the_last(
     assert set(spans) == {"first", "second"}
     assert {span["parent_span_id"] for span in spans.values()} == {None}
     processor.shutdown()
+
+
+async def test_attribute_integers_past_64_bits_are_delivered_as_digits(
+    server: LocalServer, client: PrefactorCoreClient
+) -> None:
+    """The OTel SDK takes any Python int as an attribute; one past 64 bits (alone or in a
+    list) no longer loses its span: it is delivered as its digits, as the server's OTLP
+    ingest keeps such a value, and the rest of the span as it is."""
+    provider = make_provider()
+    processor = PrefactorSpanProcessor(client)
+    provider.add_span_processor(processor)
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("openinference.test")
+    huge = 2**70
+    attributes = {
+        "openinference.span.kind": "LLM",
+        "big": huge,
+        "small": -(2**63),
+        "listed": [huge, 1],
+        "llm.token_count.prompt": 3,
+    }
+    with (
+        tracer.start_as_current_span("root", attributes={"openinference.span.kind": "AGENT"}),
+        tracer.start_as_current_span("big", attributes=attributes),
+    ):
+        pass
+    ended = memory.get_finished_spans()
+    assert processor.force_flush()
+    assert await client.flush(timeout=10)
+    spans = await _by_name(server, instance_id_for_trace(_trace_id(ended[0])))
+    assert set(spans) == {"root", "big"}
+    assert spans["big"]["payload"]["attributes"] == {
+        "big": str(huge),
+        "small": -(2**63),
+        "listed": [str(huge), 1],
+    }
+    assert spans["big"]["result_payload"]["usage"]["input_tokens"] == 3
+    processor.shutdown()

@@ -49,6 +49,7 @@ __all__ = [
     "instance_id_for_trace",
     "is_genai",
     "is_genai_span",
+    "json_safe",
     "map_span",
     "span_id_for",
 ]
@@ -461,3 +462,27 @@ def map_span(span: OtelSpan) -> MappedSpan:
         params=params,
         result=result,
     )
+
+
+_INT64_MIN, _INT64_END = -(1 << 63), 1 << 63
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` (a payload) with every integer outside 64 bits as its digits, as the
+    server's OTLP/JSON decoder keeps them: JSON storage holds no larger numbers, and the
+    OTel SDK takes any Python int as an attribute. Other values are returned as they are.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if _INT64_MIN <= value < _INT64_END:
+            return value
+        try:
+            return str(value)
+        except ValueError:  # more digits than Python converts to text
+            return f"<integer of {value.bit_length()} bits>"
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
