@@ -25,6 +25,7 @@ Every attribute the mapping does not consume is kept, flat, in ``params["attribu
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -468,12 +469,18 @@ _INT64_MIN, _INT64_END = -(1 << 63), 1 << 63
 
 
 def json_safe(value: Any) -> Any:
-    """``value`` (a payload) with every integer outside 64 bits as its digits, as the
-    server's OTLP/JSON decoder keeps them: JSON storage holds no larger numbers, and the
-    OTel SDK takes any Python int as an attribute. Other values are returned as they are.
+    """``value`` (a payload) with what JSON cannot hold as text, as the server's OTLP
+    decoders keep it: every integer outside 64 bits as its digits, NaN and the infinities
+    as ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` (orjson would refuse the first and write
+    ``null`` for the others; the OTel SDK takes any Python int or float as an attribute).
+    Other values are returned as they are.
     """
     if isinstance(value, bool):
         return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, int):
         if _INT64_MIN <= value < _INT64_END:
             return value

@@ -395,12 +395,15 @@ class PrefactorSpanProcessor(SpanProcessor):
 
 
 def _encoded(payload: dict[str, Any]) -> str:
-    """The payload's JSON text; an attribute integer past 64 bits (which orjson refuses)
-    is written as its digits, as the server's OTLP ingest keeps it."""
+    """The payload's JSON text, with what JSON cannot hold written as the server's OTLP
+    ingest keeps it (:func:`json_safe`): an attribute integer past 64 bits, which orjson
+    refuses, and NaN or an infinity, which it writes as ``null`` (so a text with a
+    ``null`` in it, rare in a span's payload, is made again from the safe payload)."""
     try:
-        return encode_json(payload)
+        text = encode_json(payload)
     except TypeError:
         return encode_json(json_safe(payload))
+    return encode_json(json_safe(payload)) if "null" in text else text
 
 
 def _create(span: ReadableSpan, node: Node, parent_id: str | None, now: float) -> Operation:
