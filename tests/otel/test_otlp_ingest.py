@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 from typing import Any
 
 import httpx
@@ -450,3 +451,82 @@ def test_every_protobuf_attribute_value_kind_is_kept(served: Served) -> None:
         "list": ["a", 2],
         "map": {"k": ""},
     }
+
+
+def test_token_counts_that_are_no_64_bit_number_are_kept_as_sent(served: Served) -> None:
+    """A token count of non-ASCII digits ('²'), of more digits than 64 bits hold (as text,
+    or as an intValue past 64 bits, which decodes as its digits), a float too large for
+    64 bits or a negative number is no count: the span is stored with the attribute kept
+    as it came, instead of failing the whole export with a 500. A count in range next to
+    them is used."""
+    counts = [
+        ("llm.token_count.prompt", {"stringValue": "²"}),
+        ("gen_ai.usage.input_tokens", {"stringValue": "9" * 30}),
+        ("llm.token_count.completion", {"intValue": "9" * 25}),
+        ("gen_ai.usage.output_tokens", {"doubleValue": 1e300}),
+        ("llm.token_count.total", {"stringValue": "1" * 5000}),
+        ("gen_ai.usage.cache_read_input_tokens", {"intValue": "-3"}),
+        ("gen_ai.usage.reasoning_tokens", {"intValue": "7"}),
+    ]
+    span = {
+        "traceId": "5" * 32,
+        "spanId": "6" * 16,
+        "name": "odd counts",
+        "startTimeUnixNano": "1767225600000000000",
+        "endTimeUnixNano": "1767225601000000000",
+        "attributes": [{"key": key, "value": value} for key, value in counts],
+    }
+    response = _post_json(served, {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})
+    assert response.status_code == 200, response.text
+    [stored] = served.spans(agent_instance_id=instance_id_for_trace("5" * 32))
+    assert stored["result_payload"]["usage"] == {"reasoning_tokens": 7}
+    assert stored["payload"]["attributes"] == {
+        "llm.token_count.prompt": "²",
+        "gen_ai.usage.input_tokens": "9" * 30,
+        "llm.token_count.completion": "9" * 25,
+        "gen_ai.usage.output_tokens": 1e300,
+        "llm.token_count.total": "1" * 5000,
+        "gen_ai.usage.cache_read_input_tokens": -3,
+    }
+
+
+def test_nan_and_infinities_are_kept_as_otlp_json_writes_them(served: Served) -> None:
+    """A double that is NaN or infinite (JSON has no such numbers: stored, it read back as
+    null) is kept as "NaN", "Infinity" or "-Infinity", in protobuf as in OTLP/JSON, alone
+    or in a list; finite doubles stay numbers."""
+    doubles = {"nan": math.nan, "up": math.inf, "down": -math.inf, "half": 0.5}
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = b"\x0a" * 16, b"\x0b" * 8, "doubles"
+    span.start_time_unix_nano, span.end_time_unix_nano = 1767225600000000000, 1767225601000000000
+    for key, number in doubles.items():
+        span.attributes.append(KeyValue(key=key, value=AnyValue(double_value=number)))
+    listed = AnyValue()
+    listed.array_value.values.extend(AnyValue(double_value=number) for number in doubles.values())
+    span.attributes.append(KeyValue(key="list", value=listed))
+    response = httpx.post(
+        f"{served.url}/v1/traces",
+        content=request.SerializeToString(),
+        headers={**served.headers, "Content-Type": "application/x-protobuf"},
+    )
+    assert response.status_code == 200, response.text
+    texts = {"nan": "NaN", "up": "Infinity", "down": "-Infinity"}
+    as_json = {
+        "traceId": "0c" * 16,
+        "spanId": "0d" * 8,
+        "name": "doubles",
+        "startTimeUnixNano": "1767225600000000000",
+        "endTimeUnixNano": "1767225601000000000",
+        "attributes": [
+            *[{"key": key, "value": {"doubleValue": text}} for key, text in texts.items()],
+            {"key": "half", "value": {"doubleValue": 0.5}},
+            {"key": "list", "value": {"arrayValue": {"values": [
+                *[{"doubleValue": text} for text in texts.values()], {"doubleValue": 0.5}]}}},
+        ],
+    }  # fmt: skip
+    response = _post_json(served, {"resourceSpans": [{"scopeSpans": [{"spans": [as_json]}]}]})
+    assert response.status_code == 200, response.text
+    expected = {**texts, "half": 0.5, "list": [*texts.values(), 0.5]}
+    for trace in ("0a" * 16, "0c" * 16):
+        [stored] = served.spans(agent_instance_id=instance_id_for_trace(trace))
+        assert stored["payload"]["attributes"] == expected

@@ -4,6 +4,7 @@ real server (in-process), nesting both ways, filtered, from any thread."""
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
@@ -464,4 +465,44 @@ async def test_a_trace_with_two_local_roots_finishes_after_the_last(
     spans = await _by_name(server, instance_id)
     assert set(spans) == {"first", "second"}
     assert {span["parent_span_id"] for span in spans.values()} == {None}
+    processor.shutdown()
+
+
+async def test_attribute_values_json_cannot_hold_are_delivered_as_text(
+    server: LocalServer, client: PrefactorCoreClient
+) -> None:
+    """The OTel SDK takes any Python int or float as an attribute; an int past 64 bits
+    (alone or in a list) no longer loses its span: it is delivered as its digits, and NaN
+    and the infinities as "NaN", "Infinity", "-Infinity" instead of null, as the server's
+    OTLP ingest keeps such values; the rest of the span as it is."""
+    provider = make_provider()
+    processor = PrefactorSpanProcessor(client)
+    provider.add_span_processor(processor)
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("openinference.test")
+    huge = 2**70
+    llm = {"openinference.span.kind": "LLM"}
+    big = {**llm, "big": huge, "small": -(2**63), "listed": [huge, 1], "llm.token_count.prompt": 3}
+    floats = {**llm, "nan": math.nan, "floats": [math.inf, -math.inf, 0.5], "text": "null"}
+    with tracer.start_as_current_span("root", attributes={"openinference.span.kind": "AGENT"}):
+        for name, attributes in (("big", big), ("floats", floats)):
+            with tracer.start_as_current_span(name, attributes=attributes):
+                pass
+    ended = memory.get_finished_spans()
+    assert processor.force_flush()
+    assert await client.flush(timeout=10)
+    spans = await _by_name(server, instance_id_for_trace(_trace_id(ended[0])))
+    assert set(spans) == {"root", "big", "floats"}
+    assert spans["big"]["payload"]["attributes"] == {
+        "big": str(huge),
+        "small": -(2**63),
+        "listed": [str(huge), 1],
+    }
+    assert spans["big"]["result_payload"]["usage"]["input_tokens"] == 3
+    assert spans["floats"]["payload"]["attributes"] == {
+        "nan": "NaN",
+        "floats": ["Infinity", "-Infinity", 0.5],
+        "text": "null",
+    }
     processor.shutdown()

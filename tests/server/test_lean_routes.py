@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from tests.lean_support import count_lean_answers
 
 from prefactor_server import _time
 from prefactor_server.api import lean
@@ -105,15 +106,7 @@ async def _answers(path: Path) -> list[tuple[int, dict[str, str], bytes]]:
 def fixture_served(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Counts the requests the lean route answers (the fixed clock makes answers equal)."""
     monkeypatch.setattr(_time, "now", lambda: NOW)
-    served: list[str] = []
-    endpoint = lean.ROUTES[BULK]
-
-    async def counted(request: Any) -> Any:
-        served.append(request.url.path)
-        return await endpoint(request)
-
-    monkeypatch.setitem(lean.ROUTES, BULK, counted)
-    return served
+    return count_lean_answers(monkeypatch, BULK)
 
 
 async def test_lean_route_answers_as_fastapi(

@@ -25,6 +25,7 @@ Every attribute the mapping does not consume is kept, flat, in ``params["attribu
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -49,6 +50,7 @@ __all__ = [
     "instance_id_for_trace",
     "is_genai",
     "is_genai_span",
+    "json_safe",
     "map_span",
     "span_id_for",
 ]
@@ -219,15 +221,22 @@ _USAGE_KEYS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+_COUNT_END = 1 << 63
+
+
 def _count(value: Any) -> int | None:
+    """A token count: an integer, an integral float or ASCII digits, 0 ≤ n < 2^63.
+    Anything else is no count (the attribute is kept as sent): a larger number (or the
+    sum of two) could not be stored as JSON, and ``str.isdigit`` also takes digits
+    ``int`` refuses ('²')."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
+        return value if 0 <= value < _COUNT_END else None
     if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
+        return _count(int(value))
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        return _count(int(value))
     return None
 
 
@@ -454,3 +463,33 @@ def map_span(span: OtelSpan) -> MappedSpan:
         params=params,
         result=result,
     )
+
+
+_INT64_MIN, _INT64_END = -(1 << 63), 1 << 63
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` (a payload) with what JSON cannot hold as text, as the server's OTLP
+    decoders keep it: every integer outside 64 bits as its digits, NaN and the infinities
+    as ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` (orjson would refuse the first and write
+    ``null`` for the others; the OTel SDK takes any Python int or float as an attribute).
+    Other values are returned as they are.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, int):
+        if _INT64_MIN <= value < _INT64_END:
+            return value
+        try:
+            return str(value)
+        except ValueError:  # more digits than Python converts to text
+            return f"<integer of {value.bit_length()} bits>"
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value

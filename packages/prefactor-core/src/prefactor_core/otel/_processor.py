@@ -52,7 +52,7 @@ from prefactor_core._traced_types import declare
 from prefactor_core.context_stack import _STACK
 from prefactor_core.current import _INSTANCE
 from prefactor_core.operations import Operation, OperationType, derived_operation
-from prefactor_core.otel._mapping import SCHEMA_NAMES, is_genai, map_span
+from prefactor_core.otel._mapping import SCHEMA_NAMES, is_genai, json_safe, map_span
 from prefactor_core.otel._nesting import Forward, Nesting, Node, Started
 from prefactor_core.otel._sdk_spans import (
     SpanFilter,
@@ -394,6 +394,18 @@ class PrefactorSpanProcessor(SpanProcessor):
             return nesting.prefactor_id(node)
 
 
+def _encoded(payload: dict[str, Any]) -> str:
+    """The payload's JSON text, with what JSON cannot hold written as the server's OTLP
+    ingest keeps it (:func:`json_safe`): an attribute integer past 64 bits, which orjson
+    refuses, and NaN or an infinity, which it writes as ``null`` (so a text with a
+    ``null`` in it, rare in a span's payload, is made again from the safe payload)."""
+    try:
+        text = encode_json(payload)
+    except TypeError:
+        return encode_json(json_safe(payload))
+    return encode_json(json_safe(payload)) if "null" in text else text
+
+
 def _create(span: ReadableSpan, node: Node, parent_id: str | None, now: float) -> Operation:
     """The terminal span create of an ended, forwarded span."""
     own_id = node.own_id
@@ -412,8 +424,8 @@ def _create(span: ReadableSpan, node: Node, parent_id: str | None, now: float) -
         INSTANCE_ID: node.instance_id,
         SCHEMA_NAME: mapped.schema_name,
         STATUS: mapped.status,
-        PAYLOAD_JSON: encode_json(mapped.params),
-        RESULT_JSON: encode_json(mapped.result) if mapped.result else None,
+        PAYLOAD_JSON: _encoded(mapped.params),
+        RESULT_JSON: _encoded(mapped.result) if mapped.result else None,
         PARENT_SPAN_ID: parent_id,
         STARTED_AT: start,
         FINISHED_AT: (span.end_time or 0) / 1e9 or start,

@@ -8,7 +8,8 @@ both (inside :class:`~prefactor_server.security_headers.SecurityHeaders` and the
 catch-all) and runs the listed endpoints directly: the same functions the FastAPI routes
 run (which stay, for the OpenAPI document), the same authentication, body caps and error
 answers. Bulk answers are acknowledgements of the client's own items and are no longer
-compressed.
+compressed. OTLP exports (``POST /v1/traces``) take the same path; their answers (at most
+a 500-character message) were already too small for the gzip middleware.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from prefactor_server.api import API_PREFIX, bulk
+from prefactor_server.api import API_PREFIX, bulk, otlp
 from prefactor_server.api._common import account_of, error_response
 from prefactor_server.errors import ApiError
 
@@ -32,7 +33,14 @@ async def _bulk(request: Request) -> Response:
     return await bulk.bulk(request, await account_of(request))
 
 
-ROUTES: dict[tuple[str, str], Endpoint] = {("POST", f"{API_PREFIX}/bulk"): _bulk}
+async def _otlp(request: Request) -> Response:
+    return await otlp.export_traces(request, await account_of(request))
+
+
+ROUTES: dict[tuple[str, str], Endpoint] = {
+    ("POST", f"{API_PREFIX}/bulk"): _bulk,
+    ("POST", otlp.PATH): _otlp,
+}
 """(method, path) → the endpoint that answers it."""
 
 

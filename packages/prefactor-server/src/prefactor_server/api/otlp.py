@@ -36,9 +36,12 @@ from prefactor_server.domain.otlp_ingest import Outcome, PreparedTrace, prepare,
 from prefactor_server.errors import ApiError
 from prefactor_server.storage.base import Account, WriteSession
 
-__all__ = ["router"]
+__all__ = ["PATH", "export_traces", "router"]
 
 router = APIRouter(tags=["otlp"])
+
+PATH = "/v1/traces"
+"""The OTLP/HTTP exporters' default path for traces (answered by the lean routes too)."""
 
 _PROTOBUF = "application/x-protobuf"
 _JSON = "application/json"
@@ -196,7 +199,7 @@ async def _store(request: Request, account: Account, admitted: _Admitted) -> Out
 
 
 @router.post(
-    "/v1/traces",
+    PATH,
     summary="OTLP/HTTP trace export (protobuf or JSON): one OTel trace → one agent instance",
     openapi_extra={
         "requestBody": {

@@ -84,6 +84,14 @@ def _service(attrs: Mapping[str, Any]) -> tuple[str, str | None]:
 # -- protobuf --------------------------------------------------------------------------
 
 
+def _non_finite(number: float) -> str:
+    """NaN and the infinities as OTLP/JSON writes them (and as the JSON decoder keeps
+    them): JSON has no such numbers, a stored one would read back as null."""
+    if math.isnan(number):
+        return "NaN"
+    return "Infinity" if number > 0 else "-Infinity"
+
+
 def _pb_value(value: AnyValue, depth: int = 0) -> Any:
     kind = value.WhichOneof("value")
     if depth > _MAX_DEPTH:
@@ -95,7 +103,8 @@ def _pb_value(value: AnyValue, depth: int = 0) -> Any:
     if kind == "bool_value":
         return value.bool_value
     if kind == "double_value":
-        return value.double_value
+        number = value.double_value
+        return number if math.isfinite(number) else _non_finite(number)
     if kind == "array_value":
         return [_pb_value(item, depth + 1) for item in value.array_value.values]
     if kind == "kvlist_value":
