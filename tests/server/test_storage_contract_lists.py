@@ -491,3 +491,35 @@ async def test_agent_version_fields_round_trip(storage: Storage, account: Accoun
         return one and one["runtime_environment"], two and two["runtime_environment"]
 
     assert await storage.write(work) == ({"python": "3.12", "n": [1]}, None)
+
+
+async def test_spans_inserted_one_by_one_adopt_with_orphans_left_over(
+    storage: Storage, account: Account
+) -> None:
+    """An account keeps orphans whose parents never come; single-span inserts (buffered
+    until the write ends on SQLite) still adopt exactly their own children, whether the
+    account has more orphans than the write has spans or fewer."""
+
+    def orphans(session: WriteSession) -> None:
+        session.insert_spans(
+            account.id,
+            [
+                _span(account, "o1", "i9", parent="x1"),
+                _span(account, "o2", "i9", parent="x2"),
+                _span(account, "o3", "i9", parent="never"),
+            ],
+        )
+
+    await storage.write(orphans)
+    # One span against three orphans.
+    await storage.write(lambda s: s.insert_span(_span(account, "x1", "i9")))
+    names = ["o1", "o2", "o3"]
+    assert _orphans(storage, account, names) == {"o1": False, "o2": True, "o3": True}
+
+    def two(session: WriteSession) -> None:  # three spans against two orphans
+        session.insert_span(_span(account, "y1", "i9"))
+        session.insert_span(_span(account, "x2", "i9"))
+        session.insert_span(_span(account, "y2", "i9", parent="y1", orphaned=False))
+
+    await storage.write(two)
+    assert _orphans(storage, account, names) == {"o1": False, "o2": False, "o3": True}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
 from typing import Any, cast
@@ -439,12 +439,13 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites, IdempotencyRows, SpanBuf
             self._adopt(account_id, self._named_by_orphans(account_id, batch))
         return stored
 
-    def _named_by_orphans(self, account_id: str, ids: Mapping[str, str]) -> list[str]:
+    def _named_by_orphans(self, account_id: str, ids: Collection[str]) -> list[str]:
         """The ids among ``ids`` that an orphan of the account names as its parent, read
         from the orphans themselves while they are few (a short scan of their index
         instead of a probe per id: an OTLP export of 512 spans usually leaves the ~20
-        children of one cut trace waiting for their root); all of ``ids`` when there are
-        more orphans than that."""
+        children of one cut trace waiting for their root, and an account that has a few
+        orphans left would otherwise probe every span of every bulk write); all of
+        ``ids`` when there are more orphans than that."""
         bound = min(len(ids), _ORPHANS_READ)
         named = self.conn.execute(
             "SELECT parent_span_id FROM agent_spans INDEXED BY agent_spans_orphans "

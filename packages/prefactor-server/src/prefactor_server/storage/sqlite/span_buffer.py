@@ -10,6 +10,7 @@ its create's stored answer (``idempotency.py``).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Collection
 from functools import cache
 from itertools import chain
 from operator import itemgetter
@@ -57,7 +58,7 @@ class SpanBuffer:
     The session provides ``conn``, ``buffer_spans``, ``_depth`` (open savepoints),
     ``_spans``, ``_keyed`` (buffered spans marked by ``put_idempotent_many`` as standing
     for their create's answer), ``_buffered_orphans`` and the orphan bookkeeping
-    ``_orphans``, ``_may_have_orphans`` and ``_adopt``.
+    ``_orphans``, ``_may_have_orphans``, ``_named_by_orphans`` and ``_adopt``.
     """
 
     conn: sqlite3.Connection
@@ -69,6 +70,9 @@ class SpanBuffer:
     _orphans: dict[str, bool]
 
     def _may_have_orphans(self, account_id: str) -> bool:
+        raise NotImplementedError
+
+    def _named_by_orphans(self, account_id: str, ids: Collection[str]) -> list[str]:
         raise NotImplementedError
 
     def _adopt(self, account_id: str, new_ids: list[str]) -> None:
@@ -112,7 +116,8 @@ class SpanBuffer:
                 if row[5]:
                     self._orphans[str(row[0])] = True
         for account_id in adopting:
-            self._adopt(account_id, [span_id for acc, span_id in spans if acc == account_id])
+            ids = {span_id for acc, span_id in spans if acc == account_id}
+            self._adopt(account_id, self._named_by_orphans(account_id, ids))
 
     def add_span(self, row: NewSpan, keyed: bool = False) -> bool:
         account_id, span_id = row[0], row[1]
