@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
-from prefactor_server.domain.schemas import fast_check
+from prefactor_server.domain.fast_check import fast_check
 
 SCHEMAS: list[dict[str, Any]] = [
     {"type": "object"},
