@@ -10,8 +10,10 @@ import asyncio
 import gzip
 import json
 import shutil
+import socket
 import ssl
 import subprocess
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -435,3 +437,104 @@ async def test_pause_is_awaited_as_each_answer_arrives(
         data = await client.request("POST", "/api/v1/x", content=b"{}", pause=pause)
     assert data == {"status": "success"}
     assert pauses == [1, 2]  # once per attempt, after its answer arrived
+
+
+@pytest.mark.parametrize("through_httpx", [False, True], ids=["direct", "httpx"])
+async def test_a_connection_with_an_unasked_answer_while_idle_is_not_reused(
+    through_httpx: bool,
+) -> None:
+    # Some servers say why they drop an idle keep-alive connection (``408``) before
+    # closing it: that answer belongs to no request, and the connection is not reused
+    # (httpcore finds it readable while idle), so the next POST succeeds on a new one.
+    idle = asyncio.Event()
+    connections: list[int] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(len(connections) + 1)
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(2)
+        writer.write(answer())
+        await writer.drain()
+        if len(connections) == 1:
+            await idle.wait()
+            writer.write(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n")
+        writer.close()
+        await writer.wait_closed()
+        idle.set()
+
+    listener = await asyncio.start_server(handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}"
+    transport = httpx.AsyncHTTPTransport() if through_httpx else None
+    async with listener, PrefactorHttpClient(config(url), transport=transport) as client:
+        await client.request("POST", "/api/v1/x", content=b"{}", retry=False)
+        idle.set()
+        idle.clear()
+        await idle.wait()  # the 408 is sent and the connection closed
+        data = await client.request("POST", "/api/v1/x", content=b"{}", retry=False)
+    assert data == {"status": "success"}
+    assert connections == [1, 2]
+
+
+def test_an_unasked_answer_the_loop_has_not_read_yet_is_seen_too() -> None:
+    # The same, with the 408 still in the socket when the next POST starts (the loop
+    # had no turn since it arrived): found there, as httpcore finds it.
+    listener = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    idle, sent = threading.Event(), threading.Event()
+    connections: list[int] = []
+
+    def serve() -> None:
+        for number in (1, 2):
+            conn, _ = listener.accept()
+            connections.append(number)
+            with conn:
+                received = b""
+                while not received.endswith(b"{}"):
+                    received += conn.recv(65536)
+                conn.sendall(answer())
+                if number == 1:
+                    idle.wait(10)
+                    conn.sendall(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n")
+                    conn.shutdown(socket.SHUT_WR)
+                    sent.set()
+
+    async def main() -> dict[str, object]:
+        async with PrefactorHttpClient(config(url)) as client:
+            await client.request("POST", "/api/v1/x", content=b"{}", retry=False)
+            idle.set()
+            sent.wait(10)  # blocks the loop: what arrived stays in the socket
+            return await client.request("POST", "/api/v1/x", content=b"{}", retry=False)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        assert asyncio.run(main()) == {"status": "success"}
+    finally:
+        idle.set()
+        thread.join(10)
+        listener.close()
+    assert connections == [1, 2]
+
+
+@pytest.mark.parametrize("through_httpx", [False, True], ids=["direct", "httpx"])
+async def test_a_host_header_given_replaces_the_default(
+    server: RecordingServer, through_httpx: bool
+) -> None:
+    transport = httpx.AsyncHTTPTransport() if through_httpx else None
+    async with PrefactorHttpClient(config(server.url), transport=transport) as client:
+        await client.request(
+            "POST", "/api/v1/x", content=b"{}", headers={"Host": "api.example"}, retry=False
+        )
+    assert server.requests[0].headers["host"] == "api.example"
+
+
+@pytest.mark.parametrize("through_httpx", [False, True], ids=["direct", "httpx"])
+async def test_an_answer_with_a_large_head_is_read(
+    server: RecordingServer, through_httpx: bool
+) -> None:
+    # httpcore reads answer heads up to 100 KB (h11 alone stops at 16 KB).
+    server.script = lambda _r: answer(headers=("X-Large: " + "a" * 80_000,))
+    transport = httpx.AsyncHTTPTransport() if through_httpx else None
+    async with PrefactorHttpClient(config(server.url), transport=transport) as client:
+        data = await client.request("POST", "/api/v1/x", content=b"{}", retry=False)
+    assert data == {"status": "success"}

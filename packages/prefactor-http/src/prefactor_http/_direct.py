@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import select
+import socket
 import ssl
 import urllib.request
 import zlib
@@ -50,6 +52,9 @@ connections, closed again when they finish."""
 READ_BYTES = 64 * 1024
 """The most read from a connection at a time (as ``httpcore``)."""
 
+MAX_HEAD = 100 * 1024
+"""The largest answer head read (as ``httpcore``; ``h11``'s own default is 16 KB)."""
+
 _PLAIN_PATH = re.compile(r"/[!-~]*")
 
 
@@ -59,6 +64,15 @@ class DirectAnswer(NamedTuple):
     status: int
     retry_after: str | None
     body: bytes
+
+
+def _readable(sock: socket.socket) -> bool:
+    """Whether ``sock`` has something to read (or its end), without waiting."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([sock], [], [], 0)[0])
 
 
 def _proxied() -> bool:
@@ -74,12 +88,19 @@ class _Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
-        self.h11 = h11.Connection(h11.CLIENT)
+        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
 
     def usable(self) -> bool:
-        """False when the server closed it while it was idle (or it failed)."""
-        reader = self.reader
-        return not (reader.at_eof() or reader.exception() or self.writer.is_closing())
+        """False when the server closed it or sent anything while it was idle (e.g. a
+        ``408`` before closing it: an answer to no request), or it failed; as
+        ``httpcore``, which drops an idle connection it finds readable."""
+        reader, writer = self.reader, self.writer
+        if reader.at_eof() or reader.exception() or writer.is_closing():
+            return False
+        if getattr(reader, "_buffer", None):  # arrived, taken in by the loop
+            return False
+        sock = writer.get_extra_info("socket")
+        return sock is None or not _readable(sock)
 
     def close(self) -> None:
         self.writer.close()
@@ -223,6 +244,9 @@ class DirectConnections:
             folded = name.lower()
             if folded == "content-length":
                 declared = value
+                continue
+            if folded == "host":  # the caller's replaces the default, as in httpx
+                fields[0] = (name, value)
                 continue
             encoding = encoding or folded == "accept-encoding"
             fields.append((name, value))
