@@ -538,3 +538,22 @@ async def test_an_answer_with_a_large_head_is_read(
     async with PrefactorHttpClient(config(server.url), transport=transport) as client:
         data = await client.request("POST", "/api/v1/x", content=b"{}", retry=False)
     assert data == {"status": "success"}
+
+
+async def test_a_connection_idle_longer_than_httpxs_expiry_is_not_reused(
+    server: RecordingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # httpx drops a connection idle for more than 5 s (``keepalive_expiry``): one a
+    # firewall or NAT dropped without a word would otherwise hold the next POST until
+    # its read timeout.
+    from prefactor_http import _direct
+
+    now = [1000.0]
+    monkeypatch.setattr(_direct, "_clock", lambda: now[0])
+    async with PrefactorHttpClient(config(server.url)) as client:
+        await client.request("POST", "/api/v1/x", content=b"{}", retry=False)
+        now[0] += 4.9
+        await client.request("POST", "/api/v1/x", content=b"{}", retry=False)
+        now[0] += 5.1
+        await client.request("POST", "/api/v1/x", content=b"{}", retry=False)
+    assert [r.connection for r in server.requests] == [1, 1, 2]

@@ -19,8 +19,8 @@ gives: the TLS context (``httpx.create_ssl_context()``, shared with the client's
 ``httpx.AsyncClient``: certificate verification and ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``
 as ``httpx`` reads them), connect / read / write timeouts (each read and each write of a
 request has ``timeout`` seconds, as ``httpx.Timeout`` gives them), connections kept alive
-and reused (one request at a time on each; a connection the server closed while idle is
-dropped before use), ``Content-Encoding`` gzip or deflate decoded (the path asks for
+and reused (one request at a time on each; a connection idle for more than 5 s, or that
+the server closed or wrote to while idle, is dropped before use, as ``httpx`` does), ``Content-Encoding`` gzip or deflate decoded (the path asks for
 ``identity`` unless the caller asks otherwise), and ``httpx``'s exception classes for what
 goes wrong (``ConnectError``, ``ConnectTimeout``, ``ReadTimeout``, ``WriteTimeout``,
 ``ReadError``, ``WriteError``, ``RemoteProtocolError``, ``LocalProtocolError``,
@@ -35,6 +35,7 @@ import re
 import select
 import socket
 import ssl
+import time
 import urllib.request
 import zlib
 from collections.abc import AsyncIterable, Mapping
@@ -52,10 +53,16 @@ connections, closed again when they finish."""
 READ_BYTES = 64 * 1024
 """The most read from a connection at a time (as ``httpcore``)."""
 
+KEEPALIVE_EXPIRY = 5.0
+"""Seconds an idle connection is kept for reuse (``httpx``'s ``keepalive_expiry``): past
+that, one a firewall or NAT dropped silently would hold the next request until its read
+timeout."""
+
 MAX_HEAD = 100 * 1024
 """The largest answer head read (as ``httpcore``; ``h11``'s own default is 16 KB)."""
 
 _PLAIN_PATH = re.compile(r"/[!-~]*")
+_clock = time.monotonic
 
 
 class DirectAnswer(NamedTuple):
@@ -83,19 +90,23 @@ def _proxied() -> bool:
 class _Connection:
     """One connection and its ``h11`` state."""
 
-    __slots__ = ("h11", "reader", "writer")
+    __slots__ = ("h11", "idle_since", "reader", "writer")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.idle_since = 0.0
         self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
 
     def usable(self) -> bool:
         """False when the server closed it or sent anything while it was idle (e.g. a
-        ``408`` before closing it: an answer to no request), or it failed; as
-        ``httpcore``, which drops an idle connection it finds readable."""
+        ``408`` before closing it: an answer to no request), it was idle too long, or it
+        failed; as ``httpcore``, which drops an idle connection it finds readable or
+        expired."""
         reader, writer = self.reader, self.writer
         if reader.at_eof() or reader.exception() or writer.is_closing():
+            return False
+        if _clock() - self.idle_since > KEEPALIVE_EXPIRY:
             return False
         if getattr(reader, "_buffer", None):  # arrived, taken in by the loop
             return False
@@ -219,6 +230,7 @@ class DirectConnections:
                 keep = True
         finally:
             if keep and not self._closed and len(self._idle) < MAX_IDLE:
+                connection.idle_since = _clock()
                 self._idle.append(connection)
             else:
                 connection.close()
