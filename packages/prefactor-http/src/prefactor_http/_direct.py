@@ -20,7 +20,8 @@ gives: the TLS context (``httpx.create_ssl_context()``, shared with the client's
 as ``httpx`` reads them), connect / read / write timeouts (each read and each write of a
 request has ``timeout`` seconds, as ``httpx.Timeout`` gives them), connections kept alive
 and reused (one request at a time on each; a connection idle for more than 5 s, or that
-the server closed or wrote to while idle, is dropped before use, as ``httpx`` does), ``Content-Encoding`` gzip or deflate decoded (the path asks for
+the server closed or wrote to while idle, is dropped before use, as ``httpx`` does),
+``Content-Encoding`` gzip or deflate decoded (the path asks for
 ``identity`` unless the caller asks otherwise), and ``httpx``'s exception classes for what
 goes wrong (``ConnectError``, ``ConnectTimeout``, ``ReadTimeout``, ``WriteTimeout``,
 ``ReadError``, ``WriteError``, ``RemoteProtocolError``, ``LocalProtocolError``,
