@@ -24,6 +24,7 @@ import pytest
 from prefactor_http import (
     HttpClientConfig,
     PrefactorHttpClient,
+    PrefactorResponseContractError,
     PrefactorRetryExhaustedError,
     PrefactorTimeoutError,
     PrefactorTransportError,
@@ -557,3 +558,18 @@ async def test_a_connection_idle_longer_than_httpxs_expiry_is_not_reused(
         now[0] += 5.1
         await client.request("POST", "/api/v1/x", content=b"{}", retry=False)
     assert [r.connection for r in server.requests] == [1, 1, 2]
+
+
+@pytest.mark.parametrize("through_httpx", [False, True], ids=["direct", "httpx"])
+async def test_an_empty_answer_marked_gzip_is_an_empty_body(
+    server: RecordingServer, through_httpx: bool
+) -> None:
+    # No body to decode: the answer is what it says (here not JSON, a contract error
+    # with its status, not retried), as httpx reads it, not a transport failure.
+    server.script = lambda _r: answer(b"", "204 No Content", headers=("Content-Encoding: gzip",))
+    transport = httpx.AsyncHTTPTransport() if through_httpx else None
+    async with PrefactorHttpClient(config(server.url), transport=transport) as client:
+        with pytest.raises(PrefactorResponseContractError) as caught:
+            await client.request("POST", "/api/v1/x", content=b"{}")
+    assert caught.value.status_code == 204
+    assert len(server.requests) == 1

@@ -373,7 +373,7 @@ class DirectConnections:
                 )
         body = parts[0] if len(parts) == 1 else b"".join(parts)
         coding = fields.get(b"content-encoding", b"identity").strip().lower()
-        if coding in (b"gzip", b"deflate"):
+        if body and coding in (b"gzip", b"deflate"):  # nothing to decode otherwise (httpx)
             try:
                 body = zlib.decompress(body, 47 if coding == b"gzip" else 15)
             except zlib.error as exc:
