@@ -573,3 +573,80 @@ async def test_an_empty_answer_marked_gzip_is_an_empty_body(
             await client.request("POST", "/api/v1/x", content=b"{}")
     assert caught.value.status_code == 204
     assert len(server.requests) == 1
+
+
+async def test_concurrent_requests_wait_for_a_connection_past_the_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As httpx's pool (100 connections at most), the direct path opens no more than
+    # MAX_CONNECTIONS at once: a burst of requests waits for a free one instead of
+    # opening a socket each (and running out of file descriptors).
+    from prefactor_http import _direct
+
+    monkeypatch.setattr(_direct, "MAX_CONNECTIONS", 2)
+    two_arrived, release = asyncio.Event(), asyncio.Event()
+    connections: list[int] = []
+    arrived: list[int] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(len(connections) + 1)
+        try:
+            while True:
+                try:
+                    await reader.readuntil(b"\r\n\r\n")
+                except asyncio.IncompleteReadError:
+                    return
+                await reader.readexactly(2)
+                arrived.append(1)
+                if len(arrived) == 2:
+                    two_arrived.set()
+                await release.wait()
+                writer.write(answer())
+                await writer.drain()
+        finally:
+            writer.close()
+
+    listener = await asyncio.start_server(handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}"
+    async with listener, PrefactorHttpClient(config(url)) as client:
+        requests = [
+            asyncio.create_task(client.request("POST", "/api/v1/x", content=b"{}", retry=False))
+            for _ in range(3)
+        ]
+        await two_arrived.wait()
+        release.set()
+        assert await asyncio.gather(*requests) == [{"status": "success"}] * 3
+    assert len(connections) == 2
+
+
+async def test_a_request_that_waits_too_long_for_a_connection_times_out(
+    server: RecordingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefactor_http import _direct
+
+    monkeypatch.setattr(_direct, "MAX_CONNECTIONS", 1)
+    started, go_on = asyncio.Event(), asyncio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield b"{"
+        started.set()  # the first request has its connection
+        await go_on.wait()
+        yield b"}"
+
+    async with PrefactorHttpClient(config(server.url, request_timeout=0.2)) as client:
+        first = asyncio.create_task(
+            client.request(
+                "POST",
+                "/api/v1/x",
+                content=slow_body(),
+                headers={"Content-Length": "2"},
+                retry=False,
+            )
+        )
+        await started.wait()
+        with pytest.raises(PrefactorTimeoutError) as caught:
+            await client.request("POST", "/api/v1/x", content=b"{}", retry=False)
+        assert isinstance(caught.value.__cause__, httpx.PoolTimeout)
+        go_on.set()
+        assert await first == {"status": "success"}
+    assert len(server.requests) == 1

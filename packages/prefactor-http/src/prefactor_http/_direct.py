@@ -51,6 +51,11 @@ MAX_IDLE = 8
 """Idle connections kept for reuse; more concurrent requests than this open more
 connections, closed again when they finish."""
 
+MAX_CONNECTIONS = 100
+"""Requests under way at once, each on its own connection (``httpx``'s
+``max_connections``); more wait for one to finish, ``timeout`` seconds at most
+(``httpx.PoolTimeout``)."""
+
 READ_BYTES = 64 * 1024
 """The most read from a connection at a time (as ``httpcore``)."""
 
@@ -153,6 +158,7 @@ class DirectConnections:
         self._timeout = timeout
         self._idle: list[_Connection] = []
         self._closed = False
+        self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
 
     @classmethod
     def for_url(
@@ -213,6 +219,26 @@ class DirectConnections:
             httpx.RequestError: What went wrong, as ``httpx`` would raise it.
         """
         request = self._request_event(path, headers, body)
+        slots = self._slots
+        if slots.locked():
+            try:
+                async with asyncio.timeout(self._timeout):
+                    await slots.acquire()
+            except TimeoutError as exc:
+                raise httpx.PoolTimeout(
+                    "timed out waiting for a connection", request=self._request(path)
+                ) from exc
+        else:
+            await slots.acquire()
+        try:
+            return await self._exchange(request, path, body)
+        finally:
+            slots.release()
+
+    async def _exchange(
+        self, request: h11.Request, path: str, body: bytes | AsyncIterable[bytes] | None
+    ) -> DirectAnswer:
+        """The request on a connection (an idle one, else a new one), and its answer."""
         connection = self._take_idle()
         if connection is None:
             connection = await self._connect(path)
