@@ -55,6 +55,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     connection: int
+    names: list[str] = field(default_factory=list)  # every header name sent, lower case
 
 
 Script = Callable[[Received], bytes | None]
@@ -93,7 +94,8 @@ class RecordingServer:
                     name, _, value = item.partition(":")
                     headers[name.strip().lower()] = value.strip()
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
-                request = Received(line, headers, body, number)
+                names = [item.partition(":")[0].strip().lower() for item in rest]
+                request = Received(line, headers, body, number, names)
                 self.requests.append(request)
                 self.arrived.set()
                 out = self.script(request)
@@ -527,6 +529,35 @@ async def test_a_host_header_given_replaces_the_default(
             "POST", "/api/v1/x", content=b"{}", headers={"Host": "api.example"}, retry=False
         )
     assert server.requests[0].headers["host"] == "api.example"
+
+
+@pytest.mark.parametrize("through_httpx", [False, True], ids=["direct", "httpx"])
+async def test_extra_headers_never_replace_nor_double_the_clients_own(
+    server: RecordingServer, through_httpx: bool
+) -> None:
+    # Header names are case-insensitive: "authorization" is the client's Authorization.
+    transport = httpx.AsyncHTTPTransport() if through_httpx else None
+    async with PrefactorHttpClient(config(server.url), transport=transport) as client:
+        await client.request(
+            "POST",
+            "/api/v1/x",
+            content=b"{}",
+            idempotency_key="key-1",
+            headers={
+                "authorization": "Bearer someone-else",
+                "CONTENT-TYPE": "text/plain",
+                "Idempotency-key": "key-2",
+                "Prefer": "return=minimal",
+            },
+            retry=False,
+        )
+    (request,) = server.requests
+    for own in ("authorization", "content-type", "idempotency-key"):
+        assert request.names.count(own) == 1, own
+    assert request.headers["authorization"] == f"Bearer {TOKEN}"
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["idempotency-key"] == "key-1"
+    assert request.headers["prefer"] == "return=minimal"
 
 
 @pytest.mark.parametrize("through_httpx", [False, True], ids=["direct", "httpx"])

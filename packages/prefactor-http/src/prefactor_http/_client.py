@@ -52,6 +52,9 @@ _ERROR_BY_STATUS: dict[int, type[PrefactorApiError]] = {
     422: PrefactorValidationError,
 }
 _SNIPPET_LIMIT = 200
+_OWN = frozenset({"authorization", "content-type", "accept", "x-prefactor-sdk"})
+"""The client's own headers (lower case), which a request's extra headers cannot replace."""
+_OWN_KEYED = _OWN | {"idempotency-key"}
 _JSON_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
@@ -324,7 +327,9 @@ class PrefactorHttpClient:
                 a ``Content-Length`` header; it can be sent once, so only with
                 ``retry=False``).
             headers: Extra headers (e.g. ``Prefer``); they cannot replace the
-                client's own (authorization, content type, SDK header).
+                client's own (authorization, content type, accept, SDK header, and the
+                idempotency key when one is given): one named like those, in any case,
+                is dropped.
             pause: Awaited when an answer has arrived, before it is decoded: the SDK's
                 delivery engine gives the event loop back there (decoding a bulk answer
                 of a thousand outputs takes a few hundred microseconds).
@@ -341,10 +346,19 @@ class PrefactorHttpClient:
         """
         if not path.startswith("/"):
             raise ValueError(f"path must start with '/', got {path!r}")
-        # Extra headers come first so that the client's own always win.
-        headers = {**headers, **self._headers} if headers else self._headers
         if idempotency_key is not None:
             check_idempotency_key(idempotency_key)
+        if headers:
+            # Names are case-insensitive: an extra header named like one of the client's
+            # own (or like Idempotency-Key when a key is given) is dropped, not sent twice.
+            own = _OWN_KEYED if idempotency_key is not None else _OWN
+            headers = {
+                **{name: value for name, value in headers.items() if name.lower() not in own},
+                **self._headers,
+            }
+        else:
+            headers = self._headers
+        if idempotency_key is not None:
             headers = {**headers, "Idempotency-Key": idempotency_key}
         # Encoded once, so every retry sends the same bytes; compact to keep bulk bodies small.
         if content is not None and json_data is not None:
