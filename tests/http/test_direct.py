@@ -14,6 +14,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,6 +180,11 @@ async def test_a_connection_the_server_closes_is_not_reused(server: RecordingSer
     assert [r.connection for r in server.requests] == [1, 2]
 
 
+def _raw_deflate(data: bytes) -> bytes:
+    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return packer.compress(data) + packer.flush()
+
+
 @pytest.mark.parametrize(
     "raw",
     [
@@ -186,8 +192,11 @@ async def test_a_connection_the_server_closes_is_not_reused(server: RecordingSer
         b'5\r\n{"a":\r\n3;ext=1\r\n[1]\r\n1\r\n}\r\n0\r\nX-Trailer: t\r\n\r\n',
         b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n" + answer(b'{"a":[1]}'),
         answer(gzip.compress(b'{"a":[1]}'), headers=("Content-Encoding: gzip",)),
+        answer(zlib.compress(b'{"a":[1]}'), headers=("Content-Encoding: deflate",)),
+        # Raw deflate data without zlib's framing, which some servers send (httpx reads it).
+        answer(_raw_deflate(b'{"a":[1]}'), headers=("Content-Encoding: deflate",)),
     ],
-    ids=["chunked", "informational-head-first", "gzip"],
+    ids=["chunked", "informational-head-first", "gzip", "deflate", "raw-deflate"],
 )
 async def test_answers_are_read_in_each_framing(server: RecordingServer, raw: bytes) -> None:
     server.script = lambda _r: raw
@@ -273,6 +282,11 @@ async def test_failures_map_to_the_clients_errors(server: RecordingServer) -> No
         server.script = lambda _r: b"SMTP ready\r\n\r\n"
         with pytest.raises(PrefactorTransportError, match="invalid HTTP"):
             await client.request("POST", "/api/v1/x", content=b"{}", retry=False)
+
+        server.script = lambda _r: answer(b"not deflate", headers=("Content-Encoding: deflate",))
+        with pytest.raises(PrefactorTransportError) as undecodable:
+            await client.request("POST", "/api/v1/x", content=b"{}", retry=False)
+        assert isinstance(undecodable.value.cause, httpx.DecodingError)
 
         server.script = lambda _r: b"hold"  # never answers
     async with PrefactorHttpClient(config(server.url, request_timeout=0.2)) as client:

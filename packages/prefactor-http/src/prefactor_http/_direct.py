@@ -400,16 +400,26 @@ class DirectConnections:
         body = parts[0] if len(parts) == 1 else b"".join(parts)
         coding = fields.get(b"content-encoding", b"identity").strip().lower()
         if body and coding in (b"gzip", b"deflate"):  # nothing to decode otherwise (httpx)
-            try:
-                body = zlib.decompress(body, 47 if coding == b"gzip" else 15)
-            except zlib.error as exc:
-                raise httpx.DecodingError(str(exc), request=self._request(path)) from exc
+            body = self._inflate(body, coding, path)
         retry_after = fields.get(b"retry-after")
         return DirectAnswer(
             status,
             None if retry_after is None else retry_after.decode("latin-1"),
             body,
         )
+
+    def _inflate(self, body: bytes, coding: bytes, path: str) -> bytes:
+        """A gzip or deflate body decoded; deflate with zlib's framing (RFC 9110) or,
+        as some servers send it and as ``httpx`` also reads it, without."""
+        try:
+            if coding == b"gzip":
+                return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+            try:
+                return zlib.decompress(body, zlib.MAX_WBITS)
+            except zlib.error:
+                return zlib.decompress(body, -zlib.MAX_WBITS)
+        except zlib.error as exc:
+            raise httpx.DecodingError(str(exc), request=self._request(path)) from exc
 
     def _protocol(self, path: str, message: str) -> httpx.RemoteProtocolError:
         return httpx.RemoteProtocolError(message, request=self._request(path))
