@@ -296,9 +296,10 @@ async def test_close_with_an_api_that_never_answers_returns_and_reports(
 async def test_bulk_requests_ask_for_minimal_outputs(
     make_client: ClientFactory, server: LocalServer
 ) -> None:
-    """The SDK asks the server for compact, uncompressed bulk answers (it only needs each
-    status), and the server's answers honour both."""
-    seen: list[tuple[str | None, str | None, str | None]] = []
+    """The SDK asks the server for compact, uncompressed bulk answers that leave the plain
+    successes out (it only needs each status), the server's answers honour all three, and
+    the SDK settles such answers: each operation delivered once, nothing sent again."""
+    seen: list[tuple[str | None, str | None, str | None, str | None]] = []
 
     class PreferTransport(TestTransport):
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -306,16 +307,24 @@ async def test_bulk_requests_ask_for_minimal_outputs(
             if request.url.path == "/api/v1/bulk":
                 headers = request.headers
                 answer = response.headers.get("content-encoding")
-                seen.append((headers.get("prefer"), headers.get("accept-encoding"), answer))
+                applied = response.headers.get("preference-applied")
+                asked = (headers.get("prefer"), headers.get("accept-encoding"))
+                seen.append((*asked, answer, applied))
             return response
 
     async with make_client(transport=PreferTransport(server.transport)) as client:
         instance = await client.create_agent_instance(agent_id="a", agent_version=AGENT_VERSION)
-        async with instance.span("agent:step") as span:
-            await span.start({})
+        for _ in range(3):
+            async with instance.span("agent:step") as span:
+                await span.start({})
+        await client.flush(10)
+        stats = client.statistics()
     assert seen
-    assert set(seen) == {("return=minimal", "identity", None)}
-    assert [row["id"] for row in await spans_of(server, instance.id)] == [span.id]
+    both = "return=minimal, omit=success"
+    assert set(seen) == {(both, "identity", None, both)}
+    assert stats.retried == 0
+    assert stats.sent == 1 + 3 * 2  # the register, then each span's create and finish
+    assert len(await spans_of(server, instance.id)) == 3
 
 
 async def test_memory_stays_bounded_while_the_api_is_down(

@@ -3,17 +3,21 @@ carries) and ``settlement.read_bulk_answer`` (how a bulk answer is read)."""
 
 from __future__ import annotations
 
+import json
 from collections import deque
 
 from prefactor_core._engine.batching import (
+    SCAN_STEP,
     STEP_ITEMS,
     BatchPlan,
     InFlight,
+    bulk_body,
     bulk_types,
     merge,
     take_batch,
 )
 from prefactor_core._engine.settlement import read_bulk_answer
+from prefactor_core._engine.wire import render_bulk_item
 from prefactor_core.operations import Operation, OperationType
 
 from .dispatcher_fakes import create, finish, item_error, quality, start
@@ -151,6 +155,23 @@ def test_a_batch_planned_in_steps_is_the_batch_take_batch_takes() -> None:
     assert not stepwise["A"]
 
 
+def test_a_plan_looks_at_a_long_lane_in_steps_and_the_lane_may_grow_meanwhile() -> None:
+    """Looking at the heads of a long lane is split into steps too (even when only one
+    item fits), and operations queued behind them meanwhile change nothing."""
+    lanes = lanes_of(*[create("A", f"s{n}") for n in range(2000)])
+    one = len(render_bulk_item(lanes["A"][0])) + len(b'{"items":[]}')
+    plan = BatchPlan(lanes, InFlight(), set(), max_items=1000, max_bytes=one)
+    steps = 0
+    for _ in plan.steps():
+        steps += 1
+        lanes["A"].append(create("A", f"late{steps}"))  # the reader moves more in
+    assert steps >= 2000 // SCAN_STEP - 1
+    batch = plan.commit()
+    assert batch is not None
+    assert keys(batch.ops) == ["A:create:s0"]
+    assert len(lanes["A"]) == 1999 + steps
+
+
 def test_a_plan_takes_the_lanes_as_they_are_when_a_retry_came_back_meanwhile() -> None:
     retried = create("A", "s0")
     lanes = lanes_of(*[create("A", f"s{n}") for n in range(1, 250)])
@@ -165,3 +186,11 @@ def test_a_plan_takes_the_lanes_as_they_are_when_a_retry_came_back_meanwhile() -
     taken = keys(batch.ops)
     assert taken == [f"A:create:s{n}" for n in range(200)]  # the retry first, in order
     assert keys(list(lanes["A"])) == [f"A:create:s{n}" for n in range(200, 250)]
+
+
+def test_a_bulk_body_is_the_envelope_around_the_items() -> None:
+    items = [b'{"n":%d}' % n for n in range(5)]
+    for count in range(len(items) + 1):
+        body = bulk_body(items[:count])
+        assert body == b'{"items":[' + b",".join(items[:count]) + b"]}"
+        assert json.loads(body) == {"items": [{"n": n} for n in range(count)]}

@@ -57,7 +57,7 @@ async def test_a_long_bulk_body_is_written_in_pieces_and_arrives_whole() -> None
     assert json.loads(request.content)["items"][0]["_type"] == "x"
     assert request.headers["content-length"] == str(len(body))
     assert "transfer-encoding" not in request.headers
-    assert request.headers["prefer"] == "return=minimal"
+    assert request.headers["prefer"] == "return=minimal, omit=success"
     assert request.headers["accept-encoding"] == "identity"
     # One before each piece but the first, one before the answer is decoded.
     assert pacer.turns == 4

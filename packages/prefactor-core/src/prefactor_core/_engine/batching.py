@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Container, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
+from operator import is_
 from typing import TypeVar
 
 from prefactor_core._engine.optable import (
@@ -43,6 +44,7 @@ __all__ = [
     "ALL_BULK",
     "BARRIER_TYPES",
     "ENVELOPE",
+    "SCAN_STEP",
     "STEP_ITEMS",
     "Batch",
     "BatchPlan",
@@ -58,6 +60,10 @@ STEP_ITEMS = 16
 """The items the engine handles in one piece of work (reading the queue, planning a
 batch, settling an answer); between pieces it checks its time on the agent's event loop
 (``pacing.Pacer``)."""
+
+SCAN_STEP = 8 * STEP_ITEMS
+"""The lane heads a batch plan looks at in one piece of work (a look is cheaper than
+handling an item)."""
 
 ENVELOPE = b'{"items":[]}'
 """A bulk request's body around its items (``bulk_body``)."""
@@ -106,8 +112,14 @@ class Batch:
 
 
 def bulk_body(texts: list[bytes]) -> bytes:
-    """The body of a bulk request carrying the rendered items ``texts``."""
-    return b'{"items":[' + b",".join(texts) + b"]}"
+    """The body of a bulk request carrying the rendered items ``texts``.
+
+    Made by one join, the envelope joined to the first and last item: adding it to the
+    joined items would copy a body of hundreds of kilobytes twice more.
+    """
+    if len(texts) < 2:
+        return b'{"items":[' + b"".join(texts) + b"]}"
+    return b",".join([b'{"items":[' + texts[0], *texts[1:-1], texts[-1] + b"]}"])
 
 
 class InFlight:
@@ -286,7 +298,7 @@ class BatchPlan:
             if (
                 real is not seen
                 or len(real) < len(taken)
-                or not all(a is b for a, b in zip(islice(real, len(taken)), taken, strict=True))
+                or not all(map(is_, islice(real, len(taken)), taken))
             ):
                 return at_once(_take(lanes.items(), *self._args, None))
         for _, real, taken, rest in self._moves:
@@ -337,10 +349,13 @@ def _take(
         limit = 2 * room
         taken: list[Operation] = []
         finishes = 0
-        for head in real:
+        # The heads as they are now (a plan waits between its steps, and the lane may
+        # grow meanwhile), looked at ``SCAN_STEP`` at a time.
+        heads = islice(real, limit) if moves is None else list(islice(real, limit))
+        for position, head in enumerate(heads):
+            if position and not position % SCAN_STEP:
+                yield
             kind = head.type
-            if len(taken) >= limit:
-                break
             if flying and not flights.independent(head):
                 break
             if bulk_types is not None and kind not in bulk_types:

@@ -1,6 +1,11 @@
 """One request's life: sending it, then settling the API's answer (what was delivered,
 what was refused, what goes again).
 
+* **Two forms of answer.** A bulk answer lists every item's output, or, from our server
+  asked for it (``Prefer: omit=success``), only the outputs that are no plain success,
+  marked ``"omitted": "success"`` with ``"processed"``, how many items ran: an item
+  before that count without an output succeeded, and one after it did not run. An
+  answer that lists nothing and ran everything settles the whole batch at once.
 * **Delivered.** Counted, forgotten, acknowledged to a spool; a ``control`` object asking
   to terminate the instance is passed on. A 409 on an operation for which it means
   "already done" (``CONFLICT_IS_DONE``) counts as delivered.
@@ -78,6 +83,18 @@ def read_bulk_answer(
     return at_once(_read(ops, lane_ids, response))
 
 
+_SUCCESS: dict[str, Any] = {"status": "success"}
+"""The output of an item an answer that omits the plain successes does not list."""
+
+
+def _processed(response: dict[str, Any]) -> int | None:
+    """How many items ran, when ``response`` omits the plain successes; else None."""
+    processed = response.get("processed")
+    if response.get("omitted") == "success" and type(processed) is int:
+        return processed
+    return None
+
+
 def _read(
     ops: list[Operation], lane_ids: list[str], response: dict[str, Any]
 ) -> Generator[None, None, BulkAnswer]:
@@ -86,10 +103,16 @@ def _read(
     if not isinstance(outputs, dict):
         outputs = {}
     answer = BulkAnswer()
+    processed = _processed(response)
+    if processed is not None and not outputs and processed >= len(ops):
+        answer.delivered = ops.copy()  # every item ran and none needs a word
+        return answer
     for position, op in enumerate(ops):
         if position and not position % STEP_ITEMS:
             yield
         output = outputs.get(op.idempotency_key)
+        if output is None and processed is not None and position < processed:
+            output = _SUCCESS
         if not isinstance(output, dict):
             answer.unprocessed.append((lane_ids[position], op))
             continue

@@ -37,15 +37,38 @@ def _request_error(errors: dict[str, list[str]]) -> ApiError:
     return ApiError(422, "validation_errors", f"{first}: {errors[first][0]}", errors)
 
 
+def _preferences(request: Request) -> set[str]:
+    """The client's ``Prefer`` preferences (RFC 7240), as ``name=value`` without quotes,
+    blanks or parameters, lower-cased (any number of headers, comma-separated)."""
+    return {
+        preference.split(";", 1)[0].replace(" ", "").replace("\t", "").replace('"', "").lower()
+        for header in request.headers.getlist("prefer")
+        for preference in header.split(",")
+    }
+
+
 def prefers_minimal(request: Request) -> bool:
     """Whether the client sent ``Prefer: return=minimal`` (RFC 7240; case-insensitive,
     any number of ``Prefer`` headers and comma-separated preferences)."""
-    for header in request.headers.getlist("prefer"):
-        for preference in header.split(","):
-            token = preference.split(";", 1)[0].replace(" ", "").replace("\t", "").lower()
-            if token in ("return=minimal", 'return="minimal"'):
-                return True
-    return False
+    return "return=minimal" in _preferences(request)
+
+
+OMIT_SUCCESS = "omit=success"
+"""Our own preference: an answer that lists only the outputs that are no plain success
+(see ``bulk``)."""
+_SUCCESS = b'{"status":"success"'
+
+
+def _exceptions(outputs: dict[str, orjson.Fragment]) -> dict[str, orjson.Fragment]:
+    """The outputs that are no plain success: an error, or a success with a ``control``
+    (a success whose text merely mentions one is kept too, which is harmless)."""
+    dumps = orjson.dumps
+    kept: dict[str, orjson.Fragment] = {}
+    for key, output in outputs.items():
+        text = dumps(output)
+        if not text.startswith(_SUCCESS) or b'"control"' in text:
+            kept[key] = output
+    return kept
 
 
 def _check_items(body: dict[str, Any], max_items: int) -> list[dict[str, Any]]:
@@ -106,11 +129,19 @@ async def bulk(request: Request, account: CurrentAccount) -> Response:
 
     With ``Prefer: return=minimal`` each success output is ``{"status": "success", "id":
     ...}`` (plus ``control`` when present) and the answer carries ``Preference-Applied``.
+
+    With ``Prefer: omit=success`` (ours; other servers ignore it) ``outputs`` lists only
+    the items that did not succeed and the successes that carry a ``control``; the answer
+    says so with ``"omitted": "success"`` and ``"processed": <n>``: the first ``n`` items
+    ran (each a success unless listed), the others did not run (no output, as in the
+    full form).
     """
     body = await read_json(request)
     items = _check_items(body, settings(request).bulk_max_items)
     schemas = request.app.state.schemas
-    minimal = prefers_minimal(request)
+    preferences = _preferences(request)
+    minimal = "return=minimal" in preferences
+    omit = OMIT_SUCCESS in preferences
 
     def job(session: WriteSession) -> dict[str, orjson.Fragment]:
         # One clock reading per request, taken when the transaction runs: every item of
@@ -120,8 +151,13 @@ async def bulk(request: Request, account: CurrentAccount) -> Response:
         return run_bulk(session, ctx, items, minimal=minimal)
 
     outputs = await storage(request).write(job)
-    response = json_response({"status": "success", "outputs": outputs})
-    if minimal:
-        response.headers["Preference-Applied"] = "return=minimal"
+    answer: dict[str, Any] = {"status": "success", "outputs": outputs}
+    if omit:
+        answer = {**answer, "outputs": _exceptions(outputs)}
+        answer["omitted"], answer["processed"] = "success", len(outputs)
+    response = json_response(answer)
+    applied = [name for name, on in (("return=minimal", minimal), (OMIT_SUCCESS, omit)) if on]
+    if applied:
+        response.headers["Preference-Applied"] = ", ".join(applied)
         response.headers["Vary"] = "Prefer"
     return response
