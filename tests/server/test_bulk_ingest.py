@@ -255,6 +255,23 @@ async def test_many_keys_replay_among_stored_ones(
     assert (await _bulk(client, items)).json()["outputs"] == outputs
 
 
+async def test_keyed_creates_replay_among_keys_of_other_forms(
+    api: Api, client: httpx.AsyncClient
+) -> None:
+    """Keys c-<id> between keys of other forms, below and above "c-" (the request's keys
+    span more than the c- keys on SQLite): the stored spans still answer for theirs."""
+    iid = (await api.register(agent_schema_version=SCHEMA))["id"]
+    spans = [_keyed(iid, f"kept-span-{n:02d}") for n in range(20)]
+    first = (await _bulk(client, spans)).json()["outputs"]
+    around = [_keyed(iid, "low-span", key="b-zz-low-key"), *spans,
+              _keyed(iid, "high-span", key="d-zz-high-key")]  # fmt: skip
+    outputs = (await _bulk(client, around)).json()["outputs"]
+    for item in spans:
+        assert outputs[item["idempotency_key"]] == first[item["idempotency_key"]]
+    assert outputs["b-zz-low-key"]["details"]["id"] == "low-span"
+    assert outputs["d-zz-high-key"]["details"]["id"] == "high-span"
+
+
 async def test_a_keyed_look_up_finds_only_the_create_that_used_the_key(
     api: Api, client: httpx.AsyncClient
 ) -> None:

@@ -12,6 +12,7 @@ import httpx
 import orjson
 import pytest
 
+from prefactor_server._json import parse_json
 from prefactor_server.testing import LocalServer
 
 if TYPE_CHECKING:
@@ -125,6 +126,17 @@ async def test_integers_beyond_64_bits_are_refused_not_rounded(
         span_id = created.json()["details"]["id"]
         stored = await client.get(f"/api/v1/agent_spans/{span_id}")
         assert orjson.loads(stored.content)["details"]["payload"] == {"n": number, "s": "9" * 40}
+
+
+@pytest.mark.parametrize("number", [2**64, -(2**63) - 1, -(10**19), 10**19 * 9, 10**30])
+def test_parse_keeps_each_huge_integer_exact_on_its_own(number: int) -> None:
+    """Each form of an integer orjson would round (20 digits, or a minus and 19) is found
+    when it is the body's only long digit run; the edges of the 64-bit range need no
+    second parse and come back exact too."""
+    for value in (number, 2**64 - 1, -(2**63)):
+        parsed = parse_json(b'{"a": "2026-01-01T00:00:00", "n": %d, "b": 1.5}' % value)
+        assert parsed == {"a": "2026-01-01T00:00:00", "n": value, "b": 1.5}
+        assert type(parsed["n"]) is int
 
 
 async def test_huge_integer_in_bulk_keeps_the_items_before_it(
