@@ -229,3 +229,25 @@ def test_flattened_messages_with_extra_fields_and_odd_indexes() -> None:
         {"role": "tool", "content": "12 degrees", "tool_call_id": "c1"},
     ]
     assert mapped.params["attributes"] == {prefix + "².message.role": "user"}
+
+
+def test_tool_calls_that_are_no_list_are_kept_not_raised() -> None:
+    """A message whose tool_calls is one call, text or a number (a sender's mistake) maps
+    without raising: one bad span must not fail the whole export (500, not retried)."""
+    events = [
+        OtelEvent("gen_ai.user.message", 1, {"content": "a", "tool_calls": "search"}),
+        OtelEvent("gen_ai.user.message", 1, {"content": "b", "tool_calls": 5}),
+        OtelEvent("gen_ai.user.message", 1, {"content": "c", "tool_calls": ["x"]}),
+    ]
+    messages = orjson.dumps(
+        [{"role": "assistant", "tool_calls": {"id": "c1", "function": {"name": "f"}}}]
+    ).decode()
+    mapped = map_span(_span({"gen_ai.output.messages": messages}, events=events))
+    assert mapped.params["messages"] == [
+        {"role": "user", "content": "a", "tool_calls": [{"value": "search"}]},
+        {"role": "user", "content": "b", "tool_calls": [{"value": 5}]},
+        {"role": "user", "content": "c", "tool_calls": [{"value": "x"}]},
+    ]
+    assert mapped.result["messages"] == [
+        {"role": "assistant", "tool_calls": [{"id": "c1", "name": "f"}]}
+    ]
