@@ -229,3 +229,79 @@ def test_flattened_messages_with_extra_fields_and_odd_indexes() -> None:
         {"role": "tool", "content": "12 degrees", "tool_call_id": "c1"},
     ]
     assert mapped.params["attributes"] == {prefix + "².message.role": "user"}
+
+
+def test_tool_calls_that_are_no_list_are_kept_not_raised() -> None:
+    """A message whose tool_calls is one call, text or a number (a sender's mistake) maps
+    without raising: one bad span must not fail the whole export (500, not retried)."""
+    events = [
+        OtelEvent("gen_ai.user.message", 1, {"content": "a", "tool_calls": "search"}),
+        OtelEvent("gen_ai.user.message", 1, {"content": "b", "tool_calls": 5}),
+        OtelEvent("gen_ai.user.message", 1, {"content": "c", "tool_calls": ["x"]}),
+    ]
+    messages = orjson.dumps(
+        [{"role": "assistant", "tool_calls": {"id": "c1", "function": {"name": "f"}}}]
+    ).decode()
+    mapped = map_span(_span({"gen_ai.output.messages": messages}, events=events))
+    assert mapped.params["messages"] == [
+        {"role": "user", "content": "a", "tool_calls": [{"value": "search"}]},
+        {"role": "user", "content": "b", "tool_calls": [{"value": 5}]},
+        {"role": "user", "content": "c", "tool_calls": [{"value": "x"}]},
+    ]
+    assert mapped.result["messages"] == [
+        {"role": "assistant", "tool_calls": [{"id": "c1", "name": "f"}]}
+    ]
+
+
+def test_usage_keys_in_any_order_follow_the_preference_order() -> None:
+    """Of several names for one count, the preferred valid one wins whatever order the
+    attributes came in (the invalid preferred one is kept as sent, the other valid ones are
+    consumed); usage lists its counts in one fixed order; a bool is no count."""
+    mapped = map_span(
+        _span(
+            {
+                "llm.token_count.completion_details.reasoning": 2,
+                "llm.token_count.prompt": 3,
+                "gen_ai.usage.cache_read.input_tokens": 4,
+                "llm.token_count.completion": 5,
+                "gen_ai.usage.prompt_tokens": 7,
+                "gen_ai.usage.input_tokens": "x",
+                "gen_ai.usage.output_tokens": True,
+                "other": 1,
+            }
+        )
+    )
+    usage = mapped.result["usage"]
+    assert list(usage.items()) == [
+        ("input_tokens", 7),
+        ("output_tokens", 5),
+        ("cache_read_tokens", 4),
+        ("reasoning_tokens", 2),
+        ("total_tokens", 12),
+    ]
+    assert mapped.params["attributes"] == {
+        "gen_ai.usage.input_tokens": "x",
+        "gen_ai.usage.output_tokens": True,
+        "other": 1,
+    }
+
+
+def test_span_without_attributes_or_events_maps_to_its_name_only() -> None:
+    """Nothing to read: no messages, no attributes, only the name (and a kind from it)."""
+    mapped = map_span(_span({}, name="execute_tool lookup"))
+    assert mapped == ("tool", "complete", {"name": "execute_tool lookup"}, {})
+
+
+def test_operation_name_is_read_and_kept_json_messages_alone_are_read() -> None:
+    """gen_ai.operation.name gives the kind and stays in the attributes; JSON messages are
+    read with no other message source on the span."""
+    messages = orjson.dumps([{"role": "user", "content": "hi"}]).decode()
+    mapped = map_span(
+        _span({"gen_ai.operation.name": "chat", "gen_ai.input.messages": messages, "a": 1})
+    )
+    assert mapped.schema_name == "llm"
+    assert mapped.params == {
+        "name": "op",
+        "messages": [{"role": "user", "content": "hi"}],
+        "attributes": {"gen_ai.operation.name": "chat", "a": 1},
+    }

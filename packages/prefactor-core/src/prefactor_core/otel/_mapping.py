@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 from prefactor_core.otel._messages import (
     Indexed,
@@ -229,6 +229,8 @@ def _count(value: Any) -> int | None:
     Anything else is no count (the attribute is kept as sent): a larger number (or the
     sum of two) could not be stored as JSON, and ``str.isdigit`` also takes digits
     ``int`` refuses ('²')."""
+    if value.__class__ is int:  # the usual case first (a bool is an int, not of class int)
+        return value if 0 <= value < _COUNT_END else None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -240,15 +242,22 @@ def _count(value: Any) -> int | None:
     return None
 
 
+# Each usage key's place in _USAGE_KEYS (names in order, each name's keys by preference)
+# and its name: a span's few usage keys are read in that order without trying all 17.
+_USAGE_RANK = {key: rank for rank, key in enumerate(key for _, keys in _USAGE_KEYS for key in keys)}
+_USAGE_NAME = {key: name for name, keys in _USAGE_KEYS for key in keys}
+
+
 def _usage(known: Mapping[str, Any], used: set[str]) -> dict[str, int] | None:
     usage: dict[str, int] = {}
-    for name, keys in _USAGE_KEYS:
-        for key in keys:
-            if key in known:
-                count = _count(known[key])
-                if count is not None:
-                    used.add(key)
-                    usage.setdefault(name, count)
+    present = [key for key in known if key in _USAGE_RANK]
+    if len(present) > 1:
+        present.sort(key=_USAGE_RANK.__getitem__)
+    for key in present:
+        count = _count(known[key])
+        if count is not None:
+            used.add(key)
+            usage.setdefault(_USAGE_NAME[key], count)
     if not usage:
         return None
     if "total_tokens" not in usage and ("input_tokens" in usage or "output_tokens" in usage):
@@ -266,6 +275,8 @@ _OUTPUT_KEYS = ("output.value", "traceloop.entity.output", "gen_ai.tool.call.res
 _COST_KEYS = ("llm.cost.total", "gen_ai.usage.cost")
 _KIND_KEYS = ("openinference.span.kind", "traceloop.span.kind")
 _OPERATION_KEY = "gen_ai.operation.name"
+_KIND_KEY_SET = frozenset(_KIND_KEYS)
+_MODEL_KEY_SET = frozenset(_MODEL_KEYS)
 
 # Every attribute a rule reads, with the rule's bit: one pass over a span's attributes
 # files them (and notes which rules have anything to read); the rest are kept as they are.
@@ -370,26 +381,32 @@ def _read(
     rest: dict[str, Any] = {}
     kind_of = _KINDS.get
     for key, value in attrs.items():
-        kind = kind_of(key, _UNSEEN)
-        if kind is _UNSEEN:
-            kind = _kind(key)
+        kind: Any = kind_of(key, _UNSEEN)
         if kind is None:
             rest[key] = value
-        elif isinstance(kind, int):
+            continue
+        if kind is _UNSEEN:
+            kind = _kind(key)
+            if kind is None:
+                rest[key] = value
+                continue
+        if kind.__class__ is int:
             known[key] = value
             present |= kind
             if kind == _OPERATION:
                 rest[key] = value
+            continue
+        prefix, index, tail = kind
+        group = groups.get(prefix)
+        if group is None:
+            groups[prefix] = ({index: {tail: value}}, [key])
+            continue
+        items = group[0].get(index)
+        if items is None:
+            group[0][index] = {tail: value}
         else:
-            prefix, index, tail = cast(tuple[str, int, str], kind)
-            group = groups.get(prefix)
-            if group is None:
-                group = groups[prefix] = ({}, [])
-            items = group[0].get(index)
-            if items is None:
-                items = group[0][index] = {}
             items[tail] = value
-            group[1].append(key)
+        group[1].append(key)
     return known, present, groups, rest
 
 
@@ -397,7 +414,7 @@ def map_span(span: OtelSpan) -> MappedSpan:
     """Map one ended OTel span to a Prefactor span (never raises on odd attributes)."""
     attrs = span.attributes
     known, present, groups, rest = _read(attrs)
-    used: set[str] = {key for key in _KIND_KEYS if key in known} if present & _OTHER else set()
+    used: set[str] = known.keys() & _KIND_KEY_SET if present & _OTHER else set()
     taken: list[str] = []  # the flattened lists consumed
     params: dict[str, Any] = {"name": span.name}
     result: dict[str, Any] = {}
@@ -406,12 +423,15 @@ def map_span(span: OtelSpan) -> MappedSpan:
         model = _first(known, _MODEL_KEYS, used)
         if model is not None:
             params["model"] = model
-            used.update(key for key in _MODEL_KEYS if key in known)
+            used.update(known.keys() & _MODEL_KEY_SET)
     if present & _PROVIDER:
         provider = _first(known, _PROVIDER_KEYS, used)
         if provider is not None:
             params["provider"] = provider
-    messages = input_messages(known, groups, span.events, used, taken)
+    events = span.events
+    # The message readers look at JSON message attributes, flattened lists and events.
+    readable = present & _MESSAGES or groups or events
+    messages = input_messages(known, groups, events, used, taken) if readable else None
     if messages:
         params["messages"] = messages
     if present & _INPUT:
@@ -428,7 +448,7 @@ def map_span(span: OtelSpan) -> MappedSpan:
             if "model" not in params and isinstance(invocation, dict) and invocation.get("model"):
                 params["model"] = invocation["model"]
 
-    out_messages = output_messages(known, groups, span.events, used, taken)
+    out_messages = output_messages(known, groups, events, used, taken) if readable else None
     if out_messages:
         result["messages"] = out_messages
     if present & _OUTPUT:
@@ -458,10 +478,7 @@ def map_span(span: OtelSpan) -> MappedSpan:
     if rest:
         params["attributes"] = rest
     return MappedSpan(
-        schema_name=_schema_name(span.name, known),
-        status=STATUS_FAILED if failed else STATUS_COMPLETE,
-        params=params,
-        result=result,
+        _schema_name(span.name, known), STATUS_FAILED if failed else STATUS_COMPLETE, params, result
     )
 
 

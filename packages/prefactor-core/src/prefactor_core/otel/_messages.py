@@ -123,7 +123,9 @@ def _lists(node: Any) -> Any:
     return converted
 
 
-def _tool_call(raw: Mapping[str, Any]) -> dict[str, Any]:
+def _tool_call(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, Mapping):
+        return {"value": raw}
     call = raw.get("tool_call", raw)
     if not isinstance(call, Mapping):
         return {"value": call}
@@ -155,7 +157,10 @@ def _message(raw: Any) -> dict[str, Any]:
     parts = message.get("parts")
     if parts is None and isinstance(message.get("contents"), list):
         parts = [item.get("message_content", item) for item in message["contents"]]
-    tool_calls = [_tool_call(call) for call in message.get("tool_calls") or () if call]
+    calls = message.get("tool_calls") or ()
+    if not isinstance(calls, list | tuple):
+        calls = (calls,)  # one call, or a value sent where the list belongs: kept, not raised
+    tool_calls = [_tool_call(call) for call in calls if call]
     if isinstance(parts, list):
         texts: list[str] = []
         for part in parts:
