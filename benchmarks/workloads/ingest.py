@@ -6,8 +6,10 @@ work on the measured path). A 2xx answer means the items are committed: the serv
 answers a write after its transaction commits.
 
 Modes: ``bulk`` (POST /api/v1/bulk, 1000 merged span creates per request, as our SDK
-sends them), ``bulk_minimal`` (the same with ``Prefer: return=minimal``) and ``single``
-(POST /api/v1/agent_spans, one span per request).
+sends them, answered in full), ``bulk_minimal`` (the same with ``Prefer: return=minimal``),
+``bulk_sdk`` (the same with the preferences our SDK sends, ``Prefer: return=minimal,
+omit=success``: only what did not plainly succeed is listed) and ``single`` (POST
+/api/v1/agent_spans, one span per request).
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ def _register(api_url: str, token: str) -> str:
     with urllib.request.urlopen(request, timeout=30) as response:
         instance_id: str = json.loads(response.read())["details"]["id"]
     return instance_id
+
+
+_PREFER = {
+    "bulk_minimal": "Prefer: return=minimal\r\n",
+    "bulk_sdk": "Prefer: return=minimal, omit=success\r\n",
+}
 
 
 def _span(instance_id: str, prefix: str, index: int) -> dict[str, Any]:
@@ -95,7 +103,7 @@ async def main() -> None:
             body = json.dumps({"details": _span(instance_id, prefix, i)}).encode()
             requests.append(_request(host, "/api/v1/agent_spans", token, body))
     else:
-        extra = "Prefer: return=minimal\r\n" if mode == "bulk_minimal" else ""
+        extra = _PREFER.get(mode, "")
         for start in range(0, spans, batch):
             items = [
                 {"_type": "agent_spans/create", **_span(instance_id, prefix, i)}
