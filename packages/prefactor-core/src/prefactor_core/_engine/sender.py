@@ -40,8 +40,8 @@ class HttpSender:
         leave the plain successes out, too (``omit=success``; ``settlement`` reads both
         forms of the answer), and for the answer as it is (``Accept-Encoding:
         identity``): it is a fraction of the request's size, and compressing it costs
-        both sides CPU. With a pacer, the
-        engine takes a turn between the answer's arrival and its decoding.
+        both sides CPU. With a pacer, the engine takes a turn between the answer's
+        arrival and its decoding.
         """
         http, pacer = self._http, self._pacer
         if path != "/api/v1/bulk":
