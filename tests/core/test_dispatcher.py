@@ -391,3 +391,23 @@ async def test_a_queue_subclass_that_changes_get_is_read_through_its_get() -> No
     harness.put(*ops)
     assert await harness.finish() == 0
     assert taken == sender.delivered() == [op.idempotency_key for op in ops]
+
+
+async def test_the_lanes_take_two_batches_and_the_rest_waits_in_the_queue() -> None:
+    """While nothing can be sent (the server is not known yet), the reader moves two
+    batches of operations into the lanes and leaves the rest in the queue: counted as
+    queued, and taken as the lanes empty."""
+    harness = Harness(FakeSender(), bulk=None, batch_size=600)
+    harness.put(*[create("A", f"s{n}") for n in range(3000)])
+    reading = harness.dispatcher._reading
+    for _ in range(10_000):
+        if not reading.room.is_set():
+            break
+        await asyncio.sleep(0)
+    await quiesce()
+    assert harness.dispatcher._lanes.pending == 2 * 600
+    assert harness.queue.size() == 3000 - 2 * 600
+    assert harness.dispatcher.statistics().queued == 3000
+    harness.dispatcher.configure(bulk=True)
+    assert await harness.finish() == 0
+    assert len(harness.sender.delivered()) == 3000

@@ -114,8 +114,12 @@ class Dispatcher:
 
         # The reader stops taking from the queue while this many operations wait in
         # lanes: without it an unreachable API would let lanes grow without bound,
-        # bypassing the queue's bound. Enough for every worker to send a full batch.
-        self._lane_cap = cap = max(config.batch_size * (config.num_workers + 1), 1_000)
+        # bypassing the queue's bound. Two batches of operations (a full batch of merged
+        # creates): what waits beyond stays in the queue as the caller left it, which
+        # keeps fewer of the engine's operations alive for the garbage collector's young
+        # collections to scan (with one per worker besides, its middle collections took
+        # 2-4 ms of the agent's loop each).
+        self._lane_cap = cap = max(config.batch_size * 2, 1_000)
         self._reading = Reader(queue, lanes, cap, self._poke, pacer, taps)
         self._room = self._reading.room
         self._wake = asyncio.Event()

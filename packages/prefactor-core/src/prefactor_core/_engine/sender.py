@@ -36,12 +36,12 @@ class HttpSender:
 
         Bulk requests ask for minimal outputs (RFC 7240 ``Prefer: return=minimal``):
         the engine only needs each item's status, and a server that does not know the
-        preference answers in full, which works just as well. They also ask our server
-        to leave the plain successes out (``omit=success``: ``settlement`` reads both
-        forms of the answer). They also ask for the
-        answer as it is (``Accept-Encoding: identity``): it is a fraction of the
-        request's size, and compressing it costs both sides CPU. With a pacer, the
-        engine takes a turn between the answer's arrival and its decoding.
+        preference answers in full, which works just as well. They ask our server to
+        leave the plain successes out, too (``omit=success``; ``settlement`` reads both
+        forms of the answer), and for the answer as it is (``Accept-Encoding:
+        identity``): it is a fraction of the request's size, and compressing it costs
+        both sides CPU. With a pacer, the engine takes a turn between the answer's
+        arrival and its decoding.
         """
         http, pacer = self._http, self._pacer
         if path != "/api/v1/bulk":

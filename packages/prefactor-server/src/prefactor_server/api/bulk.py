@@ -153,8 +153,9 @@ async def bulk(request: Request, account: CurrentAccount) -> Response:
     outputs = await storage(request).write(job)
     answer: dict[str, Any] = {"status": "success", "outputs": outputs}
     if omit:
-        answer = {**answer, "outputs": _exceptions(outputs)}
-        answer["omitted"], answer["processed"] = "success", len(outputs)
+        listed = _exceptions(outputs)
+        answer = {"status": "success", "outputs": listed, "omitted": "success"}
+        answer["processed"] = len(outputs)
     response = json_response(answer)
     applied = [name for name, on in (("return=minimal", minimal), (OMIT_SUCCESS, omit)) if on]
     if applied:
