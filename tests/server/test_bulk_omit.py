@@ -92,3 +92,41 @@ async def test_without_the_preference_every_output_is_listed(
     assert response.headers["preference-applied"] == "return=minimal"
     assert set(body) == {"status", "outputs"}
     assert [output["status"] for output in body["outputs"].values()] == ["success"] * 2
+
+
+async def test_terminal_creates_and_their_replays(api: Api, client: httpx.AsyncClient) -> None:
+    """Terminal span creates (the fast path, keyed as our SDK keys them or otherwise) are
+    plain successes: none listed. Sent again, the request's items are replays, which are
+    listed as the successes they were, and still counted as run."""
+    instance = await api.register(agent_schema_version=SCHEMA)
+    done = {
+        "status": "complete",
+        "payload": {"q": 1},
+        "result_payload": {"a": 2},
+        "started_at": "2026-01-01T00:00:00Z",
+        "finished_at": "2026-01-01T00:00:01Z",
+    }
+    child = {**done, "parent_span_id": "omit-fast-0"}
+    items = [
+        _span("c-omit-fast-0", instance["id"], id="omit-fast-0", **done),
+        _span("omit-fast-key-1", instance["id"], id="omit-fast-1", **done),
+        _span("c-omit-fast-2", instance["id"], id="omit-fast-2", **child),
+    ]
+    first = await client.post("/api/v1/bulk", json={"items": items}, headers={"Prefer": BOTH})
+    assert first.json() == {"status": "success", "outputs": {}, "omitted": "success",
+                            "processed": 3}  # fmt: skip
+    for n in range(3):
+        span = (await client.get(f"/api/v1/agent_spans/omit-fast-{n}")).json()["details"]
+        assert span["status"] == "complete"
+    again = (
+        await client.post("/api/v1/bulk", json={"items": items}, headers={"Prefer": BOTH})
+    ).json()
+    assert again["processed"] == 3
+    assert {key: output["status"] for key, output in again["outputs"].items()} == {
+        item["idempotency_key"]: "success" for item in items
+    }
+    assert [output["id"] for output in again["outputs"].values()] == [
+        "omit-fast-0",
+        "omit-fast-1",
+        "omit-fast-2",
+    ]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -22,7 +21,7 @@ from prefactor_server.api._common import (
     settings,
     storage,
 )
-from prefactor_server.domain.actions import BULK_ACTIONS, run_bulk
+from prefactor_server.domain.actions import BULK_ACTIONS, BulkRun, run_bulk
 from prefactor_server.domain.context import WriteContext
 from prefactor_server.errors import ApiError
 from prefactor_server.storage.base import WriteSession
@@ -56,19 +55,6 @@ def prefers_minimal(request: Request) -> bool:
 OMIT_SUCCESS = "omit=success"
 """Our own preference: an answer that lists only the outputs that are no plain success
 (see ``bulk``)."""
-_SUCCESS = b'{"status":"success"'
-
-
-def _exceptions(outputs: dict[str, orjson.Fragment]) -> dict[str, orjson.Fragment]:
-    """The outputs that are no plain success: an error, or a success with a ``control``
-    (a success whose text merely mentions one is kept too, which is harmless)."""
-    dumps = orjson.dumps
-    kept: dict[str, orjson.Fragment] = {}
-    for key, output in outputs.items():
-        text = dumps(output)
-        if not text.startswith(_SUCCESS) or b'"control"' in text:
-            kept[key] = output
-    return kept
 
 
 def _check_items(body: dict[str, Any], max_items: int) -> list[dict[str, Any]]:
@@ -131,7 +117,8 @@ async def bulk(request: Request, account: CurrentAccount) -> Response:
     ...}`` (plus ``control`` when present) and the answer carries ``Preference-Applied``.
 
     With ``Prefer: omit=success`` (ours; other servers ignore it) ``outputs`` lists only
-    the items that did not succeed and the successes that carry a ``control``; the answer
+    the items that did not succeed, the successes that carry a ``control`` and the
+    replays of earlier requests' items; the answer
     says so with ``"omitted": "success"`` and ``"processed": <n>``: the first ``n`` items
     ran (each a success unless listed), the others did not run (no output, as in the
     full form).
@@ -143,19 +130,17 @@ async def bulk(request: Request, account: CurrentAccount) -> Response:
     minimal = "return=minimal" in preferences
     omit = OMIT_SUCCESS in preferences
 
-    def job(session: WriteSession) -> dict[str, orjson.Fragment]:
+    def job(session: WriteSession) -> BulkRun:
         # One clock reading per request, taken when the transaction runs: every item of
         # the request is written at the same instant.
         stamp = _time.now()
         ctx = WriteContext(account=account, schemas=schemas, clock=lambda: stamp)
-        return run_bulk(session, ctx, items, minimal=minimal)
+        return run_bulk(session, ctx, items, minimal=minimal, omit_success=omit)
 
-    outputs = await storage(request).write(job)
-    answer: dict[str, Any] = {"status": "success", "outputs": outputs}
+    run = await storage(request).write(job)
+    answer: dict[str, Any] = {"status": "success", "outputs": run.outputs}
     if omit:
-        listed = _exceptions(outputs)
-        answer = {"status": "success", "outputs": listed, "omitted": "success"}
-        answer["processed"] = len(outputs)
+        answer["omitted"], answer["processed"] = "success", run.processed
     response = json_response(answer)
     applied = [name for name, on in (("return=minimal", minimal), (OMIT_SUCCESS, omit)) if on]
     if applied:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -31,7 +31,15 @@ from prefactor_server.domain.span_batch import MergedCreates
 from prefactor_server.errors import ApiError
 from prefactor_server.storage.base import WriteSession
 
-__all__ = ["ACTIONS", "BULK_ACTIONS", "Result", "execute", "minimal_output", "run_bulk"]
+__all__ = [
+    "ACTIONS",
+    "BULK_ACTIONS",
+    "BulkRun",
+    "Result",
+    "execute",
+    "minimal_output",
+    "run_bulk",
+]
 
 Handler = Callable[[WriteSession, WriteContext, dict[str, Any]], tuple[int, dict[str, Any]]]
 
@@ -124,13 +132,24 @@ def minimal_output(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+class BulkRun(NamedTuple):
+    """What :func:`run_bulk` did."""
+
+    outputs: dict[str, orjson.Fragment]
+    """Idempotency key → encoded output; the failing item's error is the last entry and
+    later items are absent (plain successes too, when asked to leave them out)."""
+    processed: int
+    """How many items ran, from the first: all of them, or up to the failing one."""
+
+
 def run_bulk(
     session: WriteSession,
     ctx: WriteContext,
     items: list[dict[str, Any]],
     *,
     minimal: bool = False,
-) -> dict[str, orjson.Fragment]:
+    omit_success: bool = False,
+) -> BulkRun:
     """Run validated bulk items in order, each atomic on its own, stopping at the first error.
 
     The hot path of ingestion: the stored answers of earlier requests are looked up for
@@ -145,9 +164,9 @@ def run_bulk(
     answer is still what is kept (or a reference to the span it is rebuilt from, see
     ``domain/replays.py``), so a later full request replays it in full.
 
-    Returns:
-        Idempotency key → encoded output; the failing item's error is the last entry and
-        later items are absent.
+    With ``omit_success`` (``Prefer: omit=success``) the output of an item that ran and
+    succeeded with nothing more to say (no ``control``) is not made at all; errors,
+    successes with a ``control`` and replays are listed as usual.
     """
     account_id = ctx.account.id
     stored = session.get_idempotent_many(
@@ -159,7 +178,9 @@ def run_bulk(
     dumps = orjson.dumps
     fragment = orjson.Fragment
     create_action = ACTION_CREATE_SPAN
-    for item in items:
+    listed = not omit_success
+    processed = 0
+    for processed, item in enumerate(items, 1):  # noqa: B007 - read after the loop
         key: str = item["idempotency_key"]
         action: str = item["_type"]
         if action not in _BULK:
@@ -188,7 +209,8 @@ def run_bulk(
                 kept, output = done
                 if kept is not None:
                     new.append((action, key, 201, kept))
-                outputs[key] = fragment(output)
+                if listed:  # the fast path answers a plain success only (span_batch.py)
+                    outputs[key] = fragment(output)
                 continue
         try:
             check_storable(item)
@@ -203,7 +225,8 @@ def run_bulk(
                 )
                 if reference is not None:
                     new.append((action, key, status_code, reference))
-                    outputs[key] = fragment(dumps(minimal_output(body) if minimal else body))
+                    if listed or "control" in body:
+                        outputs[key] = fragment(dumps(minimal_output(body) if minimal else body))
                     continue
                 encoded = dumps(body)
             else:
@@ -212,13 +235,15 @@ def run_bulk(
                     encoded = dumps(body)
                     # Stored inside the savepoint, as execute() does.
                     session.put_idempotent(account_id, action, key, status_code, encoded)
-                outputs[key] = fragment(dumps(minimal_output(body)) if minimal else encoded)
+                if listed or "control" in body:
+                    outputs[key] = fragment(dumps(minimal_output(body)) if minimal else encoded)
                 continue
         except ApiError as exc:
             outputs[key] = fragment(dumps(exc.body()))
             break
         new.append((action, key, status_code, encoded))
-        outputs[key] = fragment(dumps(minimal_output(body)) if minimal else encoded)
+        if listed or "control" in body:
+            outputs[key] = fragment(dumps(minimal_output(body)) if minimal else encoded)
     if new:
         session.put_idempotent_many(account_id, new)
-    return outputs
+    return BulkRun(outputs, processed)
