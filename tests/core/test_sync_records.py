@@ -67,7 +67,7 @@ def record(client: SyncPrefactorCoreClient, n: int) -> None:
 def test_sync_spans_reach_the_queue_as_records(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from prefactor_core import _open_spans
+    from prefactor_core import _open_spans, _span_taking
 
     taken: list[bool] = []
 
@@ -76,8 +76,8 @@ def test_sync_spans_reach_the_queue_as_records(
         return real(span, folded)
 
     # What makes a taken record's operation, one at a time (``take``) or many (``take_many``).
-    real = _open_spans._taken
-    monkeypatch.setattr(_open_spans, "_taken", spy)
+    real = _span_taking._taken
+    monkeypatch.setattr(_span_taking, "_taken", spy)
     with SyncPrefactorCoreClient(down_config()) as client:
         record(client, 50)
         settle(client)

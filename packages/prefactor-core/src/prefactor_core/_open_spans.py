@@ -22,9 +22,9 @@ The rules decided here, once:
   (``queue._spans.SpanQueue``), a started span with a made id is queued as its own
   record instead of a create operation, and its finish, if it comes before the engine
   takes the record, is written into it (*folded*); ``take`` turns the record into the
-  one operation the engine gets: its create, or, folded, a create that already carries
-  its finish (``MERGED_FINISH``, as the engine merges the two itself; it weighs two
-  operations in every count). The record's ``_queued``
+  one operation the engine gets (``_span_taking``): its create, or, folded, a create that
+  already carries its finish (``MERGED_FINISH``, as the engine merges the two itself; it
+  weighs two operations in every count). The record's ``_queued``
   says where it is (``QUEUED``, ``FOLDED``, ``TAKEN``); folding and taking are decided
   under ``_ORDER_LOCK``, so the finish is either in the create or queued after it.
 """
@@ -41,9 +41,7 @@ from prefactor_core._engine.ids import IdFactory
 from prefactor_core._engine.optable import (
     CREATE_KEY_PREFIX,
     FINISH_KEY_PREFIX,
-    FINISHED_AT,
     INSTANCE_ID,
-    MERGED_FINISH,
     NO_MERGE,
     PARENT_SPAN_ID,
     PAYLOAD_JSON,
@@ -55,7 +53,6 @@ from prefactor_core._engine.optable import (
     TIMESTAMP,
 )
 from prefactor_core._engine.parents import _RESOLVERS, resolve
-from prefactor_core._engine.rendered import render_create, rendered_create
 from prefactor_core._payload import PayloadEncoder
 from prefactor_core.context_stack import _STACK, SpanContextStack
 from prefactor_core.operations import Operation, OperationType, derived_operation
@@ -78,8 +75,6 @@ __all__ = [
     "FoldCount",
     "OpenSpan",
     "SpanTable",
-    "take",
-    "take_many",
 ]
 
 # Lifecycle states.
@@ -431,80 +426,6 @@ class FoldCount(Protocol):
     """A queue that holds records: how many finishes are folded into those it holds."""
 
     folded: int
-
-
-def take(span: OpenSpan, queue: FoldCount) -> Operation:
-    """The operation a record ``queue`` held stands for, now that the engine takes it:
-    its create, or, when its finish was folded in, one create that already carries the
-    finish (``MERGED_FINISH``: status, result and end time; it weighs two operations).
-    Its bulk item is rendered now, once (``_engine.rendered``). See the module docstring."""
-    with _ORDER_LOCK:
-        folded = span._queued == FOLDED
-        span._queued = TAKEN
-        if folded:
-            queue.folded -= 1
-    return _taken(span, folded)
-
-
-def take_many(items: list[Operation | OpenSpan], queue: FoldCount) -> list[Operation]:
-    """``take`` for each record of ``items`` (operations stay as they are), in order,
-    deciding under ``_ORDER_LOCK`` once for them all."""
-    folds: list[bool | None] = []
-    fold = folds.append
-    with _ORDER_LOCK:
-        for item in items:
-            if item.__class__ is Operation or not isinstance(item, OpenSpan):
-                fold(None)
-                continue
-            folded = item._queued == FOLDED
-            item._queued = TAKEN
-            fold(folded)
-        queue.folded -= folds.count(True)
-    # ``folded`` is None exactly for the items that are operations already.
-    return [
-        item if folded is None else _taken(item, folded)  # type: ignore[misc, arg-type]
-        for item, folded in zip(items, folds, strict=True)
-    ]
-
-
-def _taken(span: OpenSpan, folded: bool) -> Operation:
-    """The operation of a record the engine took (``take``; ``folded``: with its finish)."""
-    span_id = span._id
-    instance_id = span._instance_id
-    schema_name = span._schema_name
-    payload_json = span._payload_json
-    started_at = span._started_at
-    parent_id = span._parent_id
-    status: str = span._status if folded else STATUS_ACTIVE
-    fields: dict[str, Any] = {
-        INSTANCE_ID: instance_id,
-        SPAN_ID: span_id,
-        SCHEMA_NAME: schema_name,
-        STATUS: status,
-        PAYLOAD_JSON: payload_json,
-        STARTED_AT: started_at,
-    }
-    result_json: str | None = None
-    finished_at: float | None = None
-    metadata: dict[str, Any] | None = None
-    if folded:
-        result_json = fields[RESULT_JSON] = span._result_json
-        finished_at = fields[FINISHED_AT] = span._finished_at
-        metadata = {MERGED_FINISH: FINISH_KEY_PREFIX + span_id}
-    if parent_id is not None:
-        fields[PARENT_SPAN_ID] = parent_id
-    text = render_create(
-        span_id,
-        instance_id,
-        schema_name,
-        status,
-        payload_json,
-        parent_id,
-        started_at,
-        result_json,
-        finished_at,
-    )
-    return rendered_create(fields, started_at, span_id, metadata, text)
 
 
 def _create_fields(

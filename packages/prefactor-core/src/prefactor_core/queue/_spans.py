@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import cast
 
-from prefactor_core._open_spans import OpenSpan, take, take_many
+from prefactor_core._open_spans import OpenSpan
+from prefactor_core._span_taking import take, take_many
 from prefactor_core.operations import Operation
 from prefactor_core.queue.memory import InMemoryQueue
 
