@@ -18,8 +18,9 @@ what was refused, what goes again).
   lanes. A refused register kills its lane; a create refused for good drops its
   span's finish. A whole request refused without naming an item is split in halves.
 * **Fatal.** 401/403 drop the operations and are reported to the client (which latches).
-* **Broken.** A failure that is no HTTP error at all (a bug, a broken response) is
-  retried ``max_retries`` times in a row, then its operations are dropped.
+* **Broken.** A failure that is no HTTP error at all (a bug, a broken response, a bulk
+  answer that ran none of the items and blames none) is retried ``max_retries`` times in
+  a row, then its operations are dropped.
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ def read_bulk_answer(
     ``lane_ids`` (one each; see the module)."""
     return at_once(_read(ops, lane_ids, response))
 
+
+_RAN_NOTHING = "the bulk answer ran none of the items and blamed none"
 
 _SUCCESS: dict[str, Any] = {"status": "success"}
 """The output of an item an answer that omits the plain successes does not list."""
@@ -253,6 +256,12 @@ class Settlement:
                 await pacer.turn()
         if pacer.due():
             await pacer.turn()
+        if len(answer.unprocessed) == len(ops) and answer.transient is None:
+            # Nothing ran and no item is blamed (no outputs, "processed": 0): a broken
+            # answer, retried after a backoff like one, not sent again at once.
+            self._ledger.failed_requests += 1
+            self.failed(answer.unprocessed, ValueError(_RAN_NOTHING))
+            return
         delivered = answer.delivered
         for op, output in answer.controls:
             self.control(op, output)

@@ -1,0 +1,77 @@
+"""Bulk answers of a server that says it ran none of the items and names no error (no
+outputs, or our ``omitted`` form with ``processed`` 0, negative, missing or a bool): a
+broken answer, retried with a backoff ``max_retries`` times, not sent again at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from prefactor_core import DeliveryStatistics
+from prefactor_server.testing import LocalServer
+
+from .conftest import AGENT_VERSION, ClientFactory
+from .support import TestTransport, spans_of
+
+ODD_ANSWERS: list[dict[str, Any]] = [
+    {"status": "success", "outputs": {}},
+    {"status": "success", "outputs": {}, "omitted": "success", "processed": 0},
+    {"status": "success", "outputs": {}, "omitted": "success", "processed": -3},
+    {"status": "success", "outputs": {}, "omitted": "success", "processed": True},
+    {"status": "success", "outputs": {}, "omitted": "success"},
+    {"status": "success", "outputs": {"not-an-item": {"status": "success"}}},
+]
+
+
+class OddBulk(TestTransport):
+    """Answers the first ``odd`` bulk requests with ``answer`` (the server never sees
+    them); every other request goes to the real server."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, answer: dict[str, Any], odd: int):
+        super().__init__(inner)
+        self.answer, self.odd, self.bulks = answer, odd, 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v1/bulk":
+            self.bulks += 1
+            if self.bulks <= self.odd:
+                await request.aread()
+                return httpx.Response(200, json=self.answer, request=request)
+        return await super().handle_async_request(request)
+
+
+async def _one_span(
+    make_client: ClientFactory, transport: OddBulk, max_retries: int
+) -> tuple[DeliveryStatistics, str, str]:
+    """An instance with one span, flushed; the statistics, the instance and span ids."""
+    async with make_client(transport=transport, max_retries=max_retries) as client:
+        instance = await client.create_agent_instance(agent_id="a", agent_version=AGENT_VERSION)
+        async with instance.span("agent:step") as span:
+            await span.start({})
+        assert await client.flush(10)
+        return client.statistics(), instance.id, span.id
+
+
+@pytest.mark.parametrize("answer", ODD_ANSWERS)
+async def test_an_answer_that_ran_nothing_is_retried_with_a_backoff_then_dropped(
+    make_client: ClientFactory, server: LocalServer, answer: dict[str, Any]
+) -> None:
+    transport = OddBulk(server.transport, answer, odd=10**6)
+    stats, _, _ = await _one_span(make_client, transport, max_retries=2)
+    # Each batch is tried again after a backoff, max_retries times in all, then dropped:
+    # the register, and the span's create and finish (sent merged).
+    assert (stats.dropped, stats.sent) == (3, 0)
+    assert stats.retried > 0
+    assert transport.bulks <= 2 * 3
+
+
+async def test_after_a_broken_answer_the_items_arrive_once_the_server_answers(
+    make_client: ClientFactory, server: LocalServer
+) -> None:
+    transport = OddBulk(server.transport, ODD_ANSWERS[1], odd=2)
+    stats, instance_id, span_id = await _one_span(make_client, transport, max_retries=3)
+    assert (stats.dropped, stats.sent) == (0, 3)
+    assert stats.retried > 0
+    assert [row["id"] for row in await spans_of(server, instance_id)] == [span_id]
