@@ -10,9 +10,11 @@ import httpx
 import pytest
 
 from prefactor_core import DeliveryStatistics
+from prefactor_core._engine.settlement import read_bulk_answer
 from prefactor_server.testing import LocalServer
 
 from .conftest import AGENT_VERSION, ClientFactory
+from .dispatcher_fakes import create
 from .support import TestTransport, spans_of
 
 ODD_ANSWERS: list[dict[str, Any]] = [
@@ -75,3 +77,15 @@ async def test_after_a_broken_answer_the_items_arrive_once_the_server_answers(
     assert (stats.dropped, stats.sent) == (0, 3)
     assert stats.retried > 0
     assert [row["id"] for row in await spans_of(server, instance_id)] == [span_id]
+
+
+def test_an_item_listed_as_no_object_did_not_run_in_either_form() -> None:
+    """An output listed as null (or any non-object) is no success, also in an answer
+    that omits the plain successes: the item goes again, as in the full form."""
+    ops = [create("A", f"s{n}") for n in range(3)]
+    keys = [str(op.idempotency_key) for op in ops]
+    for marker in ({}, {"omitted": "success", "processed": 3}):
+        outputs = {keys[0]: {"status": "success"}, keys[1]: None, keys[2]: "success"}
+        answer = read_bulk_answer(ops, ["A"] * 3, {"outputs": outputs, **marker})
+        assert answer.delivered == ops[:1], marker
+        assert [op for _, op in answer.unprocessed] == ops[1:], marker

@@ -88,6 +88,7 @@ _RAN_NOTHING = "the bulk answer ran none of the items and blamed none"
 
 _SUCCESS: dict[str, Any] = {"status": "success"}
 """The output of an item an answer that omits the plain successes does not list."""
+_UNLISTED: Any = object()
 
 
 def _processed(response: dict[str, Any]) -> int | None:
@@ -113,9 +114,9 @@ def _read(
     for position, op in enumerate(ops):
         if position and not position % STEP_ITEMS:
             yield
-        output = outputs.get(op.idempotency_key)
-        if output is None and processed is not None and position < processed:
-            output = _SUCCESS
+        output = outputs.get(op.idempotency_key, _UNLISTED)
+        if output is _UNLISTED:  # listed as anything but an object: not run
+            output = _SUCCESS if processed is not None and position < processed else None
         if not isinstance(output, dict):
             answer.unprocessed.append((lane_ids[position], op))
             continue
