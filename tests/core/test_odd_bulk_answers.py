@@ -1,6 +1,7 @@
 """Bulk answers of a server that says it ran none of the items and names no error (no
-outputs, or our ``omitted`` form with ``processed`` 0, negative, missing or a bool): a
-broken answer, retried with a backoff ``max_retries`` times, not sent again at once."""
+outputs, or our ``omitted`` form with ``processed`` 0, negative, missing or a bool, or
+without its outputs object): a broken answer, retried with a backoff ``max_retries``
+times, not sent again at once."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ ODD_ANSWERS: list[dict[str, Any]] = [
     {"status": "success", "outputs": {}, "omitted": "success", "processed": True},
     {"status": "success", "outputs": {}, "omitted": "success"},
     {"status": "success", "outputs": {"not-an-item": {"status": "success"}}},
+    {"status": "success", "outputs": [], "omitted": "success", "processed": 3},
+    {"status": "success", "omitted": "success", "processed": 3},
 ]
 
 

@@ -104,10 +104,11 @@ def _read(
 ) -> Generator[None, None, BulkAnswer]:
     """``read_bulk_answer``, yielding every ``STEP_ITEMS`` items."""
     outputs = response.get("outputs")
+    # The count is only read with its outputs (an answer without them is no form we know).
+    processed = _processed(response) if isinstance(outputs, dict) else None
     if not isinstance(outputs, dict):
         outputs = {}
     answer = BulkAnswer()
-    processed = _processed(response)
     if processed is not None and not outputs and processed >= len(ops):
         answer.delivered = ops.copy()  # every item ran and none needs a word
         return answer
