@@ -5,6 +5,7 @@ times, not sent again at once."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -30,9 +31,13 @@ ODD_ANSWERS: list[dict[str, Any]] = [
 ]
 
 
+BUSY = {"status": "error", "code": "unavailable", "message": "busy"}
+
+
 class OddBulk(TestTransport):
     """Answers the first ``odd`` bulk requests with ``answer`` (the server never sees
-    them); every other request goes to the real server."""
+    them; ``BUSY`` answers the first item as busy); every other request goes to the
+    real server."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport, answer: dict[str, Any], odd: int):
         super().__init__(inner)
@@ -42,8 +47,11 @@ class OddBulk(TestTransport):
         if request.url.path == "/api/v1/bulk":
             self.bulks += 1
             if self.bulks <= self.odd:
-                await request.aread()
-                return httpx.Response(200, json=self.answer, request=request)
+                answer = self.answer
+                if answer is BUSY:
+                    first = json.loads(await request.aread())["items"][0]
+                    answer = {"status": "success", "outputs": {first["idempotency_key"]: BUSY}}
+                return httpx.Response(200, json=answer, request=request)
         return await super().handle_async_request(request)
 
 
@@ -79,6 +87,17 @@ async def test_after_a_broken_answer_the_items_arrive_once_the_server_answers(
     stats, instance_id, span_id = await _one_span(make_client, transport, max_retries=3)
     assert (stats.dropped, stats.sent) == (0, 3)
     assert stats.retried > 0
+    assert [row["id"] for row in await spans_of(server, instance_id)] == [span_id]
+
+
+async def test_a_busy_first_item_is_a_passing_error_not_a_broken_answer(
+    make_client: ClientFactory, server: LocalServer
+) -> None:
+    """The first item answered "unavailable" ran nothing either, but the answer blames
+    it: a transient error, retried without end (never dropped as broken)."""
+    transport = OddBulk(server.transport, BUSY, odd=3)
+    stats, instance_id, span_id = await _one_span(make_client, transport, max_retries=0)
+    assert (stats.dropped, stats.sent, stats.failed_requests) == (0, 3, 0)
     assert [row["id"] for row in await spans_of(server, instance_id)] == [span_id]
 
 

@@ -116,7 +116,7 @@ def _read(
         if position and not position % STEP_ITEMS:
             yield
         output = outputs.get(op.idempotency_key, _UNLISTED)
-        if output is _UNLISTED:  # listed as anything but an object: not run
+        if output is _UNLISTED:  # a listed output that is no object did not run (below)
             output = _SUCCESS if processed is not None and position < processed else None
         if not isinstance(output, dict):
             answer.unprocessed.append((lane_ids[position], op))
