@@ -18,8 +18,9 @@ what was refused, what goes again).
   lanes. A refused register kills its lane; a create refused for good drops its
   span's finish. A whole request refused without naming an item is split in halves.
 * **Fatal.** 401/403 drop the operations and are reported to the client (which latches).
-* **Broken.** A failure that is no HTTP error at all (a bug, a broken response) is
-  retried ``max_retries`` times in a row, then its operations are dropped.
+* **Broken.** A failure that is no HTTP error at all (a bug, a broken response, a bulk
+  answer that ran none of the items and blames none) is retried ``max_retries`` times in
+  a row, then its operations are dropped.
 """
 
 from __future__ import annotations
@@ -83,8 +84,11 @@ def read_bulk_answer(
     return at_once(_read(ops, lane_ids, response))
 
 
+_RAN_NOTHING = "the bulk answer ran none of the items and blamed none"
+
 _SUCCESS: dict[str, Any] = {"status": "success"}
 """The output of an item an answer that omits the plain successes does not list."""
+_UNLISTED: Any = object()
 
 
 def _processed(response: dict[str, Any]) -> int | None:
@@ -100,19 +104,20 @@ def _read(
 ) -> Generator[None, None, BulkAnswer]:
     """``read_bulk_answer``, yielding every ``STEP_ITEMS`` items."""
     outputs = response.get("outputs")
+    # The count is only read with its outputs (an answer without them is no form we know).
+    processed = _processed(response) if isinstance(outputs, dict) else None
     if not isinstance(outputs, dict):
         outputs = {}
     answer = BulkAnswer()
-    processed = _processed(response)
     if processed is not None and not outputs and processed >= len(ops):
         answer.delivered = ops.copy()  # every item ran and none needs a word
         return answer
     for position, op in enumerate(ops):
         if position and not position % STEP_ITEMS:
             yield
-        output = outputs.get(op.idempotency_key)
-        if output is None and processed is not None and position < processed:
-            output = _SUCCESS
+        output = outputs.get(op.idempotency_key, _UNLISTED)
+        if output is _UNLISTED:  # a listed output that is no object did not run (below)
+            output = _SUCCESS if processed is not None and position < processed else None
         if not isinstance(output, dict):
             answer.unprocessed.append((lane_ids[position], op))
             continue
@@ -253,6 +258,12 @@ class Settlement:
                 await pacer.turn()
         if pacer.due():
             await pacer.turn()
+        if len(answer.unprocessed) == len(ops) and answer.transient is None:
+            # Nothing ran and no item is blamed (no outputs, "processed": 0): a broken
+            # answer, retried after a backoff like one, not sent again at once.
+            self._ledger.failed_requests += 1
+            self.failed(answer.unprocessed, ValueError(_RAN_NOTHING))
+            return
         delivered = answer.delivered
         for op, output in answer.controls:
             self.control(op, output)
