@@ -46,12 +46,6 @@ def _preferences(request: Request) -> set[str]:
     }
 
 
-def prefers_minimal(request: Request) -> bool:
-    """Whether the client sent ``Prefer: return=minimal`` (RFC 7240; case-insensitive,
-    any number of ``Prefer`` headers and comma-separated preferences)."""
-    return "return=minimal" in _preferences(request)
-
-
 OMIT_SUCCESS = "omit=success"
 """Our own preference: an answer that lists only the outputs that are no plain success
 (see ``bulk``)."""
