@@ -173,16 +173,33 @@ def run(python: Path, script: str, args: dict[str, Any], timeout: float = 900) -
 def run_parallel(
     python: Path, script: str, args_list: list[dict[str, Any]], timeout: float = 900
 ) -> list[dict[str, Any]]:
-    """Run several workload processes at once; return their results."""
+    """Run several workload processes at once; return their results. Each is given
+    ``"barrier": true``: it says ``ready`` once set up, and all are told to go together
+    (``_wl.ready_then_wait``)."""
     procs = [
         subprocess.Popen(
-            [str(python), str(WORKLOADS / f"{script}.py"), json.dumps(args)],
+            [str(python), str(WORKLOADS / f"{script}.py"), json.dumps({**args, "barrier": True})],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for args in args_list
     ]
+    for proc in procs:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        while line and line.strip() != "ready":  # anything a process printed before
+            line = proc.stdout.readline()
+        if not line:
+            for other in procs:
+                other.kill()
+            _, stderr = proc.communicate(timeout=timeout)
+            raise RuntimeError(f"{script} did not get ready:\n{stderr[-3000:]}")
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
     out = []
     for proc in procs:
         stdout, stderr = proc.communicate(timeout=timeout)
@@ -303,8 +320,8 @@ def delivery(plan: Plan, url: str, token: str) -> dict[str, Any]:
                     for _ in range(plan.procs)
                 ],
             )
-            # Aggregate: all spans over the longest process's time (each clock starts at
-            # its own first span; process start-up is excluded).
+            # Aggregate: all spans over the longest process's time (the processes start
+            # their clocks together, once all have started up and opened their instance).
             longest = max(r["seconds"] for r in results)
             stored = sum(r["stored"] for r in results)
             rates[key].append(stored / longest)

@@ -24,6 +24,14 @@ def args() -> dict[str, Any]:
     return parsed
 
 
+def ready_then_wait() -> None:
+    """Say ``ready`` to the parent (stdout) and wait for its word to go (a line on stdin):
+    processes run at once start their clocks together, after every one has imported and
+    set up, so no process's measured window holds another's start-up."""
+    print("ready", flush=True)
+    sys.stdin.readline()
+
+
 def emit(result: dict[str, Any]) -> None:
     """Print the workload's result as the last stdout line."""
     print(json.dumps(result), flush=True)

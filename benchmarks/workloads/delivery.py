@@ -40,6 +40,8 @@ async def main() -> None:
     client = _sdk.make_client(api_url, token)
     instance = await _sdk.open_instance(client, f"bench-delivery-{sdk}")
     instance_id: str = instance.id
+    if a.get("barrier"):
+        _wl.ready_then_wait()
     P, R = _wl.PARAMS, _wl.RESULT
     perf = time.perf_counter
     cpu = time.thread_time
