@@ -2,7 +2,8 @@
 
 Every span's state (its id, instance, type, parent, lifecycle, and the operations it
 holds back while its parent's create is not queued yet) lives in an ``OpenSpan`` record,
-and only ``SpanTable`` (one per client) changes it. ``SpanContext`` (the span users hold)
+and only ``SpanTable`` (one per client) changes it, but for the engine marking a queued
+record taken (``_span_taking``). ``SpanContext`` (the span users hold)
 is such a record plus the user's payloads, and ``SpanManager`` (the id-based API) looks
 spans up here; both are faces over this table.
 
