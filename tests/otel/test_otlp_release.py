@@ -1,6 +1,6 @@
 """An export's decoded spans and rows are freed once its answer is sent: on the event
-loop, after the last byte of the answer went out, not later on the writer thread (which
-holds its last job until the next export's write comes, and freed the rows on its way)."""
+loop, after the last byte of the answer went out: neither before it is sent nor on the
+writer thread."""
 
 from __future__ import annotations
 

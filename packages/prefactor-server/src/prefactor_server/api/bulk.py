@@ -112,10 +112,9 @@ async def bulk(request: Request, account: CurrentAccount) -> Response:
 
     With ``Prefer: omit=success`` (ours; other servers ignore it) ``outputs`` lists only
     the items that did not succeed, the successes that carry a ``control`` and the
-    replays of earlier requests' items; the answer
-    says so with ``"omitted": "success"`` and ``"processed": <n>``: the first ``n`` items
-    ran (each a success unless listed), the others did not run (no output, as in the
-    full form).
+    replays of earlier requests' items; the answer says so with ``"omitted": "success"``
+    and ``"processed": <n>``: the first ``n`` items ran (each a success unless listed),
+    the others did not run (no output, as in the full form).
     """
     body = await read_json(request)
     items = _check_items(body, settings(request).bulk_max_items)

@@ -174,7 +174,8 @@ def run_bulk(
     )
     new: list[tuple[str, str, int, bytes]] = []
     outputs: dict[str, orjson.Fragment] = {}
-    merged = MergedCreates(session, ctx, minimal=minimal)
+    # Outputs left out are not made at all; the fast path's are then the cheap minimal ones.
+    merged = MergedCreates(session, ctx, minimal=minimal or omit_success)
     dumps = orjson.dumps
     fragment = orjson.Fragment
     create_action = ACTION_CREATE_SPAN

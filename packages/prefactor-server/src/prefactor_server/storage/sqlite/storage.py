@@ -134,14 +134,22 @@ class SqliteStorage:
             if job is _STOP:
                 break
             fn, future = job
+            job = None
             if not future.set_running_or_notify_cancel():
                 continue
+            # The job and its result are let go before the next wait: what a job holds
+            # (a request's items, an export's rows) is freed by its caller, not kept
+            # alive here until the next write comes.
             try:
                 result = self._run(session, fn)
             except BaseException as exc:
+                fn = None
                 future.set_exception(exc)
             else:
+                fn = None
                 future.set_result(result)
+                result = None
+            future = None
         conn.close()
 
     def _run(self, session: SqliteWriteSession, fn: Callable[[WriteSession], T]) -> T:
