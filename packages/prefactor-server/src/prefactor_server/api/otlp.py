@@ -1,7 +1,8 @@
 """``POST /v1/traces``: OTLP/HTTP trace ingest (the path OTel exporters use by default).
 
 Accepts ``application/x-protobuf`` and ``application/json`` (OTLP/JSON), optionally
-gzip-compressed, authenticated with the account's bearer token (the exporters send it via
+gzip- or deflate-compressed (raw deflate streams too, and gzip bodies of several
+members), authenticated with the account's bearer token (the exporters send it via
 ``OTEL_EXPORTER_OTLP_HEADERS``). The answer is an ``ExportTraceServiceResponse`` in the
 request's encoding, with ``partial_success`` counting the spans that could not be used.
 
@@ -80,26 +81,56 @@ def _pending(request: Request) -> _Pending:
     return pending
 
 
-# zlib window bits of the accepted Content-Encodings (gzip framing, zlib framing).
-_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+# zlib window bits to try for each accepted Content-Encoding, in order: gzip framing;
+# "deflate" is zlib framing by the HTTP spec, but some clients send a raw deflate stream.
+_WBITS = {"gzip": (16 + zlib.MAX_WBITS,), "deflate": (zlib.MAX_WBITS, -zlib.MAX_WBITS)}
 
 
 def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
-    """Inflate at most ``limit`` bytes (a small bomb cannot grow past the body cap)."""
-    decompressor = zlib.decompressobj(_WBITS[encoding])
-    try:
-        data = decompressor.decompress(body, limit + 1)
-    except zlib.error:
-        raise ApiError(
-            400,
-            "invalid_encoding",
-            f"body: Content-Encoding is {encoding} but the body is not {encoding} data",
-        ) from None
-    if len(data) > limit or decompressor.unconsumed_tail:
-        raise ApiError(
-            413, "payload_too_large", f"Decompressed request body is larger than {limit} bytes"
-        )
-    return data
+    """Inflate at most ``limit`` bytes (a small bomb cannot grow past the body cap).
+
+    Every gzip member is read (a body may hold several, one after the other); a stream
+    that stops before its end, or bytes after a deflate stream, are a 400."""
+    parts: list[bytes] = []
+    room = limit
+    rest = body
+    while True:
+        data, rest, complete = _inflate(rest, encoding, room + 1)
+        if len(data) > room:
+            raise ApiError(
+                413, "payload_too_large", f"Decompressed request body is larger than {limit} bytes"
+            )
+        if not complete:
+            raise ApiError(
+                400,
+                "invalid_encoding",
+                f"body: the {encoding} data ends before its compressed stream does",
+            )
+        parts.append(data)
+        room -= len(data)
+        if not rest:
+            return b"".join(parts)
+        if encoding != "gzip":
+            raise ApiError(
+                400, "invalid_encoding", f"body: bytes follow the end of the {encoding} data"
+            )
+
+
+def _inflate(body: bytes, encoding: str, most: int) -> tuple[bytes, bytes, bool]:
+    """The first compressed stream of ``body``: (up to ``most`` bytes of it, the bytes
+    after it, whether it ended within ``most``)."""
+    for wbits in _WBITS[encoding]:
+        decompressor = zlib.decompressobj(wbits)
+        try:
+            data = decompressor.decompress(body, most)
+        except zlib.error:
+            continue
+        return data, decompressor.unused_data, decompressor.eof
+    raise ApiError(
+        400,
+        "invalid_encoding",
+        f"body: Content-Encoding is {encoding} but the body is not {encoding} data",
+    )
 
 
 def _media_type(request: Request) -> str:
