@@ -20,15 +20,27 @@ The payloads follow the shared convention of the viewer::
               "total_tokens", ...}, "cost"?, "documents"?, "error"?}
 
 Every attribute the mapping does not consume is kept, flat, in ``params["attributes"]``.
+Which spans are GenAI spans, their schema names and the ids Prefactor gives them are
+``_genai``'s (re-exported here, the mapping's one door for the server).
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from prefactor_core.otel._genai import (
+    GENAI_SCOPE_PREFIXES,
+    MODEL_KEYS,
+    SCHEMA_NAMES,
+    agent_id_for_service,
+    instance_id_for_trace,
+    is_genai,
+    is_genai_span,
+    schema_name,
+    span_id_for,
+)
 from prefactor_core.otel._messages import (
     Indexed,
     input_messages,
@@ -54,130 +66,6 @@ __all__ = [
     "map_span",
     "span_id_for",
 ]
-
-GENAI_SCOPE_PREFIXES: tuple[str, ...] = (
-    "openinference",
-    "opentelemetry.instrumentation.openai",
-    "opentelemetry.instrumentation.anthropic",
-    "opentelemetry.instrumentation.bedrock",
-    "opentelemetry.instrumentation.cohere",
-    "opentelemetry.instrumentation.google_generativeai",
-    "opentelemetry.instrumentation.vertexai",
-    "opentelemetry.instrumentation.mistralai",
-    "opentelemetry.instrumentation.groq",
-    "opentelemetry.instrumentation.ollama",
-    "opentelemetry.instrumentation.langchain",
-    "opentelemetry.instrumentation.llamaindex",
-    "opentelemetry.instrumentation.crewai",
-    "opentelemetry.instrumentation.openai_agents",
-    "opentelemetry.instrumentation.openai_v2",
-    "pydantic-ai",
-    "pydantic_ai",
-    "litellm",
-    "langsmith",
-    "ai",  # the Vercel AI SDK's scope
-    "traceloop",
-    "logfire",
-)
-"""Instrumentation scope names (prefixes) whose spans are GenAI spans."""
-
-
-# -- ids -------------------------------------------------------------------------------
-
-# Prefactor ids made from OTel ids are client-chosen ids (letters, digits, "-", at most 64
-# characters) and deterministic, so every export of a trace lands in one instance and a
-# resent export finds its spans already stored.
-
-
-def instance_id_for_trace(trace_id: str) -> str:
-    """Return the agent instance id of an OTel trace (``otel-<trace id>``)."""
-    return f"otel-{trace_id}"
-
-
-def span_id_for(trace_id: str, span_id: str) -> str:
-    """Return the Prefactor span id of an OTel span (``otel-<trace id>-<span id>``)."""
-    return f"otel-{trace_id}-{span_id}"
-
-
-def agent_id_for_service(service_name: str) -> str:
-    """Return the agent id of an OTel ``service.name`` (a stable digest of the name)."""
-    return "otel-" + hashlib.sha256(service_name.encode()).hexdigest()[:24]
-
-
-# -- kinds -----------------------------------------------------------------------------
-
-_OPENINFERENCE_KINDS = {
-    "LLM": "llm",
-    "EMBEDDING": "embedding",
-    "CHAIN": "chain",
-    "RETRIEVER": "retriever",
-    "RERANKER": "reranker",
-    "TOOL": "tool",
-    "AGENT": "agent",
-    "GUARDRAIL": "guardrail",
-    "EVALUATOR": "evaluator",
-    "PROMPT": "prompt",
-}
-_OPERATIONS = {
-    "chat": "llm",
-    "text_completion": "llm",
-    "generate_content": "llm",
-    "completion": "llm",
-    "embeddings": "embedding",
-    "embedding": "embedding",
-    "execute_tool": "tool",
-    "invoke_agent": "agent",
-    "create_agent": "agent",
-    "retrieval": "retriever",
-}
-SCHEMA_NAMES: tuple[str, ...] = (
-    *sorted(set(_OPENINFERENCE_KINDS.values()) | set(_OPERATIONS.values())),
-    "span",
-)
-"""Every schema name :func:`map_span` gives."""
-
-_TRACELOOP_KINDS = {"workflow": "chain", "task": "chain", "agent": "agent", "tool": "tool"}
-_MODEL_KEYS = ("llm.model_name", "gen_ai.response.model", "gen_ai.request.model")
-
-
-def _schema_name(name: str, known: Mapping[str, Any]) -> str:
-    kind = known.get("openinference.span.kind")
-    if isinstance(kind, str) and kind.upper() in _OPENINFERENCE_KINDS:
-        return _OPENINFERENCE_KINDS[kind.upper()]
-    operation = known.get("gen_ai.operation.name")
-    if isinstance(operation, str) and operation.lower() in _OPERATIONS:
-        return _OPERATIONS[operation.lower()]
-    traceloop = known.get("traceloop.span.kind")
-    if isinstance(traceloop, str) and traceloop.lower() in _TRACELOOP_KINDS:
-        return _TRACELOOP_KINDS[traceloop.lower()]
-    if any(key in known for key in _MODEL_KEYS):
-        return "llm"
-    # GenAI spans are named "{operation} {target}" ("chat gpt-4o", "execute_tool search").
-    first = name.split(" ", 1)[0].lower()
-    return _OPERATIONS.get(first, "span")
-
-
-def is_genai_span(span: OtelSpan) -> bool:
-    """Whether a span comes from GenAI instrumentation.
-
-    True for a known instrumentation scope (:data:`GENAI_SCOPE_PREFIXES`) or an
-    attribute under ``gen_ai.``, ``llm.``, ``openinference.`` or ``traceloop.``.
-    """
-    return is_genai(span.scope_name, span.attributes)
-
-
-_GENAI_SCOPES = tuple(
-    f"{prefix}{separator}" for prefix in GENAI_SCOPE_PREFIXES for separator in ".-_"
-)
-_GENAI_KEYS = ("gen_ai.", "llm.", "openinference.", "traceloop.")
-
-
-def is_genai(scope_name: str, attributes: Mapping[str, Any]) -> bool:
-    """:func:`is_genai_span` on a span's scope name and attributes (no span needed)."""
-    if scope_name and (scope_name in GENAI_SCOPE_PREFIXES or scope_name.startswith(_GENAI_SCOPES)):
-        return True
-    return any(key.startswith(_GENAI_KEYS) for key in attributes)
-
 
 # -- usage -----------------------------------------------------------------------------
 
@@ -276,7 +164,7 @@ _COST_KEYS = ("llm.cost.total", "gen_ai.usage.cost")
 _KIND_KEYS = ("openinference.span.kind", "traceloop.span.kind")
 _OPERATION_KEY = "gen_ai.operation.name"
 _KIND_KEY_SET = frozenset(_KIND_KEYS)
-_MODEL_KEY_SET = frozenset(_MODEL_KEYS)
+_MODEL_KEY_SET = frozenset(MODEL_KEYS)
 
 # Every attribute a rule reads, with the rule's bit: one pass over a span's attributes
 # files them (and notes which rules have anything to read); the rest are kept as they are.
@@ -286,7 +174,7 @@ _MODEL, _PROVIDER, _MESSAGES, _INPUT, _TOOL, _INVOCATION, _OUTPUT, _USAGE, _COST
 _OTHER = 1 << 9  # read by a rule of another bit (mime types, system instructions, kinds)
 _OPERATION = 1 << 10  # read for the schema name, but kept in the attributes
 _RULES: dict[str, int] = {
-    **dict.fromkeys(_MODEL_KEYS, _MODEL),
+    **dict.fromkeys(MODEL_KEYS, _MODEL),
     **dict.fromkeys(_PROVIDER_KEYS, _PROVIDER),
     **dict.fromkeys(
         (
@@ -420,7 +308,7 @@ def map_span(span: OtelSpan) -> MappedSpan:
     result: dict[str, Any] = {}
 
     if present & _MODEL:
-        model = _first(known, _MODEL_KEYS, used)
+        model = _first(known, MODEL_KEYS, used)
         if model is not None:
             params["model"] = model
             used.update(known.keys() & _MODEL_KEY_SET)
@@ -478,7 +366,7 @@ def map_span(span: OtelSpan) -> MappedSpan:
     if rest:
         params["attributes"] = rest
     return MappedSpan(
-        _schema_name(span.name, known), STATUS_FAILED if failed else STATUS_COMPLETE, params, result
+        schema_name(span.name, known), STATUS_FAILED if failed else STATUS_COMPLETE, params, result
     )
 
 
