@@ -4,6 +4,7 @@ offsets, long values echoed in errors, non-JSON bodies, oversized and trickled b
 from __future__ import annotations
 
 import asyncio
+import gzip
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -238,6 +239,36 @@ async def test_json_with_a_non_json_content_type_is_415(
             "/api/v1/agent_spans", content=body, headers={"Content-Type": accepted}
         )
         assert ok.status_code == 201, (accepted, ok.text)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "x-unheard-of"])
+async def test_json_with_a_content_encoding_is_415_naming_the_header(
+    api: Api, client: httpx.AsyncClient, encoding: str
+) -> None:
+    """A compressed body was read as JSON and refused as "not JSON": the header is named."""
+    instance = await api.register()
+    body = orjson.dumps({"details": {"agent_instance_id": instance["id"],
+                                     "schema_name": "agent:retrieval"}})  # fmt: skip
+    sent = gzip.compress(body) if encoding == "gzip" else body
+    for path in ("/api/v1/agent_spans", "/api/v1/bulk"):
+        response = await client.post(
+            path,
+            content=sent,
+            headers={"Content-Type": "application/json", "Content-Encoding": encoding},
+        )
+        assert response.status_code == 415, response.text
+        error = response.json()
+        assert error["code"] == "unsupported_encoding"
+        assert list(error["errors"]) == ["content-encoding"]
+    listed = await client.get("/api/v1/agent_spans", params={"agent_instance_id": instance["id"]})
+    assert listed.json()["summaries"] == []
+    for plain in ("identity", " Identity "):
+        ok = await client.post(
+            "/api/v1/agent_spans",
+            content=body,
+            headers={"Content-Type": "application/json", "Content-Encoding": plain},
+        )
+        assert ok.status_code == 201, (plain, ok.text)
 
 
 async def test_login_body_has_the_api_size_cap(tmp_path: Path) -> None:

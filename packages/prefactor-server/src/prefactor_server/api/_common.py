@@ -158,9 +158,18 @@ async def read_json(request: Request, *, allow_empty: bool = False) -> dict[str,
 
     Raises:
         ApiError: 413 when too large, 408 when it trickles in, 415 when a body comes with
-            a Content-Type other than JSON, 400 ``invalid_json`` when not JSON or not an
-            object.
+            a Content-Type other than JSON or with a Content-Encoding (the JSON API reads
+            bodies as sent; only ``POST /v1/traces`` takes compressed ones), 400
+            ``invalid_json`` when not JSON or not an object.
     """
+    encoding = request.headers.get("content-encoding")
+    if encoding is not None and encoding.strip().lower() not in ("", "identity"):
+        raise ApiError(
+            415,
+            "unsupported_encoding",
+            f"content-encoding: the JSON API takes uncompressed bodies, got {shown(encoding)}",
+            {"content-encoding": ["must be absent or identity"]},
+        )
     raw = await read_body(request)
     if not raw.strip():
         if allow_empty:
