@@ -219,6 +219,12 @@ async def test_many_schema_errors_are_capped(api: Api, client: httpx.AsyncClient
     assert len(response.json()["errors"]) <= 21
 
 
+def _span_body(instance_id: str) -> bytes:
+    return orjson.dumps(
+        {"details": {"agent_instance_id": instance_id, "schema_name": "agent:retrieval"}}
+    )
+
+
 @pytest.mark.parametrize(
     "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
 )
@@ -226,8 +232,7 @@ async def test_json_with_a_non_json_content_type_is_415(
     api: Api, client: httpx.AsyncClient, content_type: str
 ) -> None:
     instance = await api.register()
-    body = orjson.dumps({"details": {"agent_instance_id": instance["id"],
-                                     "schema_name": "agent:retrieval"}})  # fmt: skip
+    body = _span_body(instance["id"])
     response = await client.post(
         "/api/v1/agent_spans", content=body, headers={"Content-Type": content_type}
     )
@@ -247,8 +252,7 @@ async def test_json_with_a_content_encoding_is_415_naming_the_header(
 ) -> None:
     """A compressed body was read as JSON and refused as "not JSON": the header is named."""
     instance = await api.register()
-    body = orjson.dumps({"details": {"agent_instance_id": instance["id"],
-                                     "schema_name": "agent:retrieval"}})  # fmt: skip
+    body = _span_body(instance["id"])
     sent = gzip.compress(body) if encoding == "gzip" else body
     for path in ("/api/v1/agent_spans", "/api/v1/bulk"):
         response = await client.post(
