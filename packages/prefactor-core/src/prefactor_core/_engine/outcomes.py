@@ -15,6 +15,7 @@ from prefactor_core._engine.optable import (
     STATUS,
     TIMESTAMP,
 )
+from prefactor_core._engine.rendered import MERGED, Rendered
 from prefactor_core.operations import Operation, OperationType
 from prefactor_http.exceptions import PrefactorApiError, is_transient_http_error
 from prefactor_http.models.types import STATUS_ACTIVE
@@ -102,6 +103,9 @@ def is_transient(error: Exception) -> bool:
 
 def weight(op: Operation) -> int:
     """How many queued operations ``op`` stands for (a merged create stands for two)."""
+    record = op.record if op.__class__ is Rendered else None
+    if record is not None:
+        return 2 if record[MERGED] else 1
     return 2 if MERGED_FINISH in op.metadata else 1
 
 
