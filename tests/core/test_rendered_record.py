@@ -20,12 +20,16 @@ from prefactor_core._engine.batching import InFlight, take_batch
 from prefactor_core._engine.lanes import Lanes
 from prefactor_core._engine.ledger import Ledger
 from prefactor_core._engine.optable import render_bulk_item
-from prefactor_core._engine.outcomes import split, weight
+from prefactor_core._engine.outcomes import merged, split, weight
 from prefactor_core._engine.rendered import Rendered
 from prefactor_core._engine.taps import Taps
+from prefactor_core._open_spans import OpenSpan
+from prefactor_core.queue._spans import SpanQueue
 from prefactor_core.queue.spool import _encode
 
 from .test_rendered import CASES, PARAMS, RESULT, _plain, _taken
+from .test_span_records import _drain
+from .test_span_records import _table as record_table
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -167,3 +171,48 @@ def test_the_collector_sees_one_untracked_tuple_and_no_dicts_in_a_taken_create()
     assert take_batch(lanes.lanes, InFlight(), set(), max_items=10, max_bytes=10**6)
     assert sum(weight(op) for op in ops) == 6
     assert not any(isinstance(r, dict) for op in ops for r in gc.get_referents(op))
+
+
+def _taken_then_finished(case: dict[str, Any]) -> tuple[Operation, Operation]:
+    """A record taken before its finish came, and the finish the table queued after."""
+    queue = SpanQueue()
+    table, offered = record_table(queue)
+    table.new_id = lambda: case["span_id"]
+    span = OpenSpan(case.get("instance", "inst-1"), case.get("schema", "agent:step"), None)
+    if case.get("parent") is not None:
+        span = OpenSpan(span._instance_id, span._schema_name, case["parent"])
+    table.open(span, push=False)
+    started = case.get("started", 1_764_658_800.123456)
+    assert table.create(span, "active", case.get("params", PARAMS), started) is None
+    [create] = _drain(queue)
+    status, result, at = case.get("finish") or ("complete", RESULT, 1_764_658_801.5)
+    assert table.finish(span, status, result, at, None, None) is None  # type: ignore[arg-type]
+    [finish] = offered
+    return create, finish
+
+
+@pytest.mark.parametrize("name", list(CASES), ids=list(CASES))
+def test_a_create_taken_open_merged_with_its_finish_is_the_merge_of_its_plain_copy(
+    name: str,
+) -> None:
+    """The engine's merge of a taken create and its finish makes a record that carries
+    the finish, equal to (and rendered as) the merge of the plain operations."""
+    create, finish = _taken_then_finished(_case(name))
+    expected = merged(_plain(create), finish)
+    both = merged(create, finish)
+    assert isinstance(both, Rendered)
+    assert both.record is not None
+    assert both == expected
+    assert both.text == render_bulk_item(_plain(both)) == render_bulk_item(expected)
+    assert weight(both) == 2
+    assert create.text is not None  # the open create is left as it was
+    assert b"finished_at" not in create.text
+
+
+def test_a_finish_with_a_key_of_its_own_merges_the_usual_way() -> None:
+    create, finish = _taken_then_finished(_case("merged"))
+    other = finish.replace(idempotency_key="mine")
+    both = merged(create, other)
+    assert type(both) is Operation
+    assert both.metadata["merged_finish"] == "mine"
+    assert both == merged(_plain(create), other)

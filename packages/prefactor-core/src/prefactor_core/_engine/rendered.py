@@ -15,6 +15,8 @@ markers, a split for a single request) makes a new ``Operation``, rendered afres
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
+from types import ModuleType
 from typing import Any
 
 from orjson import dumps
@@ -31,6 +33,7 @@ __all__ = [
     "TEXT",
     "Record",
     "Rendered",
+    "finished_create",
     "render_create",
     "rendered_create",
 ]
@@ -72,30 +75,27 @@ class Rendered(Operation):
         super().__init__(*args, **kwargs)
         _set_record(self, None)  # made by hand: its fields are the usual slots
 
-    # Read-only properties where ``Operation`` has slots: operations are immutable.
+    # Read-only properties where ``Operation`` has slots: operations are immutable. A
+    # taken create's payload and metadata slots hold None until they are built.
     @property
     def payload(self) -> dict[str, Any]:  # type: ignore[override]
-        try:
-            return _payload_slot(self)  # type: ignore[no-any-return]
-        except AttributeError:  # not built yet
-            record = self.record
-            assert record is not None  # one made by hand has its payload slot
+        payload: dict[str, Any] | None = _payload_slot(self)
+        record = self.record
+        if payload is None and record is not None:
             payload = _payload(record)
             _set_payload(self, payload)
-            return payload
+        return payload  # type: ignore[return-value]  # None only if made so by hand
 
     @property
     def metadata(self) -> dict[str, Any]:  # type: ignore[override]
-        try:
-            return _metadata_slot(self)  # type: ignore[no-any-return]
-        except AttributeError:
-            record = self.record
-            assert record is not None  # one made by hand has its metadata slot
+        metadata: dict[str, Any] | None = _metadata_slot(self)
+        record = self.record
+        if metadata is None and record is not None:
             if not record[MERGED]:
                 return _NO_METADATA
-            metadata = _merged_metadata(record[SPAN])
+            metadata = {_keys().MERGED_FINISH: _keys().FINISH_KEY_PREFIX + record[SPAN]}
             _set_metadata(self, metadata)
-            return metadata
+        return metadata  # type: ignore[return-value]
 
     @property
     def _created(self) -> datetime | float:  # type: ignore[override]
@@ -139,15 +139,27 @@ def rendered_create(record: Record) -> Rendered:
     """The span create keyed ``c-<span id>`` whose fields are ``record`` (see ``Record``)."""
     op: Rendered = _new(Rendered)
     _set_type(op, _CREATE)
+    _set_payload(op, None)
+    _set_metadata(op, None)
     _set_record(op, record)
     return op
+
+
+def finished_create(record: Record, status: str, result_json: str | None, at: float) -> Rendered:
+    """The create of ``record`` (taken before its finish came) merged with that finish:
+    what a record taken with its finish folded in would have made (the finish's key is
+    ``f-<span id>``, the caller checks it)."""
+    lane, span, parent, _, _, schema, _, params, started, _, _ = record
+    text = render_create(span, lane, schema, status, params, parent, started, result_json, at)
+    return rendered_create(
+        (lane, span, parent, True, text, schema, status, params, started, result_json, at)
+    )
 
 
 def _payload(record: Record) -> dict[str, Any]:
     """The payload of a taken create, as ``_span_taking`` made it before (same keys in the
     same order)."""
-    from prefactor_core._engine import optable as k  # optable imports this module
-
+    k = _keys()
     payload: dict[str, Any] = {
         k.INSTANCE_ID: record[LANE],
         k.SPAN_ID: record[SPAN],
@@ -164,10 +176,12 @@ def _payload(record: Record) -> dict[str, Any]:
     return payload
 
 
-def _merged_metadata(span_id: str) -> dict[str, Any]:
-    from prefactor_core._engine import optable as k
+@cache
+def _keys() -> ModuleType:
+    """``optable``, where the payload keys are named (it imports this module)."""
+    from prefactor_core._engine import optable
 
-    return {k.MERGED_FINISH: k.FINISH_KEY_PREFIX + span_id}
+    return optable
 
 
 _FINISHED = (
