@@ -216,3 +216,13 @@ def test_a_finish_with_a_key_of_its_own_merges_the_usual_way() -> None:
     assert type(both) is Operation
     assert both.metadata["merged_finish"] == "mine"
     assert both == merged(_plain(create), other)
+
+
+def test_a_finish_without_its_time_merges_the_usual_way() -> None:
+    """Only a finish with a time makes a record (a record's end is a number)."""
+    create, finish = _taken_then_finished(_case("merged"))
+    untimed = finish.replace(payload={**finish.payload, "timestamp": None})
+    both = merged(create, untimed)
+    assert type(both) is Operation
+    assert both == merged(_plain(create), untimed)
+    assert both.payload["finished_at"] is None

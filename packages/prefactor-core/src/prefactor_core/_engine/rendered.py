@@ -9,7 +9,9 @@ batching then only joins bytes, and a retry sends the very same bytes again.
 The text is exactly what ``optable.render_bulk_item`` makes of the same operation (the
 same fields in the same order, orjson's escaping, ``jsontext.iso`` timestamps); the
 tests compare the two byte for byte. Whatever changes an operation (a repair with
-markers, a split for a single request) makes a new ``Operation``, rendered afresh.
+markers, a split for a single request) makes a new ``Operation``, rendered afresh; the
+engine's merge of a create taken before its finish came with that finish makes a new
+``Rendered`` (``finished_create``), rendered here as a record taken with its finish.
 """
 
 from __future__ import annotations
