@@ -6,6 +6,7 @@ object per create, not its payload and metadata."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import gc
 import pickle
@@ -93,12 +94,14 @@ def test_a_taken_create_is_its_plain_operation_to_everything_outside_the_engine(
     assert type(again) is Operation
     assert again == plain
     assert _encode(_taken(**_case(name))) == _encode(plain)  # what a spool would store
-    copy = dataclasses.replace(_taken(**_case(name)))
-    assert type(copy) is Rendered
-    assert copy.record is None
-    assert copy.text is None
-    assert copy == plain
-    assert render_bulk_item(copy) == render_bulk_item(plain)
+    assert dataclasses.asdict(_taken(**_case(name))) == dataclasses.asdict(plain)
+    assert copy.copy(_taken(**_case(name))) == plain
+    replaced = dataclasses.replace(_taken(**_case(name)))
+    assert type(replaced) is Rendered
+    assert replaced.record is None
+    assert replaced.text is None
+    assert replaced == plain
+    assert render_bulk_item(replaced) == render_bulk_item(plain)
     if op.metadata:  # a merged create: split for a single request
         assert split(_taken(**_case(name))) == split(plain)
 
