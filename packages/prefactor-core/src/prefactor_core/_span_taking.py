@@ -9,22 +9,7 @@ at the same moment is either folded into the create taken here or queued after i
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefactor_core import _open_spans as _spans
-from prefactor_core._engine.optable import (
-    FINISH_KEY_PREFIX,
-    FINISHED_AT,
-    INSTANCE_ID,
-    MERGED_FINISH,
-    PARENT_SPAN_ID,
-    PAYLOAD_JSON,
-    RESULT_JSON,
-    SCHEMA_NAME,
-    SPAN_ID,
-    STARTED_AT,
-    STATUS,
-)
 from prefactor_core._engine.rendered import render_create, rendered_create
 from prefactor_core._open_spans import FOLDED, TAKEN, FoldCount, OpenSpan
 from prefactor_core.operations import Operation
@@ -68,31 +53,21 @@ def take_many(items: list[Operation | OpenSpan], queue: FoldCount) -> list[Opera
 
 
 def _taken(span: OpenSpan, folded: bool) -> Operation:
-    """The operation of a record the engine took (``take``; ``folded``: with its finish)."""
+    """The operation of a record the engine took (``take``; ``folded``: with its finish):
+    a ``Rendered`` create holding the record's fields and its bulk item."""
     span_id = span._id
     instance_id = span._instance_id
     schema_name = span._schema_name
     payload_json = span._payload_json
     started_at = span._started_at
     parent_id = span._parent_id
-    status: str = span._status if folded else STATUS_ACTIVE
-    fields: dict[str, Any] = {
-        INSTANCE_ID: instance_id,
-        SPAN_ID: span_id,
-        SCHEMA_NAME: schema_name,
-        STATUS: status,
-        PAYLOAD_JSON: payload_json,
-        STARTED_AT: started_at,
-    }
-    result_json: str | None = None
-    finished_at: float | None = None
-    metadata: dict[str, Any] | None = None
+    status: str
     if folded:
-        result_json = fields[RESULT_JSON] = span._result_json
-        finished_at = fields[FINISHED_AT] = span._finished_at
-        metadata = {MERGED_FINISH: FINISH_KEY_PREFIX + span_id}
-    if parent_id is not None:
-        fields[PARENT_SPAN_ID] = parent_id
+        status = span._status
+        result_json = span._result_json
+        finished_at = span._finished_at
+    else:
+        status, result_json, finished_at = STATUS_ACTIVE, None, None
     text = render_create(
         span_id,
         instance_id,
@@ -104,4 +79,19 @@ def _taken(span: OpenSpan, folded: bool) -> Operation:
         result_json,
         finished_at,
     )
-    return rendered_create(fields, started_at, span_id, metadata, text)
+    # In ``rendered.Record``'s order.
+    return rendered_create(
+        (
+            instance_id,
+            span_id,
+            parent_id,
+            folded,
+            text,
+            schema_name,
+            status,
+            payload_json,
+            started_at,
+            result_json,
+            finished_at,
+        )
+    )

@@ -36,7 +36,7 @@ from prefactor_core._engine.optable import (
     WaitsFor,
 )
 from prefactor_core._engine.outcomes import merged
-from prefactor_core._engine.rendered import Rendered
+from prefactor_core._engine.rendered import MERGED, PARENT, SPAN, TEXT, Rendered
 from prefactor_core._engine.wire import BULK_ACTIONS, render_bulk_item
 from prefactor_core.operations import Operation, OperationType
 
@@ -136,7 +136,8 @@ class InFlight:
         """True when ``op`` depends on nothing in flight of its lane."""
         kind = op.type
         if kind is _CREATE:
-            parent = op.payload.get(PARENT_SPAN_ID)
+            record = op.record if op.__class__ is Rendered else None
+            parent = op.payload.get(PARENT_SPAN_ID) if record is None else record[PARENT]
             return parent is None or parent not in self.creates
         if kind is _FINISH:
             return op.payload[SPAN_ID] not in self.creates
@@ -201,7 +202,12 @@ def _merge(
         if position and not position % STEP_ITEMS:
             yield
         kind = op.type
-        if (
+        record = op.record if op.__class__ is Rendered else None
+        if record is not None:  # a create taken from the client's queue: never flagged
+            if id(op) not in attempted:
+                creates[record[SPAN]] = len(out)
+            out.append(op)
+        elif (
             kind is _CREATE
             and id(op) not in attempted
             and not op.metadata.get(NO_MERGE)
@@ -379,10 +385,11 @@ def _take(
         for index, op in enumerate(merged_ops):
             if index and not index % STEP_ITEMS:
                 yield
+            record = op.record if op.__class__ is Rendered else None
             text = b""
             if index < room:
                 # ``render_bulk_item``, without a call for the creates rendered at take.
-                kept = op.text if op.__class__ is Rendered else None
+                kept = None if record is None else record[TEXT]
                 text = render_bulk_item(op) if kept is None else kept
             if index >= room or (ops and len(text) + 1 > budget):
                 rest = merged_ops[index:]
@@ -396,10 +403,14 @@ def _take(
             texts.append(text)
             budget -= len(text) + 1
             kind = op.type
-            if kind is _CREATE:
+            if record is not None:  # a create, read from its record
+                creates.add(record[SPAN])
+                if record[MERGED]:
+                    merges += 1  # it carries two queued operations (``weight``)
+            elif kind is _CREATE:
                 creates.add(op.payload[SPAN_ID])
                 if MERGED_FINISH in op.metadata:
-                    merges += 1  # it carries two queued operations (``weight``)
+                    merges += 1
             elif kind in BARRIER_TYPES:
                 barriers.add(lane_id)
         if len(ops) > before:

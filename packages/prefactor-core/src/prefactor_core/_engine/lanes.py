@@ -17,6 +17,7 @@ from prefactor_core._engine.batching import InFlight
 from prefactor_core._engine.ledger import Ledger
 from prefactor_core._engine.optable import INSTANCE_ID, MERGED_FINISH, SPAN_ID
 from prefactor_core._engine.outcomes import weight
+from prefactor_core._engine.rendered import LANE, MERGED, Rendered
 from prefactor_core.operations import Operation, OperationType
 
 __all__ = ["Lanes"]
@@ -67,7 +68,8 @@ class Lanes:
 
     def accept(self, op: Operation) -> None:
         """Append a newly queued operation to its lane (or drop it, see the module)."""
-        lane_id: str = op.payload[INSTANCE_ID]
+        record = op.record if op.__class__ is Rendered else None
+        lane_id: str = op.payload[INSTANCE_ID] if record is None else record[LANE]
         if self.latched:
             self._ledger.dropped += weight(op)
             return
@@ -93,12 +95,19 @@ class Lanes:
         lanes = self.lanes
         added = 0
         for op in ops:
-            lane_id: str = op.payload[INSTANCE_ID]
+            # ``outcomes.weight`` inline; the creates taken from the client's own queue
+            # are read from their record (``rendered.Rendered``).
+            record = op.record if op.__class__ is Rendered else None
+            if record is None:
+                lane_id: str = op.payload[INSTANCE_ID]
+                added += 2 if MERGED_FINISH in op.metadata else 1
+            else:
+                lane_id = record[LANE]
+                added += 2 if record[MERGED] else 1
             lane = lanes.get(lane_id)
             if lane is None:
                 lane = lanes[lane_id] = deque()
             lane.append(op)
-            added += 2 if MERGED_FINISH in op.metadata else 1  # ``outcomes.weight``
         self.pending += added
 
     def requeue(self, ops: Iterable[tuple[str, Operation]]) -> None:

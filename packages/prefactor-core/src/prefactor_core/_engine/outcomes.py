@@ -7,6 +7,7 @@ from typing import Any, NamedTuple, Protocol
 
 from prefactor_core._engine.optable import (
     CONFLICT_IS_DONE,
+    FINISH_KEY_PREFIX,
     FINISHED_AT,
     INSTANCE_ID,
     MERGED_FINISH,
@@ -15,6 +16,7 @@ from prefactor_core._engine.optable import (
     STATUS,
     TIMESTAMP,
 )
+from prefactor_core._engine.rendered import MERGED, SPAN, Rendered, finished_create
 from prefactor_core.operations import Operation, OperationType
 from prefactor_http.exceptions import PrefactorApiError, is_transient_http_error
 from prefactor_http.models.types import STATUS_ACTIVE
@@ -102,13 +104,27 @@ def is_transient(error: Exception) -> bool:
 
 def weight(op: Operation) -> int:
     """How many queued operations ``op`` stands for (a merged create stands for two)."""
+    record = op.record if op.__class__ is Rendered else None
+    if record is not None:
+        return 2 if record[MERGED] else 1
     return 2 if MERGED_FINISH in op.metadata else 1
 
 
 def merged(create: Operation, finish: Operation) -> Operation:
     """A span create that already carries its finish."""
-    payload = create.payload.copy()
     ending = finish.payload
+    record = create.record if create.__class__ is Rendered else None
+    if record is not None and not record[MERGED]:
+        # Taken before its finish came: made and rendered as a record taken with it.
+        status, result, at = ending[STATUS], ending.get(RESULT_JSON), ending.get(TIMESTAMP)
+        if (
+            type(at) is float
+            and type(status) is str
+            and (result is None or type(result) is str)
+            and finish.idempotency_key == FINISH_KEY_PREFIX + record[SPAN]
+        ):
+            return finished_create(record, status, result, at)
+    payload = create.payload.copy()
     payload[STATUS] = ending[STATUS]
     payload[RESULT_JSON] = ending.get(RESULT_JSON)
     payload[FINISHED_AT] = ending.get(TIMESTAMP)
