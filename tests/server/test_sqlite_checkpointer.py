@@ -21,7 +21,7 @@ from prefactor_server.storage.sqlite.queries import SqliteWriteSession
 from prefactor_server.storage.sqlite.storage import SqliteStorage
 
 PAGES = 32
-"""Uncopied frames that wake the checkpointer in these tests (the backstop: 64)."""
+"""The WAL length that wakes the checkpointer in these tests (the backstop: 64)."""
 COMMIT_FRAMES = 8
 """At most this many frames per commit of :func:`_write` (a 3-page blob and the tree)."""
 
@@ -77,31 +77,39 @@ def test_the_thread_checkpoints_once_enough_is_uncopied_and_the_wal_starts_again
         storage.close()
 
 
-def test_frames_committed_during_a_checkpoint_are_copied_by_the_next_pass(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_once_the_wal_is_long_every_commit_wakes_the_thread_until_it_is_all_copied(
+    tmp_path: Path,
 ) -> None:
-    storage = SqliteStorage(tmp_path / "c.db", checkpoint_pages=PAGES)
-    passes: list[tuple[int, int, int]] = []
-    second = threading.Event()
-    run_checkpoint = checkpointer_module.run_checkpoint
-
-    def checkpoint_while_writing(conn: sqlite3.Connection) -> tuple[int, int, int]:
-        result = run_checkpoint(conn)
-        passes.append(result)
-        if len(passes) == 1:
-            _write(storage)  # committed while the first pass ran: left uncopied
-        else:
-            second.set()
-        return result
-
-    monkeypatch.setattr(checkpointer_module, "run_checkpoint", checkpoint_while_writing)
+    path = tmp_path / "c.db"
+    pages = 96
+    storage = SqliteStorage(path, checkpoint_pages=pages)
     try:
-        index = _checkpointer(storage).index
-        while not passes and index.uncopied() < PAGES:
+        checkpointer = _checkpointer(storage)
+        index = checkpointer.index
+        _write(storage)
+        while index.frames() + 2 * COMMIT_FRAMES < pages:
             _write(storage)
-        assert second.wait(timeout=60)
-        assert passes[0][1] == passes[0][2]  # the first pass copied what it saw
-        assert index.uncopied() == 0  # and the second what came meanwhile
+        with closing(sqlite3.connect(path, isolation_level=None)) as reader:
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM scratch").fetchall()
+            held = index.frames()
+            while index.frames() < pages:
+                _write(storage)
+            # The checkpoint copies up to the reader's snapshot only.
+            assert checkpointer.ran.wait(timeout=60)
+            assert index.copied() <= held < index.frames()
+            reader.execute("COMMIT")
+        # Fewer than ``pages`` frames are uncopied now, yet the next commit wakes the
+        # thread (the WAL is that long), and a checkpoint copies the rest (below the
+        # writer's own checkpoint at twice ``pages``).
+        for _ in range(4):
+            checkpointer.ran.clear()
+            _write(storage)
+            assert index.frames() < 2 * pages
+            assert checkpointer.ran.wait(timeout=60)
+            if index.uncopied() == 0:
+                break
+        assert index.uncopied() == 0
         _write(storage)
         assert index.frames() <= COMMIT_FRAMES  # so the WAL started again
     finally:

@@ -3,13 +3,14 @@
 SQLite checkpoints by itself in the ``COMMIT`` that takes the WAL past
 ``wal_autocheckpoint`` pages, so one write in many (an OTLP export every ~33 of them) is
 answered only after the WAL's pages were copied into the database and both files synced
-(~50 ms). Here the writer, after each commit, reads how many of the WAL's frames are not
-yet copied (two counters of the WAL index, the ``-shm`` file: ``mxFrame`` and
-``nBackfill`` of SQLite's documented wal-index format) and, past ``pages`` of them, wakes
-:class:`Checkpointer`'s thread, which runs ``PRAGMA wal_checkpoint(PASSIVE)`` on its own
-connection: a passive checkpoint never blocks the writer or the readers, so the copying
-and the syncs overlap the next writes, and once every frame is copied the writer's next
-transaction starts the WAL again from its beginning.
+(~50 ms). Here the writer, after each commit, reads the WAL's length and how much of it
+is copied (two counters of the WAL index, the ``-shm`` file: ``mxFrame`` and
+``nBackfill`` of SQLite's documented wal-index format) and, past ``pages`` frames with
+some uncopied, wakes :class:`Checkpointer`'s thread, which runs
+``PRAGMA wal_checkpoint(PASSIVE)`` on its own connection: a passive checkpoint never
+blocks the writer or the readers, so the copying and the syncs overlap the next writes,
+and once every frame is copied the writer's next transaction starts the WAL again from
+its beginning.
 
 The WAL stays bounded without it: the writer connection keeps SQLite's own checkpoint at
 ``2 × pages`` as a backstop (the thread starved of CPU, its checkpoints failing). A
@@ -35,7 +36,7 @@ __all__ = ["CHECKPOINT_PAGES", "Checkpointer", "WalIndex"]
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_PAGES = 10_000
-"""Frames not yet copied that wake the checkpointer (the writer's backstop is twice it)."""
+"""The WAL's length in frames that wakes the checkpointer (the writer's backstop: twice)."""
 
 _WAL_INDEX_VERSION = 3007000  # iVersion of the wal-index header since SQLite 3.7.0
 _U32 = struct.Struct("=I")  # the wal-index is in the machine's byte order
@@ -43,7 +44,6 @@ _VERSION_AT = 0  # WalIndexHdr.iVersion
 _MX_FRAME_AT = 16  # WalIndexHdr.mxFrame: frames in the WAL (its first copy of the header)
 _BACKFILL_AT = 96  # WalCkptInfo.nBackfill: frames already copied into the database
 _HEADER_BYTES = 136  # two 48-byte headers and the checkpoint info
-_PASSES = 4  # checkpoints in a row while frames committed meanwhile remain
 
 
 class WalIndex:
@@ -64,16 +64,19 @@ class WalIndex:
             self._map.close()
             raise ValueError("unknown wal-index version")
 
-    def uncopied(self) -> int:
-        """Frames of the WAL not yet copied into the database."""
-        frames: int = _U32.unpack_from(self._map, _MX_FRAME_AT)[0]
-        copied: int = _U32.unpack_from(self._map, _BACKFILL_AT)[0]
-        return frames - copied
-
     def frames(self) -> int:
         """Frames in the WAL (its length since it last started again)."""
         frames: int = _U32.unpack_from(self._map, _MX_FRAME_AT)[0]
         return frames
+
+    def copied(self) -> int:
+        """Frames of the WAL already copied into the database."""
+        copied: int = _U32.unpack_from(self._map, _BACKFILL_AT)[0]
+        return copied
+
+    def uncopied(self) -> int:
+        """Frames of the WAL not yet copied into the database."""
+        return self.frames() - self.copied()
 
     def close(self) -> None:
         self._map.close()
@@ -91,7 +94,7 @@ class Checkpointer:
     Args:
         index: The WAL's counters (the checkpointer closes it).
         connect: Opens the thread's connection (called on the thread).
-        pages: Uncopied frames that wake the thread.
+        pages: The WAL's length in frames from which commits wake the thread.
     """
 
     def __init__(
@@ -103,7 +106,7 @@ class Checkpointer:
         self._wanted = threading.Event()
         self._stopping = False
         self.checkpoints = 0
-        """Checkpoints the thread ran (each pass counts)."""
+        """Checkpoints the thread ran."""
         self.errors = 0
         """Checkpoints that failed (logged)."""
         self.ran = threading.Event()
@@ -114,8 +117,13 @@ class Checkpointer:
         self._thread.start()
 
     def committed(self) -> None:
-        """Called by the writer after each commit: wakes the thread past ``pages``."""
-        if self.index.uncopied() >= self._pages and not self._wanted.is_set():
+        """Called by the writer after each commit: wakes the thread while the WAL holds
+        ``pages`` frames or more and some are uncopied (as SQLite's own checkpoint goes
+        by the WAL's length: once past it, every commit wakes the thread until a
+        checkpoint has copied the whole WAL and the writer has started it again)."""
+        index = self.index
+        frames = index.frames()
+        if frames >= self._pages and frames > index.copied() and not self._wanted.is_set():
             self._wanted.set()
 
     def _loop(self) -> None:
@@ -138,22 +146,16 @@ class Checkpointer:
             conn.close()
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
-        # A pass copies the frames the WAL held when it started; what the writer committed
-        # meanwhile (an export or two) is left, and the WAL starts again from its beginning
-        # only once every frame is copied. So a few more passes follow, each shorter than
-        # the last, unless a reader's snapshot or another checkpoint holds the WAL.
-        for _ in range(_PASSES):
-            try:
-                busy, frames, copied = run_checkpoint(conn)
-            except sqlite3.Error:
-                self.errors += 1
-                logger.exception("WAL checkpoint failed (the writes go on)")
-                self.ran.set()
-                return
+        # A pass copies the frames the WAL held when it started; a commit made meanwhile
+        # has woken the thread again (see committed), for another, shorter pass.
+        try:
+            run_checkpoint(conn)
+        except sqlite3.Error:
+            self.errors += 1
+            logger.exception("WAL checkpoint failed (the writes go on)")
+        else:
             self.checkpoints += 1
-            self.ran.set()
-            if busy or copied < frames or self.index.uncopied() <= 0:
-                return
+        self.ran.set()
 
     def close(self) -> None:
         """Run a last checkpoint, stop the thread and close its connection (call after
