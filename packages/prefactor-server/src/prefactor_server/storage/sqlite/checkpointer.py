@@ -12,13 +12,14 @@ blocks the writer or the readers, so the copying and the syncs overlap the next 
 and once every frame is copied the writer's next transaction starts the WAL again from
 its beginning.
 
-The WAL stays bounded without it: the writer connection keeps SQLite's own checkpoint at
-``2 × pages`` as a backstop (the thread starved of CPU, its checkpoints failing). A
-reader that holds one snapshot for long stops any checkpoint from finishing, this one or
-SQLite's, as before. Durability is unchanged: commits are not synced in either case
-(``synchronous = NORMAL``), checkpoints sync the WAL first and the database after, on
-either connection. A failed checkpoint is logged and counted (:attr:`Checkpointer.errors`);
-the writes go on.
+The WAL stays bounded without it: at ``2 × pages`` frames the writer checkpoints itself
+(after the thread's checkpoint, if one runs), as SQLite would have at ``pages`` (the
+thread starved of CPU or behind writes that never pause, its checkpoints failing). A
+reader that holds one snapshot for long stops any checkpoint from finishing, as before.
+Durability is unchanged: commits are not synced in either case (``synchronous =
+NORMAL``), checkpoints sync the WAL first and the database after, on either connection.
+A failed checkpoint is logged and counted (:attr:`Checkpointer.errors`); the writes go
+on.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ __all__ = ["CHECKPOINT_PAGES", "Checkpointer", "WalIndex"]
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_PAGES = 10_000
-"""The WAL's length in frames that wakes the checkpointer (the writer's backstop: twice)."""
+"""The WAL's length in frames that wakes the checkpointer (the writer's own: twice)."""
 
 _WAL_INDEX_VERSION = 3007000  # iVersion of the wal-index header since SQLite 3.7.0
 _U32 = struct.Struct("=I")  # the wal-index is in the machine's byte order
@@ -104,11 +105,14 @@ class Checkpointer:
         self._connect = connect
         self._pages = pages
         self._wanted = threading.Event()
+        self._copying = threading.Lock()  # held during a checkpoint, the thread's or not
         self._stopping = False
         self.checkpoints = 0
         """Checkpoints the thread ran."""
         self.errors = 0
         """Checkpoints that failed (logged)."""
+        self.backstops = 0
+        """Checkpoints the writer ran itself, the thread behind."""
         self.ran = threading.Event()
         """Set after each checkpoint the thread ran (tests wait on it)."""
         self._thread = threading.Thread(
@@ -116,14 +120,31 @@ class Checkpointer:
         )
         self._thread.start()
 
-    def committed(self) -> None:
-        """Called by the writer after each commit: wakes the thread while the WAL holds
-        ``pages`` frames or more and some are uncopied (as SQLite's own checkpoint goes
-        by the WAL's length: once past it, every commit wakes the thread until a
-        checkpoint has copied the whole WAL and the writer has started it again)."""
+    def committed(self, conn: sqlite3.Connection) -> None:
+        """Called by the writer after each commit, on its connection ``conn``.
+
+        Wakes the thread while the WAL holds ``pages`` frames or more (SQLite's own
+        checkpoint goes by the WAL's length too) and a sixteenth of that is uncopied:
+        after a checkpoint, the frames committed during it wait for a few more commits,
+        not for another ``pages``, and once all are copied the writer's next transaction
+        starts the WAL again. At twice ``pages`` the thread has not kept up (writes
+        without a pause, failing checkpoints): the writer then waits for the thread's
+        checkpoint to end and copies what is left itself, so the WAL starts again.
+        """
         index = self.index
         frames = index.frames()
-        if frames >= self._pages and frames > index.copied() and not self._wanted.is_set():
+        if frames < self._pages:
+            return
+        uncopied = frames - index.copied()
+        if frames >= 2 * self._pages and uncopied > 0:
+            with self._copying:
+                self.backstops += 1
+                try:
+                    sqlite3.Connection.execute(conn, "PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    self.errors += 1
+                    logger.exception("the writer's WAL checkpoint failed (the writes go on)")
+        elif uncopied >= self._pages // 16 and not self._wanted.is_set():
             self._wanted.set()
 
     def _loop(self) -> None:
@@ -146,10 +167,11 @@ class Checkpointer:
             conn.close()
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
-        # A pass copies the frames the WAL held when it started; a commit made meanwhile
-        # has woken the thread again (see committed), for another, shorter pass.
+        # A pass copies the frames the WAL held when it started; the commits made
+        # meanwhile wake the thread again (see committed) for another, shorter pass.
         try:
-            run_checkpoint(conn)
+            with self._copying:
+                run_checkpoint(conn)
         except sqlite3.Error:
             self.errors += 1
             logger.exception("WAL checkpoint failed (the writes go on)")

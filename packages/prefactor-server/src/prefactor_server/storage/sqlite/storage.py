@@ -114,9 +114,9 @@ class SqliteStorage:
         # 64 MiB page cache (instead of 2 MiB) keeps them in memory between transactions,
         # and checkpointing every 10,000 WAL pages (instead of 1,000) copies a page that
         # changed in many transactions back to the database once. The checkpoints run on
-        # the checkpointer's thread, woken by the writer after a commit past that many
-        # uncopied pages (not the timed one measured and dropped in BENCHMARKS.md); the
-        # writer's own, at twice as many, is a backstop.
+        # the checkpointer's thread, woken by the writer's commits once the WAL is that
+        # long (not the timed one measured and dropped in BENCHMARKS.md); the writer's
+        # own, at twice as many, is a backstop (checkpointer.py).
         self._writer_conn.execute("PRAGMA cache_size = -65536")
         self._writer_conn.execute(f"PRAGMA wal_autocheckpoint = {checkpoint_pages}")
         apply_migrations(self._writer_conn, now())
@@ -140,7 +140,7 @@ class SqliteStorage:
             # writer keeps checkpointing by itself, as SQLite does.
             logger.warning("no WAL index to read; SQLite checkpoints in the writer's commits")
             return None
-        self._writer_conn.execute(f"PRAGMA wal_autocheckpoint = {2 * pages}")
+        self._writer_conn.execute("PRAGMA wal_autocheckpoint = 0")
 
         def connect() -> sqlite3.Connection:
             conn = _connect(self.path)
@@ -193,7 +193,7 @@ class SqliteStorage:
                 session.flush()
                 conn.execute("COMMIT")
                 if self.checkpointer is not None:
-                    self.checkpointer.committed()
+                    self.checkpointer.committed(conn)
                 return result
             except RetryWithoutBuffering:
                 session.discard()
