@@ -32,7 +32,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["CHECKPOINT_PAGES", "Checkpointer", "WalIndex"]
+__all__ = ["CHECKPOINT_PAGES", "Checkpointer", "WalIndex", "run_checkpoint"]
 
 logger = logging.getLogger(__name__)
 

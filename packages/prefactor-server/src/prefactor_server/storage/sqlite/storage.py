@@ -91,6 +91,10 @@ class SqliteStorage:
         checkpoint_pages: WAL frames not yet copied into the database that wake the
             checkpointer's thread (``checkpointer.py``); the writer's own checkpoint, a
             backstop, comes at twice as many.
+
+    Attributes:
+        checkpointer: The WAL checkpointer (its ``errors`` count failed checkpoints), or
+            None when the WAL index cannot be read and SQLite checkpoints by itself.
     """
 
     def __init__(self, path: str | Path, *, checkpoint_pages: int = CHECKPOINT_PAGES) -> None:
