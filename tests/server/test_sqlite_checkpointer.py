@@ -141,6 +141,58 @@ def test_failing_checkpoints_are_logged_and_counted_and_the_writer_bounds_the_wa
     assert _rows(tmp_path / "c.db") == 60
 
 
+def test_the_writers_own_checkpoint_waits_for_the_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At twice the length the writer copies what is left itself, after the thread's
+    checkpoint (a passive checkpoint while another runs would copy nothing)."""
+    storage = SqliteStorage(tmp_path / "c.db", checkpoint_pages=PAGES)
+    checkpointer = _checkpointer(storage)
+    in_pass, go, writer_waits = threading.Event(), threading.Event(), threading.Event()
+    run_checkpoint = checkpointer_module.run_checkpoint
+
+    def slow_first_pass(conn: sqlite3.Connection) -> tuple[int, int, int]:
+        if not in_pass.is_set():
+            in_pass.set()
+            assert go.wait(timeout=60)
+        return run_checkpoint(conn)
+
+    class Watched:
+        """The checkpointer's lock, telling when the writer thread waits for it."""
+
+        def __init__(self) -> None:
+            self._lock = threading.Lock()
+
+        def __enter__(self) -> None:
+            if threading.current_thread().name == "prefactor-sqlite-writer":
+                writer_waits.set()
+            self._lock.acquire()
+
+        def __exit__(self, *exc: object) -> None:
+            self._lock.release()
+
+    monkeypatch.setattr(checkpointer_module, "run_checkpoint", slow_first_pass)
+    monkeypatch.setattr(checkpointer, "_copying", Watched())
+    index = checkpointer.index
+    writer = threading.Thread(target=lambda: _write(storage, 60))
+    try:
+        _write(storage)
+        while not in_pass.is_set():
+            _write(storage)
+        writer.start()  # on to twice the length while the thread's pass is held
+        assert writer_waits.wait(timeout=60)
+        assert checkpointer.backstops == 0
+        go.set()
+        writer.join()
+        assert checkpointer.backstops >= 1
+        assert index.frames() <= 2 * PAGES + COMMIT_FRAMES
+    finally:
+        go.set()
+        if writer.is_alive():
+            writer.join()
+        storage.close()
+
+
 def test_a_readers_snapshot_holds_the_wal_only_while_held(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
     storage = SqliteStorage(path, checkpoint_pages=PAGES)
