@@ -352,6 +352,41 @@ async def test_instances(storage: Storage, account: Account) -> None:
     assert [row["id"] for row in by_status.rows] == ["i3", "i1", "i2"]
 
 
+async def test_get_instances_reads_the_stored_ones_among_many_ids(storage: Storage) -> None:
+    """One call reads what ``get_instance`` reads for each stored id of the account, across
+    the statement's padded sizes and chunks; missing ids, repeated ids and another
+    account's instances are left out."""
+    first = storage.write_sync(lambda s: create_account(s, "one"))
+    second = storage.write_sync(lambda s: create_account(s, "two"))
+    stored = [f"i{n:03}" for n in range(40)]
+
+    def work(session: WriteSession) -> None:
+        for n, instance_id in enumerate(stored):
+            session.insert_instance(_instance(first, instance_id, quality_payloads={"q": {"n": n}}))
+        session.insert_instance(_instance(second, "theirs"))
+
+    await storage.write(work)
+    expected = {
+        instance_id: await storage.read(lambda s, i=instance_id: s.get_instance(first.id, i))
+        for instance_id in stored
+    }
+    assert expected["i007"] is not None
+    assert expected["i007"]["quality_payloads"] == {"q": {"n": 7}}
+    missing = [f"missing-{n}" for n in range(560)]
+    for ids, found in (
+        ([], {}),
+        (["i005"], ["i005"]),
+        (["i005", "nope", "i005", "theirs"], ["i005"]),
+        (stored[:9], stored[:9]),  # past the smallest padded size
+        ([*stored, "theirs", "nope"], stored),
+        ([*missing, stored[3], *stored[30:]], [stored[3], *stored[30:]]),  # a second chunk
+    ):
+        got = storage.write_sync(lambda s, ids=ids: s.get_instances(first.id, ids))
+        assert got == {instance_id: expected[instance_id] for instance_id in found}
+    theirs = storage.write_sync(lambda s: s.get_instances(second.id, ["theirs", "i001"]))
+    assert list(theirs) == ["theirs"]
+
+
 # -- spans ----------------------------------------------------------------------------
 
 

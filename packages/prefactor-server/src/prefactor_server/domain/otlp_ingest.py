@@ -187,11 +187,8 @@ def _instance(
 ) -> tuple[InstanceRow, bool]:
     """The trace's instance, registered when new; and whether it was new (then it is
     already in its state after this export: :func:`_opening`)."""
-    record = ctx.instances.get(trace.instance_id) or session.get_instance(
-        ctx.account.id, trace.instance_id
-    )
+    record = ctx.instances.get(trace.instance_id)  # read by store() if stored
     if record is not None:
-        ctx.instances[trace.instance_id] = record
         return record, False
     service = (trace.agent_id, trace.service_name, trace.service_version)
     template = templates.get(service)
@@ -261,6 +258,10 @@ def store(session: WriteSession, ctx: WriteContext, traces: list[PreparedTrace])
     # order so two exports never wait on each other in a cycle (a no-op on SQLite).
     for instance_id in sorted({trace.instance_id for trace in traces}):
         session.lock(f"otlp-instance/{account_id}/{instance_id}")
+    # The stored ones read at once (an export's traces are mostly new).
+    unknown = [trace.instance_id for trace in traces if trace.instance_id not in ctx.instances]
+    if unknown:
+        ctx.instances.update(session.get_instances(account_id, unknown))
     for trace in traces:
         try:
             instance, new = _instance(session, ctx, trace, templates)

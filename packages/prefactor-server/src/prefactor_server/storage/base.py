@@ -25,7 +25,7 @@ implement :class:`ReadSession` and :class:`WriteSession`, a branch in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -390,6 +390,14 @@ class WriteSession(ReadSession, Protocol):
 
     def insert_instance(self, record: InstanceRow) -> None:
         """Store an agent instance (raises :class:`IdTaken` when the id exists)."""
+        ...
+
+    def get_instances(
+        self, account_id: str, instance_ids: Collection[str]
+    ) -> dict[str, InstanceRow]:
+        """Return the stored instances among ``instance_ids`` by id, in one statement or a
+        few (OTLP ingest reads an export's traces at once), each locked as
+        :meth:`get_instance` locks one."""
         ...
 
     def update_instance(self, account_id: str, instance_id: str, fields: Fields) -> None:

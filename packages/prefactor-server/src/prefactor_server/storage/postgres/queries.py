@@ -11,7 +11,7 @@ moment cannot leave a stale flag behind.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, LiteralString, cast
 
 import psycopg
@@ -61,6 +61,9 @@ _FIND_AGENT = q.pg(q.FIND_AGENT)
 _GET_ENVIRONMENT = q.pg(q.GET_ENVIRONMENT)
 _GET_SCHEMA_VERSION = q.pg(q.GET_SCHEMA_VERSION)
 _GET_INSTANCE = q.pg(q.GET_INSTANCE)
+_GET_INSTANCES: LiteralString = (
+    "SELECT * FROM agent_instances WHERE account_id = %s AND id = ANY(%s) ORDER BY id"
+)
 
 
 class PgReadSession(PgAuthReads, PgViewerReads):
@@ -146,6 +149,13 @@ class PgReadSession(PgAuthReads, PgViewerReads):
             InstanceRow | None,
             self._one(_GET_INSTANCE + self._lock_rows, (account_id, instance_id)),
         )
+
+    def get_instances(
+        self, account_id: str, instance_ids: Collection[str]
+    ) -> dict[str, InstanceRow]:
+        # In id order: two writers locking the same rows take them in the same order.
+        rows = self._all(_GET_INSTANCES + self._lock_rows, (account_id, sorted(instance_ids)))
+        return {row["id"]: cast(InstanceRow, row) for row in rows}
 
     def list_instances(self, account_id: str, query: ListQuery) -> Page[InstanceRow]:
         total, rows = self._page("agent_instances", account_id, query)

@@ -204,6 +204,9 @@ _SECOND_COLUMN = itemgetter(1)
 _ORPHANS_READ = 256
 
 
+_IN_SIZES = (8, 32, 128, 500)  # the lengths of get_instances' IN lists
+
+
 def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
     """Slices of at most ``size`` values (SQLite allows 32,766 parameters per statement;
     PostgreSQL 65,535; 500 keeps statements small for both)."""
@@ -378,6 +381,24 @@ class SqliteWriteSession(SqliteReadSession, AuthWrites, IdempotencyRows, SpanBuf
         row = sqlite3.Connection.execute(self.conn, q.GET_INSTANCE, (account_id, instance_id))
         found = row.fetchone()
         return None if found is None else instance_row(found)
+
+    def get_instances(
+        self, account_id: str, instance_ids: Collection[str]
+    ) -> dict[str, InstanceRow]:
+        found: dict[str, InstanceRow] = {}
+        for chunk in _chunks(list(instance_ids)):
+            # Padded to one of a few sizes (a repeated id matches once): few statement
+            # texts, each compiled once and kept in the connection's cache.
+            size = next(size for size in _IN_SIZES if size >= len(chunk))
+            marks = ",".join("?" * size)
+            rows = sqlite3.Connection.execute(  # not flushing the span buffer: get_instance
+                self.conn,
+                f"SELECT * FROM agent_instances WHERE account_id = ? AND id IN ({marks})",
+                (account_id, *chunk, *[chunk[-1]] * (size - len(chunk))),
+            )
+            for row in rows:
+                found[row["id"]] = instance_row(row)
+        return found
 
     def span_instance_id(self, account_id: str, span_id: str) -> str | None:
         buffered = self._spans.get((account_id, span_id)) if self._spans else None

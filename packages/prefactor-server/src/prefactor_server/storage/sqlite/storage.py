@@ -33,6 +33,11 @@ from prefactor_server.storage.base import (
     StorageClosedError,
     WriteSession,
 )
+from prefactor_server.storage.sqlite.checkpointer import (
+    CHECKPOINT_PAGES,
+    Checkpointer,
+    WalIndex,
+)
 from prefactor_server.storage.sqlite.migrations import apply_migrations
 from prefactor_server.storage.sqlite.queries import SqliteReadSession, SqliteWriteSession
 from prefactor_server.storage.sqlite.writer_connection import WriterConnection
@@ -83,9 +88,16 @@ class SqliteStorage:
 
     Args:
         path: The database file (created with its directory when missing).
+        checkpoint_pages: WAL frames not yet copied into the database that wake the
+            checkpointer's thread (``checkpointer.py``); the writer's own checkpoint, a
+            backstop, comes at twice as many.
+
+    Attributes:
+        checkpointer: The WAL checkpointer (its ``errors`` count failed checkpoints), or
+            None when the WAL index cannot be read and SQLite checkpoints by itself.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, checkpoint_pages: int = CHECKPOINT_PAGES) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _create_private(self.path)
@@ -105,11 +117,14 @@ class SqliteStorage:
         # Bulk span ingest (OTLP) dirties pages all over six B-trees keyed by random ids: a
         # 64 MiB page cache (instead of 2 MiB) keeps them in memory between transactions,
         # and checkpointing every 10,000 WAL pages (instead of 1,000) copies a page that
-        # changed in many transactions back to the database once. (Measured and dropped:
-        # a PASSIVE checkpoint on a thread of its own, and group commit: BENCHMARKS.md.)
+        # changed in many transactions back to the database once. The checkpoints run on
+        # the checkpointer's thread, woken by the writer's commits once the WAL is that
+        # long (not the timed one measured and dropped in BENCHMARKS.md); the writer's
+        # own, at twice as many, is a backstop (checkpointer.py).
         self._writer_conn.execute("PRAGMA cache_size = -65536")
-        self._writer_conn.execute("PRAGMA wal_autocheckpoint = 10000")
+        self._writer_conn.execute(f"PRAGMA wal_autocheckpoint = {checkpoint_pages}")
         apply_migrations(self._writer_conn, now())
+        self.checkpointer = self._start_checkpointer(checkpoint_pages)
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._writer = threading.Thread(
             target=self._write_loop, name="prefactor-sqlite-writer", daemon=True
@@ -120,6 +135,23 @@ class SqliteStorage:
         self._readers = ThreadPoolExecutor(
             max_workers=_READ_THREADS, thread_name_prefix="prefactor-sqlite-reader"
         )
+
+    def _start_checkpointer(self, pages: int) -> Checkpointer | None:
+        try:
+            index = WalIndex(self.path)
+        except (OSError, ValueError):
+            # No wal-index to read (another SQLite build, a file system without it): the
+            # writer keeps checkpointing by itself, as SQLite does.
+            logger.warning("no WAL index to read; SQLite checkpoints in the writer's commits")
+            return None
+        self._writer_conn.execute("PRAGMA wal_autocheckpoint = 0")
+
+        def connect() -> sqlite3.Connection:
+            conn = _connect(self.path)
+            conn.execute("PRAGMA synchronous = NORMAL")
+            return conn
+
+        return Checkpointer(index, connect, pages)
 
     def __repr__(self) -> str:
         return f"SqliteStorage({str(self.path)!r})"
@@ -164,6 +196,8 @@ class SqliteStorage:
                 result = fn(session)
                 session.flush()
                 conn.execute("COMMIT")
+                if self.checkpointer is not None:
+                    self.checkpointer.committed(conn)
                 return result
             except RetryWithoutBuffering:
                 session.discard()
@@ -239,6 +273,8 @@ class SqliteStorage:
             self._closed = True
             self._jobs.put(_STOP)
         self._writer.join()
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         self._readers.shutdown(wait=True)
         for conn in self._read_conns:
             conn.close()
