@@ -17,8 +17,8 @@ import pytest
 
 from prefactor_server.storage.sqlite import checkpointer as checkpointer_module
 from prefactor_server.storage.sqlite.checkpointer import Checkpointer, WalIndex
-from prefactor_server.storage.sqlite.queries import SqliteWriteSession
 from prefactor_server.storage.sqlite.storage import SqliteStorage
+from prefactor_server.storage.sqlite.writes import SqliteWriteSession
 
 PAGES = 32
 """The WAL length that wakes the checkpointer in these tests (the backstop: 64)."""

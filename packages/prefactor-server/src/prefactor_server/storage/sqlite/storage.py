@@ -39,8 +39,9 @@ from prefactor_server.storage.sqlite.checkpointer import (
     WalIndex,
 )
 from prefactor_server.storage.sqlite.migrations import apply_migrations
-from prefactor_server.storage.sqlite.queries import SqliteReadSession, SqliteWriteSession
+from prefactor_server.storage.sqlite.queries import SqliteReadSession
 from prefactor_server.storage.sqlite.writer_connection import WriterConnection
+from prefactor_server.storage.sqlite.writes import SqliteWriteSession
 
 __all__ = ["PAGE_SIZE", "SqliteStorage"]
 
