@@ -218,6 +218,18 @@ DROP INDEX agent_spans_instance;
 CREATE INDEX agent_spans_instance ON agent_spans (account_id, agent_instance_id, id, status);
 """
 
+# OTLP exports kept until their spans are stored (storage/journal.py). AUTOINCREMENT:
+# ids never come back, so their order is the order of arrival.
+_OTLP_JOURNAL = """
+CREATE TABLE otlp_journal (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id TEXT NOT NULL,
+    media TEXT NOT NULL,
+    body BLOB NOT NULL,
+    received_at TEXT NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_span_counts_index", _SPAN_COUNTS_INDEX),
@@ -226,6 +238,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0005_leaner_span_indexes", _LEANER_SPAN_INDEXES),
     Migration("0006_keyed_span_creates", _KEYED_CREATES),
     Migration("0007_one_span_index_by_instance", _ONE_SPAN_INDEX_BY_INSTANCE),
+    Migration("0008_otlp_journal", _OTLP_JOURNAL),
 )
 
 

@@ -98,6 +98,10 @@ class SqliteStorage:
             None when the WAL index cannot be read and SQLite checkpoints by itself.
     """
 
+    keeps_otlp_journal = True
+    """OTLP exports are answered once journaled (``storage/journal.py``): one server
+    process owns the file, so its reads can wait for what it answered."""
+
     def __init__(self, path: str | Path, *, checkpoint_pages: int = CHECKPOINT_PAGES) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,7 @@ from prefactor_server.storage.sqlite.decode import dumps as _dumps
 from prefactor_server.storage.sqlite.decode import instance_row
 from prefactor_server.storage.sqlite.decode import loads as _loads
 from prefactor_server.storage.sqlite.idempotency import IdempotencyRows
+from prefactor_server.storage.sqlite.otlp_journal import JournalRows
 from prefactor_server.storage.sqlite.queries import SqliteReadSession
 from prefactor_server.storage.sqlite.span_buffer import SpanBuffer
 from prefactor_server.storage.sqlite.writer_connection import WriterConnection
@@ -84,7 +85,7 @@ def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
         yield values[start : start + size]
 
 
-class SqliteWriteSession(SqliteReadSession, AuthWrites, IdempotencyRows, SpanBuffer):
+class SqliteWriteSession(SqliteReadSession, AuthWrites, IdempotencyRows, JournalRows, SpanBuffer):
     """Reads and writes inside the writer's open transaction."""
 
     rebuilds_span_answers = True  # payloads are stored as the JSON text they came as

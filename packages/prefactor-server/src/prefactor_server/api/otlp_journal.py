@@ -1,0 +1,290 @@
+"""OTLP exports answered once journaled, their spans stored right after.
+
+On a backend that keeps the OTLP journal (``storage/journal.py``; SQLite),
+``POST /v1/traces`` decodes an export (so refused spans are still reported in the
+answer), commits its body to the journal, and answers: the export is durable from then
+on. The :class:`Applier` then maps and stores its spans, one export at a time in the
+order they were answered, and removes the journal entry in the same transaction. The
+exporter encodes its next export meanwhile instead of waiting for the store.
+
+What a client sees stays as if the answer had waited for the store:
+
+* **Reads wait for it.** A GET or HEAD request first waits until every export answered
+  before it arrived is stored (:class:`ReadsAfterExports`), so the API, the viewer and a
+  test reading right after an export see its spans.
+* **Nothing is lost.** An entry left in the journal (the process stopped, or storing it
+  failed) is stored at the next start (:func:`replay`) before the server answers anyone.
+  Storing an export twice stores nothing twice, so an entry is applied at least once.
+* **Back-pressure is unchanged.** Spans journaled but not yet stored count as pending
+  (:class:`PendingSpans`); past ``otlp_max_pending_spans`` an export gets 503 and
+  ``Retry-After``.
+
+What the answer cannot carry any more: spans refused while storing (a trace whose
+instance id belongs to a run that is not OTel's). Those are logged and counted
+(:attr:`Applier.refused`); spans refused while decoding are still in the answer.
+
+One lane: decoding an export and applying one never run at the same time
+(:attr:`Applier.lane`). Both are Python on threads of one interpreter; side by side, the
+writer (which releases the GIL at each row it inserts) waits for the other thread at
+every row, and storing 512 spans takes many times as long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import cast
+
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from prefactor_server import _time
+from prefactor_server.domain.context import WriteContext
+from prefactor_server.domain.otlp_decode import Export, decode_json, decode_protobuf
+from prefactor_server.domain.otlp_ingest import Outcome, PreparedTrace, prepare, store
+from prefactor_server.domain.schemas import SchemaCache
+from prefactor_server.errors import ApiError
+from prefactor_server.storage.base import Account, Storage, WriteSession
+from prefactor_server.storage.journal import Journaled, JournalSession
+
+__all__ = ["Applier", "Entry", "PendingSpans", "ReadsAfterExports", "replay"]
+
+logger = logging.getLogger(__name__)
+
+PROTOBUF = "application/x-protobuf"
+"""The protobuf media type (any other journaled media is OTLP/JSON)."""
+
+
+class PendingSpans:
+    """Spans received and not yet stored, across requests: admitted on worker threads
+    (right after decoding), released on the event loop."""
+
+    def __init__(self) -> None:
+        self.spans = 0
+        self._lock = threading.Lock()
+
+    def admit(self, count: int, limit: int) -> bool:
+        """Count ``count`` more spans as pending, unless that passes ``limit`` while others
+        are pending (one export larger than the limit alone is still taken)."""
+        with self._lock:
+            if count and self.spans + count > limit and self.spans:
+                return False
+            self.spans += count
+            return True
+
+    def release(self, count: int) -> None:
+        """Stop counting ``count`` spans (stored, or failed to store)."""
+        with self._lock:
+            self.spans -= count
+
+
+@dataclass
+class Entry:
+    """A journaled export waiting to be stored: its journal id, account, decoded spans,
+    and how many of them count as pending."""
+
+    journal_id: int
+    account: Account
+    export: Export
+    counted: int
+
+
+@dataclass
+class _StoreJob:
+    """One write transaction: an entry's spans stored, the entry removed."""
+
+    journal_id: int
+    account: Account
+    traces: list[PreparedTrace]
+    schemas: SchemaCache
+
+    def __call__(self, session: WriteSession) -> Outcome:
+        stamp = _time.now()
+        ctx = WriteContext(account=self.account, schemas=self.schemas, clock=lambda: stamp)
+        outcome = store(session, ctx, self.traces)
+        cast(JournalSession, session).drop_journaled(self.journal_id)
+        return outcome
+
+
+def _report(journal_id: int, outcome: Outcome) -> None:
+    if outcome.rejected:
+        logger.warning(
+            "OTLP export %d: %d span(s) refused while storing: %s",
+            journal_id,
+            outcome.rejected,
+            "; ".join(outcome.errors)[:500],
+        )
+
+
+class Applier:
+    """Stores journaled exports in the order they were answered (see the module
+    docstring), on the event loop that answered them.
+
+    Attributes:
+        lane: Held while an export is decoded or applied (one at a time).
+        pending: The spans counted until stored (shared with the endpoint).
+        stored: Spans stored so far.
+        refused: Spans refused while storing (logged).
+        failures: Exports whose store failed (logged; left in the journal for the next
+            start).
+    """
+
+    def __init__(self, backend: Storage, schemas: SchemaCache, pending: PendingSpans) -> None:
+        self._backend = backend
+        self._schemas = schemas
+        self.pending = pending
+        self.lane = asyncio.Lock()
+        self.stored = 0
+        self.refused = 0
+        self.failures = 0
+        self._queue: deque[Entry] = deque()
+        self._received = 0
+        self._applied = 0
+        self._waiters: list[asyncio.Future[None]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def reads_waiting(self) -> int:
+        """Reads waiting for exports to be stored (:class:`ReadsAfterExports`)."""
+        return len(self._waiters)
+
+    @property
+    def behind(self) -> bool:
+        """Whether an answered export is not stored yet."""
+        return self._applied < self._received
+
+    def submit(self, entry: Entry) -> None:
+        """Store a journaled export after those submitted before it."""
+        self._queue.append(entry)
+        self._received += 1
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._loop is not loop:
+            # (A new task also when the previous one's loop is gone: tests run an app on
+            # one event loop after another.)
+            self._loop = loop
+            self._task = loop.create_task(self._run())
+
+    async def caught_up(self) -> None:
+        """Return once every export submitted before this call is stored (or failed)."""
+        target = self._received
+        while self._applied < target:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+
+    async def _run(self) -> None:
+        while self._queue:
+            entry = self._queue[0]
+            try:
+                await self._apply(entry)
+            finally:
+                # The entry's spans and rows are freed here, on the event loop, once
+                # stored: nothing else holds them.
+                del entry
+                self.pending.release(self._queue.popleft().counted)
+                self._applied += 1
+                waiters, self._waiters = self._waiters, []
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(None)
+
+    async def _apply(self, entry: Entry) -> None:
+        try:
+            async with self.lane:
+                traces = await run_in_threadpool(prepare, entry.export)
+                job = _StoreJob(entry.journal_id, entry.account, traces, self._schemas)
+                try:
+                    outcome = await self._backend.write(job)
+                finally:
+                    job.traces = []  # the writer thread may keep the job a while
+        except Exception:
+            self.failures += 1
+            logger.exception(
+                "OTLP export %d could not be stored; it stays in the journal and is "
+                "stored at the next start",
+                entry.journal_id,
+            )
+            return
+        self.stored += outcome.stored
+        self.refused += outcome.rejected
+        _report(entry.journal_id, outcome)
+
+
+# GET paths that read no spans (a health check must not wait behind a backlog).
+_NO_DATA = ("/api/v1/ping", "/static/")
+
+
+class ReadsAfterExports:
+    """ASGI middleware: a GET or HEAD request waits until the exports answered before it
+    arrived are stored, so a read never misses what an exporter was told is stored
+    (``/api/v1/ping`` and the viewer's static files read no spans: they never wait)."""
+
+    def __init__(self, app: ASGIApp, applier: Applier) -> None:
+        self.app = app
+        self.applier = applier
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and self.applier.behind
+            and scope["method"] in ("GET", "HEAD")
+            and not scope["path"].startswith(_NO_DATA)
+        ):
+            await self.applier.caught_up()
+        await self.app(scope, receive, send)
+
+
+def _decode(entry: Journaled) -> Export:
+    return decode_protobuf(entry.body) if entry.media == PROTOBUF else decode_json(entry.body)
+
+
+def replay(backend: Storage, schemas: SchemaCache, batch: int = 16) -> int:
+    """Store the exports left in the journal (at start, before serving), oldest first.
+
+    An entry that cannot be stored is logged and left for the next start; one whose
+    account is gone, or whose body no longer decodes, is logged and removed.
+
+    Returns:
+        The number of entries stored.
+    """
+    done = 0
+    after = 0
+    while entries := backend.write_sync(_Listing(after, batch)):
+        for entry in entries:
+            after = entry.id
+            done += _replay_one(backend, schemas, entry)
+    return done
+
+
+@dataclass
+class _Listing:
+    """A read of the journal on the writer (it sees its own uncommitted work)."""
+
+    after: int
+    limit: int
+
+    def __call__(self, session: WriteSession) -> list[Journaled]:
+        return cast(JournalSession, session).journaled(self.after, self.limit)
+
+
+def _replay_one(backend: Storage, schemas: SchemaCache, entry: Journaled) -> int:
+    account = backend.read_sync(lambda session: session.get_account(entry.account_id))
+    try:
+        if account is None:
+            raise ApiError(404, "not_found", f"account {entry.account_id} no longer exists")
+        traces = prepare(_decode(entry))
+    except ApiError as exc:
+        logger.error("OTLP export %d dropped from the journal: %s", entry.id, exc.message)
+        backend.write_sync(lambda session: cast(JournalSession, session).drop_journaled(entry.id))
+        return 0
+    try:
+        outcome = backend.write_sync(_StoreJob(entry.id, account, traces, schemas))
+    except Exception:
+        logger.exception("OTLP export %d could not be stored; it stays in the journal", entry.id)
+        return 0
+    _report(entry.id, outcome)
+    return 1
