@@ -1,5 +1,7 @@
-"""POST /v1/traces answers only once spans are stored, and pushes back with 503 and
-Retry-After when too many spans wait to be stored (nothing is dropped)."""
+"""POST /v1/traces answers only once an export is committed (its spans, or on SQLite its
+body in the OTLP journal), and pushes back with 503 and Retry-After when too many spans
+wait to be stored (nothing is dropped). Each test runs with the journal and without it
+(storing before answering, as on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
+import pytest
 from tests.otel.support import otlp_protobuf, record_trace
 
 from prefactor_server.app import create_app
@@ -18,6 +21,14 @@ from prefactor_server.storage.sqlite import SqliteStorage
 
 T = TypeVar("T")
 TOKEN = "otel-backpressure-token"
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["journal", "stored-first"])
+def journal(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Whether SQLite keeps the OTLP journal in this test."""
+    kept: bool = request.param
+    monkeypatch.setattr(SqliteStorage, "keeps_otlp_journal", kept)
+    return kept
 
 
 class GatedStorage(SqliteStorage):
@@ -92,7 +103,7 @@ class FailingOnceStorage(SqliteStorage):
 
 
 async def test_spans_of_a_failed_or_refused_export_stop_counting_as_pending(
-    tmp_path: Path,
+    tmp_path: Path, journal: bool
 ) -> None:
     """An export whose store fails, one that is not OTLP, and one refused with 503 leave
     nothing counted as pending: the next export within the cap is stored, not refused."""
@@ -116,5 +127,7 @@ async def test_spans_of_a_failed_or_refused_export_stop_counting_as_pending(
         assert garbage.status_code == 400
         stored = await http.post("/v1/traces", content=otlp_protobuf(trace), headers=headers)
         assert stored.status_code == 200
+        if journal:
+            await app.state.otlp_journal.caught_up()
         assert app.state.otlp_pending.spans == 0
     storage.close()

@@ -102,7 +102,11 @@ class LocalServer:
             self.storage.close()
 
     async def aclose(self) -> None:
-        """Close the transport and the storage (idempotent)."""
+        """Store the OTLP exports already answered, close the transport and the storage
+        (idempotent)."""
+        journal = getattr(self.app.state, "otlp_journal", None)
+        if journal is not None and not self._closed:
+            await journal.caught_up()
         await self.transport.aclose()
         await asyncio.to_thread(self.close)
 

@@ -6,19 +6,22 @@ members), authenticated with the account's bearer token (the exporters send it v
 ``OTEL_EXPORTER_OTLP_HEADERS``). The answer is an ``ExportTraceServiceResponse`` in the
 request's encoding, with ``partial_success`` counting the spans that could not be used.
 
-Durability and back-pressure: the answer is sent only after the spans are committed, so
-an exporter that got 200 never loses them. When more than ``otlp_max_pending_spans`` spans
-are received but not yet stored, the export is refused with 503 and ``Retry-After`` (the
-standard exporters retry it) instead of being held in memory or dropped.
+Durability and back-pressure: the answer is sent only once the export is committed, so an
+exporter that got 200 never loses it. On a backend that keeps the OTLP journal (SQLite)
+that is the export's body in the journal, its spans stored right after
+(``otlp_journal.py``; reads wait for them); otherwise (PostgreSQL) the spans themselves.
+When more than ``otlp_max_pending_spans`` spans are received but not yet stored, the
+export is refused with 503 and ``Retry-After`` (the standard exporters retry it) instead
+of being held in memory or dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import orjson
 from fastapi import APIRouter, Request
@@ -32,11 +35,14 @@ from starlette.responses import Response
 
 from prefactor_server import _time
 from prefactor_server.api._common import CurrentAccount, read_body, settings, storage
+from prefactor_server.api.otlp_journal import PROTOBUF as _PROTOBUF
+from prefactor_server.api.otlp_journal import Applier, Entry, PendingSpans
 from prefactor_server.domain.context import WriteContext
 from prefactor_server.domain.otlp_decode import Export, decode_json, decode_protobuf
 from prefactor_server.domain.otlp_ingest import Outcome, PreparedTrace, prepare, split, store
 from prefactor_server.errors import ApiError
 from prefactor_server.storage.base import Account, WriteSession
+from prefactor_server.storage.journal import JournalSession
 
 __all__ = ["PATH", "export_traces", "router"]
 
@@ -45,39 +51,15 @@ router = APIRouter(tags=["otlp"])
 PATH = "/v1/traces"
 """The OTLP/HTTP exporters' default path for traces (answered by the lean routes too)."""
 
-_PROTOBUF = "application/x-protobuf"
 _JSON = "application/json"
 _RETRY_AFTER_SECONDS = 1
 
 
-class _Pending:
-    """Spans received and not yet stored, across requests: admitted on worker threads
-    (right after decoding, see :func:`_decode_and_map`), released on the event loop."""
-
-    def __init__(self) -> None:
-        self.spans = 0
-        self._lock = threading.Lock()
-
-    def admit(self, count: int, limit: int) -> bool:
-        """Count ``count`` more spans as pending, unless that passes ``limit`` while others
-        are pending (one export larger than the limit alone is still taken)."""
-        with self._lock:
-            if count and self.spans + count > limit and self.spans:
-                return False
-            self.spans += count
-            return True
-
-    def release(self, count: int) -> None:
-        """Stop counting ``count`` spans (stored, or failed to store)."""
-        with self._lock:
-            self.spans -= count
-
-
-def _pending(request: Request) -> _Pending:
+def _pending(request: Request) -> PendingSpans:
     state = request.app.state
-    pending: _Pending | None = getattr(state, "otlp_pending", None)
+    pending: PendingSpans | None = getattr(state, "otlp_pending", None)
     if pending is None:
-        pending = state.otlp_pending = _Pending()
+        pending = state.otlp_pending = PendingSpans()
     return pending
 
 
@@ -182,7 +164,7 @@ class _Admitted:
 
 
 def _decode_and_map(
-    media: str, body: bytes, pending: _Pending, limit: int, into: _Admitted
+    media: str, body: bytes, pending: PendingSpans, limit: int, into: _Admitted, map_first: bool
 ) -> None:
     """Decode the body, admit its spans, map the first part: one trip to a worker thread
     instead of one per step (each trip waits for a thread to wake up, and then for the
@@ -193,7 +175,7 @@ def _decode_and_map(
     if not pending.admit(count, limit):
         return
     into.admitted, into.counted = True, count
-    if count:
+    if count and map_first:
         into.parts = split(export, _PART_SPANS)
         into.mapped.append(prepare(into.parts[0]))
 
@@ -276,26 +258,18 @@ async def export_traces(request: Request, account: CurrentAccount) -> Response:
             {"content-encoding": ["must be gzip, deflate or identity"]},
         )
     pending = _pending(request)
+    journal: Applier | None = getattr(request.app.state, "otlp_journal", None)
+    if journal is not None:
+        return await _journaled(request, account, media, body, journal)
     admitted = _Admitted()
     try:
         # Not abandoned when the request is cancelled (anyio waits for the thread), so
         # what it counted is known here.
         await run_in_threadpool(
-            _decode_and_map, media, body, pending, config.otlp_max_pending_spans, admitted
+            _decode_and_map, media, body, pending, config.otlp_max_pending_spans, admitted, True
         )
         if not admitted.admitted:
-            return Response(
-                orjson.dumps(
-                    {
-                        "status": "error",
-                        "code": "overloaded",
-                        "message": "Too many spans waiting to be stored; retry later",
-                    }
-                ),
-                status_code=503,
-                media_type=_JSON,
-                headers={"Retry-After": str(_RETRY_AFTER_SECONDS)},
-            )
+            return _overloaded()
         outcome = await _store(request, account, admitted) if admitted.parts else Outcome()
     finally:
         pending.release(admitted.counted)
@@ -303,3 +277,61 @@ async def export_traces(request: Request, account: CurrentAccount) -> Response:
     response = _answer(media, export.rejected + outcome.rejected, export.errors + outcome.errors)
     response.background = BackgroundTask(admitted.release)
     return response
+
+
+def _overloaded() -> Response:
+    return Response(
+        orjson.dumps(
+            {
+                "status": "error",
+                "code": "overloaded",
+                "message": "Too many spans waiting to be stored; retry later",
+            }
+        ),
+        status_code=503,
+        media_type=_JSON,
+        headers={"Retry-After": str(_RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _journaled(
+    request: Request, account: Account, media: str, body: bytes, journal: Applier
+) -> Response:
+    """Decode and admit the export, commit it to the journal, answer; the journal's
+    applier stores its spans next (``otlp_journal.py``)."""
+    admitted = _Admitted()
+    limit = settings(request).otlp_max_pending_spans
+    handed_over = False  # to the journal write's callback, which releases or submits
+    try:
+        async with journal.lane:
+            await run_in_threadpool(
+                _decode_and_map, media, body, journal.pending, limit, admitted, False
+            )
+        export = admitted.export
+        if not admitted.admitted:
+            return _overloaded()
+        if admitted.counted:
+            received = _time.now()
+
+            def keep(session: WriteSession) -> int:
+                return cast(JournalSession, session).journal_export(
+                    account.id, media, body, received
+                )
+
+            def settle(done: asyncio.Future[int]) -> None:
+                # Runs even when this request is cancelled meanwhile: a committed export
+                # is always handed to the applier, and its spans stop counting as pending
+                # only once stored.
+                if done.cancelled() or done.exception() is not None:
+                    journal.pending.release(admitted.counted)
+                else:
+                    journal.submit(Entry(done.result(), account, export, admitted.counted))
+
+            write = asyncio.ensure_future(storage(request).write(keep))
+            write.add_done_callback(settle)
+            handed_over = True
+            await asyncio.shield(write)
+    finally:
+        if not handed_over:
+            journal.pending.release(admitted.counted)
+    return _answer(media, export.rejected, export.errors)
