@@ -15,6 +15,7 @@ import pytest
 from tests.otel.support import otlp_json, otlp_protobuf, record_trace
 
 from prefactor_server.app import create_app
+from prefactor_server.domain.accounts import create_account, create_token
 from prefactor_server.settings import Settings
 from prefactor_server.storage.base import WriteSession
 from prefactor_server.storage.journal import Journaled, JournalSession
@@ -89,9 +90,17 @@ async def test_answered_before_stored_and_a_read_waits_for_the_store(tmp_path: P
         assert answer.status_code == 200
         await storage.gated.wait()  # the spans are being stored, not stored yet
         assert [entry.id for entry in _journal(storage)] == [1]
-        assert journal.behind
-        # A health check reads no spans: it answers while the store is held.
+        account = app.state.bootstrap.account.id
+        assert journal.behind(account)
+        # A health check reads no spans, and another account's reads wait for none of
+        # this account's exports: both answer while the store is held.
         assert (await http.get("/api/v1/ping")).status_code == 200
+        other = storage.write_sync(
+            lambda session: create_token(session, create_account(session, "other"), "t")[1]
+        )
+        listed = await http.get("/api/v1/agent_spans", headers={"Authorization": f"Bearer {other}"})
+        assert listed.status_code == 200
+        assert listed.json()["pagination"]["item_count"] == 0
 
         async def read() -> int:
             count = await _span_count(http)
@@ -139,7 +148,7 @@ async def test_an_export_left_in_the_journal_is_stored_at_the_next_start(
     restarted: SqliteStorage = second.state.storage
     assert _journal(restarted) == []
     async with asyncio.timeout(30), _client(second) as http:
-        assert not second.state.otlp_journal.behind
+        assert not second.state.otlp_journal.behind(second.state.bootstrap.account.id)
         assert await _span_count(http) == len(trace)
         instances = (await http.get("/api/v1/agent_instance")).json()["summaries"]
     assert len(instances) == 1
@@ -202,7 +211,7 @@ async def test_a_failed_journal_write_answers_an_error_and_keeps_nothing(
         assert answer.status_code == 500
     assert _journal(storage) == []
     assert app.state.otlp_pending.spans == 0
-    assert not app.state.otlp_journal.behind
+    assert not app.state.otlp_journal.behind(app.state.bootstrap.account.id)
     storage.close()
 
 

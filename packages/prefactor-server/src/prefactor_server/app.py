@@ -24,7 +24,7 @@ from prefactor_server.api import build_router, otlp
 from prefactor_server.api._common import envelope as _envelope
 from prefactor_server.api._common import error_response
 from prefactor_server.api.lean import LeanRoutes
-from prefactor_server.api.otlp_journal import Applier, PendingSpans, ReadsAfterExports, replay
+from prefactor_server.api.otlp_journal import Applier, PendingSpans, replay
 from prefactor_server.domain.accounts import Bootstrap, bootstrap_local_account
 from prefactor_server.domain.auth_guard import AuthGuard
 from prefactor_server.domain.schemas import SchemaCache
@@ -200,9 +200,9 @@ def _build(
     app.state.schemas = SchemaCache()
     app.state.guard = AuthGuard(store)
     pending = app.state.otlp_pending = PendingSpans()
-    journal: Applier | None = None
     if getattr(store, "keeps_otlp_journal", False):
-        journal = app.state.otlp_journal = Applier(store, app.state.schemas, pending)
+        # (Reads wait for it once authenticated: otlp_journal.read_after_exports.)
+        app.state.otlp_journal = Applier(store, app.state.schemas, pending)
     app.include_router(build_router())
     app.include_router(otlp.router)  # POST /v1/traces, the OTLP/HTTP default path
     mount_viewer(app)  # the web viewer at / (the API stays under /api/v1)
@@ -213,8 +213,6 @@ def _build(
     # tree, compressed off the event loop) passes through untouched.
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
     app.add_middleware(LeanRoutes)  # the ingest hot path, past FastAPI's routing and gzip
-    if journal is not None:  # reads see every OTLP export answered before them
-        app.add_middleware(ReadsAfterExports, applier=journal)
     app.add_middleware(_CatchAll)
     app.add_middleware(SecurityHeaders)  # outermost: the 500 envelope gets the headers too
     return app

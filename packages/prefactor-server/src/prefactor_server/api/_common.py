@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
 from prefactor_server._json import parse_json
+from prefactor_server.api.otlp_journal import read_after_exports
 from prefactor_server.domain.actions import Result, execute
 from prefactor_server.domain.auth_guard import AuthGuard
 from prefactor_server.domain.context import WriteContext
@@ -94,7 +95,9 @@ async def current_account(
     """
     guard: AuthGuard = request.app.state.guard
     token = credentials.credentials if credentials is not None else None
-    return await guard.authenticate(token, client_address(request))
+    account = await guard.authenticate(token, client_address(request))
+    await read_after_exports(request, account)
+    return account
 
 
 CurrentAccount = Annotated[Account, Depends(current_account)]

@@ -9,9 +9,10 @@ exporter encodes its next export meanwhile instead of waiting for the store.
 
 What a client sees stays as if the answer had waited for the store:
 
-* **Reads wait for it.** A GET or HEAD request first waits until every export answered
-  before it arrived is stored (:class:`ReadsAfterExports`), so the API, the viewer and a
-  test reading right after an export see its spans.
+* **Reads wait for it.** A GET or HEAD request of an account, once authenticated, waits
+  until every export of that account answered before it arrived is stored
+  (:func:`read_after_exports`), so the API, the viewer and a test reading right after an
+  export see its spans. Other accounts' reads never wait for it.
 * **Nothing is lost.** An entry left in the journal (the process stopped, or storing it
   failed) is stored at the next start (:func:`replay`) before the server answers anyone.
   Storing an export twice stores nothing twice, so an entry is applied at least once.
@@ -39,7 +40,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.requests import Request
 
 from prefactor_server import _time
 from prefactor_server.domain.context import WriteContext
@@ -50,7 +51,7 @@ from prefactor_server.errors import ApiError
 from prefactor_server.storage.base import Account, Storage, WriteSession
 from prefactor_server.storage.journal import Journaled, JournalSession
 
-__all__ = ["Applier", "Entry", "PendingSpans", "ReadsAfterExports", "replay"]
+__all__ = ["Applier", "Entry", "PendingSpans", "read_after_exports", "replay"]
 
 logger = logging.getLogger(__name__)
 
@@ -141,8 +142,9 @@ class Applier:
         self.refused = 0
         self.failures = 0
         self._queue: deque[Entry] = deque()
-        self._received = 0
-        self._applied = 0
+        # Per account: exports submitted, and those stored (or failed) since.
+        self._received: dict[str, int] = {}
+        self._applied: dict[str, int] = {}
         self._waiters: list[asyncio.Future[None]] = []
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -152,15 +154,15 @@ class Applier:
         """Reads waiting for exports to be stored (:class:`ReadsAfterExports`)."""
         return len(self._waiters)
 
-    @property
-    def behind(self) -> bool:
-        """Whether an answered export is not stored yet."""
-        return self._applied < self._received
+    def behind(self, account_id: str) -> bool:
+        """Whether an answered export of the account is not stored yet."""
+        return self._applied.get(account_id, 0) < self._received.get(account_id, 0)
 
     def submit(self, entry: Entry) -> None:
         """Store a journaled export after those submitted before it."""
         self._queue.append(entry)
-        self._received += 1
+        account_id = entry.account.id
+        self._received[account_id] = self._received.get(account_id, 0) + 1
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done() or self._loop is not loop:
             # (A new task also when the previous one's loop is gone: tests run an app on
@@ -168,10 +170,15 @@ class Applier:
             self._loop = loop
             self._task = loop.create_task(self._run())
 
-    async def caught_up(self) -> None:
-        """Return once every export submitted before this call is stored (or failed)."""
-        target = self._received
-        while self._applied < target:
+    async def caught_up(self, account_id: str | None = None) -> None:
+        """Return once every export of the account (of every account when None)
+        submitted before this call is stored, or failed to be."""
+        if account_id is None:
+            for account in list(self._received):
+                await self.caught_up(account)
+            return
+        target = self._received.get(account_id, 0)
+        while self._applied.get(account_id, 0) < target:
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             await waiter
@@ -185,8 +192,11 @@ class Applier:
                 # The entry's spans and rows are freed here, on the event loop, once
                 # stored: nothing else holds them.
                 del entry
-                self.pending.release(self._queue.popleft().counted)
-                self._applied += 1
+                done = self._queue.popleft()
+                self.pending.release(done.counted)
+                account_id = done.account.id
+                self._applied[account_id] = self._applied.get(account_id, 0) + 1
+                del done
                 waiters, self._waiters = self._waiters, []
                 for waiter in waiters:
                     if not waiter.done():
@@ -195,7 +205,9 @@ class Applier:
     async def _apply(self, entry: Entry) -> None:
         try:
             async with self.lane:
-                traces = await run_in_threadpool(prepare, entry.export)
+                made: list[list[PreparedTrace]] = []
+                await run_in_threadpool(_prepare_into, entry.export, made)
+                traces = made.pop()
                 job = _StoreJob(entry.journal_id, entry.account, traces, self._schemas)
                 try:
                     outcome = await self._backend.write(job)
@@ -214,28 +226,28 @@ class Applier:
         _report(entry.journal_id, outcome)
 
 
+def _prepare_into(export: Export, into: list[list[PreparedTrace]]) -> None:
+    # Handed over through ``into``, not returned: a worker thread keeps what it returned
+    # until its next job, and the rows' last reference must go on the event loop.
+    into.append(prepare(export))
+
+
 # GET paths that read no spans (a health check must not wait behind a backlog).
-_NO_DATA = ("/api/v1/ping", "/static/")
+_NO_DATA = ("/api/v1/ping",)
 
 
-class ReadsAfterExports:
-    """ASGI middleware: a GET or HEAD request waits until the exports answered before it
-    arrived are stored, so a read never misses what an exporter was told is stored
-    (``/api/v1/ping`` and the viewer's static files read no spans: they never wait)."""
-
-    def __init__(self, app: ASGIApp, applier: Applier) -> None:
-        self.app = app
-        self.applier = applier
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and self.applier.behind
-            and scope["method"] in ("GET", "HEAD")
-            and not scope["path"].startswith(_NO_DATA)
-        ):
-            await self.applier.caught_up()
-        await self.app(scope, receive, send)
+async def read_after_exports(request: Request, account: Account) -> None:
+    """Before a GET or HEAD request of ``account`` reads, wait until the exports of the
+    account answered before it are stored (a no-op without a journal, or when none is
+    waiting). Called once the request is authenticated (API and viewer)."""
+    journal: Applier | None = getattr(request.app.state, "otlp_journal", None)
+    if (
+        journal is not None
+        and journal.behind(account.id)
+        and request.method in ("GET", "HEAD")
+        and request.url.path not in _NO_DATA
+    ):
+        await journal.caught_up(account.id)
 
 
 def _decode(entry: Journaled) -> Export:

@@ -13,6 +13,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from prefactor_server.api._common import client_address
+from prefactor_server.api.otlp_journal import read_after_exports
 from prefactor_server.domain.auth_guard import AuthGuard
 from prefactor_server.errors import ApiError
 from prefactor_server.storage.base import Account
@@ -36,11 +37,13 @@ async def account_for(request: Request, token: str | None) -> Account | None:
         return None
     guard: AuthGuard = request.app.state.guard
     try:
-        return await guard.authenticate(token, client_address(request))
+        account = await guard.authenticate(token, client_address(request))
     except ApiError as exc:
         if exc.status_code == 401:
             return None
         raise
+    await read_after_exports(request, account)
+    return account
 
 
 def cross_site(request: Request) -> bool:
