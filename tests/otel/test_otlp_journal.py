@@ -239,3 +239,41 @@ async def test_exports_are_stored_in_the_order_they_were_answered(tmp_path: Path
     assert storage.stores == [1, 2, 3]
     assert _journal(storage) == []
     storage.close()
+
+
+async def test_an_export_whose_event_loop_stopped_mid_store_is_stored_by_the_next(
+    tmp_path: Path,
+) -> None:
+    """The event loop that answered an export stops while its spans are being stored (a
+    server thread shut down, an embedder's loop closed): the export stays queued, and
+    waiting for it on another loop stores it there."""
+    path = tmp_path / "prefactor.db"
+    storage = CountingStorage(path)
+    app = create_app(_settings(path), storage=storage)
+    journal = app.state.otlp_journal
+    account = app.state.bootstrap.account.id
+    trace = record_trace()
+    storage.from_write = storage.writes + 2  # the journal write passes, the store waits
+
+    def answer_then_stop() -> None:
+        async def main() -> None:
+            async with _client(app) as http:
+                answer = await http.post(
+                    "/v1/traces", content=otlp_protobuf(trace), headers=PROTOBUF
+                )
+                assert answer.status_code == 200
+                await storage.gated.wait()
+
+        asyncio.run(main())  # ends its loop: the store in progress is cancelled
+
+    async with asyncio.timeout(30):
+        await asyncio.to_thread(answer_then_stop)
+        assert journal.behind(account)
+        assert len(_journal(storage)) == 1
+        storage.gate.set()
+        await journal.caught_up()
+        async with _client(app) as http:
+            assert await _span_count(http) == len(trace)
+    assert _journal(storage) == []
+    assert app.state.otlp_pending.spans == 0
+    storage.close()

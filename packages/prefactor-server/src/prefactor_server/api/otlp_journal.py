@@ -163,12 +163,29 @@ class Applier:
         self._queue.append(entry)
         account_id = entry.account.id
         self._received[account_id] = self._received.get(account_id, 0) + 1
+        self._ensure_running()
+
+    def _ensure_running(self) -> None:
+        """A task on this event loop stores the queue, unless one is at work on a live
+        loop. A task cancelled mid-store (its loop shut down: a test's server stopped, an
+        embedder's loop closed) leaves its export at the head of the queue, stored (again:
+        nothing twice) by the next task."""
         loop = asyncio.get_running_loop()
-        if self._task is None or self._task.done() or self._loop is not loop:
-            # (A new task also when the previous one's loop is gone: tests run an app on
-            # one event loop after another.)
-            self._loop = loop
-            self._task = loop.create_task(self._run())
+        if not self._queue:
+            return
+        task, previous = self._task, self._loop
+        if (
+            task is not None
+            and not task.done()
+            and previous is not None
+            and (previous is loop or (previous.is_running() and not previous.is_closed()))
+        ):
+            return
+        if previous is not loop:
+            # An asyncio lock waited on once belongs to that loop.
+            self.lane = asyncio.Lock()
+        self._loop = loop
+        self._task = loop.create_task(self._run())
 
     async def caught_up(self, account_id: str | None = None) -> None:
         """Return once every export of the account (of every account when None)
@@ -179,28 +196,25 @@ class Applier:
             return
         target = self._received.get(account_id, 0)
         while self._applied.get(account_id, 0) < target:
+            self._ensure_running()
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             await waiter
 
     async def _run(self) -> None:
         while self._queue:
-            entry = self._queue[0]
-            try:
-                await self._apply(entry)
-            finally:
-                # The entry's spans and rows are freed here, on the event loop, once
-                # stored: nothing else holds them.
-                del entry
-                done = self._queue.popleft()
-                self.pending.release(done.counted)
-                account_id = done.account.id
-                self._applied[account_id] = self._applied.get(account_id, 0) + 1
-                del done
-                waiters, self._waiters = self._waiters, []
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_result(None)
+            # Cancelled in here, the export stays at the head of the queue (above).
+            await self._apply(self._queue[0])
+            # Its spans and rows are freed here, on the event loop, once stored.
+            done = self._queue.popleft()
+            self.pending.release(done.counted)
+            account_id = done.account.id
+            self._applied[account_id] = self._applied.get(account_id, 0) + 1
+            del done
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done() and waiter.get_loop() is asyncio.get_running_loop():
+                    waiter.set_result(None)  # (a waiter of a loop gone waits no more)
 
     async def _apply(self, entry: Entry) -> None:
         try:
