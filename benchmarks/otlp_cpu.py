@@ -48,8 +48,8 @@ from benchmarks.run import RESULTS
 from prefactor_server import _time
 from prefactor_server.domain.accounts import hash_token
 from prefactor_server.domain.context import WriteContext
-from prefactor_server.domain.otlp_decode import decode_protobuf
 from prefactor_server.domain.otlp_ingest import Outcome, PreparedTrace, prepare, store
+from prefactor_server.domain.otlp_protobuf import decode_protobuf
 from prefactor_server.gc_tuning import tune_gc_for_serving
 from prefactor_server.storage.base import WriteSession
 from prefactor_server.testing import LocalServer

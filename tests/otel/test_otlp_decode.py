@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from prefactor_server.domain.otlp_decode import decode_protobuf
+from prefactor_server.domain.otlp_protobuf import decode_protobuf
 
 _TRACE = bytes.fromhex("ab" * 16)
 _OTHER = bytes.fromhex("cd" * 16)

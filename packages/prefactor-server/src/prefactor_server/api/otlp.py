@@ -38,8 +38,9 @@ from prefactor_server.api._common import CurrentAccount, read_body, settings, st
 from prefactor_server.api.otlp_journal import PROTOBUF as _PROTOBUF
 from prefactor_server.api.otlp_journal import Applier, Entry, PendingSpans
 from prefactor_server.domain.context import WriteContext
-from prefactor_server.domain.otlp_decode import Export, decode_json, decode_protobuf
+from prefactor_server.domain.otlp_decode import Export, decode_json
 from prefactor_server.domain.otlp_ingest import Outcome, PreparedTrace, prepare, split, store
+from prefactor_server.domain.otlp_protobuf import Checked, check_protobuf, decode_protobuf
 from prefactor_server.errors import ApiError
 from prefactor_server.storage.base import Account, WriteSession
 from prefactor_server.storage.journal import JournalSession
@@ -164,7 +165,7 @@ class _Admitted:
 
 
 def _decode_and_map(
-    media: str, body: bytes, pending: PendingSpans, limit: int, into: _Admitted, map_first: bool
+    media: str, body: bytes, pending: PendingSpans, limit: int, into: _Admitted
 ) -> None:
     """Decode the body, admit its spans, map the first part: one trip to a worker thread
     instead of one per step (each trip waits for a thread to wake up, and then for the
@@ -175,7 +176,7 @@ def _decode_and_map(
     if not pending.admit(count, limit):
         return
     into.admitted, into.counted = True, count
-    if count and map_first:
+    if count:
         into.parts = split(export, _PART_SPANS)
         into.mapped.append(prepare(into.parts[0]))
 
@@ -266,7 +267,7 @@ async def export_traces(request: Request, account: CurrentAccount) -> Response:
         # Not abandoned when the request is cancelled (anyio waits for the thread), so
         # what it counted is known here.
         await run_in_threadpool(
-            _decode_and_map, media, body, pending, config.otlp_max_pending_spans, admitted, True
+            _decode_and_map, media, body, pending, config.otlp_max_pending_spans, admitted
         )
         if not admitted.admitted:
             return _overloaded()
@@ -294,24 +295,52 @@ def _overloaded() -> Response:
     )
 
 
+@dataclass
+class _Checked:
+    """What :func:`_check_and_admit` did: the checked export (protobuf: parsed and its ids
+    checked, converted later by the applier; OTLP/JSON: decoded), its refused spans, and
+    how many spans were admitted as pending (None: refused, too many pending)."""
+
+    export: Export | Checked = field(default_factory=Export)
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+    counted: int | None = None
+
+
+def _check_and_admit(
+    media: str, body: bytes, pending: PendingSpans, limit: int, into: _Checked
+) -> None:
+    """Check the body and admit its spans (in a worker thread): only what the answer
+    needs, so the exporter waits for less (``otlp_journal.py``)."""
+    if media == _PROTOBUF:
+        checked = check_protobuf(body)
+        into.export, count = checked, checked.span_count
+        into.rejected, into.errors = checked.rejected, checked.errors
+    else:
+        export = decode_json(body)
+        into.export, count = export, export.span_count
+        into.rejected, into.errors = export.rejected, export.errors
+    if pending.admit(count, limit):
+        into.counted = count
+
+
 async def _journaled(
     request: Request, account: Account, media: str, body: bytes, journal: Applier
 ) -> Response:
-    """Decode and admit the export, commit it to the journal, answer; the journal's
+    """Check and admit the export, commit it to the journal, answer; the journal's
     applier stores its spans next (``otlp_journal.py``)."""
-    admitted = _Admitted()
+    checked = _Checked()
     limit = settings(request).otlp_max_pending_spans
     handed_over = False  # to the journal write's callback, which releases or submits
     try:
         async with journal.lane:
-            await run_in_threadpool(
-                _decode_and_map, media, body, journal.pending, limit, admitted, False
-            )
-        export = admitted.export
-        if not admitted.admitted:
+            await run_in_threadpool(_check_and_admit, media, body, journal.pending, limit, checked)
+        counted = checked.counted
+        if counted is None:
             return _overloaded()
-        if admitted.counted:
+        if counted:
             received = _time.now()
+            export = checked.export
 
             def keep(session: WriteSession) -> int:
                 return cast(JournalSession, session).journal_export(
@@ -323,9 +352,9 @@ async def _journaled(
                 # is always handed to the applier, and its spans stop counting as pending
                 # only once stored.
                 if done.cancelled() or done.exception() is not None:
-                    journal.pending.release(admitted.counted)
+                    journal.pending.release(counted)
                 else:
-                    journal.submit(Entry(done.result(), account, export, admitted.counted))
+                    journal.submit(Entry(done.result(), account, export, counted))
 
             write = asyncio.ensure_future(storage(request).write(keep))
             write.add_done_callback(settle)
@@ -333,5 +362,5 @@ async def _journaled(
             await asyncio.shield(write)
     finally:
         if not handed_over:
-            journal.pending.release(admitted.counted)
-    return _answer(media, export.rejected, export.errors)
+            journal.pending.release(checked.counted or 0)
+    return _answer(media, checked.rejected, checked.errors)

@@ -44,8 +44,9 @@ from starlette.requests import Request
 
 from prefactor_server import _time
 from prefactor_server.domain.context import WriteContext
-from prefactor_server.domain.otlp_decode import Export, decode_json, decode_protobuf
+from prefactor_server.domain.otlp_decode import Export, decode_json
 from prefactor_server.domain.otlp_ingest import Outcome, PreparedTrace, prepare, store
+from prefactor_server.domain.otlp_protobuf import Checked, convert_protobuf, decode_protobuf
 from prefactor_server.domain.schemas import SchemaCache
 from prefactor_server.errors import ApiError
 from prefactor_server.storage.base import Account, Storage, WriteSession
@@ -84,12 +85,13 @@ class PendingSpans:
 
 @dataclass
 class Entry:
-    """A journaled export waiting to be stored: its journal id, account, decoded spans,
-    and how many of them count as pending."""
+    """A journaled export waiting to be stored: its journal id, account, spans (a
+    protobuf export only checked, converted when stored), and how many count as
+    pending."""
 
     journal_id: int
     account: Account
-    export: Export
+    export: Export | Checked
     counted: int
 
 
@@ -240,10 +242,10 @@ class Applier:
         _report(entry.journal_id, outcome)
 
 
-def _prepare_into(export: Export, into: list[list[PreparedTrace]]) -> None:
+def _prepare_into(export: Export | Checked, into: list[list[PreparedTrace]]) -> None:
     # Handed over through ``into``, not returned: a worker thread keeps what it returned
     # until its next job, and the rows' last reference must go on the event loop.
-    into.append(prepare(export))
+    into.append(prepare(convert_protobuf(export) if isinstance(export, Checked) else export))
 
 
 # GET paths that read no spans (a health check must not wait behind a backlog).

@@ -1,6 +1,7 @@
-"""Decode an OTLP trace export (protobuf or OTLP/JSON) into neutral spans.
+"""Decode an OTLP trace export in the OTLP/JSON encoding into neutral spans; and the
+:class:`Export` both encodings end in (protobuf: ``otlp_protobuf.py``).
 
-Both encodings end in the same :class:`Export`: resources (``service.name``,
+An :class:`Export` holds resources (``service.name``,
 ``service.version``) each with their :class:`~prefactor_core.otel._mapping.OtelSpan`
 values, plus the spans that could not be used (an id of the wrong length, an all-zero
 trace id), which the endpoint reports as ``partial_success`` instead of failing the
@@ -14,15 +15,11 @@ integers may arrive as strings or numbers, enums as numbers, keys in lowerCamelC
 
 from __future__ import annotations
 
-import base64
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.protobuf.message import DecodeError
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from prefactor_core.otel._mapping import OtelEvent, OtelSpan
@@ -30,13 +27,11 @@ from prefactor_server._json import parse_json
 from prefactor_server.domain.fields import shown
 from prefactor_server.errors import ApiError
 
-__all__ = ["Export", "Resource", "decode_json", "decode_protobuf"]
+__all__ = ["MAX_DEPTH", "Export", "Resource", "decode_json", "invalid_otlp", "service_of"]
 
-_ZERO_TRACE = "0" * 32
 # Attribute values nested deeper than this are cut off (None): a hostile body must not
 # exhaust the interpreter's stack. Real attributes nest a level or two.
-_MAX_DEPTH = 16
-_ZERO_SPAN = "0" * 16
+MAX_DEPTH = 16
 
 
 @dataclass
@@ -68,138 +63,17 @@ class Export:
         return sum(len(resource.spans) for resource in self.resources)
 
 
-def _bad(field_path: str, message: str) -> ApiError:
+def invalid_otlp(field_path: str, message: str) -> ApiError:
     return ApiError(400, "invalid_otlp", f"{field_path}: {message}", {field_path: [message]})
 
 
-def _service(attrs: Mapping[str, Any]) -> tuple[str, str | None]:
+def service_of(attrs: Mapping[str, Any]) -> tuple[str, str | None]:
     name = attrs.get("service.name")
     version = attrs.get("service.version")
     return (
         name if isinstance(name, str) and name else "unknown_service",
         str(version) if version is not None and version != "" else None,
     )
-
-
-# -- protobuf --------------------------------------------------------------------------
-
-
-def _non_finite(number: float) -> str:
-    """NaN and the infinities as OTLP/JSON writes them (and as the JSON decoder keeps
-    them): JSON has no such numbers, a stored one would read back as null."""
-    if math.isnan(number):
-        return "NaN"
-    return "Infinity" if number > 0 else "-Infinity"
-
-
-def _pb_value(value: AnyValue, depth: int = 0) -> Any:
-    kind = value.WhichOneof("value")
-    if depth > _MAX_DEPTH:
-        return None
-    if kind == "string_value":
-        return value.string_value
-    if kind == "int_value":
-        return value.int_value
-    if kind == "bool_value":
-        return value.bool_value
-    if kind == "double_value":
-        number = value.double_value
-        return number if math.isfinite(number) else _non_finite(number)
-    if kind == "array_value":
-        return [_pb_value(item, depth + 1) for item in value.array_value.values]
-    if kind == "kvlist_value":
-        return {item.key: _pb_value(item.value, depth + 1) for item in value.kvlist_value.values}
-    if kind == "bytes_value":
-        return base64.b64encode(value.bytes_value).decode()
-    return None
-
-
-def _pb_attrs(items: Any) -> dict[str, Any]:
-    # The hot loop of the decoder: strings and integers (most attribute values) are read
-    # inline, without a call per value. A non-empty string_value can only be the value
-    # that is set (a oneof's other members read as their defaults), so most attributes
-    # need no WhichOneof (~0.9 µs less per span of 8 attributes).
-    out: dict[str, Any] = {}
-    for item in items:
-        value = item.value
-        text = value.string_value
-        if text:
-            out[item.key] = text
-            continue
-        kind = value.WhichOneof("value")
-        if kind == "int_value":
-            out[item.key] = value.int_value
-        elif kind == "string_value":
-            out[item.key] = text
-        else:
-            out[item.key] = _pb_value(value)
-    return out
-
-
-_BAD_TRACE = "trace_id must be 16 bytes, not all zero"
-_BAD_SPAN = "span_id must be 8 bytes, not all zero"
-
-
-def _where(r_index: int, s_index: int, index: int) -> str:
-    return f"resource_spans.{r_index}.scope_spans.{s_index}.spans.{index}"
-
-
-def decode_protobuf(body: bytes) -> Export:
-    """Decode an ``ExportTraceServiceRequest`` in the protobuf binary encoding.
-
-    Raises:
-        ApiError: 400 ``invalid_otlp`` when the body is not such a message.
-    """
-    request = ExportTraceServiceRequest()
-    try:
-        request.ParseFromString(body)
-    except DecodeError:
-        raise _bad("body", "is not an OTLP ExportTraceServiceRequest (protobuf)") from None
-    export = Export()
-    for r_index, resource_spans in enumerate(request.resource_spans):
-        name, version = _service(_pb_attrs(resource_spans.resource.attributes))
-        resource = Resource(name, version)
-        for s_index, scope_spans in enumerate(resource_spans.scope_spans):
-            scope = scope_spans.scope.name
-            append = resource.spans.append
-            for index, span in enumerate(scope_spans.spans):
-                trace_id = span.trace_id.hex()
-                span_id = span.span_id.hex()
-                if len(trace_id) != 32 or trace_id == _ZERO_TRACE:
-                    export.reject(_where(r_index, s_index, index), _BAD_TRACE)
-                    continue
-                if len(span_id) != 16 or span_id == _ZERO_SPAN:
-                    export.reject(_where(r_index, s_index, index), _BAD_SPAN)
-                    continue
-                status = span.status
-                events = span.events
-                parent = span.parent_span_id.hex()
-                if parent and (len(parent) != 16 or parent == _ZERO_SPAN):
-                    parent = ""
-                append(
-                    OtelSpan(
-                        trace_id,
-                        span_id,
-                        parent or None,
-                        span.name,
-                        span.start_time_unix_nano,
-                        span.end_time_unix_nano,
-                        status.code,
-                        status.message,
-                        _pb_attrs(span.attributes),
-                        [
-                            OtelEvent(event.name, event.time_unix_nano, _pb_attrs(event.attributes))
-                            for event in events
-                        ]
-                        if events
-                        else (),
-                        span.kind,
-                        scope,
-                    )
-                )
-        if resource.spans:
-            export.resources.append(resource)
-    return export
 
 
 # -- OTLP/JSON -------------------------------------------------------------------------
@@ -215,13 +89,13 @@ def _list(obj: Mapping[str, Any], camel: str, snake: str, where: str) -> list[An
     if value is None:
         return []
     if not isinstance(value, list):
-        raise _bad(f"{where}.{camel}", "must be an array")
+        raise invalid_otlp(f"{where}.{camel}", "must be an array")
     return value
 
 
 def _object(value: Any, where: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise _bad(where, "must be an object")
+        raise invalid_otlp(where, "must be an object")
     return value
 
 
@@ -244,7 +118,9 @@ def _json_int(value: Any, where: str) -> int:
     elif isinstance(value, str) and _digits(value) and len(value) <= 20:
         number = int(value)
     if number is None or not 0 <= number < _UINT64_END:
-        raise _bad(where, f"must be an unsigned 64-bit integer (or its digits), got {shown(value)}")
+        raise invalid_otlp(
+            where, f"must be an unsigned 64-bit integer (or its digits), got {shown(value)}"
+        )
     return number
 
 
@@ -277,13 +153,13 @@ def _json_enum(value: Any, names: Any, where: str) -> int:
         try:
             number: int = names.Value(value)
         except ValueError:
-            raise _bad(where, f"is not a known value: {shown(value)}") from None
+            raise invalid_otlp(where, f"is not a known value: {shown(value)}") from None
         return number
     return _json_int(value, where)
 
 
 def _json_value(value: Any, depth: int = 0) -> Any:
-    if not isinstance(value, Mapping) or depth > _MAX_DEPTH:
+    if not isinstance(value, Mapping) or depth > MAX_DEPTH:
         return None
     for key in ("stringValue", "string_value"):
         if key in value:
@@ -330,11 +206,11 @@ def _json_attrs(items: Any, where: str, depth: int = 0) -> dict[str, Any]:
     if items is None:
         return {}
     if not isinstance(items, list):
-        raise _bad(where, "must be an array of {key, value}")
+        raise invalid_otlp(where, "must be an array of {key, value}")
     out: dict[str, Any] = {}
     for index, item in enumerate(items):
         if not isinstance(item, Mapping) or not isinstance(item.get("key"), str):
-            raise _bad(f"{where}.{index}.key", "must be a string")
+            raise invalid_otlp(f"{where}.{index}.key", "must be a string")
         out[item["key"]] = _json_value(item.get("value"), depth)
     return out
 
@@ -362,7 +238,7 @@ def decode_json(body: bytes) -> Export:
         resource_spans = _object(raw_rs, r_where)
         raw_resource = _object(resource_spans.get("resource") or {}, f"{r_where}.resource")
         attrs = _json_attrs(raw_resource.get("attributes"), f"{r_where}.resource.attributes")
-        resource = Resource(*_service(attrs))
+        resource = Resource(*service_of(attrs))
         for s_index, raw_ss in enumerate(
             _list(resource_spans, "scopeSpans", "scope_spans", r_where)
         ):
