@@ -156,28 +156,55 @@ async def test_an_export_left_in_the_journal_is_stored_at_the_next_start(
     restarted.close()
 
 
-async def test_a_failed_store_is_logged_counted_and_stored_at_the_next_start(
+async def test_a_store_that_fails_once_is_tried_again_and_reads_wait_for_it(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The store of an answered export fails: the failure is logged and counted, its
-    spans stop counting as pending, the entry stays in the journal, and the next start
-    stores it."""
+    """The store of an answered export fails once (a full disk that clears): it is
+    logged and tried again, and a read that waits for it sees every span."""
     path = tmp_path / "prefactor.db"
     storage = CountingStorage(path)
     app = create_app(_settings(path), storage=storage)
     journal = app.state.otlp_journal
+    journal.retry_delays = (0.0,)
     trace = record_trace()
     storage.from_write, storage.failing = storage.writes + 2, 1
+    storage.gate.set()
+    async with asyncio.timeout(30), _client(app) as http:
+        with caplog.at_level(logging.WARNING, logger="prefactor_server.api.otlp_journal"):
+            answer = await http.post("/v1/traces", content=otlp_protobuf(trace), headers=PROTOBUF)
+            assert answer.status_code == 200
+            assert await _span_count(http) == len(trace)
+        assert journal.retries == 1
+        assert journal.failures == 0
+        assert "disk full" in caplog.text
+    assert _journal(storage) == []
+    assert app.state.otlp_pending.spans == 0
+    storage.close()
+
+
+async def test_a_store_that_keeps_failing_is_logged_counted_and_stored_at_the_next_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every attempt at storing an answered export fails: it is given up (logged and
+    counted), its spans stop counting as pending, the entry stays in the journal, and
+    the next start stores it."""
+    path = tmp_path / "prefactor.db"
+    storage = CountingStorage(path)
+    app = create_app(_settings(path), storage=storage)
+    journal = app.state.otlp_journal
+    journal.retry_delays = (0.0, 0.0)
+    trace = record_trace()
+    storage.from_write, storage.failing = storage.writes + 2, 3
     async with asyncio.timeout(30), _client(app) as http:
         with caplog.at_level(logging.ERROR, logger="prefactor_server.api.otlp_journal"):
             answer = await http.post("/v1/traces", content=otlp_protobuf(trace), headers=PROTOBUF)
             assert answer.status_code == 200
             await journal.caught_up()
+        assert journal.retries == 2
         assert journal.failures == 1
         assert journal.stored == 0
         assert app.state.otlp_pending.spans == 0
         assert "could not be stored" in caplog.text
-        assert "disk full" in caplog.text
         assert await _span_count(http) == 0
     assert len(_journal(storage)) == 1
     storage.close()
@@ -187,6 +214,40 @@ async def test_a_failed_store_is_logged_counted_and_stored_at_the_next_start(
         assert await _span_count(http) == len(trace)
     assert _journal(again.state.storage) == []
     again.state.storage.close()
+
+
+async def test_a_journal_row_that_cannot_be_decoded_is_dropped_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A row that can never be stored (its body is not an export, or its account is
+    gone) is logged and removed at start; the rows after it are stored, and the server
+    starts."""
+    path = tmp_path / "prefactor.db"
+    trace = record_trace()
+    first = create_app(_settings(path))
+    storage: SqliteStorage = first.state.storage
+    account = first.state.bootstrap.account.id
+    rows = [
+        (account, "application/x-protobuf", b"\xff not protobuf"),
+        (account, "application/json", b'{"resourceSpans": 5}'),
+        ("no-such-account", "application/x-protobuf", otlp_protobuf(trace)),
+        (account, "application/x-protobuf", otlp_protobuf(trace)),
+    ]
+    for owner, media, body in rows:
+        storage.write_sync(
+            lambda session, o=owner, m=media, b=body: cast(JournalSession, session).journal_export(
+                o, m, b, "2026-12-02T00:00:00.000000Z"
+            )
+        )
+    storage.close()
+    with caplog.at_level(logging.ERROR, logger="prefactor_server.api.otlp_journal"):
+        second = create_app(_settings(path))
+    assert caplog.text.count("dropped from the journal") == 3
+    assert "no-such-account" in caplog.text
+    async with asyncio.timeout(30), _client(second) as http:
+        assert await _span_count(http) == len(trace)
+    assert _journal(second.state.storage) == []
+    second.state.storage.close()
 
 
 async def test_a_failed_journal_write_answers_an_error_and_keeps_nothing(

@@ -12,10 +12,13 @@ What a client sees stays as if the answer had waited for the store:
 * **Reads wait for it.** A GET or HEAD request of an account, once authenticated, waits
   until every export of that account answered before it arrived is stored
   (:func:`read_after_exports`), so the API, the viewer and a test reading right after an
-  export see its spans. Other accounts' reads never wait for it.
-* **Nothing is lost.** An entry left in the journal (the process stopped, or storing it
-  failed) is stored at the next start (:func:`replay`) before the server answers anyone.
-  Storing an export twice stores nothing twice, so an entry is applied at least once.
+  export see its spans. A read waits only when its own account has exports not yet
+  stored (which may be queued behind other accounts' exports: one queue, in order).
+* **Nothing is lost.** A failed store is tried again a few times (``RETRY_DELAYS``);
+  an entry left in the journal (the process stopped, or every attempt failed) is stored
+  at the next start (:func:`replay`) before the server answers anyone. Storing an export
+  twice stores nothing twice, so an entry is applied at least once. A row that can never
+  be stored (its body does not decode, its account is gone) is logged and removed.
 * **Back-pressure is unchanged.** Spans journaled but not yet stored count as pending
   (:class:`PendingSpans`); past ``otlp_max_pending_spans`` an export gets 503 and
   ``Retry-After``.
@@ -33,8 +36,10 @@ every row, and storing 512 spans takes many times as long.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
+import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import cast
@@ -122,38 +127,59 @@ def _report(journal_id: int, outcome: Outcome) -> None:
         )
 
 
+# Pauses before storing an export again after its store failed (a locked or full disk
+# may clear); after the last, the export is left in the journal for the next start.
+RETRY_DELAYS = (0.05, 0.2, 1.0, 3.0)
+
+
 class Applier:
     """Stores journaled exports in the order they were answered (see the module
     docstring), on the event loop that answered them.
 
     Attributes:
-        lane: Held while an export is decoded or applied (one at a time).
         pending: The spans counted until stored (shared with the endpoint).
+        retry_delays: Seconds to wait before each new attempt at a failed store.
         stored: Spans stored so far.
         refused: Spans refused while storing (logged).
-        failures: Exports whose store failed (logged; left in the journal for the next
-            start).
+        retries: Failed attempts at storing an export that were tried again (logged).
+        failures: Exports given up (logged): left in the journal for the next start
+            when storing failed every time, removed from it when they cannot be
+            converted at all.
     """
 
     def __init__(self, backend: Storage, schemas: SchemaCache, pending: PendingSpans) -> None:
         self._backend = backend
         self._schemas = schemas
         self.pending = pending
-        self.lane = asyncio.Lock()
+        self.retry_delays: tuple[float, ...] = RETRY_DELAYS
         self.stored = 0
         self.refused = 0
+        self.retries = 0
         self.failures = 0
         self._queue: deque[Entry] = deque()
-        # Per account: exports submitted, and those stored (or failed) since.
+        # Per account: exports submitted, and those stored (or given up) since.
         self._received: dict[str, int] = {}
         self._applied: dict[str, int] = {}
         self._waiters: list[asyncio.Future[None]] = []
+        self._lanes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
+    def lane(self) -> asyncio.Lock:
+        """Held while an export is checked or applied (one at a time), on this event
+        loop (an asyncio lock belongs to the loop that first waited on it)."""
+        loop = asyncio.get_running_loop()
+        lane = self._lanes.get(loop)
+        if lane is None:
+            lane = self._lanes[loop] = asyncio.Lock()
+        return lane
+
+    @property
     def reads_waiting(self) -> int:
-        """Reads waiting for exports to be stored (:class:`ReadsAfterExports`)."""
+        """Reads waiting for exports to be stored (:func:`read_after_exports`)."""
         return len(self._waiters)
 
     def behind(self, account_id: str) -> bool:
@@ -183,15 +209,12 @@ class Applier:
             and (previous is loop or (previous.is_running() and not previous.is_closed()))
         ):
             return
-        if previous is not loop:
-            # An asyncio lock waited on once belongs to that loop.
-            self.lane = asyncio.Lock()
         self._loop = loop
         self._task = loop.create_task(self._run())
 
     async def caught_up(self, account_id: str | None = None) -> None:
         """Return once every export of the account (of every account when None)
-        submitted before this call is stored, or failed to be."""
+        submitted before this call is stored, or given up."""
         if account_id is None:
             for account in list(self._received):
                 await self.caught_up(account)
@@ -203,6 +226,18 @@ class Applier:
             self._waiters.append(waiter)
             await waiter
 
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        here = asyncio.get_running_loop()
+        for waiter in waiters:
+            loop = waiter.get_loop()
+            if waiter.done() or loop.is_closed():
+                continue  # (a waiter of a loop gone waits no more)
+            if loop is here:
+                waiter.set_result(None)
+            else:  # a read on another live loop (thread)
+                loop.call_soon_threadsafe(_resolve, waiter)
+
     async def _run(self) -> None:
         while self._queue:
             # Cancelled in here, the export stays at the head of the queue (above).
@@ -213,33 +248,71 @@ class Applier:
             account_id = done.account.id
             self._applied[account_id] = self._applied.get(account_id, 0) + 1
             del done
-            waiters, self._waiters = self._waiters, []
-            for waiter in waiters:
-                if not waiter.done() and waiter.get_loop() is asyncio.get_running_loop():
-                    waiter.set_result(None)  # (a waiter of a loop gone waits no more)
+            self._wake()
 
     async def _apply(self, entry: Entry) -> None:
-        try:
-            async with self.lane:
-                made: list[list[PreparedTrace]] = []
-                await run_in_threadpool(_prepare_into, entry.export, made)
-                traces = made.pop()
-                job = _StoreJob(entry.journal_id, entry.account, traces, self._schemas)
-                try:
-                    outcome = await self._backend.write(job)
-                finally:
-                    job.traces = []  # the writer thread may keep the job a while
-        except Exception:
-            self.failures += 1
-            logger.exception(
-                "OTLP export %d could not be stored; it stays in the journal and is "
-                "stored at the next start",
-                entry.journal_id,
-            )
+        """Store one export, trying again after a failed store (``retry_delays``)."""
+        for attempt in range(len(self.retry_delays) + 1):
+            if attempt:
+                self.retries += 1
+                await asyncio.sleep(self.retry_delays[attempt - 1])
+            try:
+                async with self.lane:
+                    made: list[list[PreparedTrace]] = []
+                    try:
+                        await run_in_threadpool(_prepare_into, entry.export, made)
+                    except Exception:
+                        # Not a passing trouble: the same body fails the same way.
+                        await self._give_up(entry)
+                        return
+                    job = _StoreJob(entry.journal_id, entry.account, made.pop(), self._schemas)
+                    try:
+                        outcome = await self._backend.write(job)
+                    finally:
+                        job.traces = []  # the writer thread may keep the job a while
+            except Exception:
+                logger.warning(
+                    "OTLP export %d: storing failed (attempt %d of %d)",
+                    entry.journal_id,
+                    attempt + 1,
+                    len(self.retry_delays) + 1,
+                    exc_info=True,
+                )
+                continue
+            self.stored += outcome.stored
+            self.refused += outcome.rejected
+            _report(entry.journal_id, outcome)
             return
-        self.stored += outcome.stored
-        self.refused += outcome.rejected
-        _report(entry.journal_id, outcome)
+        self.failures += 1
+        logger.error(
+            "OTLP export %d could not be stored; it stays in the journal and is stored at "
+            "the next start",
+            entry.journal_id,
+        )
+
+    async def _give_up(self, entry: Entry) -> None:
+        self.failures += 1
+        logger.exception(
+            "OTLP export %d cannot be converted to spans; removed from the journal",
+            entry.journal_id,
+        )
+        with contextlib.suppress(Exception):
+            await self._backend.write(_Drop(entry.journal_id))
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+@dataclass
+class _Drop:
+    """A write that removes one entry from the journal."""
+
+    journal_id: int
+
+    def __call__(self, session: WriteSession) -> None:
+        cast(JournalSession, session).drop_journaled(self.journal_id)
 
 
 def _prepare_into(export: Export | Checked, into: list[list[PreparedTrace]]) -> None:
@@ -261,7 +334,7 @@ async def read_after_exports(request: Request, account: Account) -> None:
         journal is not None
         and journal.behind(account.id)
         and request.method in ("GET", "HEAD")
-        and request.url.path not in _NO_DATA
+        and request.url.path.rstrip("/") not in _NO_DATA
     ):
         await journal.caught_up(account.id)
 
@@ -300,14 +373,15 @@ class _Listing:
 
 
 def _replay_one(backend: Storage, schemas: SchemaCache, entry: Journaled) -> int:
-    account = backend.read_sync(lambda session: session.get_account(entry.account_id))
     try:
+        account = backend.read_sync(lambda session: session.get_account(entry.account_id))
         if account is None:
-            raise ApiError(404, "not_found", f"account {entry.account_id} no longer exists")
+            raise LookupError(f"account {entry.account_id} no longer exists")
         traces = prepare(_decode(entry))
-    except ApiError as exc:
-        logger.error("OTLP export %d dropped from the journal: %s", entry.id, exc.message)
-        backend.write_sync(lambda session: cast(JournalSession, session).drop_journaled(entry.id))
+    except Exception as exc:  # the same row would fail the same way at every start
+        reason = exc.message if isinstance(exc, ApiError) else repr(exc)
+        logger.error("OTLP export %d dropped from the journal: %s", entry.id, reason)
+        backend.write_sync(_Drop(entry.id))
         return 0
     try:
         outcome = backend.write_sync(_StoreJob(entry.id, account, traces, schemas))
