@@ -140,6 +140,32 @@ def test_the_engine_reads_a_records_lane_span_parent_and_weight_as_its_payload_s
     assert batch.texts == [render_bulk_item(_plain(op))]
 
 
+@pytest.mark.parametrize("name", list(CASES), ids=list(CASES))
+def test_a_lane_in_flight_stops_at_a_record_whose_parents_create_is_in_flight(
+    name: str,
+) -> None:
+    """``take_batch`` reads a record's parent itself (not through ``independent``): with
+    a batch of the lane in flight it takes a record only while its parent's create is
+    not in that flight, and stops at the first whose parent's is."""
+    op = _taken(**_case(name))
+    payload = _plain(op).payload
+    lane, parent = payload["instance_id"], payload.get("parent_span_id")
+    free = _taken(span_id="free", instance=lane, finish=None)
+    flights = InFlight()
+    flights.lanes = {lane: 1}
+    flights.creates = {parent} if parent is not None else {"someone else"}
+    lanes = {lane: deque([free, op, _taken(span_id="after", instance=lane)])}
+    batch = take_batch(lanes, flights, set(), max_items=10, max_bytes=10**6)
+    assert batch is not None
+    taken = [o.payload["span_id"] for o in batch.ops]
+    if parent is None:
+        assert taken == ["free", payload["span_id"], "after"]
+    else:
+        assert taken == ["free"]
+        assert lanes[lane][0] is op
+    assert flights.independent(op) is (parent is None)
+
+
 def test_a_records_finish_that_came_later_merges_by_its_span_id() -> None:
     """A create taken open (no finish yet) meets its finish in the lane: the batch
     merges them, finding the create by the span id in its record."""

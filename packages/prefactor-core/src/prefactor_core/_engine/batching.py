@@ -351,6 +351,7 @@ def _take(
         if not real or lane_id in flights.barriers or lane_id in skip:
             continue
         flying = flights.lanes.get(lane_id, 0)
+        flown = flights.creates
         # Take twice the room: a create and its finish usually merge into one item.
         limit = 2 * room
         taken: list[Operation] = []
@@ -362,8 +363,14 @@ def _take(
             if position and not position % SCAN_STEP:
                 yield
             kind = head.type
-            if flying and not flights.independent(head):
-                break
+            if flying:
+                # ``InFlight.independent``, without a call for a create's record.
+                record = head.record if head.__class__ is Rendered else None
+                if record is None:
+                    if not flights.independent(head):
+                        break
+                elif record[PARENT] is not None and record[PARENT] in flown:
+                    break
             if bulk_types is not None and kind not in bulk_types:
                 break
             taken.append(head)
