@@ -338,3 +338,35 @@ async def test_an_export_whose_event_loop_stopped_mid_store_is_stored_by_the_nex
     assert _journal(storage) == []
     assert app.state.otlp_pending.spans == 0
     storage.close()
+
+
+async def test_a_read_on_another_event_loop_is_woken_when_the_export_is_stored(
+    tmp_path: Path,
+) -> None:
+    """A read served by another event loop (an embedder's thread) waits for an export
+    this loop answered, and is woken when this loop stores it."""
+    path = tmp_path / "prefactor.db"
+    storage = CountingStorage(path)
+    app = create_app(_settings(path), storage=storage)
+    journal = app.state.otlp_journal
+    trace = record_trace()
+    storage.from_write = storage.writes + 2  # the journal write passes, the store waits
+
+    def read_elsewhere() -> int:
+        async def main() -> int:
+            async with _client(app) as http:
+                return await _span_count(http)
+
+        return asyncio.run(main())
+
+    async with asyncio.timeout(30), _client(app) as http:
+        answer = await http.post("/v1/traces", content=otlp_protobuf(trace), headers=PROTOBUF)
+        assert answer.status_code == 200
+        await storage.gated.wait()
+        reading = asyncio.ensure_future(asyncio.to_thread(read_elsewhere))
+        # Yields to the event loop (no timed wait) until the other loop's read is parked.
+        while not journal.reads_waiting:  # noqa: ASYNC110
+            await asyncio.sleep(0)
+        storage.gate.set()
+        assert await reading == len(trace)
+    storage.close()

@@ -258,10 +258,10 @@ async def export_traces(request: Request, account: CurrentAccount) -> Response:
             "content-encoding: must be gzip, deflate or identity",
             {"content-encoding": ["must be gzip, deflate or identity"]},
         )
-    pending = _pending(request)
     journal: Applier | None = getattr(request.app.state, "otlp_journal", None)
     if journal is not None:
         return await _journaled(request, account, media, body, journal)
+    pending = _pending(request)
     admitted = _Admitted()
     try:
         # Not abandoned when the request is cancelled (anyio waits for the thread), so
@@ -298,12 +298,10 @@ def _overloaded() -> Response:
 @dataclass
 class _Checked:
     """What :func:`_check_and_admit` did: the checked export (protobuf: parsed and its ids
-    checked, converted later by the applier; OTLP/JSON: decoded), its refused spans, and
-    how many spans were admitted as pending (None: refused, too many pending)."""
+    checked, converted later by the applier; OTLP/JSON: decoded), and how many spans were
+    admitted as pending (None: refused, too many pending)."""
 
     export: Export | Checked = field(default_factory=Export)
-    rejected: int = 0
-    errors: list[str] = field(default_factory=list)
     counted: int | None = None
 
 
@@ -312,16 +310,9 @@ def _check_and_admit(
 ) -> None:
     """Check the body and admit its spans (in a worker thread): only what the answer
     needs, so the exporter waits for less (``otlp_journal.py``)."""
-    if media == _PROTOBUF:
-        checked = check_protobuf(body)
-        into.export, count = checked, checked.span_count
-        into.rejected, into.errors = checked.rejected, checked.errors
-    else:
-        export = decode_json(body)
-        into.export, count = export, export.span_count
-        into.rejected, into.errors = export.rejected, export.errors
-    if pending.admit(count, limit):
-        into.counted = count
+    into.export = export = check_protobuf(body) if media == _PROTOBUF else decode_json(body)
+    if pending.admit(export.span_count, limit):
+        into.counted = export.span_count
 
 
 async def _journaled(
@@ -363,4 +354,4 @@ async def _journaled(
     finally:
         if not handed_over:
             journal.pending.release(checked.counted or 0)
-    return _answer(media, checked.rejected, checked.errors)
+    return _answer(media, checked.export.rejected, checked.export.errors)

@@ -1,8 +1,9 @@
 """OTLP exports answered once journaled, their spans stored right after.
 
 On a backend that keeps the OTLP journal (``storage/journal.py``; SQLite),
-``POST /v1/traces`` decodes an export (so refused spans are still reported in the
-answer), commits its body to the journal, and answers: the export is durable from then
+``POST /v1/traces`` checks an export (a protobuf one is parsed and its ids checked, so
+refused spans are still reported in the answer), commits its body to the journal, and
+answers: the export is durable from then
 on. The :class:`Applier` then maps and stores its spans, one export at a time in the
 order they were answered, and removes the journal entry in the same transaction. The
 exporter encodes its next export meanwhile instead of waiting for the store.
@@ -27,7 +28,7 @@ What the answer cannot carry any more: spans refused while storing (a trace whos
 instance id belongs to a run that is not OTel's). Those are logged and counted
 (:attr:`Applier.refused`); spans refused while decoding are still in the answer.
 
-One lane: decoding an export and applying one never run at the same time
+One lane: checking an export and applying one never run at the same time
 (:attr:`Applier.lane`). Both are Python on threads of one interpreter; side by side, the
 writer (which releases the GIL at each row it inserts) waits for the other thread at
 every row, and storing 512 spans takes many times as long.
@@ -375,6 +376,10 @@ class _Listing:
 def _replay_one(backend: Storage, schemas: SchemaCache, entry: Journaled) -> int:
     try:
         account = backend.read_sync(lambda session: session.get_account(entry.account_id))
+    except Exception:  # a read that failed may succeed next time: the row stays
+        logger.exception("OTLP export %d could not be stored; it stays in the journal", entry.id)
+        return 0
+    try:
         if account is None:
             raise LookupError(f"account {entry.account_id} no longer exists")
         traces = prepare(_decode(entry))
